@@ -1,0 +1,1 @@
+"""The RUL inference service: FastAPI + ONNX Runtime. Never imports torch."""

@@ -1,0 +1,149 @@
+"""The FastAPI application: `create_app(settings)` builds it; a lifespan loads every model
+once, warms it up and only then reports ready. Routes stay a few lines each; the work is in
+`service.predictor`, which runs off the event loop."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from service.predictor import Predictor, WindowError, load_models
+from service.schemas import (
+    ModelList,
+    ModelSummary,
+    PredictRequest,
+    PredictResponse,
+    Readiness,
+    card_summary,
+)
+from service.settings import Settings
+
+logger = logging.getLogger("service.app")
+router = APIRouter()
+
+
+def _models(request: Request) -> dict[str, Predictor]:
+    return request.app.state.models
+
+
+def _predictor(model: str, request: Request) -> Predictor:
+    models = _models(request)
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none loaded"
+        raise HTTPException(404, f"model {model!r} not found; known models: {known}")
+    return models[model]
+
+
+def _default_predictor(request: Request) -> Predictor:
+    name = request.app.state.default_model
+    if name is None or name not in _models(request):
+        reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
+        raise HTTPException(503, f"default model {name!r} is not available: {reason}")
+    return _models(request)[name]
+
+
+Models = Annotated[dict[str, Predictor], Depends(_models)]
+NamedPredictor = Annotated[Predictor, Depends(_predictor)]
+DefaultPredictor = Annotated[Predictor, Depends(_default_predictor)]
+
+
+def _summary(predictor: Predictor) -> ModelSummary:
+    return card_summary(predictor.card.model_dump(), predictor.provider)
+
+
+async def _predict(predictor: Predictor, body: PredictRequest) -> PredictResponse:
+    windows = [(w.id, w.readings) for w in body.windows]
+    try:
+        predictions = await run_in_threadpool(predictor.predict, windows)
+    except WindowError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return PredictResponse.model_validate(
+        {"model": predictor.card.name, "model_version": predictor.card.version,
+         "predictions": [vars(p) for p in predictions]}
+    )
+
+
+@router.get("/health/live", tags=["health"])
+async def live() -> dict[str, str]:
+    """The process is up (says nothing about the models)."""
+    return {"status": "live"}
+
+
+@router.get("/health/ready", tags=["health"], response_model=Readiness,
+            responses={503: {"description": "a model is missing or failed to load; detail says why"}})
+async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
+    """200 once every model is loaded and warmed up; names the execution provider in use."""
+    errors: dict[str, str] = request.app.state.load_errors
+    if errors or not models:
+        reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
+        return JSONResponse({"detail": f"not ready: {reasons}"}, status_code=503)
+    providers = {name: p.provider for name, p in models.items()}
+    distinct = set(providers.values())
+    return Readiness(status="ready", execution_provider=distinct.pop() if len(distinct) == 1 else "mixed",
+                     models=providers)
+
+
+@router.get("/v1/models", tags=["models"])
+async def list_models(request: Request, models: Models) -> ModelList:
+    """Every served model's card with the execution provider in use, and models that failed."""
+    return ModelList(default_model=request.app.state.default_model,
+                     models=[_summary(models[name]) for name in sorted(models)],
+                     unavailable=request.app.state.load_errors)
+
+
+@router.get("/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}})
+async def get_model(predictor: NamedPredictor) -> ModelSummary:
+    """One model's card with the execution provider in use."""
+    return _summary(predictor)
+
+
+@router.post("/v1/models/{model}/predict", tags=["predict"],
+             responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}})
+async def predict(body: PredictRequest, predictor: NamedPredictor) -> PredictResponse:
+    """RUL, interval and health state for each window, with the named model."""
+    return await _predict(predictor, body)
+
+
+@router.post("/v1/predict", tags=["predict"],
+             responses={422: {"description": "a window is invalid"}, 503: {"description": "no default model"}})
+async def predict_default(body: PredictRequest, predictor: DefaultPredictor) -> PredictResponse:
+    """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
+    return await _predict(predictor, body)
+
+
+def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
+    if configured:
+        return configured
+    if "fd001" in models:
+        return "fd001"
+    return min(models) if models else None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        models, errors = await run_in_threadpool(
+            load_models, settings.models_dir, settings.providers, settings.intra_op_threads
+        )
+        app.state.models, app.state.load_errors = models, errors
+        app.state.default_model = _choose_default(settings.default_model, models)
+        logger.info("serving %s (default %s); not loaded: %s", sorted(models),
+                    app.state.default_model, errors or "none")
+        yield
+
+    app = FastAPI(
+        title="RUL service",
+        summary="Remaining useful life and health state of turbofan engines from sensor windows",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.models, app.state.load_errors, app.state.default_model = {}, {}, None
+    app.include_router(router)
+    return app

@@ -1,0 +1,177 @@
+"""The ONNX Runtime predictor: validates raw sensor windows against a model card, pads or
+trims them to the model's window, runs the graph and shapes the answer. Knows nothing of
+FastAPI; `load_models` loads a whole models directory.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from service.model_card import ModelCard
+from service.providers import create_session
+from service.settings import ProviderChoice
+
+logger = logging.getLogger("service.predictor")
+
+
+class WindowError(ValueError):
+    """A window the model cannot take; the message names the window and the problem."""
+
+    def __init__(self, index: int, window_id: str | None, problem: str):
+        label = f"window {index}" + (f" (id {window_id!r})" if window_id is not None else "")
+        super().__init__(f"{label}: {problem}")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that cannot be served: missing, altered, unreadable or wrong shape."""
+
+
+@dataclass
+class Prediction:
+    id: str | None
+    rul: float
+    rul_lower: float | None
+    rul_upper: float | None
+    health_state: str
+    health_probabilities: dict[str, float]
+    cycles_used: int
+    padded: bool
+
+
+def _column_problem(readings: Any, features: list[str]) -> str | None:
+    """The first cycle whose width differs from the card's input features, described."""
+    for cycle, row in enumerate(readings):
+        if len(row) != len(features):
+            return (f"cycle {cycle} has {len(row)} columns; expected {len(features)}: "
+                    f"{features[0]} ... {features[-1]} (3 operational settings, then sensors 1-21)")
+    return None
+
+
+class Predictor:
+    """One loaded model: its card, its ONNX Runtime session and the provider actually used."""
+
+    def __init__(self, card: ModelCard, session: ort.InferenceSession):
+        self.card = card
+        self.session = session
+        self.provider: str = session.get_providers()[0]
+        self.window_length = card.window_length
+        self.n_columns = len(card.input_features)
+        self.output_names = [o.name for o in session.get_outputs()]
+        self._check_signature()
+
+    @classmethod
+    def load(cls, onnx_path: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0) -> "Predictor":
+        """Load `<name>.onnx` after checking it against the sha256 in `<name>.json`."""
+        card_path = onnx_path.with_suffix(".json")
+        if not card_path.exists():
+            raise ModelLoadError(f"{onnx_path.name} has no model card {card_path.name}")
+        try:
+            card = ModelCard.model_validate_json(card_path.read_bytes())
+        except ValueError as exc:
+            raise ModelLoadError(f"model card {card_path.name} is invalid: {exc}") from exc
+        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        if digest != card.sha256:
+            raise ModelLoadError(
+                f"{onnx_path.name} has sha256 {digest} but its card says {card.sha256}: the file "
+                "was altered or the card belongs to another export; refusing to load it"
+            )
+        return cls(card, create_session(onnx_path, providers, intra_op_threads))
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != self.card.input_name:
+            raise ModelLoadError(
+                f"model {self.card.name} must have one input {self.card.input_name!r}; "
+                f"it has {[i.name for i in inputs]}"
+            )
+        missing = {"rul", "health_probs"} - set(self.output_names)
+        if missing:
+            raise ModelLoadError(f"model {self.card.name} lacks outputs {sorted(missing)}")
+
+    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool]:
+        """Validate one window -> (readings (W, C) float32, cycles used, padded?)."""
+        if len(readings) == 0:
+            raise WindowError(index, window_id, "readings are empty; send at least "
+                              f"{self.card.padding.min_cycles} cycles of {self.n_columns} values")
+        problem = _column_problem(readings, self.card.input_features)
+        if problem:
+            raise WindowError(index, window_id, problem)
+        array = np.asarray(readings, dtype=np.float32)  # (T, C)
+        bad = np.argwhere(~np.isfinite(array))
+        if len(bad):
+            cycle, column = (int(v) for v in bad[0])
+            raise WindowError(index, window_id, f"cycle {cycle}, column {column} "
+                              f"({self.card.input_features[column]}) is {array[cycle, column]}; "
+                              f"every reading must be a finite number ({len(bad)} such values)")
+        n_cycles = len(array)
+        if n_cycles < self.card.padding.min_cycles:
+            raise WindowError(index, window_id, f"has {n_cycles} cycles; model {self.card.name} "
+                              f"needs at least {self.card.padding.min_cycles} (windows shorter than "
+                              f"{self.window_length} are padded)")
+        window = array[-self.window_length :]
+        padded = n_cycles < self.window_length
+        if padded:  # card rule 'edge': repeat the first cycle at the front
+            window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), mode="edge")
+        return window, min(n_cycles, self.window_length), padded
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, W, C) float32 -> (rul (B,), health_probs (B, 3)). Blocking: call off the event loop."""
+        rul, probs = self.session.run(["rul", "health_probs"], {self.card.input_name: batch})
+        return rul, probs
+
+    def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
+        """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
+        prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
+        rul, probs = self.run(np.stack([p[0] for p in prepared]))
+        half = self.card.interval.half_width if self.card.interval else None
+        states = self.card.health_states
+        return [
+            Prediction(
+                id=wid,
+                rul=float(r),
+                rul_lower=None if half is None else max(float(r) - half, 0.0),
+                rul_upper=None if half is None else float(r) + half,
+                health_state=states[int(np.argmax(p))],
+                health_probabilities={s: float(v) for s, v in zip(states, p, strict=True)},
+                cycles_used=cycles,
+                padded=padded,
+            )
+            for (wid, _), (_, cycles, padded), r, p in zip(windows, prepared, rul, probs, strict=True)
+        ]
+
+    def warm_up(self) -> None:
+        """One run at batch 1 and one at a larger batch, so the first request pays no setup."""
+        for batch in (1, 64):
+            self.run(np.zeros((batch, self.window_length, self.n_columns), dtype=np.float32))
+
+
+def load_models(
+    models_dir: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0
+) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """Load and warm up every `<name>.onnx` in `models_dir`.
+
+    Returns (models by name, load errors by name): one bad model never stops the others.
+    """
+    models: dict[str, Predictor] = {}
+    errors: dict[str, str] = {}
+    if not models_dir.is_dir():
+        return models, {"*": f"models directory {models_dir} does not exist"}
+    for onnx_path in sorted(models_dir.glob("*.onnx")):
+        name = onnx_path.stem
+        try:
+            predictor = Predictor.load(onnx_path, providers, intra_op_threads)
+            predictor.warm_up()
+        except Exception as exc:  # any failure is reported for this model; the others still load
+            logger.error("model %s not loaded: %s", name, exc)
+            errors[name] = str(exc)
+            continue
+        models[name] = predictor
+        logger.info("model %s %s loaded on %s", name, predictor.card.version, predictor.provider)
+    if not models and not errors:
+        errors["*"] = f"no <name>.onnx files in {models_dir}"
+    return models, errors

@@ -1,0 +1,55 @@
+"""Evaluation metrics of the C-MAPSS protocol: RMSE, the PHM08 score, health accuracy and
+macro-F1, and interval coverage."""
+
+import numpy as np
+
+
+def rmse(predicted: np.ndarray, true: np.ndarray) -> float:
+    d = np.asarray(predicted, dtype=np.float64) - np.asarray(true, dtype=np.float64)
+    return float(np.sqrt(np.mean(d**2)))
+
+
+def phm08_score(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Saxena et al. (2008): sum of exp(-d/13) - 1 for early (d < 0), exp(d/10) - 1 for late
+    predictions, d = predicted - true. Late predictions cost more."""
+    d = np.asarray(predicted, dtype=np.float64) - np.asarray(true, dtype=np.float64)
+    return float(np.sum(np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)))
+
+
+def accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
+    return float(np.mean(np.asarray(predicted) == np.asarray(true)))
+
+
+def macro_f1(predicted: np.ndarray, true: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean of per-class F1 over the classes that occur in `true` or `predicted`
+    (a class absent from both is skipped rather than counted as 0 or 1)."""
+    predicted, true = np.asarray(predicted), np.asarray(true)
+    scores = []
+    for k in range(n_classes):
+        tp = np.sum((predicted == k) & (true == k))
+        fp = np.sum((predicted == k) & (true != k))
+        fn = np.sum((predicted != k) & (true == k))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
+    """Split-conformal half-width: the ceil((n + 1) * coverage)-th smallest |residual|.
+
+    With exchangeable calibration and test errors, [pred - q, pred + q] covers the truth
+    with probability >= coverage (Lei et al., "Distribution-free predictive inference for
+    regression", JASA 2018).
+    """
+    scores = np.sort(np.abs(np.asarray(residuals, dtype=np.float64)))
+    n = len(scores)
+    if n == 0:
+        raise ValueError("conformal calibration needs at least one residual")
+    rank = int(np.ceil((n + 1) * coverage))
+    return float(scores[min(rank, n) - 1])
+
+
+def interval_coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    true = np.asarray(true)
+    return float(np.mean((true >= np.asarray(lower)) & (true <= np.asarray(upper))))

@@ -1,0 +1,101 @@
+"""Preprocessing that lives inside the exported graph: operating-condition assignment,
+sensor selection and per-condition z-score normalisation.
+
+Statistics are fitted on training units only (never validation or test) with numpy, then
+frozen into a `Preprocessor` module as buffers, so the ONNX file maps raw readings to model
+inputs exactly as training did.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SETTING_NAMES
+from training.data import Unit
+
+MIN_STD = 1e-4  # a feature that is constant within a condition is left centred, not blown up
+
+
+@dataclass
+class PreprocessingStats:
+    """Everything the graph needs; plain lists so it goes into checkpoints and cards as is."""
+
+    feature_names: list[str]  # selected input features, in model-input order
+    feature_index: list[int]  # their columns in the 24-column raw readings
+    settings_scale: list[float]  # (3,) divides the settings before the nearest-centroid search
+    centroids: list[list[float]]  # (K, 3) operating conditions in scaled-settings space
+    mean: list[list[float]]  # (K, F) per-condition feature means
+    std: list[list[float]]  # (K, F) per-condition feature standard deviations
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _kmeans(points: np.ndarray, k: int, iterations: int = 50) -> np.ndarray:
+    """Deterministic k-means (farthest-point start, Lloyd updates) -> (k, D) centroids."""
+    centroids = [points.mean(axis=0)] if k == 1 else [points[0]]
+    while len(centroids) < k:
+        dist = np.min([((points - c) ** 2).sum(axis=1) for c in centroids], axis=0)
+        centroids.append(points[int(np.argmax(dist))])
+    c = np.array(centroids)
+    for _ in range(iterations):
+        assign = np.argmin(((points[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        c = np.array([points[assign == j].mean(axis=0) for j in range(k)])
+    return c
+
+
+def assign_conditions(settings: np.ndarray, stats: PreprocessingStats) -> np.ndarray:
+    """(N, 3) raw settings -> (N,) index of the nearest operating-condition centroid."""
+    scaled = settings / np.asarray(stats.settings_scale)
+    centroids = np.asarray(stats.centroids)
+    return np.argmin(((scaled[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+
+
+def fit_preprocessing(
+    units: list[Unit], n_conditions: int, sensors: tuple[str, ...] = INFORMATIVE_SENSORS
+) -> PreprocessingStats:
+    """Fit condition centroids and per-condition statistics on `units` (training units only)."""
+    rows = np.concatenate([u.readings for u in units]).astype(np.float64)  # (N, 24)
+    settings = rows[:, : len(SETTING_NAMES)]
+    settings_scale = np.maximum(settings.std(axis=0), MIN_STD)
+    centroids = _kmeans(settings / settings_scale, n_conditions)
+    feature_index = [INPUT_FEATURES.index(s) for s in sensors]
+    stats = PreprocessingStats(
+        feature_names=list(sensors),
+        feature_index=feature_index,
+        settings_scale=settings_scale.tolist(),
+        centroids=centroids.tolist(),
+        mean=[],
+        std=[],
+    )
+    condition = assign_conditions(settings, stats)
+    features = rows[:, feature_index]
+    for k in range(n_conditions):
+        in_k = features[condition == k]
+        if len(in_k) == 0:
+            raise ValueError(f"operating condition {k} has no training rows; lower n_conditions")
+        stats.mean.append(in_k.mean(axis=0).tolist())
+        stats.std.append(np.maximum(in_k.std(axis=0), MIN_STD).tolist())
+    return stats
+
+
+class Preprocessor(nn.Module):
+    """Raw readings (B, W, 24) -> normalised selected features (B, W, F), ONNX-exportable."""
+
+    def __init__(self, stats: PreprocessingStats):
+        super().__init__()
+        self.n_settings = len(SETTING_NAMES)
+        self.register_buffer("feature_index", torch.tensor(stats.feature_index, dtype=torch.long))
+        self.register_buffer("settings_scale", torch.tensor(stats.settings_scale))
+        self.register_buffer("centroids", torch.tensor(stats.centroids))  # (K, 3)
+        self.register_buffer("mean", torch.tensor(stats.mean))  # (K, F)
+        self.register_buffer("std", torch.tensor(stats.std))  # (K, F)
+
+    def forward(self, readings: torch.Tensor) -> torch.Tensor:
+        settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
+        dist = ((settings.unsqueeze(-2) - self.centroids) ** 2).sum(-1)  # (B, W, K)
+        condition = dist.argmin(dim=-1)  # (B, W)
+        features = readings.index_select(-1, self.feature_index)  # (B, W, F)
+        return (features - self.mean[condition]) / self.std[condition]  # (B, W, F)

@@ -1,0 +1,157 @@
+"""Train the dual-task RUL model on one C-MAPSS subset and write a self-describing checkpoint.
+
+    rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
+
+Reads top to bottom: config, data, preprocessing, model, loop with early stopping on the
+validation units, conformal calibration on the same validation units, checkpoint.
+Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`).
+"""
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from training.checkpoint import RawReadingsModel, save_checkpoint
+from training.config_cli import add_dataclass_flags, dataclass_from_flags
+from training.constants import (
+    CRITICAL_MAX_RUL,
+    DEFAULT_WINDOW_LENGTHS,
+    DEGRADING_MAX_RUL,
+    N_OPERATING_CONDITIONS,
+    RUL_CAP,
+)
+from training.data import load_subset
+from training.evaluate import torch_predict_fn
+from training.labels import health_labels
+from training.metrics import conformal_half_width, rmse
+from training.model import DualTaskModel, ModelConfig
+from training.preprocessing import Preprocessor, fit_preprocessing
+from training.windows import split_by_unit, stack_windows
+
+
+@dataclass
+class TrainConfig:
+    subset: str = "FD001"  # FD001 | FD002 | FD003 | FD004
+    data_dir: str = ""  # C-MAPSS directory; empty: $CMAPSS_DIR, else data/cmapss
+    out: str = "runs/model.pt"  # checkpoint path
+    window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
+    val_fraction: float = 0.2  # share of whole training units held out for model selection
+    seed: int = 0  # seeds the unit split, initialisation and batch order
+    epochs: int = 60  # maximum epochs
+    patience: int = 12  # stop after this many epochs without a better validation RMSE
+    batch_size: int = 256  # windows per optimisation step
+    lr: float = 2e-3  # peak AdamW learning rate (cosine decay to lr / 20)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    rul_weight: float = 0.5  # fixed weight of the RUL loss (MSE on rul / rul_cap)
+    health_weight: float = 0.5  # fixed weight of the health loss (cross-entropy)
+    interval_coverage: float = 0.9  # nominal coverage of the split-conformal RUL interval
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+
+def train(config: TrainConfig, model_config: ModelConfig) -> dict:
+    """Run one training and return the checkpoint facts (also written to config.out)."""
+    started = time.time()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
+
+    # Data: whole units split into training and validation; test units are not touched here.
+    subset = load_subset(config.subset, config.data_dir or None)
+    train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.seed)
+    x_train, y_train = stack_windows(train_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
+    x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)
+    h_train = health_labels(y_train)
+
+    # Preprocessing statistics come from the training units only.
+    stats = fit_preprocessing(train_units, N_OPERATING_CONDITIONS[config.subset])
+    model_config.n_features = len(stats.feature_names)
+    model = DualTaskModel(model_config)
+    full = RawReadingsModel(Preprocessor(stats), model)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr / 20)
+    xt, yt, ht = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(h_train)
+    generator = torch.Generator().manual_seed(config.seed)
+    predict = torch_predict_fn(full)
+
+    best_rmse, best_state, best_epoch, history, stale = float("inf"), None, -1, [], 0
+    progress = tqdm(range(config.epochs), desc=f"{config.subset} seed {config.seed}", unit="epoch")
+    for epoch in progress:
+        full.train()
+        order = torch.randperm(len(xt), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            rul, logits = model(full.preprocessor(xt[idx]))
+            rul_loss = nn.functional.mse_loss(rul / RUL_CAP, yt[idx] / RUL_CAP)
+            health_loss = nn.functional.cross_entropy(logits, ht[idx])
+            loss = config.rul_weight * rul_loss + config.health_weight * health_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            total += loss.item() * len(idx)
+        scheduler.step()
+
+        val_rmse = rmse(predict(x_val)[0], y_val)
+        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse})
+        progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
+        if val_rmse < best_rmse:
+            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    full.eval()
+
+    # Split-conformal interval calibrated on the validation windows (capped targets).
+    val_pred = predict(x_val)[0]
+    half_width = conformal_half_width(val_pred - y_val, config.interval_coverage)
+    thresholds = {"critical_max": CRITICAL_MAX_RUL, "degrading_max": DEGRADING_MAX_RUL}
+    facts = {
+        "train_config": asdict(config),
+        "window_length": window_length,
+        "rul_cap": RUL_CAP,
+        "health_thresholds": thresholds,
+        "preprocessing": stats.to_dict(),
+        "interval": {"method": "split-conformal", "nominal_coverage": config.interval_coverage,
+                     "half_width": half_width, "calibrated_on": "validation windows"},
+        "metrics": {
+            "validation": {
+                "rmse_all_windows_capped": best_rmse,
+                "best_epoch": best_epoch,
+            }
+        },
+        "split": {"train_units": [u.unit_id for u in train_units],
+                  "validation_units": [u.unit_id for u in val_units]},
+        "history": history,
+        "training_seconds": round(time.time() - started, 1),
+    }
+    save_checkpoint(config.out, model, facts)
+    return facts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_flags(parser, TrainConfig)
+    add_dataclass_flags(parser, ModelConfig)
+    args = parser.parse_args(argv)
+    config = dataclass_from_flags(TrainConfig, args)
+    config.subset = config.subset.upper()
+    facts = train(config, dataclass_from_flags(ModelConfig, args))
+    print(json.dumps({"checkpoint": config.out, "metrics": facts["metrics"],
+                      "interval": facts["interval"], "training_seconds": facts["training_seconds"]},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()

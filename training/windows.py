@@ -1,0 +1,67 @@
+"""Sliding windows over unit histories, front padding, and the split by whole units."""
+
+import numpy as np
+
+from training.constants import PADDING_RULE
+from training.data import Unit
+from training.labels import rul_per_cycle
+
+
+def pad_front(readings: np.ndarray, window_length: int, rule: str = PADDING_RULE) -> np.ndarray:
+    """(T, C) with T < window_length -> (window_length, C), repeating the first cycle."""
+    missing = window_length - len(readings)
+    if missing <= 0:
+        return readings
+    if rule != "edge":
+        raise ValueError(f"unknown padding rule {rule!r}; only 'edge' is implemented")
+    return np.pad(readings, ((missing, 0), (0, 0)), mode="edge")
+
+
+def last_window(readings: np.ndarray, window_length: int) -> np.ndarray:
+    """The last `window_length` cycles of (T, C), front-padded when T is shorter."""
+    return pad_front(readings[-window_length:], window_length)
+
+
+def unit_windows(unit: Unit, window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every window ending at each cycle from `window_length` on, with its RUL target.
+
+    Returns readings (N, W, C) and RUL (N,). A unit shorter than the window gives one
+    front-padded window ending at its last cycle, so no unit is ever dropped.
+    """
+    readings = unit.readings
+    rul = rul_per_cycle(len(readings), unit.final_rul, cap)
+    if len(readings) < window_length:
+        return last_window(readings, window_length)[None], rul[-1:]
+    # (N, C, W) view -> (N, W, C): N = T - W + 1 windows, the i-th ending at cycle i + W - 1
+    windows = np.lib.stride_tricks.sliding_window_view(readings, window_length, axis=0)
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)), rul[window_length - 1 :]
+
+
+def stack_windows(
+    units: list[Unit], window_length: int, cap: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of many units concatenated: (N, W, C) readings and (N,) RUL."""
+    parts = [unit_windows(u, window_length, cap) for u in units]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def last_windows(units: list[Unit], window_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's last window (N, W, C) and its true, uncapped RUL (N,): the test protocol."""
+    readings = np.stack([last_window(u.readings, window_length) for u in units])
+    return readings, np.array([u.final_rul for u in units], dtype=np.float32)
+
+
+def split_by_unit(
+    units: list[Unit], val_fraction: float, seed: int
+) -> tuple[list[Unit], list[Unit]]:
+    """Shuffle whole units with `seed` and hold out `val_fraction` of them (at least one)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
+    if len(units) < 2:
+        raise ValueError(f"need at least 2 units to split; got {len(units)}")
+    order = np.random.default_rng(seed).permutation(len(units))
+    n_val = min(len(units) - 1, max(1, round(val_fraction * len(units))))
+    val_idx = set(order[:n_val].tolist())
+    train = [u for i, u in enumerate(units) if i not in val_idx]
+    val = [u for i, u in enumerate(units) if i in val_idx]
+    return train, val
