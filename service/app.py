@@ -62,8 +62,11 @@ async def _predict(predictor: Predictor, body: PredictRequest) -> PredictRespons
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
     return PredictResponse.model_validate(
-        {"model": predictor.card.name, "model_version": predictor.card.version,
-         "predictions": [vars(p) for p in predictions]}
+        {
+            "model": predictor.card.name,
+            "model_version": predictor.card.version,
+            "predictions": [vars(p) for p in predictions],
+        }
     )
 
 
@@ -73,43 +76,65 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@router.get("/health/ready", tags=["health"], response_model=Readiness,
-            responses={503: {"description": "a model is missing or failed to load; detail says why"}})
+@router.get(
+    "/health/ready",
+    tags=["health"],
+    response_model=Readiness,
+    responses={503: {"description": "a model is missing or failed to load; detail says why"}},
+)
 async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
     """200 once every model is loaded and warmed up; names the execution provider in use."""
     errors: dict[str, str] = request.app.state.load_errors
     if errors or not models:
-        reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
+        reasons = (
+            "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
+        )
         return JSONResponse({"detail": f"not ready: {reasons}"}, status_code=503)
     providers = {name: p.provider for name, p in models.items()}
     distinct = set(providers.values())
-    return Readiness(status="ready", execution_provider=distinct.pop() if len(distinct) == 1 else "mixed",
-                     models=providers)
+    return Readiness(
+        status="ready",
+        execution_provider=distinct.pop() if len(distinct) == 1 else "mixed",
+        models=providers,
+    )
 
 
 @router.get("/v1/models", tags=["models"])
 async def list_models(request: Request, models: Models) -> ModelList:
     """Every served model's card with the execution provider in use, and models that failed."""
-    return ModelList(default_model=request.app.state.default_model,
-                     models=[_summary(models[name]) for name in sorted(models)],
-                     unavailable=request.app.state.load_errors)
+    return ModelList(
+        default_model=request.app.state.default_model,
+        models=[_summary(models[name]) for name in sorted(models)],
+        unavailable=request.app.state.load_errors,
+    )
 
 
-@router.get("/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}})
+@router.get(
+    "/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}}
+)
 async def get_model(predictor: NamedPredictor) -> ModelSummary:
     """One model's card with the execution provider in use."""
     return _summary(predictor)
 
 
-@router.post("/v1/models/{model}/predict", tags=["predict"],
-             responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}})
+@router.post(
+    "/v1/models/{model}/predict",
+    tags=["predict"],
+    responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}},
+)
 async def predict(body: PredictRequest, predictor: NamedPredictor) -> PredictResponse:
     """RUL, interval and health state for each window, with the named model."""
     return await _predict(predictor, body)
 
 
-@router.post("/v1/predict", tags=["predict"],
-             responses={422: {"description": "a window is invalid"}, 503: {"description": "no default model"}})
+@router.post(
+    "/v1/predict",
+    tags=["predict"],
+    responses={
+        422: {"description": "a window is invalid"},
+        503: {"description": "no default model"},
+    },
+)
 async def predict_default(body: PredictRequest, predictor: DefaultPredictor) -> PredictResponse:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
     return await _predict(predictor, body)
@@ -133,8 +158,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.models, app.state.load_errors = models, errors
         app.state.default_model = _choose_default(settings.default_model, models)
-        logger.info("serving %s (default %s); not loaded: %s", sorted(models),
-                    app.state.default_model, errors or "none")
+        logger.info(
+            "serving %s (default %s); not loaded: %s",
+            sorted(models),
+            app.state.default_model,
+            errors or "none",
+        )
         yield
 
     app = FastAPI(

@@ -15,19 +15,29 @@ from service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", help="bind address (RUL_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (RUL_PORT, default 8000)")
-    parser.add_argument("--models-dir", help="directory of <name>.onnx + <name>.json (RUL_MODELS_DIR, default models)")
-    parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"],
-                        help="execution provider (RUL_PROVIDERS, default auto)")
+    parser.add_argument(
+        "--models-dir",
+        help="directory of <name>.onnx + <name>.json (RUL_MODELS_DIR, default models)",
+    )
+    parser.add_argument(
+        "--providers",
+        choices=["auto", "cuda", "tensorrt", "cpu"],
+        help="execution provider (RUL_PROVIDERS, default auto)",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def _column_problem(readings: Any, features: list[str]) -> str | None:
     """The first cycle whose width differs from the card's input features, described."""
     for cycle, row in enumerate(readings):
         if len(row) != len(features):
-            return (f"cycle {cycle} has {len(row)} columns; expected {len(features)}: "
-                    f"{features[0]} ... {features[-1]} (3 operational settings, then sensors 1-21)")
+            return (
+                f"cycle {cycle} has {len(row)} columns; expected {len(features)}: "
+                f"{features[0]} ... {features[-1]} (3 operational settings, then sensors 1-21)"
+            )
     return None
 
 
@@ -65,7 +67,9 @@ class Predictor:
         self._check_signature()
 
     @classmethod
-    def load(cls, onnx_path: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0) -> "Predictor":
+    def load(
+        cls, onnx_path: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0
+    ) -> "Predictor":
         """Load `<name>.onnx` after checking it against the sha256 in `<name>.json`."""
         card_path = onnx_path.with_suffix(".json")
         if not card_path.exists():
@@ -93,11 +97,17 @@ class Predictor:
         if missing:
             raise ModelLoadError(f"model {self.card.name} lacks outputs {sorted(missing)}")
 
-    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool]:
+    def prepare(
+        self, index: int, window_id: str | None, readings: Any
+    ) -> tuple[np.ndarray, int, bool]:
         """Validate one window -> (readings (W, C) float32, cycles used, padded?)."""
         if len(readings) == 0:
-            raise WindowError(index, window_id, "readings are empty; send at least "
-                              f"{self.card.padding.min_cycles} cycles of {self.n_columns} values")
+            raise WindowError(
+                index,
+                window_id,
+                "readings are empty; send at least "
+                f"{self.card.padding.min_cycles} cycles of {self.n_columns} values",
+            )
         problem = _column_problem(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
@@ -105,14 +115,22 @@ class Predictor:
         bad = np.argwhere(~np.isfinite(array))
         if len(bad):
             cycle, column = (int(v) for v in bad[0])
-            raise WindowError(index, window_id, f"cycle {cycle}, column {column} "
-                              f"({self.card.input_features[column]}) is {array[cycle, column]}; "
-                              f"every reading must be a finite number ({len(bad)} such values)")
+            raise WindowError(
+                index,
+                window_id,
+                f"cycle {cycle}, column {column} "
+                f"({self.card.input_features[column]}) is {array[cycle, column]}; "
+                f"every reading must be a finite number ({len(bad)} such values)",
+            )
         n_cycles = len(array)
         if n_cycles < self.card.padding.min_cycles:
-            raise WindowError(index, window_id, f"has {n_cycles} cycles; model {self.card.name} "
-                              f"needs at least {self.card.padding.min_cycles} (windows shorter than "
-                              f"{self.window_length} are padded)")
+            raise WindowError(
+                index,
+                window_id,
+                f"has {n_cycles} cycles; model {self.card.name} "
+                f"needs at least {self.card.padding.min_cycles} (windows shorter than "
+                f"{self.window_length} are padded)",
+            )
         window = array[-self.window_length :]
         padded = n_cycles < self.window_length
         if padded:  # card rule 'edge': repeat the first cycle at the front
@@ -120,7 +138,8 @@ class Predictor:
         return window, min(n_cycles, self.window_length), padded
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, W, C) float32 -> (rul (B,), health_probs (B, 3)). Blocking: call off the event loop."""
+        """(B, W, C) float32 -> (rul (B,), health_probs (B, 3)). Blocking: keep it off the
+        event loop."""
         rul, probs = self.session.run(["rul", "health_probs"], {self.card.input_name: batch})
         return rul, probs
 
@@ -141,7 +160,9 @@ class Predictor:
                 cycles_used=cycles,
                 padded=padded,
             )
-            for (wid, _), (_, cycles, padded), r, p in zip(windows, prepared, rul, probs, strict=True)
+            for (wid, _), (_, cycles, padded), r, p in zip(
+                windows, prepared, rul, probs, strict=True
+            )
         ]
 
     def warm_up(self) -> None:

@@ -46,7 +46,9 @@ def _preload_cuda_libraries() -> None:
         _preloaded = True
 
 
-def create_session(path: Path, choice: ProviderChoice, intra_op_threads: int = 0) -> ort.InferenceSession:
+def create_session(
+    path: Path, choice: ProviderChoice, intra_op_threads: int = 0
+) -> ort.InferenceSession:
     """An InferenceSession on the provider `choice` asks for; raises ProviderUnavailable when
     'cuda' or 'tensorrt' was asked for and is not the active provider."""
     wanted = [p for p in REQUESTED[choice] if p in ort.get_available_providers()] or [CPU]
@@ -63,12 +65,14 @@ def create_session(path: Path, choice: ProviderChoice, intra_op_threads: int = 0
         raise ProviderUnavailable(
             f"RUL_PROVIDERS={choice} needs {required}, but ONNX Runtime activated {active} "
             f"(available: {', '.join(ort.get_available_providers())}). Install CUDA 13 and cuDNN 9 "
-            "(or run on a GPU host with the NVIDIA container toolkit), or set RUL_PROVIDERS=auto|cpu."
+            "(or run on a GPU host with the NVIDIA container toolkit), "
+            "or set RUL_PROVIDERS=auto|cpu."
         )
     if choice == "auto" and active == CPU and CUDA in ort.get_available_providers():
         logger.warning(
             "CUDA EXECUTION PROVIDER NOT ACTIVE for %s: CUDA 13 / cuDNN 9 could not be loaded, "
             "running on %s. Set RUL_PROVIDERS=cuda to refuse to start without a GPU.",
-            path.name, active,
+            path.name,
+            active,
         )
     return session

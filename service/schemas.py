@@ -13,7 +13,9 @@ EXAMPLE_REQUEST = json.loads(
 
 
 class Window(BaseModel):
-    id: str | None = Field(default=None, max_length=200, description="your label for the window, echoed back")
+    id: str | None = Field(
+        default=None, max_length=200, description="your label for the window, echoed back"
+    )
     readings: list[list[float]] = Field(
         description="cycles oldest first; per cycle 24 numbers: setting_1..3 then s_1..s_21 "
         "(C-MAPSS column order, raw units)"
@@ -21,9 +23,7 @@ class Window(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [EXAMPLE_REQUEST]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     windows: list[Window] = Field(min_length=1)
 
@@ -36,7 +36,9 @@ class Prediction(BaseModel):
     health_state: str = Field(description="normal | degrading | critical")
     health_probabilities: dict[str, float]
     cycles_used: int = Field(description="cycles of the window the model read")
-    padded: bool = Field(description="true when the window was shorter than the model's and was padded")
+    padded: bool = Field(
+        description="true when the window was shorter than the model's and was padded"
+    )
 
 
 class PredictResponse(BaseModel):

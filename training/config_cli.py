@@ -15,11 +15,20 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         flags = sorted({f"--{field.name.replace('_', '-')}", f"--{field.name}"})
         kind = field.type if isinstance(field.type, type) else type(field.default)
         if kind is bool:
-            group.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=field.default)
+            group.add_argument(
+                *flags,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=field.default,
+            )
         else:
-            group.add_argument(*flags, dest=field.name, type=kind, default=field.default,
-                               metavar=kind.__name__.upper())
+            group.add_argument(
+                *flags,
+                dest=field.name,
+                type=kind,
+                default=field.default,
+                metavar=kind.__name__.upper(),
+            )
 
 
 def dataclass_from_flags(cls: type[T], args: argparse.Namespace) -> T:

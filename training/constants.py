@@ -19,8 +19,20 @@ FILE_COLUMNS = ("unit", "cycle") + INPUT_FEATURES  # 26
 # models since Li, Ding & Sun, "Remaining useful life estimation in prognostics using deep
 # convolution neural networks", Reliability Engineering & System Safety 172 (2018).
 INFORMATIVE_SENSORS = (
-    "s_2", "s_3", "s_4", "s_7", "s_8", "s_9", "s_11",
-    "s_12", "s_13", "s_14", "s_15", "s_17", "s_20", "s_21",
+    "s_2",
+    "s_3",
+    "s_4",
+    "s_7",
+    "s_8",
+    "s_9",
+    "s_11",
+    "s_12",
+    "s_13",
+    "s_14",
+    "s_15",
+    "s_17",
+    "s_20",
+    "s_21",
 )
 
 # Operating conditions per subset (the C-MAPSS data README): FD002/FD004 fly six regimes,

@@ -78,7 +78,9 @@ def load_subset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Su
     if name not in SUBSETS:
         raise ValueError(f"unknown subset {name!r}; expected one of {', '.join(SUBSETS)}")
     root = resolve_data_dir(data_dir)
-    train = [Unit(u, r, 0.0) for u, r in split_units(_load_table(_open_text(root, f"train_{name}")))]
+    train = [
+        Unit(u, r, 0.0) for u, r in split_units(_load_table(_open_text(root, f"train_{name}")))
+    ]
     test_units = split_units(_load_table(_open_text(root, f"test_{name}")))
     rul_path = _open_text(root, f"RUL_{name}")
     opener = gzip.open if rul_path.suffix == ".gz" else open

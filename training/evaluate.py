@@ -78,9 +78,13 @@ def evaluate_checkpoint(checkpoint_path: str, data_dir: str | None) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rul-train")
-    parser.add_argument("--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)")
+    parser.add_argument(
+        "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
+    )
     args = parser.parse_args(argv)
     metrics = evaluate_checkpoint(args.checkpoint, args.data_dir)
     print(json.dumps({"checkpoint": args.checkpoint, "test": metrics}, indent=2))

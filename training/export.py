@@ -70,8 +70,10 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
         "max_abs_diff_rul": float(np.max(np.abs(t_rul - o_rul))),
         "max_abs_diff_health_probs": float(np.max(np.abs(t_probs - o_probs))),
     }
-    if (parity["max_abs_diff_rul"] > PARITY_TOLERANCE_RUL
-            or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS):
+    if (
+        parity["max_abs_diff_rul"] > PARITY_TOLERANCE_RUL
+        or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS
+    ):
         raise RuntimeError(
             f"ONNX parity check failed: {parity}; tolerances {PARITY_TOLERANCE_RUL} cycles "
             f"and {PARITY_TOLERANCE_PROBS} probability"
@@ -94,7 +96,9 @@ def write_metadata(path: Path, card: dict[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def export(checkpoint_path: str, name: str, version: str, out_dir: str, data_dir: str | None) -> dict:
+def export(
+    checkpoint_path: str, name: str, version: str, out_dir: str, data_dir: str | None
+) -> dict:
     model, checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint["train_config"]
     window_length = checkpoint["window_length"]
@@ -123,27 +127,43 @@ def export(checkpoint_path: str, name: str, version: str, out_dir: str, data_dir
         "window_length": window_length,
         "input_name": "readings",
         "input_features": list(INPUT_FEATURES),
-        "outputs": {"rul": "cycles, >= 0, shape [batch]",
-                    "health_probs": "probabilities of health_states, shape [batch, 3]"},
+        "outputs": {
+            "rul": "cycles, >= 0, shape [batch]",
+            "health_probs": "probabilities of health_states, shape [batch, 3]",
+        },
         "health_states": list(HEALTH_STATES),
         "health_thresholds": checkpoint["health_thresholds"],
         "rul_cap": checkpoint["rul_cap"],
-        "padding": {"rule": PADDING_RULE, "min_cycles": MIN_CYCLES,
-                    "description": "windows shorter than window_length are padded at the front "
-                                   "by repeating their first cycle; fewer than min_cycles is refused"},
-        "interval": {**checkpoint["interval"], "test_coverage": test_metrics.get("interval_coverage"),
-                     "test_mean_width": test_metrics.get("interval_mean_width")},
+        "padding": {
+            "rule": PADDING_RULE,
+            "min_cycles": MIN_CYCLES,
+            "description": "windows shorter than window_length are padded at the front "
+            "by repeating their first cycle; fewer than min_cycles is refused",
+        },
+        "interval": {
+            **checkpoint["interval"],
+            "test_coverage": test_metrics.get("interval_coverage"),
+            "test_mean_width": test_metrics.get("interval_mean_width"),
+        },
         "metrics": {
-            "test": {**test_metrics, "protocol": "last window of each test unit vs the uncapped "
-                                                 f"true RUL of RUL_{config['subset']}.txt"},
+            "test": {
+                **test_metrics,
+                "protocol": "last window of each test unit vs the uncapped "
+                f"true RUL of RUL_{config['subset']}.txt",
+            },
             "validation": checkpoint["metrics"]["validation"],
         },
-        "preprocessing": {"sensors": checkpoint["preprocessing"]["feature_names"],
-                          "operating_conditions": len(checkpoint["preprocessing"]["centroids"]),
-                          "normalisation": "z-score per operating condition, training units only"},
-        "training": {"config": config, "model_config": checkpoint["model_config"],
-                     "training_seconds": checkpoint["training_seconds"],
-                     "torch_version": torch.__version__},
+        "preprocessing": {
+            "sensors": checkpoint["preprocessing"]["feature_names"],
+            "operating_conditions": len(checkpoint["preprocessing"]["centroids"]),
+            "normalisation": "z-score per operating condition, training units only",
+        },
+        "training": {
+            "config": config,
+            "model_config": checkpoint["model_config"],
+            "training_seconds": checkpoint["training_seconds"],
+            "torch_version": torch.__version__,
+        },
         "parity": parity,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -154,17 +174,37 @@ def export(checkpoint_path: str, name: str, version: str, out_dir: str, data_dir
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rul-train")
-    parser.add_argument("--name", required=True, help="model name, e.g. fd001 (file stem and URL name)")
-    parser.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"),
-                        help="model version for the card (default: today, YYYY.MM.DD)")
-    parser.add_argument("--out-dir", default="models", help="where to write <name>.onnx and <name>.json")
-    parser.add_argument("--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)")
+    parser.add_argument(
+        "--name", required=True, help="model name, e.g. fd001 (file stem and URL name)"
+    )
+    parser.add_argument(
+        "--version",
+        default=datetime.now(UTC).strftime("%Y.%m.%d"),
+        help="model version for the card (default: today, YYYY.MM.DD)",
+    )
+    parser.add_argument(
+        "--out-dir", default="models", help="where to write <name>.onnx and <name>.json"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
+    )
     args = parser.parse_args(argv)
     card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir)
-    print(json.dumps({"onnx": str(Path(args.out_dir) / f"{args.name}.onnx"), "sha256": card["sha256"],
-                      "parity": card["parity"], "test": card["metrics"]["test"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "onnx": str(Path(args.out_dir) / f"{args.name}.onnx"),
+                "sha256": card["sha256"],
+                "parity": card["parity"],
+                "test": card["metrics"]["test"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

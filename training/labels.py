@@ -21,7 +21,7 @@ def health_labels(
     critical_max: float = CRITICAL_MAX_RUL,
     degrading_max: float = DEGRADING_MAX_RUL,
 ) -> np.ndarray:
-    """Class index per RUL value: 0 normal (> degrading_max), 1 degrading, 2 critical (<= critical_max)."""
+    """Per RUL value: 0 normal (> degrading_max), 1 degrading, 2 critical (<= critical_max)."""
     rul = np.asarray(rul)
     labels = np.zeros(rul.shape, dtype=np.int64)
     labels[rul <= degrading_max] = 1

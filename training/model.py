@@ -37,7 +37,9 @@ class AttentionPool(nn.Module):
 
 
 def _head(dim: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out)
+    )
 
 
 class DualTaskModel(nn.Module):
@@ -47,18 +49,27 @@ class DualTaskModel(nn.Module):
         super().__init__()
         self.config = config
         self.conv = nn.Sequential(
-            nn.Conv1d(config.n_features, config.conv_channels, config.conv_kernel,
-                      padding=config.conv_kernel // 2),
+            nn.Conv1d(
+                config.n_features,
+                config.conv_channels,
+                config.conv_kernel,
+                padding=config.conv_kernel // 2,
+            ),
             nn.ReLU(),
         )
         self.lstm = nn.LSTM(
-            config.conv_channels, config.lstm_hidden, num_layers=config.lstm_layers,
-            batch_first=True, bidirectional=True,
+            config.conv_channels,
+            config.lstm_hidden,
+            num_layers=config.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
         )
         backbone_dim = 2 * config.lstm_hidden
         self.attention = AttentionPool(backbone_dim, config.attention_dim)
         self.rul_head = _head(backbone_dim, config.head_hidden, 1, config.dropout)
-        self.health_head = _head(backbone_dim, config.head_hidden, len(HEALTH_STATES), config.dropout)
+        self.health_head = _head(
+            backbone_dim, config.head_hidden, len(HEALTH_STATES), config.dropout
+        )
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, W, F) -> (B, W, conv_channels)

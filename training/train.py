@@ -13,7 +13,6 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -45,12 +44,12 @@ class TrainConfig:
     val_fraction: float = 0.2  # share of whole training units held out for model selection
     seed: int = 0  # seeds the unit split, initialisation and batch order
     epochs: int = 60  # maximum epochs
-    patience: int = 12  # stop after this many epochs without a better validation RMSE
+    patience: int = 20  # stop after this many epochs without a better validation RMSE
     batch_size: int = 256  # windows per optimisation step
-    lr: float = 2e-3  # peak AdamW learning rate (cosine decay to lr / 20)
+    lr: float = 1e-3  # peak AdamW learning rate (cosine decay to lr / 20)
     weight_decay: float = 1e-4  # AdamW weight decay
-    rul_weight: float = 0.5  # fixed weight of the RUL loss (MSE on rul / rul_cap)
-    health_weight: float = 0.5  # fixed weight of the health loss (cross-entropy)
+    rul_weight: float = 0.7  # fixed weight of the RUL loss (MSE on rul / rul_cap)
+    health_weight: float = 0.3  # fixed weight of the health loss (cross-entropy)
     interval_coverage: float = 0.9  # nominal coverage of the split-conformal RUL interval
     threads: int = 0  # torch CPU threads; 0: torch's default
 
@@ -76,8 +75,12 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     model = DualTaskModel(model_config)
     full = RawReadingsModel(Preprocessor(stats), model)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr / 20)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, config.epochs, eta_min=config.lr / 20
+    )
     xt, yt, ht = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(h_train)
     generator = torch.Generator().manual_seed(config.seed)
     predict = torch_predict_fn(full)
@@ -105,7 +108,12 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse})
         progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
         if val_rmse < best_rmse:
-            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(model.state_dict()), epoch, 0
+            best_rmse, best_state, best_epoch, stale = (
+                val_rmse,
+                copy.deepcopy(model.state_dict()),
+                epoch,
+                0,
+            )
         else:
             stale += 1
             if stale >= config.patience:
@@ -123,16 +131,22 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         "rul_cap": RUL_CAP,
         "health_thresholds": thresholds,
         "preprocessing": stats.to_dict(),
-        "interval": {"method": "split-conformal", "nominal_coverage": config.interval_coverage,
-                     "half_width": half_width, "calibrated_on": "validation windows"},
+        "interval": {
+            "method": "split-conformal",
+            "nominal_coverage": config.interval_coverage,
+            "half_width": half_width,
+            "calibrated_on": "validation windows",
+        },
         "metrics": {
             "validation": {
                 "rmse_all_windows_capped": best_rmse,
                 "best_epoch": best_epoch,
             }
         },
-        "split": {"train_units": [u.unit_id for u in train_units],
-                  "validation_units": [u.unit_id for u in val_units]},
+        "split": {
+            "train_units": [u.unit_id for u in train_units],
+            "validation_units": [u.unit_id for u in val_units],
+        },
         "history": history,
         "training_seconds": round(time.time() - started, 1),
     }
@@ -141,16 +155,26 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_dataclass_flags(parser, TrainConfig)
     add_dataclass_flags(parser, ModelConfig)
     args = parser.parse_args(argv)
     config = dataclass_from_flags(TrainConfig, args)
     config.subset = config.subset.upper()
     facts = train(config, dataclass_from_flags(ModelConfig, args))
-    print(json.dumps({"checkpoint": config.out, "metrics": facts["metrics"],
-                      "interval": facts["interval"], "training_seconds": facts["training_seconds"]},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint": config.out,
+                "metrics": facts["metrics"],
+                "interval": facts["interval"],
+                "training_seconds": facts["training_seconds"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ def last_window(readings: np.ndarray, window_length: int) -> np.ndarray:
     return pad_front(readings[-window_length:], window_length)
 
 
-def unit_windows(unit: Unit, window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
+def unit_windows(
+    unit: Unit, window_length: int, cap: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Every window ending at each cycle from `window_length` on, with its RUL target.
 
     Returns readings (N, W, C) and RUL (N,). A unit shorter than the window gives one

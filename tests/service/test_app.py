@@ -1,0 +1,192 @@
+"""Every v1 endpoint through FastAPI's TestClient: status codes and exact fields."""
+
+import copy
+import json
+
+import onnxruntime as ort
+import pytest
+
+from service.providers import CUDA
+from service.schemas import EXAMPLE_REQUEST
+from tests.conftest import MODELS_DIR
+from tests.service.conftest import make_client
+
+CARD = json.loads((MODELS_DIR / "fd001.json").read_text())
+
+
+def test_live_is_ok(client):
+    response = client.get("/health/live")
+    assert response.status_code == 200 and response.json() == {"status": "live"}
+
+
+def test_ready_names_execution_provider(client):
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "execution_provider": "CPUExecutionProvider",
+        "models": {"fd001": "CPUExecutionProvider"},
+    }
+
+
+def test_models_lists_cards_with_provider(client):
+    body = client.get("/v1/models").json()
+    assert body["default_model"] == "fd001" and body["unavailable"] == {}
+    assert [m["name"] for m in body["models"]] == ["fd001"]
+    assert body["models"][0] == {**CARD, "execution_provider": "CPUExecutionProvider"}
+
+
+def test_model_card_by_name(client):
+    response = client.get("/v1/models/fd001")
+    assert response.status_code == 200
+    assert response.json() == {**CARD, "execution_provider": "CPUExecutionProvider"}
+
+
+def test_unknown_model_is_404_listing_known_names(client):
+    for response in (
+        client.get("/v1/models/fd009"),
+        client.post("/v1/models/fd009/predict", json=EXAMPLE_REQUEST),
+    ):
+        assert response.status_code == 404
+        assert response.json() == {"detail": "model 'fd009' not found; known models: fd001"}
+
+
+def test_predict_example_returns_rul_interval_and_health(client):
+    response = client.post("/v1/models/fd001/predict", json=EXAMPLE_REQUEST)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "fd001" and body["model_version"] == CARD["version"]
+    assert [p["id"] for p in body["predictions"]] == ["fd001-test-unit-1", "fd001-test-unit-34"]
+    first, second = body["predictions"]
+    assert set(first) == {
+        "id",
+        "rul",
+        "rul_lower",
+        "rul_upper",
+        "health_state",
+        "health_probabilities",
+        "cycles_used",
+        "padded",
+    }
+    assert list(first["health_probabilities"]) == ["normal", "degrading", "critical"]
+    assert sum(first["health_probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert first["rul_lower"] <= first["rul"] <= first["rul_upper"]
+    assert first["cycles_used"] == 30 and first["padded"] is False
+    # true RULs are 112 and 7: the model must tell a healthy engine from a failing one
+    assert first["health_state"] == "normal" and second["health_state"] == "critical"
+    assert first["rul"] > 80 and second["rul"] < 30
+
+
+def test_default_predict_uses_default_model(client):
+    named = client.post("/v1/models/fd001/predict", json=EXAMPLE_REQUEST).json()
+    default = client.post("/v1/predict", json=EXAMPLE_REQUEST)
+    assert default.status_code == 200 and default.json() == named
+
+
+def test_short_window_is_padded_in_response(client):
+    short = {
+        "windows": [{"id": "short", "readings": EXAMPLE_REQUEST["windows"][0]["readings"][-15:]}]
+    }
+    (pred,) = client.post("/v1/predict", json=short).json()["predictions"]
+    assert pred["padded"] is True and pred["cycles_used"] == 15
+
+
+def _with_readings(readings):
+    body = copy.deepcopy(EXAMPLE_REQUEST)
+    body["windows"][1]["readings"] = readings
+    return body
+
+
+@pytest.mark.parametrize(
+    ("readings", "detail"),
+    [
+        (
+            [[0.0] * 22] * 30,
+            "window 1 (id 'fd001-test-unit-34'): cycle 0 has 22 columns; expected 24: "
+            "setting_1 ... s_21 (3 operational settings, then sensors 1-21)",
+        ),
+        (
+            [[0.0] * 24] * 4,
+            "window 1 (id 'fd001-test-unit-34'): has 4 cycles; model fd001 needs at "
+            "least 10 (windows shorter than 30 are padded)",
+        ),
+        (
+            [],
+            "window 1 (id 'fd001-test-unit-34'): readings are empty; "
+            "send at least 10 cycles of 24 values",
+        ),
+    ],
+)
+def test_invalid_window_is_422_naming_window_and_problem(client, readings, detail):
+    response = client.post("/v1/models/fd001/predict", json=_with_readings(readings))
+    assert response.status_code == 422 and response.json() == {"detail": detail}
+
+
+def test_nan_literal_in_json_is_422(client):
+    readings = [[0.0] * 24 for _ in range(30)]
+    readings[2][5] = float("nan")
+    text = json.dumps(_with_readings(readings))  # Python writes the NaN literal
+    response = client.post(
+        "/v1/predict", content=text, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "window 1 (id 'fd001-test-unit-34'): cycle 2, column 5 (s_3) "
+        "is nan; every reading must be a finite number (1 such values)"
+    }
+
+
+def test_nan_written_as_string_is_422(client):
+    body = _with_readings([["Infinity"] + [0.0] * 23] * 30)
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "window 1 (id 'fd001-test-unit-34'): cycle 0, column 0 (setting_1) is inf; every reading "
+        "must be a finite number (30 such values)"
+    )
+
+
+def test_empty_window_list_and_wrong_types_are_422(client):
+    assert client.post("/v1/predict", json={"windows": []}).status_code == 422
+    response = client.post("/v1/predict", json={"windows": [{"readings": [["a"] * 24]}]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "windows", 0, "readings", 0, 0]
+
+
+def test_no_models_means_not_ready_with_reason(tmp_path):
+    with make_client(tmp_path) as c:
+        response = c.get("/health/ready")
+        assert response.status_code == 503
+        assert response.json() == {"detail": f"not ready: *: no <name>.onnx files in {tmp_path}"}
+        assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 503
+
+
+def test_bad_model_is_reported_and_not_ready_while_others_serve(models_copy):
+    (models_copy / "fd002.onnx").write_bytes(b"garbage")
+    with make_client(models_copy) as c:
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("not ready: fd002: fd002.onnx has no model card")
+        assert c.post("/v1/models/fd001/predict", json=EXAMPLE_REQUEST).status_code == 200
+        assert list(c.get("/v1/models").json()["unavailable"]) == ["fd002"]
+
+
+def _cuda_really_works() -> bool:
+    if CUDA not in ort.get_available_providers():
+        return False
+    session = ort.InferenceSession(str(MODELS_DIR / "fd001.onnx"), providers=[CUDA])
+    return session.get_providers()[0] == CUDA
+
+
+def test_cuda_requested_without_cuda_is_not_ready_with_reason(models_copy):
+    if _cuda_really_works():
+        pytest.skip("this host has a working CUDA provider")
+    with make_client(models_copy, providers="cuda") as c:
+        response = c.get("/health/ready")
+        assert response.status_code == 503
+        detail = response.json()["detail"]
+        assert detail.startswith(
+            "not ready: fd001: RUL_PROVIDERS=cuda needs CUDAExecutionProvider, "
+            "but ONNX Runtime activated CPUExecutionProvider"
+        )
+        assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 503

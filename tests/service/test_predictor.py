@@ -1,0 +1,113 @@
+"""The predictor alone: no FastAPI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from service.predictor import ModelLoadError, Predictor, WindowError, load_models
+from service.schemas import EXAMPLE_REQUEST
+from tests.conftest import MODELS_DIR
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(MODELS_DIR / "fd001.onnx", providers="cpu")
+
+
+@pytest.fixture(scope="module")
+def window() -> np.ndarray:
+    return np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (30, 24)
+
+
+def test_predict_equals_direct_session_run(predictor, window):
+    (pred,) = predictor.predict([("w", window.tolist())])
+    rul, probs = predictor.session.run(["rul", "health_probs"], {"readings": window[None]})
+    assert pred.rul == float(rul[0])
+    assert list(pred.health_probabilities.values()) == [float(p) for p in probs[0]]
+    assert pred.health_state == ["normal", "degrading", "critical"][int(np.argmax(probs[0]))]
+    assert pred.cycles_used == 30 and pred.padded is False
+
+
+def test_interval_is_rul_plus_minus_card_half_width(predictor, window):
+    (pred,) = predictor.predict([(None, window.tolist())])
+    half = predictor.card.interval.half_width
+    assert pred.rul_upper == pred.rul + half
+    assert pred.rul_lower == max(pred.rul - half, 0.0)
+
+
+def test_longer_window_uses_its_last_window_length_cycles(predictor, window):
+    longer = np.concatenate([np.full((40, 24), 7.0, dtype=np.float32), window])
+    (long_pred,) = predictor.predict([("long", longer.tolist())])
+    (pred,) = predictor.predict([("exact", window.tolist())])
+    assert long_pred.rul == pred.rul and long_pred.cycles_used == 30 and long_pred.padded is False
+
+
+def test_short_window_is_edge_padded_and_says_so(predictor, window):
+    short = window[-12:]
+    padded_by_hand = np.concatenate([np.repeat(short[:1], 18, axis=0), short])
+    (pred,) = predictor.predict([("short", short.tolist())])
+    rul, _ = predictor.run(padded_by_hand[None])
+    assert pred.padded is True and pred.cycles_used == 12
+    assert pred.rul == float(rul[0])
+
+
+@pytest.mark.parametrize(
+    ("readings", "message"),
+    [
+        ([], "window 0 (id 'w'): readings are empty; send at least 10 cycles of 24 values"),
+        (
+            [[1.0] * 24] * 5 + [[1.0] * 22],
+            "window 0 (id 'w'): cycle 5 has 22 columns; expected 24: "
+            "setting_1 ... s_21 (3 operational settings, then sensors 1-21)",
+        ),
+        (
+            [[1.0] * 24] * 9,
+            "window 0 (id 'w'): has 9 cycles; model fd001 needs at least 10 "
+            "(windows shorter than 30 are padded)",
+        ),
+        (
+            [[1.0] * 24] * 3
+            + [[1.0] * 7 + [float("nan")] + [1.0] * 16]
+            + [[float("inf")] * 24] * 10,
+            "window 0 (id 'w'): cycle 3, column 7 (s_5) is nan; "
+            "every reading must be a finite number "
+            "(241 such values)",
+        ),
+    ],
+)
+def test_invalid_window_names_window_and_problem(predictor, readings, message):
+    with pytest.raises(WindowError) as info:
+        predictor.predict([("w", readings)])
+    assert str(info.value) == message
+
+
+def test_error_names_the_index_of_the_bad_window(predictor, window):
+    with pytest.raises(WindowError, match=r"^window 1: cycle 0 has 23 columns"):
+        predictor.predict([(None, window.tolist()), (None, [[0.0] * 23] * 30)])
+
+
+def test_load_refuses_model_whose_sha256_differs_from_card(models_copy):
+    with open(models_copy / "fd001.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(
+        ModelLoadError, match=r"fd001.onnx has sha256 [0-9a-f]{64} but its card says"
+    ):
+        Predictor.load(models_copy / "fd001.onnx", providers="cpu")
+
+
+def test_load_models_reports_bad_model_and_serves_the_others(models_copy):
+    (models_copy / "broken.onnx").write_bytes(b"not onnx")
+    card = json.loads((models_copy / "fd001.json").read_text())
+    (models_copy / "broken.json").write_text(
+        json.dumps({**card, "name": "broken", "sha256": "0" * 64})
+    )
+    models, errors = load_models(models_copy, providers="cpu")
+    assert list(models) == ["fd001"]
+    assert list(errors) == ["broken"] and "card says" in errors["broken"]
+
+
+def test_load_models_missing_card_is_reported(models_copy):
+    (models_copy / "fd001.json").unlink()
+    models, errors = load_models(models_copy, providers="cpu")
+    assert models == {} and errors == {"fd001": "fd001.onnx has no model card fd001.json"}
