@@ -86,9 +86,7 @@ async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
     """200 once every model is loaded and warmed up; names the execution provider in use."""
     errors: dict[str, str] = request.app.state.load_errors
     if errors or not models:
-        reasons = (
-            "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
-        )
+        reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
         return JSONResponse({"detail": f"not ready: {reasons}"}, status_code=503)
     providers = {name: p.provider for name, p in models.items()}
     distinct = set(providers.values())
@@ -109,9 +107,7 @@ async def list_models(request: Request, models: Models) -> ModelList:
     )
 
 
-@router.get(
-    "/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}}
-)
+@router.get("/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}})
 async def get_model(predictor: NamedPredictor) -> ModelSummary:
     """One model's card with the execution provider in use."""
     return _summary(predictor)

@@ -15,11 +15,13 @@ class Padding(BaseModel):
 
 
 class Interval(BaseModel):
+    """How the graph's rul_lower/rul_upper outputs were calibrated (the service reads the
+    bounds from the graph, not from here)."""
+
     model_config = ConfigDict(extra="allow")
 
     method: str
     nominal_coverage: float
-    half_width: float = Field(ge=0)  # rul_lower/upper = rul -/+ half_width (lower clipped at 0)
 
 
 class ModelCard(BaseModel):

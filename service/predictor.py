@@ -17,6 +17,7 @@ from service.providers import create_session
 from service.settings import ProviderChoice
 
 logger = logging.getLogger("service.predictor")
+KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper")
 
 
 class WindowError(ValueError):
@@ -63,7 +64,8 @@ class Predictor:
         self.provider: str = session.get_providers()[0]
         self.window_length = card.window_length
         self.n_columns = len(card.input_features)
-        self.output_names = [o.name for o in session.get_outputs()]
+        # rul and health_probs always; rul_lower and rul_upper when the model has an interval
+        self.output_names = [o.name for o in session.get_outputs() if o.name in KNOWN_OUTPUTS]
         self._check_signature()
 
     @classmethod
@@ -97,9 +99,7 @@ class Predictor:
         if missing:
             raise ModelLoadError(f"model {self.card.name} lacks outputs {sorted(missing)}")
 
-    def prepare(
-        self, index: int, window_id: str | None, readings: Any
-    ) -> tuple[np.ndarray, int, bool]:
+    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool]:
         """Validate one window -> (readings (W, C) float32, cycles used, padded?)."""
         if len(readings) == 0:
             raise WindowError(
@@ -137,32 +137,32 @@ class Predictor:
             window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), mode="edge")
         return window, min(n_cycles, self.window_length), padded
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, W, C) float32 -> (rul (B,), health_probs (B, 3)). Blocking: keep it off the
-        event loop."""
-        rul, probs = self.session.run(["rul", "health_probs"], {self.card.input_name: batch})
-        return rul, probs
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """(B, W, C) float32 -> {"rul": (B,), "health_probs": (B, 3)[, "rul_lower", "rul_upper"]}.
+        Blocking: keep it off the event loop."""
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.card.input_name: batch}),
+                        strict=True))  # fmt: skip
 
     def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
         """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
         prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
-        rul, probs = self.run(np.stack([p[0] for p in prepared]))
-        half = self.card.interval.half_width if self.card.interval else None
+        out = self.run(np.stack([p[0] for p in prepared]))
         states = self.card.health_states
+        has_interval = "rul_lower" in out
         return [
             Prediction(
                 id=wid,
-                rul=float(r),
-                rul_lower=None if half is None else max(float(r) - half, 0.0),
-                rul_upper=None if half is None else float(r) + half,
-                health_state=states[int(np.argmax(p))],
-                health_probabilities={s: float(v) for s, v in zip(states, p, strict=True)},
+                rul=float(out["rul"][i]),
+                rul_lower=float(out["rul_lower"][i]) if has_interval else None,
+                rul_upper=float(out["rul_upper"][i]) if has_interval else None,
+                health_state=states[int(np.argmax(out["health_probs"][i]))],
+                health_probabilities={
+                    s: float(v) for s, v in zip(states, out["health_probs"][i], strict=True)
+                },
                 cycles_used=cycles,
                 padded=padded,
             )
-            for (wid, _), (_, cycles, padded), r, p in zip(
-                windows, prepared, rul, probs, strict=True
-            )
+            for i, ((wid, _), (_, cycles, padded)) in enumerate(zip(windows, prepared, strict=True))
         ]
 
     def warm_up(self) -> None:

@@ -46,9 +46,7 @@ def _preload_cuda_libraries() -> None:
         _preloaded = True
 
 
-def create_session(
-    path: Path, choice: ProviderChoice, intra_op_threads: int = 0
-) -> ort.InferenceSession:
+def create_session(path: Path, choice: ProviderChoice, intra_op_threads: int = 0) -> ort.InferenceSession:
     """An InferenceSession on the provider `choice` asks for; raises ProviderUnavailable when
     'cuda' or 'tensorrt' was asked for and is not the active provider."""
     wanted = [p for p in REQUESTED[choice] if p in ort.get_available_providers()] or [CPU]

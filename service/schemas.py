@@ -7,15 +7,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 # A real request: the last 30 cycles of test_FD001 units 1 (true RUL 112) and 34 (true RUL 7).
-EXAMPLE_REQUEST = json.loads(
-    (resources.files("service") / "examples" / "predict_fd001.json").read_text()
-)
+EXAMPLE_REQUEST = json.loads((resources.files("service") / "examples" / "predict_fd001.json").read_text())
 
 
 class Window(BaseModel):
-    id: str | None = Field(
-        default=None, max_length=200, description="your label for the window, echoed back"
-    )
+    id: str | None = Field(default=None, max_length=200, description="your label for the window, echoed back")
     readings: list[list[float]] = Field(
         description="cycles oldest first; per cycle 24 numbers: setting_1..3 then s_1..s_21 "
         "(C-MAPSS column order, raw units)"
@@ -36,9 +32,7 @@ class Prediction(BaseModel):
     health_state: str = Field(description="normal | degrading | critical")
     health_probabilities: dict[str, float]
     cycles_used: int = Field(description="cycles of the window the model read")
-    padded: bool = Field(
-        description="true when the window was shorter than the model's and was padded"
-    )
+    padded: bool = Field(description="true when the window was shorter than the model's and was padded")
 
 
 class PredictResponse(BaseModel):

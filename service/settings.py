@@ -15,9 +15,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"  # bind address; 0.0.0.0 in the container
     port: int = 8000
     models_dir: Path = Path("models")  # every <name>.onnx with a <name>.json card is served
-    default_model: str = (
-        ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
-    )
+    default_model: str = ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
     providers: ProviderChoice = "auto"  # auto: CUDA when it really loads, else CPU with a warning
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default
     log_level: str = "info"

@@ -81,10 +81,7 @@ def test_dockerfile_runs_rul_serve_on_all_interfaces():
         "RUL_MODELS_DIR": "/app/models",
         "RUL_PROVIDERS": "auto",
     }
-    assert (
-        "USER 10001" in DOCKERFILE
-        and "torch" not in DOCKERFILE.split("pip install")[1].split("\n")[0]
-    )
+    assert "USER 10001" in DOCKERFILE and "torch" not in DOCKERFILE.split("pip install")[1].split("\n")[0]
 
 
 def test_compose_healthcheck_is_the_dockerfile_one_and_reserves_a_gpu():
@@ -97,28 +94,20 @@ def test_compose_healthcheck_is_the_dockerfile_one_and_reserves_a_gpu():
 def test_healthcheck_command_passes_against_running_server(server):
     argv = _healthcheck_argv()
     assert argv[0] == "python3"
-    result = subprocess.run(
-        [sys.executable, *argv[1:]], env=server, capture_output=True, timeout=30
-    )
+    result = subprocess.run([sys.executable, *argv[1:]], env=server, capture_output=True, timeout=30)
     assert result.returncode == 0, result.stderr
 
 
 def test_healthcheck_command_fails_when_nothing_listens():
     env = {**os.environ, "RUL_PORT": str(_free_port())}
-    result = subprocess.run(
-        [sys.executable, *_healthcheck_argv()[1:]], env=env, capture_output=True
-    )
+    result = subprocess.run([sys.executable, *_healthcheck_argv()[1:]], env=env, capture_output=True)
     assert result.returncode != 0
 
 
 def test_readme_curl_example_returns_rul_and_health_state(server):
     readme = (ROOT / "README.md").read_text()
-    command = re.search(
-        r"^(curl -s -X POST http://localhost:8000/v1/predict .*)$", readme, re.M
-    ).group(1)
-    argv = [
-        a.replace("localhost:8000", f"127.0.0.1:{server['RUL_PORT']}") for a in shlex.split(command)
-    ]
+    command = re.search(r"^(curl -s -X POST http://localhost:8000/v1/predict .*)$", readme, re.M).group(1)
+    argv = [a.replace("localhost:8000", f"127.0.0.1:{server['RUL_PORT']}") for a in shlex.split(command)]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=30)
     body = json.loads(result.stdout)
     assert body["model"] == "fd001"

@@ -1,8 +1,8 @@
 """The self-describing checkpoint and the raw-readings model it rebuilds.
 
-`RawReadingsModel` is exactly what gets exported: raw readings (B, W, 24) in, RUL in cycles
-(clamped at 0) and health probabilities out. Evaluation uses the same module, so the numbers
-in a model card are those of the graph that ships.
+`ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in; RUL in cycles
+(clamped at 0), health probabilities and the interval bounds out. Evaluation uses the same
+module, so the numbers in a model card are those of the graph that ships.
 """
 
 from pathlib import Path
@@ -11,14 +11,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import PreprocessingStats, Preprocessor
 
-CHECKPOINT_FORMAT = "rul-checkpoint/1"
+CHECKPOINT_FORMAT = "rul-checkpoint/2"
+# The graph's outputs in order (RawReadingsModel gives the first two).
+OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper")
 
 
 class RawReadingsModel(nn.Module):
-    """(B, W, 24) raw readings -> (rul (B,) >= 0 cycles, health_probs (B, 3))."""
+    """One trained network with its preprocessing:
+    (B, W, 24) raw readings -> rul (B,) >= 0 cycles, health_probs (B, 3)."""
 
     def __init__(self, preprocessor: Preprocessor, model: DualTaskModel):
         super().__init__()
@@ -30,9 +34,25 @@ class RawReadingsModel(nn.Module):
         return torch.clamp(rul, min=0.0), torch.softmax(health_logits, dim=-1)
 
 
+class ServingGraph(nn.Module):
+    """What gets exported: the mean of one or more members' RUL and health probabilities, and
+    the calibrated interval on that mean. (B, W, 24) -> rul, health_probs, rul_lower, rul_upper."""
+
+    def __init__(self, members: list[RawReadingsModel], interval: IntervalHead):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.interval = interval
+
+    def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = [member(readings) for member in self.members]
+        rul = torch.stack([o[0] for o in outputs]).mean(0)  # (B,)
+        probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)
+        return (rul, probs, *self.interval(rul))
+
+
 def save_checkpoint(path: str | Path, model: DualTaskModel, facts: dict[str, Any]) -> None:
-    """`facts` must hold 'preprocessing' (PreprocessingStats as a dict) and describe the run:
-    train_config, window_length, metrics, interval, ..."""
+    """`facts` must hold 'preprocessing' (PreprocessingStats as a dict) and 'interval'
+    (IntervalBands as a dict), and describe the run: train_config, window_length, metrics..."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -54,3 +74,9 @@ def load_checkpoint(path: str | Path) -> tuple[RawReadingsModel, dict[str, Any]]
     model.load_state_dict(checkpoint["state_dict"])
     stats = PreprocessingStats(**checkpoint["preprocessing"])
     return RawReadingsModel(Preprocessor(stats), model).eval(), checkpoint
+
+
+def load_serving_graph(path: str | Path) -> tuple[ServingGraph, dict[str, Any]]:
+    """A single checkpoint as the graph that ships: its network and its calibrated interval."""
+    member, checkpoint = load_checkpoint(path)
+    return ServingGraph([member], IntervalHead(IntervalBands(**checkpoint["interval"]))).eval(), checkpoint

@@ -78,17 +78,13 @@ def load_subset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Su
     if name not in SUBSETS:
         raise ValueError(f"unknown subset {name!r}; expected one of {', '.join(SUBSETS)}")
     root = resolve_data_dir(data_dir)
-    train = [
-        Unit(u, r, 0.0) for u, r in split_units(_load_table(_open_text(root, f"train_{name}")))
-    ]
+    train = [Unit(u, r, 0.0) for u, r in split_units(_load_table(_open_text(root, f"train_{name}")))]
     test_units = split_units(_load_table(_open_text(root, f"test_{name}")))
     rul_path = _open_text(root, f"RUL_{name}")
     opener = gzip.open if rul_path.suffix == ".gz" else open
     with opener(rul_path, "rt") as f:
         true_rul = np.loadtxt(f, dtype=np.float64, ndmin=1)
     if len(true_rul) != len(test_units):
-        raise ValueError(
-            f"{rul_path} has {len(true_rul)} values but test_{name} has {len(test_units)} units"
-        )
+        raise ValueError(f"{rul_path} has {len(true_rul)} values but test_{name} has {len(test_units)} units")
     test = [Unit(u, r, float(rul)) for (u, r), rul in zip(test_units, true_rul, strict=True)]
     return Subset(name, train, test)

@@ -1,80 +1,179 @@
 """Evaluation on the test protocol: each test unit's last window against the uncapped true
-RUL of `RUL_FD00x.txt` (RMSE, PHM08 score, health accuracy and macro-F1, interval coverage).
+RUL of `RUL_FD00x.txt` (RMSE, PHM08 score, health accuracy and macro-F1, interval coverage),
+plus the RMSE over every test window against the capped truth.
 
-    rul-evaluate --checkpoint runs/fd001.pt --data-dir ../shared/data/cmapss
+    rul-evaluate --checkpoint runs/fd001.pt --data-dir ../shared/data/cmapss --out-dir runs/eval/fd001
+
+writes `metrics.json`, `units.csv` (one row per test unit) and `units.png` (predicted vs
+true RUL per unit, sorted by true RUL, with the interval band).
 """
 
 import argparse
+import csv
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from training.checkpoint import load_checkpoint
-from training.constants import HEALTH_STATES
+from training.checkpoint import OUTPUT_NAMES, load_serving_graph
+from training.constants import HEALTH_STATES, RUL_CAP
 from training.data import Unit, load_subset
 from training.labels import health_labels
 from training.metrics import accuracy, interval_coverage, macro_f1, phm08_score, rmse
-from training.windows import last_windows
+from training.windows import last_windows, stack_windows
 
-# (N, W, 24) float32 raw readings -> (rul (N,), health_probs (N, 3)), both numpy
-PredictFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (N, W, 24) float32 raw readings -> {"rul": (N,), "health_probs": (N, 3)[, "rul_lower", "rul_upper"]}
+PredictFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
-def torch_predict_fn(model: torch.nn.Module, batch_size: int = 1024) -> PredictFn:
+def torch_predict_fn(model: torch.nn.Module, batch_size: int = 2048) -> PredictFn:
     """Wrap a RawReadingsModel as a numpy-in, numpy-out function, batched, without gradients."""
 
-    def predict(readings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ruls, probs = [], []
+    def predict(readings: np.ndarray) -> dict[str, np.ndarray]:
+        parts: list[tuple[torch.Tensor, ...]] = []
         model.eval()
         with torch.no_grad():
             for start in range(0, len(readings), batch_size):
-                rul, prob = model(torch.from_numpy(readings[start : start + batch_size]))
-                ruls.append(rul.numpy())
-                probs.append(prob.numpy())
-        return np.concatenate(ruls), np.concatenate(probs)
+                parts.append(model(torch.from_numpy(readings[start : start + batch_size])))
+        return {
+            name: torch.cat([p[i] for p in parts]).numpy()
+            for i, name in enumerate(OUTPUT_NAMES[: len(parts[0])])
+        }
 
     return predict
 
 
-def evaluate_last_windows(
-    predict: PredictFn,
-    units: list[Unit],
-    window_length: int,
-    health_thresholds: dict[str, float],
-    interval_half_width: float | None = None,
+def protocol_metrics(
+    outputs: dict[str, np.ndarray], true_rul: np.ndarray, health_thresholds: dict[str, float]
 ) -> dict[str, float]:
-    """The test-protocol metrics of `predict` on each unit's last window (uncapped truth)."""
-    readings, true_rul = last_windows(units, window_length)
-    rul, probs = predict(readings)
+    """RMSE, PHM08, health accuracy and macro-F1 (and interval coverage/width if present)."""
+    rul = outputs["rul"]
+    predicted_health = outputs["health_probs"].argmax(axis=1)
     true_health = health_labels(
         true_rul, health_thresholds["critical_max"], health_thresholds["degrading_max"]
     )
     metrics = {
-        "n_units": len(units),
+        "n_units": len(true_rul),
         "rmse": rmse(rul, true_rul),
         "phm08_score": phm08_score(rul, true_rul),
-        "health_accuracy": accuracy(probs.argmax(axis=1), true_health),
-        "health_macro_f1": macro_f1(probs.argmax(axis=1), true_health, len(HEALTH_STATES)),
+        "health_accuracy": accuracy(predicted_health, true_health),
+        "health_macro_f1": macro_f1(predicted_health, true_health, len(HEALTH_STATES)),
     }
-    if interval_half_width is not None:
-        lower = np.maximum(rul - interval_half_width, 0.0)
-        metrics["interval_coverage"] = interval_coverage(true_rul, lower, rul + interval_half_width)
-        metrics["interval_mean_width"] = float(np.mean(rul + interval_half_width - lower))
+    if "rul_lower" in outputs:
+        lower, upper = outputs["rul_lower"], outputs["rul_upper"]
+        metrics["interval_coverage"] = interval_coverage(true_rul, lower, upper)
+        metrics["interval_coverage_capped_truth"] = interval_coverage(
+            np.minimum(true_rul, RUL_CAP), lower, upper
+        )
+        metrics["interval_mean_width"] = float(np.mean(upper - lower))
     return metrics
 
 
-def evaluate_checkpoint(checkpoint_path: str, data_dir: str | None) -> dict[str, float]:
-    model, checkpoint = load_checkpoint(checkpoint_path)
-    subset = load_subset(checkpoint["train_config"]["subset"], data_dir)
-    return evaluate_last_windows(
-        torch_predict_fn(model),
-        subset.test,
-        checkpoint["window_length"],
-        checkpoint["health_thresholds"],
-        checkpoint["interval"]["half_width"],
+def evaluate_last_windows(
+    predict: PredictFn, units: list[Unit], window_length: int, health_thresholds: dict[str, float]
+) -> dict[str, float]:
+    """The test-protocol metrics of `predict` on each unit's last window (uncapped truth)."""
+    readings, true_rul = last_windows(units, window_length)
+    return protocol_metrics(predict(readings), true_rul, health_thresholds)
+
+
+def rmse_all_windows(predict: PredictFn, units: list[Unit], window_length: int) -> float:
+    """RMSE over every window of `units` against the true RUL capped at RUL_CAP."""
+    readings, true_rul = stack_windows(units, window_length, RUL_CAP)
+    return rmse(predict(readings)["rul"], true_rul)
+
+
+def write_units_csv(
+    path: Path, units: list[Unit], true_rul: np.ndarray, outputs: dict[str, np.ndarray]
+) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "unit",
+                "cycles",
+                "true_rul",
+                "rul",
+                "rul_lower",
+                "rul_upper",
+                "true_health",
+                "health_state",
+                *(f"p_{s}" for s in HEALTH_STATES),
+            ]
+        )
+        true_health = health_labels(true_rul)
+        for i, unit in enumerate(units):
+            writer.writerow(
+                [
+                    unit.unit_id,
+                    len(unit.readings),
+                    f"{true_rul[i]:g}",
+                    f"{outputs['rul'][i]:.3f}",
+                    f"{outputs['rul_lower'][i]:.3f}",
+                    f"{outputs['rul_upper'][i]:.3f}",
+                    HEALTH_STATES[true_health[i]],
+                    HEALTH_STATES[int(outputs["health_probs"][i].argmax())],
+                    *(f"{p:.5f}" for p in outputs["health_probs"][i]),
+                ]
+            )
+
+
+def plot_units(path: Path, title: str, true_rul: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(true_rul, kind="stable")
+    x = np.arange(len(order))
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
+    ax.fill_between(
+        x,
+        outputs["rul_lower"][order],
+        outputs["rul_upper"][order],
+        color="tab:blue",
+        alpha=0.18,
+        step="mid",
+        label="90 % interval",
     )
+    ax.plot(x, true_rul[order], color="black", lw=1.5, label="true RUL")
+    ax.plot(x, outputs["rul"][order], "o", ms=3, color="tab:blue", label="predicted RUL")
+    ax.set_xlabel("test unit (sorted by true RUL)")
+    ax.set_ylabel("RUL (cycles)")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate_checkpoint(
+    checkpoint_path: str, data_dir: str | None, out_dir: str | None = None
+) -> dict[str, float]:
+    model, checkpoint = load_serving_graph(checkpoint_path)
+    subset = load_subset(checkpoint["train_config"]["subset"], data_dir)
+    window_length = checkpoint["window_length"]
+    predict = torch_predict_fn(model)
+    readings, true_rul = last_windows(subset.test, window_length)
+    outputs = predict(readings)
+    metrics = protocol_metrics(outputs, true_rul, checkpoint["health_thresholds"])
+    metrics["rmse_all_windows_capped"] = rmse_all_windows(predict, subset.test, window_length)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_units_csv(out / "units.csv", subset.test, true_rul, outputs)
+        plot_units(
+            out / "units.png",
+            f"{subset.name} test units: RMSE {metrics['rmse']:.2f}, "
+            f"interval coverage {metrics['interval_coverage']:.0%}",
+            true_rul,
+            outputs,
+        )
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,8 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )
+    parser.add_argument("--out-dir", default=None, help="write metrics.json, units.csv and units.png here")
     args = parser.parse_args(argv)
-    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, args.out_dir)
     print(json.dumps({"checkpoint": args.checkpoint, "test": metrics}, indent=2))
 
 

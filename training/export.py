@@ -22,10 +22,11 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from training.checkpoint import RawReadingsModel, load_checkpoint
-from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, PADDING_RULE
-from training.data import load_subset
-from training.evaluate import PredictFn, evaluate_last_windows, torch_predict_fn
+from training.checkpoint import OUTPUT_NAMES, ServingGraph, load_checkpoint
+from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, PADDING_RULE, RUL_CAP
+from training.data import Subset, load_subset
+from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows, torch_predict_fn
+from training.intervals import IntervalBands, IntervalHead, calibrate_bands
 from training.windows import last_windows, stack_windows
 
 CARD_FORMAT = "rul-model-card/1"
@@ -33,17 +34,17 @@ PARITY_TOLERANCE_RUL = 1e-3  # cycles
 PARITY_TOLERANCE_PROBS = 1e-4
 
 
-def export_onnx(model: RawReadingsModel, example: np.ndarray, path: Path) -> None:
-    """Trace `model` on `example` (B > 1, W, 24) with a dynamic batch axis and write `path`."""
+def export_onnx(graph: ServingGraph, example: np.ndarray, path: Path) -> None:
+    """Trace `graph` on `example` (B > 1, W, 24) with a dynamic batch axis and write `path`."""
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter about LSTM weights and tree specs
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         program = torch.onnx.export(
-            model,
+            graph,
             (torch.from_numpy(example),),
             input_names=["readings"],
-            output_names=["rul", "health_probs"],
+            output_names=list(OUTPUT_NAMES),
             dynamic_shapes={"readings": {0: batch}},
             dynamo=True,
             verbose=False,
@@ -54,26 +55,20 @@ def export_onnx(model: RawReadingsModel, example: np.ndarray, path: Path) -> Non
 def onnx_predict_fn(path: Path) -> PredictFn:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def predict(readings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rul, probs = session.run(["rul", "health_probs"], {"readings": readings})
-        return rul, probs
+    def predict(readings: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": readings}), strict=True))
 
     return predict
 
 
 def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) -> dict[str, float]:
-    """Max |torch - onnxruntime| on the same raw windows; raises if over tolerance."""
-    t_rul, t_probs = torch_fn(readings)
-    o_rul, o_probs = onnx_fn(readings)
-    parity = {
-        "n_windows": len(readings),
-        "max_abs_diff_rul": float(np.max(np.abs(t_rul - o_rul))),
-        "max_abs_diff_health_probs": float(np.max(np.abs(t_probs - o_probs))),
-    }
-    if (
-        parity["max_abs_diff_rul"] > PARITY_TOLERANCE_RUL
-        or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS
-    ):
+    """Max |torch - onnxruntime| per output on the same raw windows; raises if over tolerance."""
+    expected, got = torch_fn(readings), onnx_fn(readings)
+    parity: dict[str, float] = {"n_windows": len(readings)}
+    for name in OUTPUT_NAMES:
+        parity[f"max_abs_diff_{name}"] = float(np.max(np.abs(expected[name] - got[name])))
+    worst_rul = max(parity[f"max_abs_diff_{n}"] for n in ("rul", "rul_lower", "rul_upper"))
+    if worst_rul > PARITY_TOLERANCE_RUL or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS:
         raise RuntimeError(
             f"ONNX parity check failed: {parity}; tolerances {PARITY_TOLERANCE_RUL} cycles "
             f"and {PARITY_TOLERANCE_PROBS} probability"
@@ -81,8 +76,33 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
     return parity
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
+    """Members from the checkpoints; a single checkpoint keeps its own calibrated interval,
+    an ensemble is calibrated anew on the validation units its members share."""
+    loaded = [load_checkpoint(p) for p in checkpoint_paths]
+    members, checkpoints = [m for m, _ in loaded], [c for _, c in loaded]
+    first = checkpoints[0]
+    for path, c in zip(checkpoint_paths, checkpoints, strict=True):
+        same = ("subset", "val_fraction", "split_seed")
+        if any(c["train_config"][k] != first["train_config"][k] for k in same) or (
+            c["window_length"] != first["window_length"]
+        ):
+            raise ValueError(f"{path} differs from {checkpoint_paths[0]} in subset, split or window length; "
+                             "an ensemble's members must share them")  # fmt: skip
+    subset = load_subset(first["train_config"]["subset"], data_dir)
+    if len(members) == 1:
+        bands = IntervalBands(**first["interval"])
+    else:
+        val_ids = set(first["split"]["validation_units"])
+        x_val, y_val = stack_windows(
+            [u for u in subset.train if u.unit_id in val_ids], first["window_length"], RUL_CAP
+        )
+        uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**first["interval"]))).eval()
+        bands = calibrate_bands(
+            torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, first["interval"]["edges"],
+            first["interval"]["nominal_coverage"], first["interval"]["calibrated_on"],
+        )  # fmt: skip
+    return ServingGraph(members, IntervalHead(bands)).eval(), checkpoints, subset
 
 
 def write_metadata(path: Path, card: dict[str, Any]) -> None:
@@ -96,13 +116,14 @@ def write_metadata(path: Path, card: dict[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def export(
-    checkpoint_path: str, name: str, version: str, out_dir: str, data_dir: str | None
-) -> dict:
-    model, checkpoint = load_checkpoint(checkpoint_path)
-    config = checkpoint["train_config"]
-    window_length = checkpoint["window_length"]
-    subset = load_subset(config["subset"], data_dir)
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, data_dir: str | None) -> dict:
+    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir)
+    first = checkpoints[0]
+    config, window_length = first["train_config"], first["window_length"]
     test_windows, _ = last_windows(subset.test, window_length)
     # Parity on the test windows plus training windows from every operating condition.
     train_windows, _ = stack_windows(subset.train[:5], window_length, None)
@@ -111,14 +132,11 @@ def export(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, card_path = out / f"{name}.onnx", out / f"{name}.json"
-    export_onnx(model, test_windows[:8], onnx_path)
+    export_onnx(graph, test_windows[:8], onnx_path)
     onnx_fn = onnx_predict_fn(onnx_path)
-    parity = check_parity(torch_predict_fn(model), onnx_fn, parity_windows)
-
-    half_width = checkpoint["interval"]["half_width"]
-    test_metrics = evaluate_last_windows(
-        onnx_fn, subset.test, window_length, checkpoint["health_thresholds"], half_width
-    )
+    parity = check_parity(torch_predict_fn(graph), onnx_fn, parity_windows)
+    test_metrics = evaluate_last_windows(onnx_fn, subset.test, window_length, first["health_thresholds"])
+    test_metrics["rmse_all_windows_capped"] = rmse_all_windows(onnx_fn, subset.test, window_length)
     card: dict[str, Any] = {
         "format": CARD_FORMAT,
         "name": name,
@@ -130,10 +148,12 @@ def export(
         "outputs": {
             "rul": "cycles, >= 0, shape [batch]",
             "health_probs": "probabilities of health_states, shape [batch, 3]",
+            "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
+            "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]",
         },
         "health_states": list(HEALTH_STATES),
-        "health_thresholds": checkpoint["health_thresholds"],
-        "rul_cap": checkpoint["rul_cap"],
+        "health_thresholds": first["health_thresholds"],
+        "rul_cap": first["rul_cap"],
         "padding": {
             "rule": PADDING_RULE,
             "min_cycles": MIN_CYCLES,
@@ -141,27 +161,35 @@ def export(
             "by repeating their first cycle; fewer than min_cycles is refused",
         },
         "interval": {
-            **checkpoint["interval"],
-            "test_coverage": test_metrics.get("interval_coverage"),
-            "test_mean_width": test_metrics.get("interval_mean_width"),
+            "method": "split-conformal per predicted-RUL band (Mondrian)",
+            **graph.interval.bands.to_dict(),
+            "test_coverage": test_metrics["interval_coverage"],
+            "test_coverage_capped_truth": test_metrics["interval_coverage_capped_truth"],
+            "test_mean_width": test_metrics["interval_mean_width"],
+        },
+        "ensemble": {
+            "members": len(checkpoints),
+            "seeds": [c["train_config"]["seed"] for c in checkpoints],
+            "inference_cost": f"{len(checkpoints)} networks per window, outputs averaged",
         },
         "metrics": {
             "test": {
                 **test_metrics,
                 "protocol": "last window of each test unit vs the uncapped "
-                f"true RUL of RUL_{config['subset']}.txt",
+                f"true RUL of RUL_{config['subset']}.txt; rmse_all_windows_capped: every test "
+                "window vs the true RUL capped at 125",
             },
-            "validation": checkpoint["metrics"]["validation"],
+            "validation": [c["metrics"]["validation"] for c in checkpoints],
         },
         "preprocessing": {
-            "sensors": checkpoint["preprocessing"]["feature_names"],
-            "operating_conditions": len(checkpoint["preprocessing"]["centroids"]),
+            "sensors": first["preprocessing"]["feature_names"],
+            "operating_conditions": len(first["preprocessing"]["centroids"]),
             "normalisation": "z-score per operating condition, training units only",
         },
         "training": {
             "config": config,
-            "model_config": checkpoint["model_config"],
-            "training_seconds": checkpoint["training_seconds"],
+            "model_config": first["model_config"],
+            "training_seconds": [c["training_seconds"] for c in checkpoints],
             "torch_version": torch.__version__,
         },
         "parity": parity,
@@ -177,18 +205,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by rul-train")
     parser.add_argument(
-        "--name", required=True, help="model name, e.g. fd001 (file stem and URL name)"
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        help="checkpoint(s) written by rul-train; several make an averaged ensemble",
     )
+    parser.add_argument("--name", required=True, help="model name, e.g. fd001 (file stem and URL name)")
     parser.add_argument(
         "--version",
         default=datetime.now(UTC).strftime("%Y.%m.%d"),
         help="model version for the card (default: today, YYYY.MM.DD)",
     )
-    parser.add_argument(
-        "--out-dir", default="models", help="where to write <name>.onnx and <name>.json"
-    )
+    parser.add_argument("--out-dir", default="models", help="where to write <name>.onnx and <name>.json")
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )

@@ -35,21 +35,6 @@ def macro_f1(predicted: np.ndarray, true: np.ndarray, n_classes: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
-    """Split-conformal half-width: the ceil((n + 1) * coverage)-th smallest |residual|.
-
-    With exchangeable calibration and test errors, [pred - q, pred + q] covers the truth
-    with probability >= coverage (Lei et al., "Distribution-free predictive inference for
-    regression", JASA 2018).
-    """
-    scores = np.sort(np.abs(np.asarray(residuals, dtype=np.float64)))
-    n = len(scores)
-    if n == 0:
-        raise ValueError("conformal calibration needs at least one residual")
-    rank = int(np.ceil((n + 1) * coverage))
-    return float(scores[min(rank, n) - 1])
-
-
 def interval_coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     true = np.asarray(true)
     return float(np.mean((true >= np.asarray(lower)) & (true <= np.asarray(upper))))

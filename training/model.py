@@ -37,9 +37,7 @@ class AttentionPool(nn.Module):
 
 
 def _head(dim: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out)
-    )
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
 class DualTaskModel(nn.Module):
@@ -67,9 +65,14 @@ class DualTaskModel(nn.Module):
         backbone_dim = 2 * config.lstm_hidden
         self.attention = AttentionPool(backbone_dim, config.attention_dim)
         self.rul_head = _head(backbone_dim, config.head_hidden, 1, config.dropout)
-        self.health_head = _head(
-            backbone_dim, config.head_hidden, len(HEALTH_STATES), config.dropout
-        )
+        self.health_head = _head(backbone_dim, config.head_hidden, len(HEALTH_STATES), config.dropout)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The backbone both tasks train: conv, BiLSTM, attention."""
+        return [*self.conv.parameters(), *self.lstm.parameters(), *self.attention.parameters()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [*self.rul_head.parameters(), *self.health_head.parameters()]
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, W, F) -> (B, W, conv_channels)

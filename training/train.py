@@ -28,8 +28,10 @@ from training.constants import (
 )
 from training.data import load_subset
 from training.evaluate import torch_predict_fn
+from training.intervals import calibrate_bands
 from training.labels import health_labels
-from training.metrics import conformal_half_width, rmse
+from training.loss_weighting import METHODS, LossWeighting
+from training.metrics import rmse
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import Preprocessor, fit_preprocessing
 from training.windows import split_by_unit, stack_windows
@@ -42,14 +44,16 @@ class TrainConfig:
     out: str = "runs/model.pt"  # checkpoint path
     window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
     val_fraction: float = 0.2  # share of whole training units held out for model selection
-    seed: int = 0  # seeds the unit split, initialisation and batch order
+    seed: int = 0  # seeds initialisation and batch order
+    split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
     epochs: int = 60  # maximum epochs
     patience: int = 20  # stop after this many epochs without a better validation RMSE
     batch_size: int = 256  # windows per optimisation step
     lr: float = 1e-3  # peak AdamW learning rate (cosine decay to lr / 20)
     weight_decay: float = 1e-4  # AdamW weight decay
-    rul_weight: float = 0.7  # fixed weight of the RUL loss (MSE on rul / rul_cap)
-    health_weight: float = 0.3  # fixed weight of the health loss (cross-entropy)
+    loss_weighting: str = "fixed"  # single | fixed | uncertainty | grad-balance | pcgrad
+    rul_weight: float = 0.7  # fixed/pcgrad weight of the RUL loss (MSE on rul / rul_cap)
+    health_weight: float = 0.3  # fixed/pcgrad weight of the health loss (cross-entropy)
     interval_coverage: float = 0.9  # nominal coverage of the split-conformal RUL interval
     threads: int = 0  # torch CPU threads; 0: torch's default
 
@@ -64,7 +68,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     # Data: whole units split into training and validation; test units are not touched here.
     subset = load_subset(config.subset, config.data_dir or None)
-    train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.seed)
+    train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
     x_train, y_train = stack_windows(train_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
     x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)
     h_train = health_labels(y_train)
@@ -75,12 +79,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     model = DualTaskModel(model_config)
     full = RawReadingsModel(Preprocessor(stats), model)
 
+    weighting = LossWeighting(
+        config.loss_weighting, model.shared_parameters(), model.head_parameters(),
+        config.rul_weight, config.health_weight,
+    )  # fmt: skip
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        [*model.parameters(), *weighting.parameters()], lr=config.lr, weight_decay=config.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, config.epochs, eta_min=config.lr / 20
-    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr / 20)
     xt, yt, ht = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(h_train)
     generator = torch.Generator().manual_seed(config.seed)
     predict = torch_predict_fn(full)
@@ -93,27 +99,22 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            rul, logits = model(full.preprocessor(xt[idx]))
+            rul, logits = model(full.preprocessor(xt[idx]))  # (B,), (B, 3)
             rul_loss = nn.functional.mse_loss(rul / RUL_CAP, yt[idx] / RUL_CAP)
             health_loss = nn.functional.cross_entropy(logits, ht[idx])
-            loss = config.rul_weight * rul_loss + config.health_weight * health_loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            task_weights = weighting.backward(rul_loss, health_loss)
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
         scheduler.step()
 
-        val_rmse = rmse(predict(x_val)[0], y_val)
-        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse})
+        val_rmse = rmse(predict(x_val)["rul"], y_val)
+        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse,
+                        "task_weights": list(task_weights)})  # fmt: skip
         progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
         if val_rmse < best_rmse:
-            best_rmse, best_state, best_epoch, stale = (
-                val_rmse,
-                copy.deepcopy(model.state_dict()),
-                epoch,
-                0,
-            )
+            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= config.patience:
@@ -121,28 +122,20 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     model.load_state_dict(best_state)
     full.eval()
 
-    # Split-conformal interval calibrated on the validation windows (capped targets).
-    val_pred = predict(x_val)[0]
-    half_width = conformal_half_width(val_pred - y_val, config.interval_coverage)
+    # Split-conformal interval per predicted-RUL band, calibrated on the validation windows.
     thresholds = {"critical_max": CRITICAL_MAX_RUL, "degrading_max": DEGRADING_MAX_RUL}
+    bands = calibrate_bands(
+        predict(x_val)["rul"], y_val, [CRITICAL_MAX_RUL, DEGRADING_MAX_RUL],
+        config.interval_coverage, f"validation windows, truth capped at {RUL_CAP:g}",
+    )  # fmt: skip
     facts = {
         "train_config": asdict(config),
         "window_length": window_length,
         "rul_cap": RUL_CAP,
         "health_thresholds": thresholds,
         "preprocessing": stats.to_dict(),
-        "interval": {
-            "method": "split-conformal",
-            "nominal_coverage": config.interval_coverage,
-            "half_width": half_width,
-            "calibrated_on": "validation windows",
-        },
-        "metrics": {
-            "validation": {
-                "rmse_all_windows_capped": best_rmse,
-                "best_epoch": best_epoch,
-            }
-        },
+        "interval": bands.to_dict(),
+        "metrics": {"validation": {"rmse_all_windows_capped": best_rmse, "best_epoch": best_epoch}},
         "split": {
             "train_units": [u.unit_id for u in train_units],
             "validation_units": [u.unit_id for u in val_units],
@@ -163,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = dataclass_from_flags(TrainConfig, args)
     config.subset = config.subset.upper()
+    if config.loss_weighting not in METHODS:
+        parser.error(f"--loss-weighting {config.loss_weighting!r}: expected one of {', '.join(METHODS)}")
     facts = train(config, dataclass_from_flags(ModelConfig, args))
     print(
         json.dumps(

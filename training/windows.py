@@ -22,9 +22,7 @@ def last_window(readings: np.ndarray, window_length: int) -> np.ndarray:
     return pad_front(readings[-window_length:], window_length)
 
 
-def unit_windows(
-    unit: Unit, window_length: int, cap: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+def unit_windows(unit: Unit, window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Every window ending at each cycle from `window_length` on, with its RUL target.
 
     Returns readings (N, W, C) and RUL (N,). A unit shorter than the window gives one
@@ -39,9 +37,7 @@ def unit_windows(
     return np.ascontiguousarray(windows.transpose(0, 2, 1)), rul[window_length - 1 :]
 
 
-def stack_windows(
-    units: list[Unit], window_length: int, cap: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+def stack_windows(units: list[Unit], window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Windows of many units concatenated: (N, W, C) readings and (N,) RUL."""
     parts = [unit_windows(u, window_length, cap) for u in units]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -53,9 +49,7 @@ def last_windows(units: list[Unit], window_length: int) -> tuple[np.ndarray, np.
     return readings, np.array([u.final_rul for u in units], dtype=np.float32)
 
 
-def split_by_unit(
-    units: list[Unit], val_fraction: float, seed: int
-) -> tuple[list[Unit], list[Unit]]:
+def split_by_unit(units: list[Unit], val_fraction: float, seed: int) -> tuple[list[Unit], list[Unit]]:
     """Shuffle whole units with `seed` and hold out `val_fraction` of them (at least one)."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")

@@ -84,9 +84,7 @@ def test_default_predict_uses_default_model(client):
 
 
 def test_short_window_is_padded_in_response(client):
-    short = {
-        "windows": [{"id": "short", "readings": EXAMPLE_REQUEST["windows"][0]["readings"][-15:]}]
-    }
+    short = {"windows": [{"id": "short", "readings": EXAMPLE_REQUEST["windows"][0]["readings"][-15:]}]}
     (pred,) = client.post("/v1/predict", json=short).json()["predictions"]
     assert pred["padded"] is True and pred["cycles_used"] == 15
 
@@ -112,8 +110,7 @@ def _with_readings(readings):
         ),
         (
             [],
-            "window 1 (id 'fd001-test-unit-34'): readings are empty; "
-            "send at least 10 cycles of 24 values",
+            "window 1 (id 'fd001-test-unit-34'): readings are empty; send at least 10 cycles of 24 values",
         ),
     ],
 )
@@ -126,9 +123,7 @@ def test_nan_literal_in_json_is_422(client):
     readings = [[0.0] * 24 for _ in range(30)]
     readings[2][5] = float("nan")
     text = json.dumps(_with_readings(readings))  # Python writes the NaN literal
-    response = client.post(
-        "/v1/predict", content=text, headers={"content-type": "application/json"}
-    )
+    response = client.post("/v1/predict", content=text, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json() == {
         "detail": "window 1 (id 'fd001-test-unit-34'): cycle 2, column 5 (s_3) "

@@ -18,6 +18,4 @@ def test_rul_per_cycle_test_unit_adds_final_rul_uncapped():
 
 def test_health_labels_boundaries_match_design_thresholds():
     # critical <= 30, degrading 31-80, normal > 80
-    np.testing.assert_array_equal(
-        health_labels(np.array([0, 30, 31, 80, 81, 125])), [2, 2, 1, 1, 0, 0]
-    )
+    np.testing.assert_array_equal(health_labels(np.array([0, 30, 31, 80, 81, 125])), [2, 2, 1, 1, 0, 0])

@@ -3,8 +3,6 @@ import pytest
 
 from training.metrics import (
     accuracy,
-    conformal_half_width,
-    interval_coverage,
     macro_f1,
     phm08_score,
     rmse,
@@ -20,9 +18,7 @@ def test_phm08_score_penalises_late_more_than_early():
     assert phm08_score(np.array([0.0, 20.0, 5.0]), np.array([13.0, 10.0, 5.0])) == pytest.approx(
         2 * (np.e - 1)
     )
-    assert phm08_score(np.array([15.0]), np.array([10.0])) > phm08_score(
-        np.array([5.0]), np.array([10.0])
-    )
+    assert phm08_score(np.array([15.0]), np.array([10.0])) > phm08_score(np.array([5.0]), np.array([10.0]))
 
 
 def test_accuracy_and_macro_f1_hand_computed():
@@ -35,17 +31,3 @@ def test_accuracy_and_macro_f1_hand_computed():
 
 def test_macro_f1_skips_class_absent_from_truth_and_predictions():
     assert macro_f1(np.array([0, 1]), np.array([0, 1]), 3) == 1.0
-
-
-def test_conformal_half_width_is_the_finite_sample_quantile():
-    residuals = np.arange(1, 20, dtype=float)  # |r| = 1..19, n = 19
-    # ceil(20 * 0.9) = 18 -> the 18th smallest
-    assert conformal_half_width(-residuals, 0.9) == 18.0
-
-
-def test_conformal_interval_covers_nominal_share_on_synthetic_data():
-    rng = np.random.default_rng(0)
-    calib, test = rng.normal(0, 5, 2000), rng.normal(0, 5, 20000)
-    q = conformal_half_width(calib, 0.9)
-    coverage = interval_coverage(test, -q * np.ones_like(test), q * np.ones_like(test))
-    assert 0.88 <= coverage <= 0.92

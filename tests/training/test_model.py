@@ -18,9 +18,7 @@ def test_raw_readings_model_clamps_rul_and_returns_probabilities():
     torch.manual_seed(0)
     units = [Unit(1, torch.randn(40, 24).numpy(), 0.0)]
     stats = fit_preprocessing(units, 1)
-    model = DualTaskModel(
-        ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)
-    )
+    model = DualTaskModel(ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8))
     with torch.no_grad():
         model.rul_head[-1].bias.fill_(-10.0)  # force negative raw RUL
         rul, probs = RawReadingsModel(Preprocessor(stats), model).eval()(torch.randn(4, 30, 24))

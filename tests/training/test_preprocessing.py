@@ -41,7 +41,5 @@ def test_preprocessor_selects_informative_sensors_in_order():
     assert stats.feature_names == list(INFORMATIVE_SENSORS)
     assert stats.feature_index == [INPUT_FEATURES.index(s) for s in INFORMATIVE_SENSORS]
     x = torch.from_numpy(units[0].readings[None])  # (1, 50, 24)
-    expected = (units[0].readings[:, stats.feature_index] - np.array(stats.mean[0])) / np.array(
-        stats.std[0]
-    )
+    expected = (units[0].readings[:, stats.feature_index] - np.array(stats.mean[0])) / np.array(stats.std[0])
     np.testing.assert_allclose(Preprocessor(stats)(x)[0].numpy(), expected, rtol=1e-4, atol=1e-5)

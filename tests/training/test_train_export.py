@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from training.checkpoint import load_checkpoint
+from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
 from training.data import load_subset
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.export import PARITY_TOLERANCE_RUL, export, sha256_of
@@ -30,7 +30,7 @@ def trained(cmapss_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(trained, cmapss_dir, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("models")
-    card = export(str(trained[0]), "tiny", "0.0.1", str(out_dir), str(cmapss_dir))
+    card = export([str(trained[0])], "tiny", "0.0.1", str(out_dir), str(cmapss_dir))
     return out_dir, card
 
 
@@ -40,6 +40,7 @@ def test_checkpoint_describes_itself(trained):
     assert checkpoint["window_length"] == 30
     assert checkpoint["model_config"]["lstm_hidden"] == 8
     assert checkpoint["interval"]["nominal_coverage"] == 0.9
+    assert checkpoint["interval"]["edges"] == [30.0, 80.0] and len(checkpoint["interval"]["half_widths"]) == 3
     assert len(checkpoint["history"]) == 2
     assert len(checkpoint["split"]["validation_units"]) == 20
     assert checkpoint["metrics"]["validation"]["rmse_all_windows_capped"] > 0
@@ -57,16 +58,17 @@ def test_preprocessing_statistics_come_from_training_units_only(trained, cmapss_
 def test_export_parity_torch_vs_onnxruntime_on_raw_windows(trained, exported, cmapss_dir):
     out_dir, card = exported
     assert card["parity"]["max_abs_diff_rul"] <= PARITY_TOLERANCE_RUL
-    # and again here, independently of export's own check, at batch 1 and batch 100
-    model, _ = load_checkpoint(trained[0])
+    # and again here, independently of export's own check, at batch 100 and batch 1
+    graph, _ = load_serving_graph(trained[0])
     windows, _ = last_windows(load_subset("FD001", cmapss_dir).test, 30)
     session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
-    torch_rul, torch_probs = torch_predict_fn(model)(windows)
-    onnx_rul, onnx_probs = session.run(["rul", "health_probs"], {"readings": windows})
-    assert np.max(np.abs(onnx_rul - torch_rul)) <= 1e-3
-    assert np.max(np.abs(onnx_probs - torch_probs)) <= 1e-4
-    single_rul, _ = session.run(["rul", "health_probs"], {"readings": windows[:1]})
-    assert abs(float(single_rul[0]) - float(torch_rul[0])) <= 1e-3
+    expected = torch_predict_fn(graph)(windows)
+    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": windows}), strict=True))
+    for name in ("rul", "rul_lower", "rul_upper"):
+        assert np.max(np.abs(got[name] - expected[name])) <= 1e-3
+    assert np.max(np.abs(got["health_probs"] - expected["health_probs"])) <= 1e-4
+    single = session.run(["rul"], {"readings": windows[:1]})[0]
+    assert abs(float(single[0]) - float(expected["rul"][0])) <= 1e-3
 
 
 def test_export_writes_card_and_metadata_per_contract(exported):
@@ -87,14 +89,21 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     assert inp.name == "readings"
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [30, 24]
-    assert [o.name for o in model.graph.output] == ["rul", "health_probs"]
+    assert [o.name for o in model.graph.output] == ["rul", "health_probs", "rul_lower", "rul_upper"]
 
 
 def test_card_test_metrics_equal_torch_evaluation(trained, exported, cmapss_dir):
     _, card = exported
-    metrics = evaluate_checkpoint(str(trained[0]), str(cmapss_dir))
-    assert metrics["rmse"] == pytest.approx(card["metrics"]["test"]["rmse"], abs=1e-3)
+    out_dir = trained[0].parent / "eval"
+    metrics = evaluate_checkpoint(str(trained[0]), str(cmapss_dir), str(out_dir))
+    for key in ("rmse", "interval_coverage", "rmse_all_windows_capped"):
+        assert metrics[key] == pytest.approx(card["metrics"]["test"][key], abs=1e-3)
     assert metrics["health_accuracy"] == card["metrics"]["test"]["health_accuracy"]
+    rows = (out_dir / "units.csv").read_text().splitlines()
+    assert rows[0].startswith("unit,cycles,true_rul,rul,rul_lower,rul_upper,true_health,health_state")
+    assert len(rows) == 101 and rows[1].startswith("1,31,112,")
+    assert (out_dir / "units.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out_dir / "metrics.json").read_text()) == metrics
 
 
 def test_rul_train_flags_override_every_config_field(cmapss_dir, tmp_path, capsys):
@@ -128,3 +137,23 @@ def test_rul_train_flags_override_every_config_field(cmapss_dir, tmp_path, capsy
     assert checkpoint["train_config"]["seed"] == 7
     assert checkpoint["model_config"]["lstm_hidden"] == 4
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(out)
+
+
+def test_ensemble_export_averages_members_and_recalibrates(trained, cmapss_dir, tmp_path):
+    second = tmp_path / "tiny2.pt"
+    train(TrainConfig(subset="FD001", data_dir=str(cmapss_dir), out=str(second), epochs=1, seed=2), TINY)
+    card = export([str(trained[0]), str(second)], "pair", "0.0.1", str(tmp_path), str(cmapss_dir))
+    assert card["ensemble"]["members"] == 2 and card["ensemble"]["seeds"] == [1, 2]
+    assert card["parity"]["max_abs_diff_rul"] <= PARITY_TOLERANCE_RUL
+    windows, _ = last_windows(load_subset("FD001", cmapss_dir).test[:5], 30)
+    members = [torch_predict_fn(load_checkpoint(p)[0])(windows)["rul"] for p in (trained[0], second)]
+    session = ort.InferenceSession(str(tmp_path / "pair.onnx"), providers=["CPUExecutionProvider"])
+    (rul,) = session.run(["rul"], {"readings": windows})
+    np.testing.assert_allclose(rul, (members[0] + members[1]) / 2, atol=1e-3)
+
+
+def test_ensemble_members_must_share_the_split(trained, cmapss_dir, tmp_path):
+    other = tmp_path / "other.pt"
+    train(TrainConfig(subset="FD001", data_dir=str(cmapss_dir), out=str(other), epochs=1, split_seed=5), TINY)
+    with pytest.raises(ValueError, match="must share them"):
+        export([str(trained[0]), str(other)], "bad", "0", str(tmp_path), str(cmapss_dir))

@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+
+from training.intervals import (
+    IntervalBands,
+    IntervalHead,
+    band_index,
+    calibrate_bands,
+    conformal_half_width,
+    interval_bounds,
+)
+from training.metrics import interval_coverage
+
+
+def test_conformal_half_width_is_the_finite_sample_quantile():
+    residuals = np.arange(1, 20, dtype=float)  # |r| = 1..19, n = 19
+    assert conformal_half_width(-residuals, 0.9) == 18.0  # ceil(20 * 0.9) = 18th smallest
+
+
+def test_conformal_half_width_takes_largest_when_rank_exceeds_n():
+    assert conformal_half_width(np.array([1.0, -5.0, 2.0]), 0.9) == 5.0  # ceil(4 * 0.9) = 4 > 3
+
+
+def test_conformal_interval_covers_nominal_share_on_synthetic_data():
+    rng = np.random.default_rng(0)
+    calib, test = rng.normal(0, 5, 2000), rng.normal(0, 5, 20000)
+    q = conformal_half_width(calib, 0.9)
+    assert 0.88 <= interval_coverage(test, -q * np.ones_like(test), q * np.ones_like(test)) <= 0.92
+
+
+def test_band_index_uses_upper_edges_inclusive():
+    np.testing.assert_array_equal(band_index(np.array([0, 30, 30.5, 80, 81]), [30, 80]), [0, 0, 1, 1, 2])
+
+
+def test_mondrian_bands_cover_each_band_on_heteroscedastic_synthetic_data():
+    """Noise grows with the RUL: one width would over-cover near failure and under-cover far
+    from it; per-band widths keep every band near 90 %."""
+    rng = np.random.default_rng(1)
+
+    def sample(n):
+        true = rng.uniform(0, 125, n)
+        return true + rng.normal(0, 1 + 0.15 * true), true  # predicted, true
+
+    bands = calibrate_bands(*sample(6000), [30, 80], 0.9, "synthetic")
+    predicted, true = sample(60000)
+    lower, upper = interval_bounds(predicted, bands)
+    assert bands.half_widths[0] < bands.half_widths[1] < bands.half_widths[2]
+    for k in range(3):
+        in_k = band_index(predicted, bands.edges) == k
+        assert 0.87 <= interval_coverage(true[in_k], lower[in_k], upper[in_k]) <= 0.93
+
+
+def test_interval_head_matches_numpy_bounds():
+    bands = IntervalBands([30.0, 80.0], [4.0, 12.0, 25.0], 0.9, "test")
+    rul = np.array([2.0, 30.0, 55.0, 120.0], dtype=np.float32)
+    lower, upper = IntervalHead(bands)(torch.from_numpy(rul))
+    np.testing.assert_allclose(lower.numpy(), [0.0, 26.0, 43.0, 95.0])
+    np.testing.assert_allclose(upper.numpy(), [6.0, 34.0, 67.0, 145.0])
+    np.testing.assert_allclose(
+        np.stack(interval_bounds(rul, bands)), np.stack([lower.numpy(), upper.numpy()])
+    )
