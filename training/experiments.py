@@ -35,8 +35,10 @@ ABLATION: dict[str, list[str]] = {
     "pcgrad": ["--loss-weighting", "pcgrad", "--rul-weight", "0.5", "--health-weight", "0.5"],
 }
 ABLATION_SUBSETS = ("FD001", "FD002")
-METRICS = ("rmse", "phm08_score", "health_accuracy", "health_macro_f1", "interval_coverage",
-           "interval_mean_width", "rmse_all_windows_capped", "validation_rmse", "training_seconds")  # fmt: skip
+METRICS = (
+    "rmse", "phm08_score", "health_accuracy", "health_macro_f1", "interval_coverage",
+    "interval_mean_width", "rmse_all_windows_capped", "validation_rmse", "training_seconds",
+)  # fmt: skip
 
 
 @dataclass
@@ -99,8 +101,48 @@ def summarize(jobs: list[Job], runs_dir: Path, data_dir: str) -> dict:
     return summary
 
 
+def _cell(entry: dict, metric: str, digits: int = 2) -> str:
+    return f"{entry['mean'][metric]:.{digits}f} ± {entry['std'][metric]:.{digits}f}"
+
+
+def tables_markdown(summary: dict) -> str:
+    """The main table and the ablation as markdown (mean ± std over seeds)."""
+    lines = ["### Main table (test units, last window, uncapped truth)", "",
+             "| subset | seeds | RMSE | PHM08 score | health accuracy | health macro-F1 | 90 % interval "
+             "coverage | interval width | RMSE all windows (capped) | validation RMSE | training s/run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for subset, entry in summary.get("main", {}).items():
+        lines.append(
+            f"| {subset} | {len(entry['seeds'])} | {_cell(entry, 'rmse')} | "
+            f"{_cell(entry, 'phm08_score', 0)} | "
+            f"{_cell(entry, 'health_accuracy', 3)} | {_cell(entry, 'health_macro_f1', 3)} | "
+            f"{_cell(entry, 'interval_coverage', 3)} | {_cell(entry, 'interval_mean_width', 1)} | "
+            f"{_cell(entry, 'rmse_all_windows_capped')} | {_cell(entry, 'validation_rmse')} | "
+            f"{entry['mean']['training_seconds']:.0f} |"
+        )
+    ablations = {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("ablation/")}
+    if ablations:
+        lines += ["", "### Loss-weighting ablation (test RMSE and health macro-F1, mean ± std)", "",
+                  "| weighting | " + " | ".join(f"{s} RMSE | {s} validation RMSE | {s} macro-F1"
+                                                 for s in ABLATION_SUBSETS) + " |",
+                  "|---" * (1 + 3 * len(ABLATION_SUBSETS)) + "|"]  # fmt: skip
+        for name, per_subset in ablations.items():
+            cells = []
+            for s in ABLATION_SUBSETS:
+                e = per_subset.get(s)
+                cells += (
+                    [_cell(e, "rmse"), _cell(e, "validation_rmse"), _cell(e, "health_macro_f1", 3)]
+                    if e
+                    else ["–"] * 3
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--runs-dir", default="runs/results")
     parser.add_argument("--results-dir", default="results")
@@ -119,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.results_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "tables.md").write_text(tables_markdown(summary))
     print(json.dumps({e: {s: v["mean"] for s, v in d.items()} for e, d in summary.items()}, indent=1))
 
 

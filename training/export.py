@@ -189,6 +189,7 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
         "training": {
             "config": config,
             "model_config": first["model_config"],
+            "checkpoints": list(checkpoint_paths),
             "training_seconds": [c["training_seconds"] for c in checkpoints],
             "torch_version": torch.__version__,
         },

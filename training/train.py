@@ -48,9 +48,11 @@ class TrainConfig:
     split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
     epochs: int = 60  # maximum epochs
     patience: int = 20  # stop after this many epochs without a better validation RMSE
-    batch_size: int = 256  # windows per optimisation step
-    lr: float = 1e-3  # peak AdamW learning rate (cosine decay to lr / 20)
+    batch_size: int = 512  # windows per optimisation step
+    lr: float = 5e-4  # peak AdamW learning rate (cosine decay to lr / 20)
     weight_decay: float = 1e-4  # AdamW weight decay
+    noise_std: float = 0.0  # Gaussian noise added to the normalised inputs while training (0: off)
+    ema_decay: float = 0.0  # validate and keep an exponential moving average of the weights (0: off)
     loss_weighting: str = "fixed"  # single | fixed | uncertainty | grad-balance | pcgrad
     rul_weight: float = 0.7  # fixed/pcgrad weight of the RUL loss (MSE on rul / rul_cap)
     health_weight: float = 0.3  # fixed/pcgrad weight of the health loss (cross-entropy)
@@ -77,7 +79,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     stats = fit_preprocessing(train_units, N_OPERATING_CONDITIONS[config.subset])
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
-    full = RawReadingsModel(Preprocessor(stats), model)
+    preprocessor = Preprocessor(stats)
+    # The weights we validate and keep: an EMA of the trained ones, or the trained ones.
+    kept = copy.deepcopy(model) if config.ema_decay else model
+    full = RawReadingsModel(preprocessor, kept)
 
     weighting = LossWeighting(
         config.loss_weighting, model.shared_parameters(), model.head_parameters(),
@@ -94,18 +99,25 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     best_rmse, best_state, best_epoch, history, stale = float("inf"), None, -1, [], 0
     progress = tqdm(range(config.epochs), desc=f"{config.subset} seed {config.seed}", unit="epoch")
     for epoch in progress:
-        full.train()
+        model.train()
         order = torch.randperm(len(xt), generator=generator)
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            rul, logits = model(full.preprocessor(xt[idx]))  # (B,), (B, 3)
+            x = preprocessor(xt[idx])  # (B, W, F)
+            if config.noise_std:
+                x = x + config.noise_std * torch.randn(x.shape, generator=generator)
+            rul, logits = model(x)  # (B,), (B, 3)
             rul_loss = nn.functional.mse_loss(rul / RUL_CAP, yt[idx] / RUL_CAP)
             health_loss = nn.functional.cross_entropy(logits, ht[idx])
             optimizer.zero_grad(set_to_none=True)
             task_weights = weighting.backward(rul_loss, health_loss)
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            if config.ema_decay:
+                with torch.no_grad():
+                    for ema, trained in zip(kept.parameters(), model.parameters(), strict=True):
+                        ema.lerp_(trained, 1.0 - config.ema_decay)
             total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
         scheduler.step()
 
@@ -114,12 +126,12 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
                         "task_weights": list(task_weights)})  # fmt: skip
         progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
         if val_rmse < best_rmse:
-            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(model.state_dict()), epoch, 0
+            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(kept.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= config.patience:
                 break
-    model.load_state_dict(best_state)
+    kept.load_state_dict(best_state)
     full.eval()
 
     # Split-conformal interval per predicted-RUL band, calibrated on the validation windows.
@@ -143,7 +155,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         "history": history,
         "training_seconds": round(time.time() - started, 1),
     }
-    save_checkpoint(config.out, model, facts)
+    save_checkpoint(config.out, kept, facts)
     return facts
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.constants import PADDING_RULE
+from training.constants import MIN_CYCLES, PADDING_RULE
 from training.data import Unit
 from training.labels import rul_per_cycle
 
@@ -22,24 +22,30 @@ def last_window(readings: np.ndarray, window_length: int) -> np.ndarray:
     return pad_front(readings[-window_length:], window_length)
 
 
-def unit_windows(unit: Unit, window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Every window ending at each cycle from `window_length` on, with its RUL target.
+def unit_windows(
+    unit: Unit, window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES
+) -> tuple[np.ndarray, np.ndarray]:
+    """A window ending at every cycle from the `min_cycles`-th on, with its RUL target.
 
-    Returns readings (N, W, C) and RUL (N,). A unit shorter than the window gives one
-    front-padded window ending at its last cycle, so no unit is ever dropped.
+    Windows ending before cycle `window_length` are front-padded exactly as a short test
+    unit is, so training sees padded inputs, and every window length is validated on the
+    same end cycles. Returns readings (N, W, C) and RUL (N,); a unit shorter than
+    `min_cycles` still gives its one last window, so no unit is ever dropped.
     """
     readings = unit.readings
     rul = rul_per_cycle(len(readings), unit.final_rul, cap)
-    if len(readings) < window_length:
-        return last_window(readings, window_length)[None], rul[-1:]
-    # (N, C, W) view -> (N, W, C): N = T - W + 1 windows, the i-th ending at cycle i + W - 1
-    windows = np.lib.stride_tricks.sliding_window_view(readings, window_length, axis=0)
-    return np.ascontiguousarray(windows.transpose(0, 2, 1)), rul[window_length - 1 :]
+    first_end = min(min_cycles, window_length, len(readings))  # cycles in the first window
+    padded = pad_front(readings, len(readings) + window_length - first_end)
+    # (N, C, W) view -> (N, W, C): the i-th window ends at cycle first_end + i
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window_length, axis=0)
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)), rul[first_end - 1 :]
 
 
-def stack_windows(units: list[Unit], window_length: int, cap: float | None) -> tuple[np.ndarray, np.ndarray]:
+def stack_windows(
+    units: list[Unit], window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES
+) -> tuple[np.ndarray, np.ndarray]:
     """Windows of many units concatenated: (N, W, C) readings and (N,) RUL."""
-    parts = [unit_windows(u, window_length, cap) for u in units]
+    parts = [unit_windows(u, window_length, cap, min_cycles) for u in units]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -11,20 +11,37 @@ def _unit(n_cycles: int, unit_id: int = 1, final_rul: float = 0.0) -> Unit:
 
 
 def test_unit_windows_one_per_end_cycle_with_rul_of_last_cycle():
-    windows, rul = unit_windows(_unit(10), window_length=4, cap=None)
+    windows, rul = unit_windows(_unit(10), window_length=4, cap=None, min_cycles=4)
     assert windows.shape == (7, 4, 24)
     np.testing.assert_array_equal(windows[0, :, 0], [0, 24, 48, 72])  # cycles 0-3
     np.testing.assert_array_equal(windows[-1, :, 0], [144, 168, 192, 216])  # cycles 6-9
     np.testing.assert_array_equal(rul, [6, 5, 4, 3, 2, 1, 0])
 
 
+def test_unit_windows_before_window_length_are_front_padded_from_min_cycles():
+    windows, rul = unit_windows(_unit(6), window_length=4, cap=None, min_cycles=2)
+    assert windows.shape == (5, 4, 24)  # ending at cycles 1, 2, 3, 4, 5 (0-based)
+    np.testing.assert_array_equal(windows[0, :, 0], [0, 0, 0, 24])  # 2 real cycles, padded
+    np.testing.assert_array_equal(windows[1, :, 0], [0, 0, 24, 48])
+    np.testing.assert_array_equal(windows[2, :, 0], [0, 24, 48, 72])  # first full window
+    np.testing.assert_array_equal(rul, [4, 3, 2, 1, 0])
+
+
+def test_unit_windows_end_cycles_do_not_depend_on_window_length():
+    _, rul_short = unit_windows(_unit(50), window_length=20, cap=None, min_cycles=10)
+    _, rul_long = unit_windows(_unit(50), window_length=40, cap=None, min_cycles=10)
+    np.testing.assert_array_equal(rul_short, rul_long)
+    assert len(rul_short) == 41
+
+
 def test_unit_windows_exact_length_gives_one_window():
-    windows, rul = unit_windows(_unit(4), window_length=4, cap=None)
+    windows, rul = unit_windows(_unit(4), window_length=4, cap=None, min_cycles=4)
     assert windows.shape == (1, 4, 24) and rul.tolist() == [0]
 
 
-def test_unit_windows_short_unit_is_padded_not_dropped():
-    windows, rul = unit_windows(_unit(2, final_rul=50), window_length=4, cap=125)
+def test_unit_windows_unit_shorter_than_min_cycles_is_padded_not_dropped():
+    windows, rul = unit_windows(_unit(2, final_rul=50), window_length=4, cap=125, min_cycles=3)
+    assert windows.shape == (1, 4, 24)
     np.testing.assert_array_equal(windows[0, :, 0], [0, 0, 0, 24])
     assert rul.tolist() == [50]
 

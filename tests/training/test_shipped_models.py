@@ -1,0 +1,41 @@
+"""Every shipped model: its checkpoints re-exported in memory agree with the shipped ONNX
+file, and the shipped file reproduces the test metrics its card states."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.conftest import MODELS_DIR, ROOT
+from training.checkpoint import OUTPUT_NAMES
+from training.evaluate import evaluate_last_windows, torch_predict_fn
+from training.export import build_graph, onnx_predict_fn, sha256_of
+from training.windows import last_windows
+
+CARDS = sorted(MODELS_DIR.glob("*.json"))
+
+
+def test_there_are_shipped_models():
+    assert [c.stem for c in CARDS][:1] == ["fd001"]
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
+def test_shipped_model_matches_its_checkpoints_and_card(card_path, cmapss_dir):
+    card = json.loads(card_path.read_text())
+    onnx_path = card_path.with_suffix(".onnx")
+    assert sha256_of(onnx_path) == card["sha256"]
+    checkpoints = [str(ROOT / p) for p in card["training"]["checkpoints"]]
+    graph, _, subset = build_graph(checkpoints, str(cmapss_dir))
+    windows, _ = last_windows(subset.test, card["window_length"])
+    expected = torch_predict_fn(graph)(windows)
+    got = onnx_predict_fn(onnx_path)(windows)
+    for name in OUTPUT_NAMES:
+        tolerance = 1e-4 if name == "health_probs" else 1e-3
+        assert np.max(np.abs(got[name] - expected[name])) <= tolerance, name
+    metrics = evaluate_last_windows(onnx_predict_fn(onnx_path), subset.test, card["window_length"],
+                                    card["health_thresholds"])  # fmt: skip
+    for key in ("rmse", "phm08_score", "health_accuracy", "interval_coverage"):
+        assert metrics[key] == pytest.approx(card["metrics"]["test"][key], rel=1e-6, abs=1e-4), key
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
