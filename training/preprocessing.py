@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SETTING_NAMES
+from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SENSOR_NAMES, SETTING_NAMES
 from training.data import Unit
 
 MIN_STD = 1e-4  # a feature that is constant within a condition is left centred, not blown up
@@ -53,24 +53,44 @@ def assign_conditions(settings: np.ndarray, stats: PreprocessingStats) -> np.nda
     return np.argmin(((scaled[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
 
 
-def fit_preprocessing(
-    units: list[Unit], n_conditions: int, sensors: tuple[str, ...] = INFORMATIVE_SENSORS
-) -> PreprocessingStats:
-    """Fit condition centroids and per-condition statistics on `units` (training units only)."""
+SENSOR_CHOICES = ("standard", "varying")
+
+
+def varying_sensors(rows: np.ndarray, condition: np.ndarray) -> tuple[str, ...]:
+    """Sensors that are not constant within some operating condition: a sensor constant in
+    every condition carries no information about degradation."""
+    names = []
+    for name in SENSOR_NAMES:
+        column = rows[:, INPUT_FEATURES.index(name)]
+        if any(np.ptp(column[condition == k]) > 0 for k in np.unique(condition)):
+            names.append(name)
+    return tuple(names)
+
+
+def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "standard") -> PreprocessingStats:
+    """Fit condition centroids and per-condition statistics on `units` (training units only).
+
+    sensors: "standard" keeps the 14 sensors of the literature (constants.INFORMATIVE_SENSORS);
+    "varying" keeps every sensor that varies within some operating condition of these units.
+    """
+    if sensors not in SENSOR_CHOICES:
+        raise ValueError(f"unknown sensor selection {sensors!r}; expected one of {', '.join(SENSOR_CHOICES)}")
     rows = np.concatenate([u.readings for u in units]).astype(np.float64)  # (N, 24)
     settings = rows[:, : len(SETTING_NAMES)]
     settings_scale = np.maximum(settings.std(axis=0), MIN_STD)
     centroids = _kmeans(settings / settings_scale, n_conditions)
-    feature_index = [INPUT_FEATURES.index(s) for s in sensors]
     stats = PreprocessingStats(
-        feature_names=list(sensors),
-        feature_index=feature_index,
+        feature_names=[],
+        feature_index=[],
         settings_scale=settings_scale.tolist(),
         centroids=centroids.tolist(),
         mean=[],
         std=[],
     )
     condition = assign_conditions(settings, stats)
+    selected = INFORMATIVE_SENSORS if sensors == "standard" else varying_sensors(rows, condition)
+    feature_index = [INPUT_FEATURES.index(s) for s in selected]
+    stats.feature_names, stats.feature_index = list(selected), feature_index
     features = rows[:, feature_index]
     for k in range(n_conditions):
         in_k = features[condition == k]

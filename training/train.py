@@ -43,6 +43,7 @@ class TrainConfig:
     data_dir: str = ""  # C-MAPSS directory; empty: $CMAPSS_DIR, else data/cmapss
     out: str = "runs/model.pt"  # checkpoint path
     window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
+    sensors: str = "standard"  # standard (the literature's 14) | varying (all that vary in training units)
     val_fraction: float = 0.2  # share of whole training units held out for model selection
     seed: int = 0  # seeds initialisation and batch order
     split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
@@ -76,7 +77,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     h_train = health_labels(y_train)
 
     # Preprocessing statistics come from the training units only.
-    stats = fit_preprocessing(train_units, N_OPERATING_CONDITIONS[config.subset])
+    stats = fit_preprocessing(train_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
     preprocessor = Preprocessor(stats)

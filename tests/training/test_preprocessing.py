@@ -43,3 +43,16 @@ def test_preprocessor_selects_informative_sensors_in_order():
     x = torch.from_numpy(units[0].readings[None])  # (1, 50, 24)
     expected = (units[0].readings[:, stats.feature_index] - np.array(stats.mean[0])) / np.array(stats.std[0])
     np.testing.assert_allclose(Preprocessor(stats)(x)[0].numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_varying_selection_drops_sensors_constant_in_every_condition(cmapss_dir):
+    fd001 = load_subset("FD001", cmapss_dir)
+    stats = fit_preprocessing(fd001.train, 1, sensors="varying")
+    # FD001: s_1, s_5, s_10, s_16, s_18, s_19 never change; s_6 takes two values
+    assert stats.feature_names == ["s_2", "s_3", "s_4", "s_6", "s_7", "s_8", "s_9", "s_11", "s_12",
+                                   "s_13", "s_14", "s_15", "s_17", "s_20", "s_21"]  # fmt: skip
+
+
+def test_unknown_sensor_selection_is_refused(fd002):
+    with pytest.raises(ValueError, match="unknown sensor selection 'all'; expected one of standard, varying"):
+        fit_preprocessing(fd002.train[:3], 1, sensors="all")
