@@ -47,8 +47,8 @@ class TrainConfig:
     val_fraction: float = 0.2  # share of whole training units held out for model selection
     seed: int = 0  # seeds initialisation and batch order
     split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
-    epochs: int = 60  # maximum epochs
-    patience: int = 20  # stop after this many epochs without a better validation RMSE
+    epochs: int = 40  # maximum epochs (the cosine schedule spans them)
+    patience: int = 10  # stop after this many epochs without a better validation RMSE
     batch_size: int = 512  # windows per optimisation step
     lr: float = 5e-4  # peak AdamW learning rate (cosine decay to lr / 20)
     weight_decay: float = 1e-4  # AdamW weight decay
