@@ -2,15 +2,18 @@
 once, warms it up and only then reports ready. Routes stay a few lines each; the work is in
 `service.predictor`, which runs off the event loop."""
 
+import csv
+import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from service.fleet_file import FleetFileError, read_fleet
 from service.predictor import Predictor, WindowError, load_models
 from service.schemas import (
     ModelList,
@@ -20,6 +23,7 @@ from service.schemas import (
     Readiness,
     card_summary,
 )
+from service.scoring import score_fleet
 from service.settings import Settings
 
 logger = logging.getLogger("service.app")
@@ -134,6 +138,44 @@ async def predict(body: PredictRequest, predictor: NamedPredictor) -> PredictRes
 async def predict_default(body: PredictRequest, predictor: DefaultPredictor) -> PredictResponse:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
     return await _predict(predictor, body)
+
+
+@router.post(
+    "/v1/models/{model}/score",
+    tags=["score"],
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
+        404: {"description": "unknown model"},
+        422: {"description": "the file cannot be read as a fleet; detail names the line and problem"},
+    },
+)
+async def score(
+    request: Request,
+    predictor: NamedPredictor,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="C-MAPSS text (26 columns, .txt or .gz) or CSV with a header "
+            "unit,cycle,setting_1..3,s_1..s_21"
+        ),
+    ],
+    all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
+) -> Response:
+    """Score a fleet file: one prediction per unit at its last cycle (and, with
+    `all_cycles=true`, each unit's RUL trajectory). Units shorter than the model's minimum
+    are listed under `skipped`."""
+    try:
+        fleet = await run_in_threadpool(read_fleet, file.file)
+    except FleetFileError as exc:
+        raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
+    result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles)
+    if "text/csv" in request.headers.get("accept", ""):
+        text = io.StringIO()
+        csv.writer(text).writerows(result.csv_rows(predictor.card.health_states))
+        return Response(text.getvalue(), media_type="text/csv")
+    return JSONResponse(
+        {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
+    )
 
 
 def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:

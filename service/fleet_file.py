@@ -1,0 +1,139 @@
+"""Reading an uploaded fleet file into per-unit histories, a chunk of lines at a time.
+
+Two formats, told apart by their first line:
+- C-MAPSS text: 26 whitespace-separated numbers per line (unit, cycle, 3 settings, 21
+  sensors), as in NASA's `train_FD00x.txt` / `test_FD00x.txt`;
+- CSV with a header: `unit,cycle,setting_1,setting_2,setting_3,s_1,...,s_21` (any column
+  order; extra columns are ignored).
+Either may be gzipped (detected by its magic bytes, not its name). Values are parsed into
+float32 arrays chunk by chunk, so memory stays near the size of the numbers themselves
+(4 bytes per value) rather than of the text or of Python lists.
+"""
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+FEATURES = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
+COLUMNS = ["unit", "cycle", *FEATURES]  # 26
+CHUNK_LINES = 10_000
+
+
+class FleetFileError(ValueError):
+    """The file cannot be read as a fleet; the message says where and why."""
+
+
+def _text_lines(raw: BinaryIO) -> Iterator[str]:
+    head = raw.read(2)
+    raw.seek(0)
+    stream: BinaryIO = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw  # type: ignore[assignment]
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
+    try:
+        yield from text
+    except (EOFError, OSError, zlib.error) as exc:
+        raise FleetFileError(
+            f"the gzip stream is truncated or corrupt ({exc}); upload the whole file"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise FleetFileError(
+            f"the file is not text (byte {exc.start} of a chunk is not UTF-8): upload C-MAPSS text or CSV"
+        ) from exc
+
+
+def _parse_chunk(chunk: list[tuple[int, str]], sep: str | None, order: list[int]) -> np.ndarray:
+    """[(line number, line)] -> (N, 26) float64 in COLUMNS order; errors name the line.
+
+    numpy's C parser reads the chunk; only when it fails do we walk the lines in Python to
+    say which one is wrong.
+    """
+    try:
+        table = np.loadtxt(io.StringIO("".join(line for _, line in chunk)), delimiter=sep, ndmin=2)
+        if sep is not None or table.shape[1] == len(COLUMNS):
+            rows = table[:, order]
+            return _check_finite(rows, chunk)
+    except (ValueError, IndexError):
+        pass
+    rows = np.empty((len(chunk), len(COLUMNS)), dtype=np.float64)
+    for i, (number, line) in enumerate(chunk):
+        fields = line.split(sep)
+        if len(fields) <= max(order) or (sep is None and len(fields) != len(COLUMNS)):
+            raise FleetFileError(
+                f"line {number} has {len(fields)} columns; expected {len(COLUMNS)}: "
+                "unit, cycle, setting_1..3, s_1..s_21"
+            )
+        try:
+            rows[i] = [float(fields[j]) for j in order]
+        except ValueError as exc:
+            raise FleetFileError(f"line {number}: {exc}") from exc
+    return _check_finite(rows, chunk)
+
+
+def _check_finite(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
+    bad = np.argwhere(~np.isfinite(rows))
+    if len(bad):
+        row, column = (int(v) for v in bad[0])
+        raise FleetFileError(f"line {chunk[row][0]}, column {COLUMNS[column]} is {rows[row, column]}; "
+                             "every value must be a finite number")  # fmt: skip
+    return rows
+
+
+def _csv_order(header: str) -> list[int]:
+    names = [h.strip().strip('"').lower() for h in header.split(",")]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise FleetFileError(f"the CSV header lacks {', '.join(missing)}; it needs unit, cycle, "
+                             "setting_1..setting_3, s_1..s_21")  # fmt: skip
+    return [names.index(c) for c in COLUMNS]
+
+
+def _is_header(line: str) -> bool:
+    return any(name in line.lower() for name in ("unit", "cycle", "setting"))
+
+
+def read_fleet(raw: BinaryIO, chunk_lines: int = CHUNK_LINES) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{unit id: (cycle numbers (T,), readings (T, 24) float32)}, sorted by unit and cycle."""
+    numbered = ((n, line) for n, line in enumerate(_text_lines(raw), start=1) if line.strip())
+    first = next(numbered, None)
+    if first is None:
+        raise FleetFileError("the file is empty: upload C-MAPSS text or a CSV with a header")
+    sep: str | None = None
+    order = list(range(len(COLUMNS)))
+    pending: list[tuple[int, str]] = [first]
+    if "," in first[1]:
+        if not _is_header(first[1]):
+            raise FleetFileError("the CSV file has no header; its first line must name the columns: "
+                                 "unit,cycle,setting_1,setting_2,setting_3,s_1,...,s_21")  # fmt: skip
+        sep, order, pending = ",", _csv_order(first[1]), []
+
+    parts: dict[int, list[np.ndarray]] = {}
+
+    def flush(chunk: list[tuple[int, str]]) -> None:
+        rows = _parse_chunk(chunk, sep, order)
+        units = rows[:, 0]
+        if np.any(units != np.round(units)) or np.any(units < 0):
+            raise FleetFileError(f"a unit number between lines {chunk[0][0]} and {chunk[-1][0]} "
+                                 "is not a non-negative integer")  # fmt: skip
+        for unit in np.unique(units).astype(int):
+            parts.setdefault(int(unit), []).append(rows[units == unit][:, 1:].astype(np.float32))
+
+    for item in numbered:
+        pending.append(item)
+        if len(pending) >= chunk_lines:
+            flush(pending)
+            pending = []
+    if pending:
+        flush(pending)
+    if not parts:
+        raise FleetFileError("the file holds a header but no readings")
+    fleet = {}
+    for unit, pieces in sorted(parts.items()):
+        rows = np.concatenate(pieces)  # (T, 25): cycle + 24 readings
+        rows = rows[np.argsort(rows[:, 0], kind="stable")]
+        if np.any(np.diff(rows[:, 0]) == 0):
+            raise FleetFileError(f"unit {unit} has the same cycle number twice; each cycle must appear once")
+        fleet[unit] = (rows[:, 0].astype(np.int64), np.ascontiguousarray(rows[:, 1:]))
+    return fleet

@@ -1,0 +1,56 @@
+"""`rul-score`: score a fleet file offline, no server: one row per unit (or per cycle).
+
+    rul-score ../shared/data/cmapss/test_FD001.txt.gz --model models/fd001.onnx --out fd001.csv
+
+Output is CSV, or JSON when --out ends in .json (stdout when --out is not given).
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from service.fleet_file import FleetFileError, read_fleet
+from service.predictor import ModelLoadError, Predictor
+from service.scoring import score_fleet
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("file", type=Path, help="C-MAPSS text (.txt or .gz) or CSV with a header")
+    parser.add_argument(
+        "--model", type=Path, required=True, help="<name>.onnx with its <name>.json card beside it"
+    )
+    parser.add_argument("--out", type=Path, help="output file (.csv or .json); default: CSV on stdout")
+    parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
+    parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"], default="auto")
+    args = parser.parse_args(argv)
+    try:
+        predictor = Predictor.load(args.model, args.providers)
+        with open(args.file, "rb") as f:
+            fleet = read_fleet(f)
+    except (OSError, ModelLoadError, FleetFileError) as exc:
+        sys.exit(f"rul-score: {exc}")
+    with tqdm(total=len(fleet), unit="unit", desc=args.file.name, file=sys.stderr) as bar:
+        result = score_fleet(predictor, fleet, args.all_cycles, progress=bar.update)
+    for skipped in result.skipped:
+        print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
+    if args.out and args.out.suffix == ".json":
+        body = {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
+        args.out.write_text(json.dumps(body) + "\n")
+        return
+    rows = result.csv_rows(predictor.card.health_states)
+    if args.out:
+        with open(args.out, "w", newline="") as out:
+            csv.writer(out).writerows(rows)
+    else:
+        csv.writer(sys.stdout).writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
