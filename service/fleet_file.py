@@ -30,7 +30,7 @@ class FleetFileError(ValueError):
 def _text_lines(raw: BinaryIO) -> Iterator[str]:
     head = raw.read(2)
     raw.seek(0)
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw  # type: ignore[assignment]
+    stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw  # type: ignore[assignment]
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
     try:
         yield from text

@@ -1,6 +1,7 @@
 """Every v1 endpoint through FastAPI's TestClient: status codes and exact fields."""
 
 import copy
+import gzip
 import json
 
 import onnxruntime as ort
@@ -185,3 +186,41 @@ def test_cuda_requested_without_cuda_is_not_ready_with_reason(models_copy):
             "but ONNX Runtime activated CPUExecutionProvider"
         )
         assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 503
+
+
+def test_score_upload_returns_one_prediction_per_unit(client, cmapss_dir):
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    response = client.post("/v1/models/fd001/score", files={"file": ("test_FD001.txt.gz", raw)})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "fd001" and body["units"] == 100 and body["skipped"] == []
+    assert [p["unit"] for p in body["predictions"]][:3] == [1, 2, 3]
+    assert "trajectories" not in body
+
+
+def test_score_csv_with_all_cycles(client, cmapss_dir):
+    text = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()).decode()
+    first_unit = "".join(line + "\n" for line in text.splitlines() if line.split()[0] == "1")
+    response = client.post(
+        "/v1/models/fd001/score?all_cycles=true",
+        files={"file": ("unit1.txt", first_unit)},
+        headers={"accept": "text/csv"},
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0].split(",") == ["unit", "cycle", "cycles_used", "padded", "rul", "rul_lower", "rul_upper",
+                                   "health_state", "p_normal", "p_degrading", "p_critical"]  # fmt: skip
+    assert len(lines) == 1 + 22 and lines[1].startswith("1,10,10,True,")
+
+
+def test_score_bad_file_is_422_naming_file_and_line(client):
+    response = client.post("/v1/models/fd001/score", files={"file": ("fleet.txt", "1 2 3\n")})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "fleet.txt: line 1 has 3 columns; expected 26: unit, cycle, setting_1..3, s_1..s_21"
+    }
+
+
+def test_score_unknown_model_is_404(client):
+    response = client.post("/v1/models/nope/score", files={"file": ("f.txt", "x")})
+    assert response.status_code == 404

@@ -12,3 +12,14 @@ def test_service_imports_and_builds_app_without_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_rul_score_cli_writes_csv(cmapss_dir, tmp_path):
+    from service.score_cli import main
+    from tests.conftest import MODELS_DIR
+
+    out = tmp_path / "scores.csv"
+    model = str(MODELS_DIR / "fd001.onnx")
+    main([str(cmapss_dir / "test_FD001.txt.gz"), "--model", model, "--providers", "cpu", "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert len(lines) == 101 and lines[1].startswith("1,31,30,False,")

@@ -1,0 +1,92 @@
+import gzip
+import io
+
+import numpy as np
+import pytest
+
+from service.fleet_file import FleetFileError, read_fleet
+
+ROW = (  # the first line of train_FD001.txt
+    "1 1 -0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 14.62 21.61 554.36 2388.06 9046.19 1.30 "
+    "47.47 521.66 2388.02 8138.62 8.4195 0.03 392 2388 100.00 39.06 23.4190"
+)
+HEADER = "unit,cycle,setting_1,setting_2,setting_3," + ",".join(f"s_{i}" for i in range(1, 22))
+
+
+def _row(unit: int, cycle: int) -> str:
+    return " ".join([str(unit), str(cycle), *ROW.split()[2:]])
+
+
+def _read(text: str | bytes):
+    return read_fleet(io.BytesIO(text.encode() if isinstance(text, str) else text))
+
+
+def test_cmapss_text_groups_units_and_sorts_cycles():
+    fleet = _read("\n".join([_row(2, 2), _row(1, 1), _row(2, 1), ""]))
+    assert list(fleet) == [1, 2]
+    cycles, readings = fleet[2]
+    assert cycles.tolist() == [1, 2] and readings.shape == (2, 24) and readings.dtype == np.float32
+    assert readings[0, 3] == np.float32(518.67)
+
+
+def test_gzip_is_detected_by_magic_bytes(cmapss_dir):
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    fleet = read_fleet(io.BytesIO(raw), chunk_lines=1000)  # several chunks
+    assert len(fleet) == 100 and sum(len(c) for c, _ in fleet.values()) == 13096
+
+
+def test_csv_with_header_in_any_column_order_matches_text():
+    text_fleet = _read(_row(1, 1) + "\n" + _row(1, 2))
+    values = ROW.split()
+    names = HEADER.split(",")
+    reordered = list(reversed(names)) + ["comment"]
+    lines = [",".join(reordered)]
+    for cycle in (1, 2):
+        row = dict(zip(names, ["1", str(cycle), *values[2:]], strict=True))
+        lines.append(",".join(row[n] for n in reversed(names)) + ",x")
+    csv_fleet = _read("\n".join(lines))
+    np.testing.assert_array_equal(csv_fleet[1][1], text_fleet[1][1])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty: upload C-MAPSS text or a CSV with a header"),
+        ("\n\n", "the file is empty"),
+        (_row(1, 1) + "\n1 2 3\n", "line 2 has 3 columns; expected 26: unit, cycle, setting_1..3, s_1..s_21"),
+        (_row(1, 1).replace("518.67", "abc"), "line 1: could not convert string to float: 'abc'"),
+        (
+            _row(1, 1).replace("518.67", "nan"),
+            "line 1, column s_1 is nan; every value must be a finite number",
+        ),
+        (_row(1, 1) + "\n" + _row(1, 1), "unit 1 has the same cycle number twice"),
+        (
+            _row(1, 1).replace("1 1 ", "1.5 1 ", 1),
+            "a unit number between lines 1 and 1 is not a non-negative integer",
+        ),
+        ("unit,cycle,setting_1\n1,1,0.1", "the CSV header lacks setting_2, setting_3, s_1"),
+        ("1,2,3\n", "the CSV file has no header"),
+        (HEADER + "\n", "the file holds a header but no readings"),
+        (HEADER + "\n1,1,0.1\n", "line 2 has 3 columns"),
+    ],
+)
+def test_bad_files_name_the_problem(content, message):
+    with pytest.raises(FleetFileError) as info:
+        _read(content)
+    assert str(info.value).startswith(message)
+
+
+def test_truncated_gzip_is_reported(cmapss_dir):
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    with pytest.raises(FleetFileError, match="the gzip stream is truncated or corrupt"):
+        read_fleet(io.BytesIO(raw[: len(raw) // 2]))
+
+
+def test_binary_garbage_is_reported():
+    with pytest.raises(FleetFileError, match="is not text"):
+        _read(bytes(range(128, 256)) * 4)
+
+
+def test_gzip_of_csv_is_read():
+    raw = gzip.compress((HEADER + "\n" + ",".join(["7", "3", *ROW.split()[2:]])).encode())
+    assert list(read_fleet(io.BytesIO(raw))) == [7]

@@ -1,0 +1,61 @@
+import gzip
+import io
+import json
+
+import numpy as np
+import pytest
+
+from service.fleet_file import read_fleet
+from service.predictor import Predictor
+from service.schemas import EXAMPLE_REQUEST
+from service.scoring import score_fleet
+from tests.conftest import MODELS_DIR
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(MODELS_DIR / "fd001.onnx", providers="cpu")
+
+
+@pytest.fixture(scope="module")
+def fd001_test(cmapss_dir):
+    return read_fleet(io.BytesIO((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
+
+
+def test_scoring_test_fd001_reproduces_the_card_rmse(predictor, fd001_test, cmapss_dir):
+    result = score_fleet(predictor, fd001_test)
+    assert len(result.predictions) == 100 and result.skipped == []
+    with gzip.open(cmapss_dir / "RUL_FD001.txt.gz") as f:
+        true = np.loadtxt(f)
+    rul = np.array([p.rul for p in result.predictions])
+    card = json.loads((MODELS_DIR / "fd001.json").read_text())
+    assert float(np.sqrt(np.mean((rul - true) ** 2))) == pytest.approx(
+        card["metrics"]["test"]["rmse"], abs=1e-4
+    )
+    first = result.predictions[0]
+    assert (first.unit, first.cycle, first.cycles_used, first.padded) == (1, 31, 30, False)
+
+
+def test_last_prediction_equals_json_predict_of_the_same_window(predictor, fd001_test):
+    (scored,) = score_fleet(predictor, {1: fd001_test[1]}).predictions
+    (predicted,) = predictor.predict([("u1", EXAMPLE_REQUEST["windows"][0]["readings"])])
+    assert scored.rul == pytest.approx(predicted.rul, abs=1e-3)  # the example rounds to 6 digits
+
+
+def test_all_cycles_gives_a_trajectory_from_min_cycles(predictor, fd001_test):
+    result = score_fleet(predictor, {1: fd001_test[1]}, all_cycles=True)
+    points = result.trajectories[1]
+    assert [p.cycle for p in points] == list(range(10, 32))  # 31 cycles, minimum 10
+    assert points[0].padded and points[0].cycles_used == 10 and not points[-1].padded
+    assert points[-1].rul == result.predictions[0].rul
+    single = predictor.predict([("c15", fd001_test[1][1][:15].tolist())])[0]
+    assert points[5].rul == pytest.approx(single.rul, abs=1e-4)
+
+
+def test_units_shorter_than_minimum_are_skipped_with_reason(predictor, fd001_test):
+    short = {5: (fd001_test[1][0][:4], fd001_test[1][1][:4]), 1: fd001_test[1]}
+    result = score_fleet(predictor, short)
+    assert [p.unit for p in result.predictions] == [1]
+    assert result.skipped == [
+        {"unit": 5, "cycles": 4, "reason": "unit 5 has 4 cycles; model fd001 needs at least 10"}
+    ]
