@@ -1,14 +1,15 @@
-from training.experiments import ABLATION, RECIPE_WEIGHTING, plan, tables_markdown
+from training.experiments import ABLATION, ABLATION_BASE, RECIPE, plan, tables_markdown
 
 
-def test_plan_runs_main_table_then_ablation_without_retraining_the_recipe():
+def test_plan_runs_main_table_then_ablation_seed_by_seed():
     jobs = plan("all", seeds=3, ablation_seeds=2, weightings=list(ABLATION))
     main = [j for j in jobs if j.experiment == "main"]
-    assert len(main) == 3 * 4  # every subset, every seed, once
-    ablation = [j for j in jobs if j.experiment.startswith("ablation/")]
-    assert len(ablation) == (len(ABLATION) - 1) * 2 * 2  # the recipe's weighting reuses main runs
-    assert not any(j.experiment == f"ablation/{RECIPE_WEIGHTING}" for j in jobs)
-    assert ablation[0].flags == ["--loss-weighting", "single"] and ablation[0].seed == 0
+    assert len(main) == 3 * 4  # every subset, every seed
+    assert main[0].flags == RECIPE["FD001"]
+    ablation = jobs[len(main) :]
+    assert len(ablation) == len(ABLATION) * 2 * 2
+    assert ablation[0].flags == [*ABLATION_BASE, "--loss-weighting", "single"] and ablation[0].seed == 0
+    assert {j.seed for j in ablation[: len(ABLATION) * 2]} == {0}
 
 
 def test_tables_markdown_formats_mean_and_std():
