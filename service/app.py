@@ -191,9 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        models, errors = await run_in_threadpool(
-            load_models, settings.models_dir, settings.providers, settings.intra_op_threads
-        )
+        models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
         app.state.models, app.state.load_errors = models, errors
         app.state.default_model = _choose_default(settings.default_model, models)
         logger.info(

@@ -13,8 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.model_card import ModelCard
-from service.providers import create_session
-from service.settings import ProviderChoice
+from service.providers import SessionConfig, create_session
 
 logger = logging.getLogger("service.predictor")
 KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper")
@@ -69,9 +68,7 @@ class Predictor:
         self._check_signature()
 
     @classmethod
-    def load(
-        cls, onnx_path: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0
-    ) -> "Predictor":
+    def load(cls, onnx_path: Path, config: SessionConfig) -> "Predictor":
         """Load `<name>.onnx` after checking it against the sha256 in `<name>.json`."""
         card_path = onnx_path.with_suffix(".json")
         if not card_path.exists():
@@ -86,7 +83,7 @@ class Predictor:
                 f"{onnx_path.name} has sha256 {digest} but its card says {card.sha256}: the file "
                 "was altered or the card belongs to another export; refusing to load it"
             )
-        return cls(card, create_session(onnx_path, providers, intra_op_threads))
+        return cls(card, create_session(onnx_path, config))
 
     def _check_signature(self) -> None:
         inputs = self.session.get_inputs()
@@ -171,9 +168,7 @@ class Predictor:
             self.run(np.zeros((batch, self.window_length, self.n_columns), dtype=np.float32))
 
 
-def load_models(
-    models_dir: Path, providers: ProviderChoice = "auto", intra_op_threads: int = 0
-) -> tuple[dict[str, Predictor], dict[str, str]]:
+def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Predictor], dict[str, str]]:
     """Load and warm up every `<name>.onnx` in `models_dir`.
 
     Returns (models by name, load errors by name): one bad model never stops the others.
@@ -185,7 +180,7 @@ def load_models(
     for onnx_path in sorted(models_dir.glob("*.onnx")):
         name = onnx_path.stem
         try:
-            predictor = Predictor.load(onnx_path, providers, intra_op_threads)
+            predictor = Predictor.load(onnx_path, config)
             predictor.warm_up()
         except Exception as exc:  # any failure is reported for this model; the others still load
             logger.error("model %s not loaded: %s", name, exc)

@@ -6,11 +6,14 @@ provider it got (`get_providers()`) and decide from that.
 """
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import onnxruntime as ort
 
-from service.settings import ProviderChoice
+ProviderChoice = Literal["auto", "cuda", "tensorrt", "cpu"]
+
 
 logger = logging.getLogger("service.providers")
 
@@ -46,17 +49,43 @@ def _preload_cuda_libraries() -> None:
         _preloaded = True
 
 
-def create_session(path: Path, choice: ProviderChoice, intra_op_threads: int = 0) -> ort.InferenceSession:
-    """An InferenceSession on the provider `choice` asks for; raises ProviderUnavailable when
-    'cuda' or 'tensorrt' was asked for and is not the active provider."""
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to build every model's InferenceSession (from Settings)."""
+
+    providers: ProviderChoice = "auto"
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default
+    tensorrt_cache_dir: Path | None = None  # TensorRT engine cache: later starts skip the build
+
+
+def _provider_options(name: str, config: SessionConfig) -> tuple[str, dict[str, str]] | str:
+    if name == CUDA:
+        # HEURISTIC: cuDNN picks convolution algorithms without benchmarking each shape, so a
+        # new batch size costs no search (EXHAUSTIVE can add seconds to first requests)
+        return (CUDA, {"cudnn_conv_algo_search": "HEURISTIC"})
+    if name == TENSORRT and config.tensorrt_cache_dir:
+        config.tensorrt_cache_dir.mkdir(parents=True, exist_ok=True)
+        return (
+            TENSORRT,
+            {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(config.tensorrt_cache_dir)},
+        )
+    return name
+
+
+def create_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
+    """An InferenceSession on the provider `config.providers` asks for; raises
+    ProviderUnavailable when 'cuda' or 'tensorrt' was asked for and is not the active one."""
+    choice = config.providers
     wanted = [p for p in REQUESTED[choice] if p in ort.get_available_providers()] or [CPU]
     if wanted[0] != CPU:
         _preload_cuda_libraries()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        options.intra_op_num_threads = intra_op_threads
-    session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    if config.intra_op_threads:
+        options.intra_op_num_threads = config.intra_op_threads
+    session = ort.InferenceSession(
+        str(path), sess_options=options, providers=[_provider_options(p, config) for p in wanted]
+    )
     active = session.get_providers()[0]
     required = REQUIRED.get(choice)
     if required and active != required:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from service.fleet_file import FleetFileError, read_fleet
 from service.predictor import ModelLoadError, Predictor
+from service.providers import SessionConfig
 from service.scoring import score_fleet
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"], default="auto")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor.load(args.model, args.providers)
+        predictor = Predictor.load(args.model, SessionConfig(args.providers))
         with open(args.file, "rb") as f:
             fleet = read_fleet(f)
     except (OSError, ModelLoadError, FleetFileError) as exc:

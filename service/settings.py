@@ -2,11 +2,10 @@
 environment variable with the prefix RUL_ (e.g. RUL_MODELS_DIR, RUL_PROVIDERS)."""
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderChoice = Literal["auto", "cuda", "tensorrt", "cpu"]
+from service.providers import ProviderChoice, SessionConfig
 
 
 class Settings(BaseSettings):
@@ -18,4 +17,8 @@ class Settings(BaseSettings):
     default_model: str = ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
     providers: ProviderChoice = "auto"  # auto: CUDA when it really loads, else CPU with a warning
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default
+    tensorrt_cache_dir: Path = Path("/tmp/rul-tensorrt-cache")  # engine cache for RUL_PROVIDERS=tensorrt
     log_level: str = "info"
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(self.providers, self.intra_op_threads, self.tensorrt_cache_dir)

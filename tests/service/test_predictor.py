@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from service.predictor import ModelLoadError, Predictor, WindowError, load_models
+from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
+
+CPU_ONLY = SessionConfig("cpu")
 
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor.load(MODELS_DIR / "fd001.onnx", providers="cpu")
+    return Predictor.load(MODELS_DIR / "fd001.onnx", CPU_ONLY)
 
 
 @pytest.fixture(scope="module")
@@ -84,19 +87,19 @@ def test_load_refuses_model_whose_sha256_differs_from_card(models_copy):
     with open(models_copy / "fd001.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ModelLoadError, match=r"fd001.onnx has sha256 [0-9a-f]{64} but its card says"):
-        Predictor.load(models_copy / "fd001.onnx", providers="cpu")
+        Predictor.load(models_copy / "fd001.onnx", CPU_ONLY)
 
 
 def test_load_models_reports_bad_model_and_serves_the_others(models_copy):
     (models_copy / "broken.onnx").write_bytes(b"not onnx")
     card = json.loads((models_copy / "fd001.json").read_text())
     (models_copy / "broken.json").write_text(json.dumps({**card, "name": "broken", "sha256": "0" * 64}))
-    models, errors = load_models(models_copy, providers="cpu")
+    models, errors = load_models(models_copy, CPU_ONLY)
     assert list(models) == ["fd001"]
     assert list(errors) == ["broken"] and "card says" in errors["broken"]
 
 
 def test_load_models_missing_card_is_reported(models_copy):
     (models_copy / "fd001.json").unlink()
-    models, errors = load_models(models_copy, providers="cpu")
+    models, errors = load_models(models_copy, CPU_ONLY)
     assert models == {} and errors == {"fd001": "fd001.onnx has no model card fd001.json"}

@@ -7,14 +7,17 @@ import pytest
 
 from service.fleet_file import read_fleet
 from service.predictor import Predictor
+from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from service.scoring import score_fleet
 from tests.conftest import MODELS_DIR
 
+CPU_ONLY = SessionConfig("cpu")
+
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor.load(MODELS_DIR / "fd001.onnx", providers="cpu")
+    return Predictor.load(MODELS_DIR / "fd001.onnx", CPU_ONLY)
 
 
 @pytest.fixture(scope="module")
