@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from service.fleet_file import FleetFileError, read_fleet
@@ -24,10 +25,12 @@ from service.schemas import (
     card_summary,
 )
 from service.scoring import score_fleet
+from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
 
 logger = logging.getLogger("service.app")
-router = APIRouter()
+router = APIRouter()  # open: health
+api = APIRouter(dependencies=[Depends(require_api_key)])  # /v1: needs a key when keys are set
 
 
 def _models(request: Request) -> dict[str, Predictor]:
@@ -59,7 +62,21 @@ def _summary(predictor: Predictor) -> ModelSummary:
     return card_summary(predictor.card.model_dump(), predictor.provider)
 
 
-async def _predict(predictor: Predictor, body: PredictRequest) -> PredictResponse:
+def _check_limits(body: PredictRequest, settings: Settings) -> None:
+    if len(body.windows) > settings.max_windows_per_request:
+        limit = settings.max_windows_per_request
+        raise HTTPException(413, f"request has {len(body.windows)} windows; the limit is {limit} "
+                                 "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
+    for index, window in enumerate(body.windows):
+        if len(window.readings) > settings.max_cycles_per_window:
+            label = f"window {index}" + (f" (id {window.id!r})" if window.id is not None else "")
+            raise HTTPException(413, f"{label} has {len(window.readings)} cycles; the limit is "
+                                     f"{settings.max_cycles_per_window} (RUL_MAX_CYCLES_PER_WINDOW); "
+                                     "the model reads only the last cycles anyway")  # fmt: skip
+
+
+async def _predict(request: Request, predictor: Predictor, body: PredictRequest) -> PredictResponse:
+    _check_limits(body, request.app.state.settings)
     windows = [(w.id, w.readings) for w in body.windows]
     try:
         predictions = await run_in_threadpool(predictor.predict, windows)
@@ -101,7 +118,7 @@ async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
     )
 
 
-@router.get("/v1/models", tags=["models"])
+@api.get("/v1/models", tags=["models"])
 async def list_models(request: Request, models: Models) -> ModelList:
     """Every served model's card with the execution provider in use, and models that failed."""
     return ModelList(
@@ -111,23 +128,23 @@ async def list_models(request: Request, models: Models) -> ModelList:
     )
 
 
-@router.get("/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}})
+@api.get("/v1/models/{model}", tags=["models"], responses={404: {"description": "unknown model"}})
 async def get_model(predictor: NamedPredictor) -> ModelSummary:
     """One model's card with the execution provider in use."""
     return _summary(predictor)
 
 
-@router.post(
+@api.post(
     "/v1/models/{model}/predict",
     tags=["predict"],
     responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}},
 )
-async def predict(body: PredictRequest, predictor: NamedPredictor) -> PredictResponse:
+async def predict(request: Request, body: PredictRequest, predictor: NamedPredictor) -> PredictResponse:
     """RUL, interval and health state for each window, with the named model."""
-    return await _predict(predictor, body)
+    return await _predict(request, predictor, body)
 
 
-@router.post(
+@api.post(
     "/v1/predict",
     tags=["predict"],
     responses={
@@ -135,12 +152,14 @@ async def predict(body: PredictRequest, predictor: NamedPredictor) -> PredictRes
         503: {"description": "no default model"},
     },
 )
-async def predict_default(body: PredictRequest, predictor: DefaultPredictor) -> PredictResponse:
+async def predict_default(
+    request: Request, body: PredictRequest, predictor: DefaultPredictor
+) -> PredictResponse:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
-    return await _predict(predictor, body)
+    return await _predict(request, predictor, body)
 
 
-@router.post(
+@api.post(
     "/v1/models/{model}/score",
     tags=["score"],
     responses={
@@ -211,4 +230,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.models, app.state.load_errors, app.state.default_model = {}, {}, None
     app.include_router(router)
+    app.include_router(api)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        )
     return app

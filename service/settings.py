@@ -2,10 +2,16 @@
 environment variable with the prefix RUL_ (e.g. RUL_MODELS_DIR, RUL_PROVIDERS)."""
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.providers import ProviderChoice, SessionConfig
+from service.security import split_list
+
+# A comma-separated environment variable: RUL_API_KEYS=key1,key2
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -19,6 +25,13 @@ class Settings(BaseSettings):
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default
     tensorrt_cache_dir: Path = Path("/tmp/rul-tensorrt-cache")  # engine cache for RUL_PROVIDERS=tensorrt
     log_level: str = "info"
+    api_keys: CommaList = []  # empty: no authentication; else /v1 routes need one of these keys
+    max_body_bytes: int = 64 * 1024 * 1024  # larger request bodies get 413 (fleet files included)
+    max_windows_per_request: int = 10_000  # more windows in one predict request get 413
+    max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)
+    cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
+
+    _split = field_validator("api_keys", "cors_origins", mode="before")(split_list)
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(self.providers, self.intra_op_threads, self.tensorrt_cache_dir)

@@ -1,0 +1,106 @@
+"""Request safety: optional API keys and a request-body size limit.
+
+- API keys (RUL_API_KEYS, comma-separated): every /v1 route needs `Authorization: Bearer
+  <key>` or `X-API-Key: <key>`; missing -> 401, not accepted -> 403. Keys are compared in
+  constant time (hmac.compare_digest) against every configured key, so the answer time does
+  not tell how much of a guess was right. Health, docs and metrics stay open.
+- Body limit (RUL_MAX_BODY_BYTES): a declared Content-Length over the limit is refused before
+  reading; a chunked body is counted as it arrives and refused once it passes the limit.
+"""
+
+import hmac
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def require_api_key(request: Request) -> None:
+    """FastAPI dependency: passes when no keys are configured or a configured key is sent."""
+    keys: list[str] = request.app.state.settings.api_keys
+    if not keys:
+        return
+    presented = _presented_key(request)
+    if not presented:
+        raise HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    accepted = False
+    for key in keys:  # no early exit: the time taken does not depend on which key matched
+        accepted |= hmac.compare_digest(presented.encode(), key.encode())
+    if not accepted:
+        raise HTTPException(403, "API key not accepted")
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive`; an HTTPException so FastAPI's body parsing passes it on as a 413
+    instead of turning it into a 400."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"request body is over {max_bytes} bytes; the limit is {max_bytes} bytes "
+                              "(RUL_MAX_BODY_BYTES)")  # fmt: skip
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 for request bodies over `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        detail = f"request body is {size}; the limit is {self.max_bytes} bytes (RUL_MAX_BODY_BYTES)"
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, f"{int(declared)} bytes")
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send, f"over {self.max_bytes} bytes")
+
+
+def split_list(value: Any) -> Any:
+    """'a, b,,c' -> ['a', 'b', 'c'] for comma-separated settings; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value

@@ -1,0 +1,109 @@
+"""API keys, body and request limits, CORS."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.schemas import EXAMPLE_REQUEST
+from service.settings import Settings
+from tests.conftest import MODELS_DIR
+
+
+def _client(**settings) -> TestClient:
+    return TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu", **settings)))
+
+
+@pytest.fixture(scope="module")
+def keyed():
+    with _client(api_keys=["k-one", "k-two"]) as c:
+        yield c
+
+
+def test_missing_key_is_401_with_hint(keyed):
+    response = keyed.post("/v1/predict", json=EXAMPLE_REQUEST)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {
+        "detail": "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    }
+
+
+def test_wrong_key_is_403(keyed):
+    for headers in ({"Authorization": "Bearer nope"}, {"X-API-Key": "k-one-"}):
+        response = keyed.get("/v1/models", headers=headers)
+        assert response.status_code == 403 and response.json() == {"detail": "API key not accepted"}
+
+
+def test_either_header_with_any_configured_key_passes(keyed):
+    assert (
+        keyed.post("/v1/predict", json=EXAMPLE_REQUEST, headers={"Authorization": "Bearer k-two"}).status_code
+        == 200
+    )
+    assert keyed.get("/v1/models/fd001", headers={"X-API-Key": "k-one"}).status_code == 200
+
+
+def test_health_stays_open_with_keys(keyed):
+    assert keyed.get("/health/live").status_code == 200
+    assert keyed.get("/health/ready").status_code == 200
+
+
+def test_api_keys_from_environment_are_comma_separated(monkeypatch):
+    monkeypatch.setenv("RUL_API_KEYS", " a ,b,, ")
+    assert Settings().api_keys == ["a", "b"]
+
+
+def test_declared_body_over_limit_is_413():
+    with _client(max_body_bytes=1000) as c:
+        response = c.post("/v1/predict", json=EXAMPLE_REQUEST)
+        assert response.status_code == 413
+        assert response.json()["detail"].startswith("request body is ")
+        assert response.json()["detail"].endswith("bytes; the limit is 1000 bytes (RUL_MAX_BODY_BYTES)")
+
+
+def test_chunked_body_over_limit_is_413():
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 500
+
+    with _client(max_body_bytes=1000) as c:
+        response = c.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "request body is over 1000 bytes; the limit is 1000 bytes (RUL_MAX_BODY_BYTES)"
+        }
+        assert c.get("/health/live").status_code == 200  # and the server keeps serving
+
+
+def test_too_many_windows_and_too_long_window_are_413():
+    with _client(max_windows_per_request=1, max_cycles_per_window=29) as c:
+        response = c.post("/v1/predict", json=EXAMPLE_REQUEST)
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "request has 2 windows; the limit is 1 (RUL_MAX_WINDOWS_PER_REQUEST)"
+        }
+        one = {"windows": EXAMPLE_REQUEST["windows"][:1]}
+        response = c.post("/v1/predict", json=one)
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "window 0 (id 'fd001-test-unit-1') has 30 cycles; the limit is 29 "
+            "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway"
+        }
+
+
+def test_cors_allows_configured_origin_only():
+    with _client(cors_origins=["https://dash.example"]) as c:
+        ok = c.options(
+            "/v1/predict", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://dash.example"
+        other = c.options(
+            "/v1/predict", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_fleet_upload_over_limit_is_413(cmapss_dir):
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    with _client(max_body_bytes=len(raw) // 2) as c:
+        response = c.post("/v1/models/fd001/score", files={"file": ("test_FD001.txt.gz", raw)})
+        assert response.status_code == 413 and "RUL_MAX_BODY_BYTES" in response.json()["detail"]
