@@ -12,10 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.fleet_file import FleetFileError, read_fleet
+from service.metrics import Metrics, RequestMetrics
 from service.predictor import Predictor, WindowError, load_models
+from service.request_id import RequestId
 from service.schemas import (
     ModelList,
     ModelSummary,
@@ -89,6 +92,13 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
             "predictions": [vars(p) for p in predictions],
         }
     )
+
+
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics: requests and latency by route and status, inference time and batch
+    size by model, model info (version, provider)."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health/live", tags=["health"])
@@ -212,6 +222,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
         app.state.models, app.state.load_errors = models, errors
+        for predictor in models.values():
+            predictor.on_run = metrics.observe_run
+        metrics.set_models({name: (p.card.version, p.provider) for name, p in models.items()})
         app.state.default_model = _choose_default(settings.default_model, models)
         logger.info(
             "serving %s (default %s); not loaded: %s",
@@ -228,9 +241,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    metrics = app.state.metrics = Metrics()
     app.state.models, app.state.load_errors, app.state.default_model = {}, {}, None
     app.include_router(router)
     app.include_router(api)
+    # add_middleware wraps what is there: the last added runs first on a request
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -238,5 +253,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestId)
     return app

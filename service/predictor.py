@@ -5,6 +5,8 @@ FastAPI; `load_models` loads a whole models directory.
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,8 @@ class Predictor:
         self.n_columns = len(card.input_features)
         # rul and health_probs always; rul_lower and rul_upper when the model has an interval
         self.output_names = [o.name for o in session.get_outputs() if o.name in KNOWN_OUTPUTS]
+        # called after every run with (model name, windows, seconds): the app's metrics hook
+        self.on_run: Callable[[str, int, float], None] | None = None
         self._check_signature()
 
     @classmethod
@@ -137,8 +141,11 @@ class Predictor:
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> {"rul": (B,), "health_probs": (B, 3)[, "rul_lower", "rul_upper"]}.
         Blocking: keep it off the event loop."""
-        return dict(zip(self.output_names, self.session.run(self.output_names, {self.card.input_name: batch}),
-                        strict=True))  # fmt: skip
+        started = time.perf_counter()
+        outputs = self.session.run(self.output_names, {self.card.input_name: batch})
+        if self.on_run:
+            self.on_run(self.card.name, len(batch), time.perf_counter() - started)
+        return dict(zip(self.output_names, outputs, strict=True))
 
     def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
         """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""

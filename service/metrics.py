@@ -1,0 +1,91 @@
+"""Prometheus metrics (prometheus-client), one registry per app so that several apps (tests,
+reloads) never collide. Served by GET /metrics in the text exposition format."""
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rul_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rul_request_duration_seconds",
+            "HTTP request latency by route and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "rul_inference_seconds",
+            "ONNX Runtime run time per batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "rul_batch_size_windows",
+            "windows per ONNX Runtime run",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "rul_model_info",
+            "1 for each served model, labelled with its version and the execution provider in use",
+            ["model", "version", "provider"],
+            registry=self.registry,
+        )
+
+    def observe_run(self, model: str, windows: int, seconds: float) -> None:
+        self.inference.labels(model).observe(seconds)
+        self.batch_size.labels(model).observe(windows)
+
+    def set_models(self, models: dict[str, tuple[str, str]]) -> None:
+        """{name: (version, provider)} -> rul_model_info, replacing what was there."""
+        self.model_info.clear()
+        for name, (version, provider) in models.items():
+            self.model_info.labels(name, version, provider).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """ASGI middleware counting requests and timing them by route template (not raw path,
+    which would give every unknown URL its own series)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(template, scope["method"]).observe(time.perf_counter() - started)

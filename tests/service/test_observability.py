@@ -1,0 +1,60 @@
+"""GET /metrics (Prometheus) and request ids."""
+
+import logging
+
+from service.request_id import RequestIdFilter, current_request_id
+from service.schemas import EXAMPLE_REQUEST
+from tests.conftest import MODELS_DIR
+from tests.service.conftest import make_client
+
+
+def _sample(text: str, prefix: str) -> float:
+    (line,) = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_metrics_count_requests_inference_and_batch_sizes():
+    with make_client(MODELS_DIR) as c:
+        c.post("/v1/predict", json=EXAMPLE_REQUEST)
+        c.post("/v1/predict", json={"windows": EXAMPLE_REQUEST["windows"][:1]})
+        c.get("/v1/models/nope")
+        text = c.get("/metrics").text
+    assert _sample(text, 'rul_requests_total{method="POST",route="/v1/predict",status="200"}') == 2
+    assert _sample(text, 'rul_requests_total{method="GET",route="/v1/models/{model}",status="404"}') == 1
+    assert _sample(text, 'rul_request_duration_seconds_count{method="POST",route="/v1/predict"}') == 2
+    assert _sample(text, 'rul_inference_seconds_count{model="fd001"}') == 2  # warm-up runs not counted
+    assert _sample(text, 'rul_batch_size_windows_sum{model="fd001"}') == 3  # 2 windows + 1 window
+    assert _sample(text, 'rul_model_info{model="fd001",provider="CPUExecutionProvider",version="') == 1
+
+
+def test_metrics_stay_open_when_api_keys_are_set():
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k"]))) as c:
+        response = c.get("/metrics")
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+
+
+def test_request_id_is_echoed_or_created(client):
+    assert (
+        client.get("/health/live", headers={"X-Request-ID": "dash-42"}).headers["x-request-id"] == "dash-42"
+    )
+    created = client.get("/health/live").headers["x-request-id"]
+    assert len(created) == 32 and created != "dash-42"
+    # an id that could forge log lines is replaced, not echoed
+    assert (
+        client.get("/health/live", headers={"X-Request-ID": "a b\\nc"}).headers["x-request-id"] != "a b\\nc"
+    )
+
+
+def test_log_records_carry_the_request_id():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "msg", None, None)
+    token = current_request_id.set("req-7")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        current_request_id.reset(token)
+    assert record.request_id == "req-7"
