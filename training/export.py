@@ -27,6 +27,7 @@ from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, PADDIN
 from training.data import Subset, load_subset
 from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.intervals import IntervalBands, IntervalHead, calibrate_bands
+from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
 
 CARD_FORMAT = "rul-model-card/1"
@@ -206,35 +207,37 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        nargs="+",
-        help="checkpoint(s) written by rul-train; several make an averaged ensemble",
-    )
+    parser.add_argument("--checkpoint", nargs="+",
+                        help="checkpoint(s) written by rul-train; several make an averaged ensemble. "
+                             "Without it, --triton-repo packages <out-dir>/<name>.onnx")  # fmt: skip
     parser.add_argument("--name", required=True, help="model name, e.g. fd001 (file stem and URL name)")
-    parser.add_argument(
-        "--version",
-        default=datetime.now(UTC).strftime("%Y.%m.%d"),
-        help="model version for the card (default: today, YYYY.MM.DD)",
-    )
+    parser.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"),
+                        help="model version for the card (default: today, YYYY.MM.DD)")  # fmt: skip
     parser.add_argument("--out-dir", default="models", help="where to write <name>.onnx and <name>.json")
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )
-    args = parser.parse_args(argv)
-    card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir)
-    print(
-        json.dumps(
-            {
-                "onnx": str(Path(args.out_dir) / f"{args.name}.onnx"),
-                "sha256": card["sha256"],
-                "parity": card["parity"],
-                "test": card["metrics"]["test"],
-            },
-            indent=2,
-        )
+    parser.add_argument(
+        "--triton-repo",
+        type=Path,
+        help="also write a Triton model repository <dir>/<name>/{config.pbtxt,1/model.onnx}",
     )
+    args = parser.parse_args(argv)
+    onnx_path, card_path = Path(args.out_dir) / f"{args.name}.onnx", Path(args.out_dir) / f"{args.name}.json"
+    if args.checkpoint:
+        card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir)
+        print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],
+                          "test": card["metrics"]["test"]}, indent=2))  # fmt: skip
+    elif not args.triton_repo:
+        parser.error("give --checkpoint to export, or --triton-repo to package an exported model")
+    else:
+        if not card_path.exists():
+            parser.error(f"{card_path} not found: export the model first (--checkpoint)")
+        card = json.loads(card_path.read_text())
+        if sha256_of(onnx_path) != card["sha256"]:
+            parser.error(f"{onnx_path} does not match the sha256 in {card_path}")
+    if args.triton_repo:
+        print(f"Triton model repository: {write_triton_repo(onnx_path, card, args.triton_repo)}")
 
 
 if __name__ == "__main__":
