@@ -11,10 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import oip
+from service.dependencies import DefaultPredictor, Models, NamedPredictor, not_ready_reason
 from service.fleet_file import FleetFileError, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.predictor import Predictor, WindowError, load_models
@@ -34,31 +38,6 @@ from service.settings import Settings
 logger = logging.getLogger("service.app")
 router = APIRouter()  # open: health
 api = APIRouter(dependencies=[Depends(require_api_key)])  # /v1: needs a key when keys are set
-
-
-def _models(request: Request) -> dict[str, Predictor]:
-    return request.app.state.models
-
-
-def _predictor(model: str, request: Request) -> Predictor:
-    models = _models(request)
-    if model not in models:
-        known = ", ".join(sorted(models)) or "none loaded"
-        raise HTTPException(404, f"model {model!r} not found; known models: {known}")
-    return models[model]
-
-
-def _default_predictor(request: Request) -> Predictor:
-    name = request.app.state.default_model
-    if name is None or name not in _models(request):
-        reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
-        raise HTTPException(503, f"default model {name!r} is not available: {reason}")
-    return _models(request)[name]
-
-
-Models = Annotated[dict[str, Predictor], Depends(_models)]
-NamedPredictor = Annotated[Predictor, Depends(_predictor)]
-DefaultPredictor = Annotated[Predictor, Depends(_default_predictor)]
 
 
 def _summary(predictor: Predictor) -> ModelSummary:
@@ -115,10 +94,9 @@ async def live() -> dict[str, str]:
 )
 async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
     """200 once every model is loaded and warmed up; names the execution provider in use."""
-    errors: dict[str, str] = request.app.state.load_errors
-    if errors or not models:
-        reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
-        return JSONResponse({"detail": f"not ready: {reasons}"}, status_code=503)
+    reason = not_ready_reason(request)
+    if reason:
+        return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
     providers = {name: p.provider for name, p in models.items()}
     distinct = set(providers.values())
     return Readiness(
@@ -207,6 +185,15 @@ async def score(
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's {"detail": ...} everywhere but under /v2, where the Open Inference Protocol
+    wants {"error": ...}."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/v2"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
 def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
     if configured:
         return configured
@@ -245,6 +232,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models, app.state.load_errors, app.state.default_model = {}, {}, None
     app.include_router(router)
     app.include_router(api)
+    app.include_router(oip.health)
+    app.include_router(oip.api)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     # add_middleware wraps what is there: the last added runs first on a request
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

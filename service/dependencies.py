@@ -1,0 +1,40 @@
+"""FastAPI dependencies shared by the v1 and v2 routers: the loaded models and lookups."""
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from service.predictor import Predictor
+
+
+def loaded_models(request: Request) -> dict[str, Predictor]:
+    return request.app.state.models
+
+
+def named_predictor(model: str, request: Request) -> Predictor:
+    models = loaded_models(request)
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none loaded"
+        raise HTTPException(404, f"model {model!r} not found; known models: {known}")
+    return models[model]
+
+
+def default_predictor(request: Request) -> Predictor:
+    name = request.app.state.default_model
+    if name is None or name not in loaded_models(request):
+        reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
+        raise HTTPException(503, f"default model {name!r} is not available: {reason}")
+    return loaded_models(request)[name]
+
+
+def not_ready_reason(request: Request) -> str | None:
+    """Why the service is not ready (a model failed or none is loaded), or None when it is."""
+    errors: dict[str, str] = request.app.state.load_errors
+    if errors or not request.app.state.models:
+        return "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
+    return None
+
+
+Models = Annotated[dict[str, Predictor], Depends(loaded_models)]
+NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
+DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]

@@ -1,0 +1,190 @@
+"""The Open Inference Protocol v2 (KServe / Triton REST), so standard clients such as
+`tritonclient[http]` work unchanged. Tensors in, tensors out: the input `readings` FP32
+`[B, window_length, 24]` goes to the graph as is (no padding; that is the v1 API's job).
+
+Supports the binary tensor data extension that tritonclient uses by default: a request body
+of JSON followed by raw tensor bytes (`Inference-Header-Content-Length` tells where the JSON
+ends), and binary outputs when asked for. Errors are `{"error": "..."}`.
+"""
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from service.dependencies import NamedPredictor, not_ready_reason
+from service.predictor import Predictor
+from service.security import require_api_key
+
+HEADER_LENGTH = "inference-header-content-length"
+DTYPES = {"FP32": np.float32, "FP64": np.float64}
+
+health = APIRouter(prefix="/v2", tags=["open inference protocol"])
+api = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require_api_key)])
+
+
+def _server_version() -> str:
+    try:
+        return version("rul-service")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@health.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "rul-service", "version": _server_version(), "extensions": ["binary_tensor_data"]}
+
+
+@health.get("/health/live")
+async def server_live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@health.get("/health/ready")
+async def server_ready(request: Request) -> JSONResponse:
+    reason = not_ready_reason(request)
+    if reason:
+        return JSONResponse({"error": f"not ready: {reason}"}, status_code=503)
+    return JSONResponse({"ready": True})
+
+
+def _tensor_metadata(name: str, shape: list[int]) -> dict[str, Any]:
+    return {"name": name, "datatype": "FP32", "shape": shape}
+
+
+@api.get("/models/{model}")
+async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
+    card = predictor.card
+    return {
+        "name": card.name,
+        "versions": [card.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [_tensor_metadata(card.input_name, [-1, card.window_length, len(card.input_features)])],
+        "outputs": [
+            _tensor_metadata(n, [-1, len(card.health_states)] if n == "health_probs" else [-1])
+            for n in predictor.output_names
+        ],
+    }
+
+
+@api.get("/models/{model}/ready")
+async def model_ready(predictor: NamedPredictor) -> dict[str, Any]:
+    return {"name": predictor.card.name, "ready": True}
+
+
+@api.get("/models/{model}/versions/{model_version}")
+async def model_version_metadata(predictor: NamedPredictor, model_version: str) -> dict[str, Any]:
+    _check_version(predictor, model_version)
+    return await model_metadata(predictor)
+
+
+def _check_version(predictor: Predictor, model_version: str) -> None:
+    if model_version not in ("", predictor.card.version):
+        raise HTTPException(
+            404,
+            f"model {predictor.card.name!r} has version {predictor.card.version!r}, not {model_version!r}",
+        )
+
+
+def _split_body(request_body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON inference request and the binary tensor bytes after it (if any)."""
+    try:
+        if header_length is None:
+            return json.loads(request_body), b""
+        n = int(header_length)
+        return json.loads(request_body[:n]), request_body[n:]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
+
+
+def _input_tensor(request: dict[str, Any], binary: bytes, predictor: Predictor) -> np.ndarray:
+    card = predictor.card
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise HTTPException(400, f"expected exactly one input, {card.input_name!r}")
+    tensor = inputs[0]
+    if tensor.get("name") != card.input_name:
+        raise HTTPException(
+            400, f"unknown input {tensor.get('name')!r}; model {card.name} takes {card.input_name!r}"
+        )
+    datatype = tensor.get("datatype")
+    if datatype not in DTYPES:
+        raise HTTPException(400, f"input {card.input_name!r} has datatype {datatype!r}; expected FP32")
+    shape: list[int] = tensor.get("shape")  # type: ignore[assignment]  # checked just below
+    expected = [card.window_length, len(card.input_features)]
+    batch_ok = isinstance(shape, list) and len(shape) == 3 and isinstance(shape[0], int) and shape[0] >= 1
+    if not batch_ok or shape[1:] != expected:
+        wanted = f"[batch, {expected[0]}, {expected[1]}] (batch >= 1)"
+        raise HTTPException(400, f"input {card.input_name!r} has shape {shape}; expected {wanted}")
+    count = shape[0] * expected[0] * expected[1]
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    try:
+        if size is not None:
+            array = np.frombuffer(binary[: int(size)], dtype=DTYPES[datatype])
+        else:
+            array = np.asarray(tensor.get("data"), dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(400, f"input {card.input_name!r} data is not a list of numbers: {exc}") from exc
+    if array.size != count:
+        raise HTTPException(
+            400, f"input {card.input_name!r} has {array.size} values; shape {shape} needs {count}"
+        )
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+        batch = array.reshape(shape).astype(np.float32)
+    if not np.isfinite(batch).all():
+        raise HTTPException(400, f"input {card.input_name!r} holds NaN or infinite values")
+    return batch
+
+
+def _wants_binary(request: dict[str, Any], name: str) -> bool:
+    for output in request.get("outputs") or []:
+        if isinstance(output, dict) and output.get("name") == name:
+            return bool((output.get("parameters") or {}).get("binary_data", False))
+    return bool((request.get("parameters") or {}).get("binary_data_output", False))
+
+
+@api.post("/models/{model}/infer")
+@api.post("/models/{model}/versions/{model_version}/infer")
+async def infer(request: Request, predictor: NamedPredictor, model_version: str = "") -> Response:
+    _check_version(predictor, model_version)
+    body, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the inference request must be a JSON object")
+    batch = _input_tensor(body, binary, predictor)
+    requested = [str(o.get("name")) for o in body.get("outputs") or [] if isinstance(o, dict)]
+    requested = requested or predictor.output_names
+    unknown = [n for n in requested if n not in predictor.output_names]
+    if unknown:
+        raise HTTPException(
+            400, f"unknown outputs {unknown}; model {predictor.card.name} has {predictor.output_names}"
+        )
+    results = await run_in_threadpool(predictor.run, batch)
+    outputs, chunks = [], []
+    for name in requested:
+        value = np.ascontiguousarray(results[name], dtype=np.float32)
+        entry: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(value.shape)}
+        if _wants_binary(body, name):
+            entry["parameters"] = {"binary_data_size": value.nbytes}
+            chunks.append(value.tobytes())
+        else:
+            entry["data"] = value.reshape(-1).tolist()
+        outputs.append(entry)
+    answer: dict[str, Any] = {
+        "model_name": predictor.card.name,
+        "model_version": predictor.card.version,
+        "outputs": outputs,
+    }
+    if "id" in body:
+        answer["id"] = body["id"]
+    header = json.dumps(answer).encode()
+    if not chunks:
+        return Response(header, media_type="application/json")
+    return Response(
+        header + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(len(header))},
+    )

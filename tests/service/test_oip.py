@@ -1,0 +1,138 @@
+"""The Open Inference Protocol v2, through the official tritonclient[http] against a live
+uvicorn server on loopback, and its error shape through the TestClient."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+import uvicorn
+from tritonclient.utils import InferenceServerException
+
+from service.app import create_app
+from service.predictor import Predictor
+from service.providers import SessionConfig
+from service.schemas import EXAMPLE_REQUEST
+from service.settings import Settings
+from tests.conftest import MODELS_DIR
+
+WINDOWS = np.asarray([w["readings"] for w in EXAMPLE_REQUEST["windows"]], dtype=np.float32)  # (2, 30, 24)
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start in 30 s"
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(server_url) -> httpclient.InferenceServerClient:
+    return httpclient.InferenceServerClient(url=server_url)
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, np.ndarray]:
+    return Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu")).run(WINDOWS)
+
+
+def test_health_and_metadata_through_tritonclient(client):
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("fd001")
+    assert client.get_server_metadata()["name"] == "rul-service"
+    metadata = client.get_model_metadata("fd001")
+    assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 30, 24]}]
+    assert [o["name"] for o in metadata["outputs"]] == ["rul", "health_probs", "rul_lower", "rul_upper"]
+    assert metadata["outputs"][1]["shape"] == [-1, 3]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_infer_through_tritonclient_equals_the_predictor(client, expected, binary):
+    readings = httpclient.InferInput("readings", list(WINDOWS.shape), "FP32")
+    readings.set_data_from_numpy(WINDOWS, binary_data=binary)
+    names = ["rul", "health_probs", "rul_lower", "rul_upper"]
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in names]
+    result = client.infer("fd001", [readings], outputs=outputs, request_id="req-1")
+    for name in names:
+        np.testing.assert_array_equal(result.as_numpy(name), expected[name])
+    assert result.get_response()["model_name"] == "fd001" and result.get_response()["id"] == "req-1"
+
+
+def test_infer_without_requested_outputs_returns_all(client, expected):
+    readings = httpclient.InferInput("readings", [1, 30, 24], "FP32")
+    readings.set_data_from_numpy(WINDOWS[:1])
+    result = client.infer("fd001", [readings])
+    assert result.as_numpy("health_probs").shape == (1, 3)
+    np.testing.assert_array_equal(result.as_numpy("rul"), expected["rul"][:1])
+
+
+def test_wrong_shape_error_reaches_tritonclient(client):
+    readings = httpclient.InferInput("readings", [1, 20, 24], "FP32")
+    readings.set_data_from_numpy(np.zeros((1, 20, 24), dtype=np.float32))
+    with pytest.raises(
+        InferenceServerException, match=r"has shape \[1, 20, 24\]; expected \[batch, 30, 24\]"
+    ):
+        client.infer("fd001", [readings])
+
+
+def test_unknown_model_error_reaches_tritonclient(client):
+    with pytest.raises(InferenceServerException, match="model 'fd999' not found; known models: fd001"):
+        client.get_model_metadata("fd999")
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"inputs": []}, "expected exactly one input, 'readings'"),
+        ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30, 24], "data": []}]},
+         "unknown input 'x'; model fd001 takes 'readings'"),
+        ({"inputs": [{"name": "readings", "datatype": "INT8", "shape": [1, 30, 24], "data": []}]},
+         "input 'readings' has datatype 'INT8'; expected FP32"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [1.0, 2.0]}]},
+         "input 'readings' has 2 values; shape [1, 30, 24] needs 720"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": ["a"] * 720}]},
+         "input 'readings' data is not a list of numbers: could not convert string to float: 'a'"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [1e39] * 720}]},
+         "input 'readings' holds NaN or infinite values"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [0.0] * 720}],
+          "outputs": [{"name": "risk"}]},
+         "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper']"),
+    ],
+)  # fmt: skip
+def test_infer_errors_are_400_with_error_field(body, error):
+    from tests.service.conftest import make_client
+
+    with make_client(MODELS_DIR) as c:
+        response = c.post("/v2/models/fd001/infer", json=body)
+        assert response.status_code == 400 and response.json() == {"error": error}
+        invalid = c.post(
+            "/v2/models/fd001/infer", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert invalid.status_code == 400 and invalid.json()["error"].startswith(
+            "the inference request is not valid JSON"
+        )
+        assert c.get("/v2/models/nope/ready").json() == {
+            "error": "model 'nope' not found; known models: fd001"
+        }
+
+
+def test_v2_ready_is_503_with_error_when_no_model(tmp_path):
+    from tests.service.conftest import make_client
+
+    with make_client(tmp_path) as c:
+        response = c.get("/v2/health/ready")
+        assert response.status_code == 503 and response.json()["error"].startswith("not ready: ")
