@@ -2,9 +2,11 @@
 once, warms it up and only then reports ready. Routes stay a few lines each; the work is in
 `service.predictor`, which runs off the event loop."""
 
+import asyncio
 import csv
 import io
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -18,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import oip
-from service.dependencies import DefaultPredictor, Models, NamedPredictor, not_ready_reason
+from service.dependencies import DefaultPredictor, Models, NamedPredictor, not_ready_reason, run_model
 from service.fleet_file import FleetFileError, read_fleet
 from service.metrics import Metrics, RequestMetrics
-from service.predictor import Predictor, WindowError, load_models
+from service.model_set import load_and_install, reload_models, shutdown
+from service.predictor import Predictor, WindowError
 from service.request_id import RequestId
 from service.schemas import (
     ModelList,
@@ -61,9 +64,11 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
     _check_limits(body, request.app.state.settings)
     windows = [(w.id, w.readings) for w in body.windows]
     try:
-        predictions = await run_in_threadpool(predictor.predict, windows)
+        batch, meta = await run_in_threadpool(predictor.prepare_batch, windows)
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
+    outputs = await run_model(request, predictor, batch)
+    predictions = predictor.to_predictions([w.id for w in body.windows], outputs, meta)
     return PredictResponse.model_validate(
         {
             "model": predictor.card.name,
@@ -148,6 +153,20 @@ async def predict_default(
 
 
 @api.post(
+    "/v1/models/reload",
+    tags=["models"],
+    responses={409: {"description": "a model failed to load; the previous models keep serving"}},
+)
+async def reload(request: Request) -> dict[str, str]:
+    """Reload every model from the models directory, atomically: all load and replace the
+    served set, or nothing changes (also on SIGHUP). Needs a key when keys are set."""
+    reloaded, message = await reload_models(request.app)
+    if not reloaded:
+        raise HTTPException(409, message)
+    return {"status": "reloaded", "detail": message}
+
+
+@api.post(
     "/v1/models/{model}/score",
     tags=["score"],
     responses={
@@ -194,12 +213,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
-    if configured:
-        return configured
-    if "fd001" in models:
-        return "fd001"
-    return min(models) if models else None
+def _on_sighup(app: FastAPI) -> None:
+    """SIGHUP reloads the models, like POST /v1/models/reload (only in the main thread, as
+    under rul-serve; elsewhere, e.g. in tests, the route is the way)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_models(app)))
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError) as exc:
+        logger.info("SIGHUP reload not available here (%s); use POST /v1/models/reload", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -207,19 +228,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
-        app.state.models, app.state.load_errors = models, errors
-        for predictor in models.values():
-            predictor.on_run = metrics.observe_run
-        metrics.set_models({name: (p.card.version, p.provider) for name, p in models.items()})
-        app.state.default_model = _choose_default(settings.default_model, models)
-        logger.info(
-            "serving %s (default %s); not loaded: %s",
-            sorted(models),
-            app.state.default_model,
-            errors or "none",
-        )
+        await load_and_install(app)
+        _on_sighup(app)
         yield
+        await shutdown(app)
 
     app = FastAPI(
         title="RUL service",
@@ -229,7 +241,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     metrics = app.state.metrics = Metrics()
-    app.state.models, app.state.load_errors, app.state.default_model = {}, {}, None
+    app.state.models, app.state.load_errors, app.state.default_model = {}, {"*": "models are loading"}, None
+    app.state.batchers, app.state.reload_lock = {}, asyncio.Lock()
     app.include_router(router)
     app.include_router(api)
     app.include_router(oip.health)

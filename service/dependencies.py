@@ -2,8 +2,11 @@
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
+from service.batcher import QueueFull
 from service.predictor import Predictor
 
 
@@ -25,6 +28,18 @@ def default_predictor(request: Request) -> Predictor:
         reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
         raise HTTPException(503, f"default model {name!r} is not available: {reason}")
     return loaded_models(request)[name]
+
+
+async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a prepared batch (N, W, C) through the model's dynamic batcher (or straight through
+    a worker thread when batching is off); a full queue is a 503 with Retry-After."""
+    batcher = request.app.state.batchers.get(predictor.card.name)
+    try:
+        if batcher is not None and batcher.predictor is predictor:  # not swapped out by a reload
+            return await batcher.run(batch)
+        return await run_in_threadpool(predictor.run, batch)
+    except QueueFull as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
 
 
 def not_ready_reason(request: Request) -> str | None:

@@ -40,12 +40,22 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.queue_time = Histogram(
+            "rul_queue_seconds",
+            "time a request waited in the dynamic batcher's queue",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "rul_model_info",
             "1 for each served model, labelled with its version and the execution provider in use",
             ["model", "version", "provider"],
             registry=self.registry,
         )
+
+    def observe_queue(self, model: str, seconds: float) -> None:
+        self.queue_time.labels(model).observe(seconds)
 
     def observe_run(self, model: str, windows: int, seconds: float) -> None:
         self.inference.labels(model).observe(seconds)

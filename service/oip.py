@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from service.dependencies import NamedPredictor, not_ready_reason
+from service.dependencies import NamedPredictor, not_ready_reason, run_model
 from service.predictor import Predictor
 from service.security import require_api_key
 
@@ -162,7 +161,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
         raise HTTPException(
             400, f"unknown outputs {unknown}; model {predictor.card.name} has {predictor.output_names}"
         )
-    results = await run_in_threadpool(predictor.run, batch)
+    results = await run_model(request, predictor, batch)
     outputs, chunks = [], []
     for name in requested:
         value = np.ascontiguousarray(results[name], dtype=np.float32)

@@ -147,10 +147,18 @@ class Predictor:
             self.on_run(self.card.name, len(batch), time.perf_counter() - started)
         return dict(zip(self.output_names, outputs, strict=True))
 
-    def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
-        """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
+    def prepare_batch(
+        self, windows: list[tuple[str | None, Any]]
+    ) -> tuple[np.ndarray, list[tuple[int, bool]]]:
+        """Validate and shape [(id, readings (T, C))] -> batch (N, W, C) and (cycles used, padded)
+        per window. Raises WindowError naming the first bad window."""
         prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
-        out = self.run(np.stack([p[0] for p in prepared]))
+        return np.stack([p[0] for p in prepared]), [(p[1], p[2]) for p in prepared]
+
+    def to_predictions(
+        self, ids: list[str | None], out: dict[str, np.ndarray], meta: list[tuple[int, bool]]
+    ) -> list[Prediction]:
+        """The graph's outputs for a prepared batch -> one Prediction per window, in order."""
         states = self.card.health_states
         has_interval = "rul_lower" in out
         return [
@@ -166,8 +174,13 @@ class Predictor:
                 cycles_used=cycles,
                 padded=padded,
             )
-            for i, ((wid, _), (_, cycles, padded)) in enumerate(zip(windows, prepared, strict=True))
+            for i, (wid, (cycles, padded)) in enumerate(zip(ids, meta, strict=True))
         ]
+
+    def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
+        """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
+        batch, meta = self.prepare_batch(windows)
+        return self.to_predictions([wid for wid, _ in windows], self.run(batch), meta)
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024  # larger request bodies get 413 (fleet files included)
     max_windows_per_request: int = 10_000  # more windows in one predict request get 413
     max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)
+    batching: bool = True  # coalesce concurrent requests into one ONNX Runtime run per model
+    max_batch_size: int = 256  # windows per coalesced run; bigger requests run on their own
+    max_queue_delay_ms: float = 2.0  # how long the first request waits for others to join
+    max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
     cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(split_list)

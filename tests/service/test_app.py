@@ -224,3 +224,31 @@ def test_score_bad_file_is_422_naming_file_and_line(client):
 def test_score_unknown_model_is_404(client):
     response = client.post("/v1/models/nope/score", files={"file": ("f.txt", "x")})
     assert response.status_code == 404
+
+
+def test_concurrent_http_requests_are_batched_with_identical_answers():
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    one = {"windows": EXAMPLE_REQUEST["windows"][:1]}
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_queue_delay_ms=200)
+    with TestClient(create_app(settings)) as c:
+        single = c.post("/v1/predict", json=one).json()["predictions"][0]["rul"]
+        batcher = c.app.state.batchers["fd001"]
+        runs_before = batcher.runs
+        answers: list[float] = []
+
+        def ask() -> None:
+            answers.append(c.post("/v1/predict", json=one).json()["predictions"][0]["rul"])
+
+        threads = [threading.Thread(target=ask) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(answers) == 16 and answers == pytest.approx([single] * 16, abs=1e-4)
+        assert batcher.runs - runs_before < 16  # 16 requests in fewer ONNX Runtime runs

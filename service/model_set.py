@@ -1,0 +1,75 @@
+"""The set of models being served and how it changes: loaded at start, swapped atomically
+on reload (POST /v1/models/reload or SIGHUP), drained at shutdown.
+
+A reload loads every model anew off the event loop; only if all of them load is the new set
+installed (one assignment on the event loop, so a request sees the old set or the new one,
+never a mix), and the old batchers then finish what they had queued. A failed reload changes
+nothing: the old models keep serving and the error is returned and logged.
+"""
+
+import asyncio
+import logging
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from service.batcher import Batcher
+from service.predictor import Predictor, load_models
+from service.settings import Settings
+
+logger = logging.getLogger("service.model_set")
+
+
+def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
+    if configured:
+        return configured
+    if "fd001" in models:
+        return "fd001"
+    return min(models) if models else None
+
+
+async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, str]) -> None:
+    """Make `models` the served set, with fresh batchers; drain the previous batchers."""
+    settings: Settings = app.state.settings
+    metrics = app.state.metrics
+    batchers: dict[str, Batcher] = {}
+    for name, predictor in models.items():
+        predictor.on_run = metrics.observe_run
+        if settings.batching:
+            batchers[name] = Batcher(predictor, settings.max_batch_size, settings.max_queue_delay_ms,
+                                     settings.max_queue_size, metrics.observe_queue)  # fmt: skip
+            batchers[name].start()
+    previous = app.state.batchers
+    # the swap: no await in between, so no request sees half of it
+    app.state.models, app.state.load_errors, app.state.batchers = models, errors, batchers
+    app.state.default_model = _choose_default(settings.default_model, models)
+    metrics.set_models({name: (p.card.version, p.provider) for name, p in models.items()})
+    logger.info("serving %s (default %s); not loaded: %s", sorted(models), app.state.default_model,
+                errors or "none")  # fmt: skip
+    await asyncio.gather(*(b.drain() for b in previous.values()))
+
+
+async def load_and_install(app: FastAPI) -> None:
+    """Start-up: whatever loads is served; what fails is reported by /health/ready."""
+    settings: Settings = app.state.settings
+    models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+    await install(app, models, errors)
+
+
+async def reload_models(app: FastAPI) -> tuple[bool, str]:
+    """Reload every model; install them only if all load. Returns (reloaded?, what happened)."""
+    async with app.state.reload_lock:
+        settings: Settings = app.state.settings
+        models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+        if errors or not models:
+            reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "no models found"
+            serving = ", ".join(sorted(app.state.models)) or "none"
+            message = f"reload failed, still serving the previous models ({serving}): {reasons}"
+            logger.error(message)
+            return False, message
+        await install(app, models, {})
+        return True, f"reloaded {', '.join(f'{n} {p.card.version}' for n, p in sorted(models.items()))}"
+
+
+async def shutdown(app: FastAPI) -> None:
+    await asyncio.gather(*(b.drain() for b in app.state.batchers.values()))

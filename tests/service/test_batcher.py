@@ -1,0 +1,87 @@
+"""Dynamic batching on its own (asyncio, no HTTP)."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from service.batcher import Batcher, QueueFull
+from service.predictor import Predictor
+from service.providers import SessionConfig
+from service.schemas import EXAMPLE_REQUEST
+from tests.conftest import MODELS_DIR
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    base = np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (30, 24)
+    rng = np.random.default_rng(0)
+    return base[None] + rng.normal(0, 0.01, (64, 30, 24)).astype(np.float32) * base.std(axis=0)
+
+
+async def _concurrently(
+    batcher: Batcher, windows: np.ndarray, per_request: int
+) -> list[dict[str, np.ndarray]]:
+    batcher.start()
+    try:
+        parts = [windows[i : i + per_request] for i in range(0, len(windows), per_request)]
+        return await asyncio.gather(*(batcher.run(p) for p in parts))
+    finally:
+        await batcher.drain()
+
+
+def test_concurrent_requests_coalesce_and_match_unbatched(predictor, windows):
+    batcher = Batcher(predictor, max_batch_size=32, max_delay_ms=20, max_queue_size=100)
+    results = asyncio.run(_concurrently(batcher, windows, per_request=1))
+    assert len(results) == 64 and batcher.runs <= 4  # 64 requests -> 2 to 4 runs of up to 32
+    unbatched = np.concatenate([predictor.run(windows[i : i + 1])["rul"] for i in range(64)])
+    got = np.concatenate([r["rul"] for r in results])
+    # float32 kernels may round differently at another batch size: equal to 1e-4 cycles
+    np.testing.assert_allclose(got, unbatched, rtol=0, atol=1e-4)
+    assert all(r["health_probs"].shape == (1, 3) for r in results)
+
+
+def test_each_request_gets_its_own_rows_back(predictor, windows):
+    batcher = Batcher(predictor, max_batch_size=64, max_delay_ms=20, max_queue_size=100)
+    results = asyncio.run(_concurrently(batcher, windows, per_request=5))
+    assert [len(r["rul"]) for r in results] == [5] * 12 + [4]
+    whole = predictor.run(windows)["rul"]
+    np.testing.assert_allclose(np.concatenate([r["rul"] for r in results]), whole, rtol=0, atol=1e-4)
+
+
+def test_request_larger_than_max_batch_runs_alone(predictor, windows):
+    batcher = Batcher(predictor, max_batch_size=16, max_delay_ms=5, max_queue_size=10)
+    (result,) = asyncio.run(_concurrently(batcher, windows, per_request=64))
+    assert len(result["rul"]) == 64 and batcher.runs == 1
+
+
+def test_full_queue_is_refused_at_once(predictor, windows):
+    async def scenario() -> None:
+        batcher = Batcher(predictor, max_batch_size=8, max_delay_ms=50, max_queue_size=2)
+        # the worker is not started: requests stay queued
+        tasks = [asyncio.create_task(batcher.run(windows[:1])) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull, match="2 requests are already waiting for model fd001"):
+            await batcher.run(windows[:1])
+        batcher.start()
+        await asyncio.gather(*tasks)
+        await batcher.drain()
+
+    asyncio.run(scenario())
+
+
+def test_drain_finishes_what_is_queued(predictor, windows):
+    async def scenario() -> list[dict[str, np.ndarray]]:
+        batcher = Batcher(predictor, max_batch_size=4, max_delay_ms=1, max_queue_size=100)
+        tasks = [asyncio.create_task(batcher.run(windows[i : i + 1])) for i in range(10)]
+        await asyncio.sleep(0)
+        batcher.start()
+        await batcher.drain()
+        return [t.result() for t in tasks]  # all done, none cancelled
+
+    assert len(asyncio.run(scenario())) == 10

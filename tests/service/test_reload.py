@@ -1,0 +1,63 @@
+"""Hot reload: atomic, a failed load keeps the old models, concurrent requests never fail."""
+
+import json
+import threading
+
+from service.schemas import EXAMPLE_REQUEST
+from tests.service.conftest import make_client
+
+
+def test_reload_swaps_in_new_models(models_copy):
+    with make_client(models_copy) as c:
+        card = json.loads((models_copy / "fd001.json").read_text())
+        (models_copy / "fd001.json").write_text(json.dumps({**card, "version": "2099.1.1"}))
+        response = c.post("/v1/models/reload")
+        assert response.status_code == 200
+        assert response.json() == {"status": "reloaded", "detail": "reloaded fd001 2099.1.1"}
+        assert c.post("/v1/predict", json=EXAMPLE_REQUEST).json()["model_version"] == "2099.1.1"
+        assert 'version="2099.1.1"' in c.get("/metrics").text
+
+
+def test_failed_reload_keeps_serving_the_old_models(models_copy):
+    with make_client(models_copy) as c:
+        before = c.post("/v1/predict", json=EXAMPLE_REQUEST).json()
+        (models_copy / "fd001.onnx").write_bytes(b"corrupt")
+        response = c.post("/v1/models/reload")
+        assert response.status_code == 409
+        assert response.json()["detail"].startswith(
+            "reload failed, still serving the previous models (fd001): fd001: fd001.onnx has sha256 "
+        )
+        assert c.post("/v1/predict", json=EXAMPLE_REQUEST).json() == before
+        assert c.get("/health/ready").status_code == 200
+
+
+def test_concurrent_requests_during_reloads_never_fail(models_copy):
+    failures: list[int] = []
+    with make_client(models_copy) as c:
+
+        def hammer() -> None:
+            for _ in range(15):
+                status = c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code
+                if status != 200:
+                    failures.append(status)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(3):
+            assert c.post("/v1/models/reload").status_code == 200
+        for t in threads:
+            t.join()
+    assert failures == []
+
+
+def test_reload_needs_a_key_when_keys_are_set():
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+    from tests.conftest import MODELS_DIR
+
+    with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k"]))) as c:
+        assert c.post("/v1/models/reload").status_code == 401
+        assert c.post("/v1/models/reload", headers={"X-API-Key": "k"}).status_code == 200
