@@ -45,6 +45,7 @@ class TrainConfig:
     window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
     sensors: str = "standard"  # standard (the literature's 14) | varying (all that vary in training units)
     val_fraction: float = 0.2  # share of whole training units held out for model selection
+    train_stride: int = 1  # keep every k-th training window (consecutive ones overlap; 1: all)
     seed: int = 0  # seeds initialisation and batch order
     split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
     epochs: int = 40  # maximum epochs (the cosine schedule spans them)
@@ -73,6 +74,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     subset = load_subset(config.subset, config.data_dir or None)
     train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
     x_train, y_train = stack_windows(train_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
+    x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
     x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)
     h_train = health_labels(y_train)
 

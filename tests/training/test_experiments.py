@@ -8,7 +8,9 @@ def test_plan_runs_main_table_then_ablation_seed_by_seed():
     assert main[0].flags == RECIPE["FD001"]
     ablation = jobs[len(main) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
-    assert ablation[0].flags == [*ABLATION_BASE, "--loss-weighting", "single"] and ablation[0].seed == 0
+    assert (
+        ablation[0].flags == [*ABLATION_BASE["FD001"], "--loss-weighting", "single"] and ablation[0].seed == 0
+    )
     assert {j.seed for j in ablation[: len(ABLATION) * 2]} == {0}
 
 
