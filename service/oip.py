@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from service.dependencies import NamedPredictor, not_ready_reason, run_model
 from service.predictor import Predictor
+from service.schemas import EXAMPLE_REQUEST
 from service.security import require_api_key
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -146,9 +147,35 @@ def _wants_binary(request: dict[str, Any], name: str) -> bool:
     return bool((request.get("parameters") or {}).get("binary_data_output", False))
 
 
-@api.post("/models/{model}/infer")
-@api.post("/models/{model}/versions/{model_version}/infer")
+_INFER_EXAMPLE = {
+    "id": "example-1",
+    "inputs": [{
+        "name": "readings",
+        "datatype": "FP32",
+        "shape": [1, len(EXAMPLE_REQUEST["windows"][0]["readings"]), 24],
+        "data": EXAMPLE_REQUEST["windows"][0]["readings"],
+    }],
+    "outputs": [{"name": "rul"}, {"name": "health_probs"}],
+}  # fmt: skip
+_INFER_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"example": _INFER_EXAMPLE},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "JSON header + binary tensors (Inference-Header-Content-Length)",
+            },
+        },
+    }
+}  # fmt: skip
+
+
+@api.post("/models/{model}/infer", openapi_extra=_INFER_OPENAPI)
+@api.post("/models/{model}/versions/{model_version}/infer", openapi_extra=_INFER_OPENAPI)
 async def infer(request: Request, predictor: NamedPredictor, model_version: str = "") -> Response:
+    """Open Inference Protocol inference: input `readings` FP32 [batch, window_length, 24]
+    (raw readings); outputs rul, health_probs, rul_lower, rul_upper (JSON or binary)."""
     _check_version(predictor, model_version)
     body, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
     if not isinstance(body, dict):

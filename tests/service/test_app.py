@@ -252,3 +252,18 @@ def test_concurrent_http_requests_are_batched_with_identical_answers():
             t.join()
         assert len(answers) == 16 and answers == pytest.approx([single] * 16, abs=1e-4)
         assert batcher.runs - runs_before < 16  # 16 requests in fewer ONNX Runtime runs
+
+
+def test_openapi_documents_every_route_with_real_fd001_examples(client):
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/health/live", "/health/ready", "/metrics", "/v1/models", "/v1/models/{model}",
+                 "/v1/models/{model}/predict", "/v1/predict", "/v1/models/{model}/score",
+                 "/v1/models/reload", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model}",
+                 "/v2/models/{model}/ready", "/v2/models/{model}/infer"):  # fmt: skip
+        assert path in paths, path
+    predict_example = spec["components"]["schemas"]["PredictRequest"]["examples"][0]
+    assert predict_example == EXAMPLE_REQUEST and len(predict_example["windows"][0]["readings"]) == 30
+    infer = paths["/v2/models/{model}/infer"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert infer["inputs"][0]["data"] == EXAMPLE_REQUEST["windows"][0]["readings"]
