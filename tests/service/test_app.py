@@ -2,6 +2,7 @@
 
 import copy
 import gzip
+import io
 import json
 
 import onnxruntime as ort
@@ -267,3 +268,16 @@ def test_openapi_documents_every_route_with_real_fd001_examples(client):
     assert predict_example == EXAMPLE_REQUEST and len(predict_example["windows"][0]["readings"]) == 30
     infer = paths["/v2/models/{model}/infer"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert infer["inputs"][0]["data"] == EXAMPLE_REQUEST["windows"][0]["readings"]
+
+
+def test_score_upload_of_test_fd001_reproduces_card_rmse(client, cmapss_dir):
+    import numpy as np
+
+    raw = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes())
+    body = client.post("/v1/models/fd001/score", files={"file": ("test_FD001.txt", raw)}).json()
+    true = np.loadtxt(io.BytesIO(gzip.decompress((cmapss_dir / "RUL_FD001.txt.gz").read_bytes())))
+    rul = np.array([p["rul"] for p in body["predictions"]])
+    assert len(rul) == 100
+    assert float(np.sqrt(np.mean((rul - true) ** 2))) == pytest.approx(
+        CARD["metrics"]["test"]["rmse"], abs=1e-4
+    )
