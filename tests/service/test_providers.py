@@ -10,7 +10,8 @@ def test_cuda_uses_heuristic_cudnn_algorithm_search():
 def test_tensorrt_caches_engines_in_the_configured_directory(tmp_path: Path):
     cache = tmp_path / "trt"
     name, options = _provider_options(TENSORRT, SessionConfig("tensorrt", tensorrt_cache_dir=cache))
-    assert name == TENSORRT and options == {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
+    assert name == TENSORRT
+    assert options == {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
     assert cache.is_dir()
 
 
