@@ -15,10 +15,11 @@ def test_plan_runs_main_table_then_ablation_seed_by_seed():
 
 
 def test_tables_markdown_formats_mean_and_std():
-    stats = {"rmse": 11.234, "phm08_score": 250.0, "health_accuracy": 0.9, "health_macro_f1": 0.85,
+    stats = {"rmse": 11.234, "phm08_score": 250.0, "rmse_capped_truth": 10.0,
+             "phm08_score_capped_truth": 200.0, "health_accuracy": 0.9, "health_macro_f1": 0.85,
              "interval_coverage": 0.9, "interval_mean_width": 40.0, "rmse_all_windows_capped": 12.0,
              "validation_rmse": 11.0, "training_seconds": 100.0}  # fmt: skip
     entry = {"seeds": [0, 1], "mean": stats, "std": {k: 0.5 for k in stats}}
     table = tables_markdown({"main": {"FD001": entry}, "ablation/uncertainty": {"FD001": entry}})
-    assert "| FD001 | 2 | 11.23 ± 0.50 | 250 ± 0 | 0.900 ± 0.500 |" in table
+    assert "| FD001 | 2 | 11.23 ± 0.50 | 250 ± 0 | 10.00 ± 0.50 | 200 ± 0 | 0.900 ± 0.500 |" in table
     assert "| uncertainty | 11.23 ± 0.50 | 11.00 ± 0.50 | 0.850 ± 0.500 | – | – | – |" in table
