@@ -51,7 +51,8 @@ ABLATION: dict[str, list[str]] = {
 ABLATION_SUBSETS = ("FD001", "FD002")
 METRICS = (
     "rmse", "phm08_score", "rmse_capped_truth", "phm08_score_capped_truth", "health_accuracy",
-    "health_macro_f1", "interval_coverage", "interval_mean_width", "rmse_all_windows_capped", "validation_rmse", "training_seconds",
+    "health_macro_f1", "interval_coverage", "interval_mean_width", "rmse_all_windows_capped",
+    "validation_rmse", "training_seconds",
 )  # fmt: skip
 
 
