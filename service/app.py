@@ -24,7 +24,7 @@ from service.dependencies import DefaultPredictor, Models, NamedPredictor, not_r
 from service.fleet_file import FleetFileError, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
-from service.predictor import Predictor, WindowError
+from service.predictor import Predictor, WindowError, window_label
 from service.request_id import RequestId
 from service.schemas import (
     ModelList,
@@ -54,8 +54,7 @@ def _check_limits(body: PredictRequest, settings: Settings) -> None:
                                  "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
     for index, window in enumerate(body.windows):
         if len(window.readings) > settings.max_cycles_per_window:
-            label = f"window {index}" + (f" (id {window.id!r})" if window.id is not None else "")
-            raise HTTPException(413, f"{label} has {len(window.readings)} cycles; the limit is "
+            raise HTTPException(413, f"{window_label(index, window.id)} has {len(window.readings)} cycles; the limit is "
                                      f"{settings.max_cycles_per_window} (RUL_MAX_CYCLES_PER_WINDOW); "
                                      "the model reads only the last cycles anyway")  # fmt: skip
 

@@ -21,12 +21,16 @@ logger = logging.getLogger("service.predictor")
 KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper")
 
 
+def window_label(index: int, window_id: str | None) -> str:
+    """How errors name a window: "window 3 (id 'engine-17')", or "window 3" without an id."""
+    return f"window {index}" + (f" (id {window_id!r})" if window_id is not None else "")
+
+
 class WindowError(ValueError):
     """A window the model cannot take; the message names the window and the problem."""
 
     def __init__(self, index: int, window_id: str | None, problem: str):
-        label = f"window {index}" + (f" (id {window_id!r})" if window_id is not None else "")
-        super().__init__(f"{label}: {problem}")
+        super().__init__(f"{window_label(index, window_id)}: {problem}")
 
 
 class ModelLoadError(RuntimeError):
