@@ -55,8 +55,11 @@ def _check_limits(body: PredictRequest, settings: Settings) -> None:
     for index, window in enumerate(body.windows):
         if len(window.readings) > settings.max_cycles_per_window:
             label, limit = window_label(index, window.id), settings.max_cycles_per_window
-            raise HTTPException(413, f"{label} has {len(window.readings)} cycles; the limit is {limit} "
-                                     "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway")  # fmt: skip
+            raise HTTPException(
+                413,
+                f"{label} has {len(window.readings)} cycles; the limit is {limit} "
+                "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway",
+            )
 
 
 async def _predict(request: Request, predictor: Predictor, body: PredictRequest) -> PredictResponse:
