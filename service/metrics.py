@@ -21,8 +21,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "rul_request_duration_seconds",
-            "HTTP request latency by route and method",
-            ["route", "method"],
+            "HTTP request latency by route template, method and status",
+            ["route", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -98,4 +98,5 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template, scope["method"]).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.latency.labels(template, scope["method"], str(status)).observe(elapsed)

@@ -21,7 +21,10 @@ def test_metrics_count_requests_inference_and_batch_sizes():
         text = c.get("/metrics").text
     assert _sample(text, 'rul_requests_total{method="POST",route="/v1/predict",status="200"}') == 2
     assert _sample(text, 'rul_requests_total{method="GET",route="/v1/models/{model}",status="404"}') == 1
-    assert _sample(text, 'rul_request_duration_seconds_count{method="POST",route="/v1/predict"}') == 2
+    assert (
+        _sample(text, 'rul_request_duration_seconds_count{method="POST",route="/v1/predict",status="200"}')
+        == 2
+    )
     assert _sample(text, 'rul_inference_seconds_count{model="fd001"}') == 2  # warm-up runs not counted
     assert _sample(text, 'rul_batch_size_windows_sum{model="fd001"}') == 3  # 2 windows + 1 window
     assert _sample(text, 'rul_model_info{model="fd001",provider="CPUExecutionProvider",version="') == 1
