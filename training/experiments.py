@@ -49,6 +49,18 @@ ABLATION: dict[str, list[str]] = {
     "pcgrad": ["--loss-weighting", "pcgrad", "--rul-weight", "0.5", "--health-weight", "0.5"],
 }
 ABLATION_SUBSETS = ("FD001", "FD002")
+# The validation runs that chose the recipe (RESULTS.md), with the flags they ran with; the
+# first ones used the longer schedule of the defaults then (60 epochs, patience 20).
+LONG = ["--epochs", "60", "--patience", "20"]
+SWEEP: list[tuple[str, str, list[int], list[str]]] = [  # (name, subset, seeds, flags)
+    ("w30", "FD001", [0, 1], ["--window-length", "30", *LONG]),
+    ("w40", "FD001", [0, 1], ["--window-length", "40", *LONG]),
+    ("w50", "FD001", [0, 1], ["--window-length", "50"]),
+    ("w40-ema", "FD001", [0], ["--window-length", "40", "--ema-decay", "0.99"]),
+    ("w20", "FD002", [0], ["--window-length", "20", *LONG]),
+    ("w30", "FD002", [0], ["--window-length", "30", *LONG]),
+    ("w40", "FD002", [0], ["--window-length", "40"]),
+]
 METRICS = (
     "rmse", "phm08_score", "rmse_capped_truth", "phm08_score_capped_truth", "health_accuracy",
     "health_macro_f1", "interval_coverage", "interval_mean_width", "rmse_all_windows_capped",
@@ -73,6 +85,12 @@ def plan(only: str, seeds: int, ablation_seeds: int, weightings: list[str]) -> l
     jobs: list[Job] = []
     if only in ("all", "main"):
         jobs += [Job("main", s, seed, RECIPE[s]) for seed in range(seeds) for s in SUBSETS]
+    if only == "sweep":
+        jobs += [
+            Job(f"sweep/{name}", subset, seed, flags)
+            for name, subset, seeds, flags in SWEEP
+            for seed in seeds
+        ]
     if only in ("all", "ablation"):
         jobs += [
             Job(f"ablation/{name}", s, seed, ABLATION_BASE[s] + flags)
@@ -165,7 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--runs-dir", default="runs/results")
     parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--only", choices=["all", "main", "ablation"], default="all")
+    parser.add_argument(
+        "--only",
+        choices=["all", "main", "ablation", "sweep"],
+        default="all",
+        help="sweep: the validation runs that chose the recipe (not part of 'all')",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per subset in the main table")
     parser.add_argument("--ablation-seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
