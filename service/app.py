@@ -9,13 +9,15 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -78,6 +80,15 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
             "predictions": [vars(p) for p in predictions],
         }
     )
+
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@router.get("/", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    """The fleet dashboard (static files in service/static, no internet needed)."""
+    return FileResponse(STATIC_DIR / "index.html")
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
@@ -246,6 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models, app.state.load_errors, app.state.default_model = {}, {"*": "models are loading"}, None
     app.state.batchers, app.state.reload_lock = {}, asyncio.Lock()
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api)
     app.include_router(oip.health)
     app.include_router(oip.api)

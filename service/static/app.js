@@ -1,0 +1,188 @@
+// Fleet dashboard: plain JavaScript and SVG, no dependencies, served by the service itself.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+const state = { models: [], result: null, selected: null };
+
+function headers() {
+  const key = $("api-key").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
+// The API's own words: FastAPI's {"detail": ...} (string or validation list) or {"error": ...}.
+async function apiError(response) {
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* not JSON */ }
+  let message = body && (body.detail ?? body.error);
+  if (Array.isArray(message)) message = message.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("\n");
+  return `${response.status} ${response.statusText}: ${message || "no details"}`;
+}
+
+function showError(text) { $("error").textContent = text; $("error").hidden = !text; }
+function status(text) { $("status").textContent = text; }
+
+async function loadModels() {
+  showError("");
+  const response = await fetch("/v1/models", { headers: headers() });
+  if (response.status === 401 || response.status === 403) {
+    $("key-field").hidden = false;
+    showError(await apiError(response));
+    return;
+  }
+  if (!response.ok) { showError(await apiError(response)); return; }
+  const body = await response.json();
+  state.models = body.models;
+  const select = $("model");
+  select.replaceChildren(...body.models.map((m) => new Option(`${m.name} (${m.version})`, m.name)));
+  if (body.default_model) select.value = body.default_model;
+  describeModel();
+}
+
+function describeModel() {
+  const model = state.models.find((m) => m.name === $("model").value);
+  $("model-info").textContent = model
+    ? `version ${model.version} · trained on ${(model.subsets || []).join(", ")} · window ${model.window_length} cycles · running on ${model.execution_provider}`
+    : "";
+}
+
+async function score(event) {
+  event.preventDefault();
+  showError("");
+  const file = $("file").files[0];
+  if (!file) { showError("Choose a fleet file first."); return; }
+  const model = $("model").value;
+  const form = new FormData();
+  form.append("file", file);
+  $("score").disabled = true;
+  status(`Scoring ${file.name} with ${model}…`);
+  try {
+    const response = await fetch(`/v1/models/${encodeURIComponent(model)}/score?all_cycles=true`,
+      { method: "POST", body: form, headers: headers() });
+    if (!response.ok) {
+      if (response.status === 401 || response.status === 403) $("key-field").hidden = false;
+      showError(await apiError(response));
+      status("");
+      return;
+    }
+    state.result = await response.json();
+    render();
+    status(`Scored ${state.result.units} units with ${state.result.model} ${state.result.model_version}.`);
+  } catch (err) {
+    showError(`The service could not be reached: ${err}`);
+    status("");
+  } finally {
+    $("score").disabled = false;
+  }
+}
+
+function sortedPredictions() {
+  return [...state.result.predictions].sort((a, b) => a.rul - b.rul || a.unit - b.unit);
+}
+
+function render() {
+  const rows = sortedPredictions();
+  const skipped = state.result.skipped.length ? `, ${state.result.skipped.length} skipped (too short)` : "";
+  $("fleet-summary").textContent = `— ${rows.length} units${skipped}`;
+  const counts = { normal: 0, degrading: 0, critical: 0 };
+  rows.forEach((p) => { counts[p.health_state] = (counts[p.health_state] || 0) + 1; });
+  $("fleet-summary").textContent += ` · ${counts.critical} critical, ${counts.degrading} degrading, ${counts.normal} normal`;
+  const tbody = $("units").tBodies[0];
+  tbody.replaceChildren(...rows.map(row));
+  drawBars(rows);
+  $("fleet").hidden = false;
+  $("trajectory").hidden = true;
+}
+
+function cell(text, html) {
+  const td = document.createElement("td");
+  if (html) td.append(html); else td.textContent = text;
+  return td;
+}
+
+function row(p) {
+  const tr = document.createElement("tr");
+  tr.tabIndex = 0;
+  tr.dataset.unit = p.unit;
+  tr.setAttribute("aria-selected", "false");
+  const badge = document.createElement("span");
+  badge.className = `badge ${p.health_state}`;
+  badge.textContent = p.health_state;
+  const interval = p.rul_lower === null ? "–" : `${p.rul_lower.toFixed(1)} – ${p.rul_upper.toFixed(1)}`;
+  const probs = p.health_probabilities;
+  tr.append(cell(String(p.unit)), cell(String(p.cycle)), cell(p.rul.toFixed(1)), cell(interval), cell("", badge),
+    cell(probs.normal.toFixed(3)), cell(probs.degrading.toFixed(3)), cell(probs.critical.toFixed(3)));
+  const open = () => showTrajectory(p.unit, tr);
+  tr.addEventListener("click", open);
+  tr.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } });
+  return tr;
+}
+
+function el(name, attrs, text) {
+  const node = document.createElementNS(SVG, name);
+  Object.entries(attrs).forEach(([k, v]) => node.setAttribute(k, v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawBars(rows) {
+  const svg = $("bars");
+  const width = svg.clientWidth || 1000, height = 260, left = 40, bottom = 20;
+  const max = Math.max(130, ...rows.map((p) => p.rul));
+  const step = (width - left) / Math.max(rows.length, 1);
+  const y = (v) => height - bottom - (v / max) * (height - bottom - 10);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const nodes = [el("line", { class: "axis", x1: left, x2: width, y1: y(0), y2: y(0) })];
+  [0, 30, 80, 125].forEach((v) => nodes.push(el("text", { x: 4, y: y(v) + 4 }, String(v))));
+  rows.forEach((p, i) => {
+    const bar = el("rect", { class: `bar ${p.health_state}`, x: left + i * step + step * 0.1,
+      y: y(p.rul), width: Math.max(step * 0.8, 1), height: Math.max(y(0) - y(p.rul), 0.5) });
+    bar.append(el("title", {}, `unit ${p.unit}: ${p.rul.toFixed(1)} cycles (${p.health_state})`));
+    nodes.push(bar);
+  });
+  svg.replaceChildren(...nodes);
+}
+
+function showTrajectory(unit, tr) {
+  document.querySelectorAll("#units tbody tr").forEach((r) => r.setAttribute("aria-selected", "false"));
+  tr.setAttribute("aria-selected", "true");
+  const trajectory = (state.result.trajectories || []).find((t) => t.unit === unit);
+  $("trajectory-title").textContent = `Unit ${unit}: predicted RUL over cycles`;
+  $("trajectory").hidden = false;
+  if (!trajectory) { $("trajectory-chart").replaceChildren(); return; }
+  drawTrajectory(trajectory.points);
+  $("trajectory").scrollIntoView({ block: "nearest" });
+}
+
+function drawTrajectory(points) {
+  const svg = $("trajectory-chart");
+  const width = svg.clientWidth || 1000, height = 260, left = 40, bottom = 24;
+  const cycles = points.map((p) => p.cycle);
+  const x0 = Math.min(...cycles), x1 = Math.max(...cycles, x0 + 1);
+  const max = Math.max(130, ...points.map((p) => p.rul_upper ?? p.rul));
+  const x = (c) => left + ((c - x0) / (x1 - x0)) * (width - left - 10);
+  const y = (v) => height - bottom - (v / max) * (height - bottom - 10);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const nodes = [
+    el("rect", { class: "band critical", x: left, y: y(30), width: width - left - 10, height: y(0) - y(30) }),
+    el("rect", { class: "band degrading", x: left, y: y(80), width: width - left - 10, height: y(30) - y(80) }),
+  ];
+  if (points[0].rul_lower !== null) {
+    const upper = points.map((p) => `${x(p.cycle)},${y(p.rul_upper)}`);
+    const lower = [...points].reverse().map((p) => `${x(p.cycle)},${y(p.rul_lower)}`);
+    nodes.push(el("polygon", { class: "band interval", points: [...upper, ...lower].join(" ") }));
+  }
+  nodes.push(el("polyline", { class: "line", points: points.map((p) => `${x(p.cycle)},${y(p.rul)}`).join(" ") }));
+  nodes.push(el("line", { class: "axis", x1: left, x2: width - 10, y1: y(0), y2: y(0) }));
+  [0, 30, 80, 125].forEach((v) => nodes.push(el("text", { x: 4, y: y(v) + 4 }, String(v))));
+  nodes.push(el("text", { x: left, y: height - 6 }, `cycle ${x0}`));
+  nodes.push(el("text", { x: width - 80, y: height - 6 }, `cycle ${x1}`));
+  svg.replaceChildren(...nodes);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("score-form").addEventListener("submit", score);
+  $("model").addEventListener("change", describeModel);
+  $("api-key").addEventListener("change", loadModels);
+  loadModels().catch((err) => showError(`The service could not be reached: ${err}`));
+});

@@ -1,0 +1,131 @@
+"""The fleet dashboard in a real browser: Debian's Chromium driven by Playwright, against a
+live uvicorn server on loopback. `.ci/run` installs Chromium; elsewhere the test is skipped
+when /usr/bin/chromium is missing (never in CI, where it must run)."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import MODELS_DIR
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install Debian's chromium for the dashboard test (.ci/run does)")
+    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _serve(settings: Settings) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    yield from _serve(Settings(models_dir=MODELS_DIR, providers="cpu"))
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        yield page
+        browser.close()
+
+
+def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmapss_dir, tmp_path):
+    import gzip
+
+    fleet = tmp_path / "test_FD001.txt"
+    fleet.write_bytes(gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
+    with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))) as api:
+        predictions = api.post("/v1/models/fd001/score", files={"file": ("f.txt", fleet.read_bytes())}).json()
+    lowest = min(predictions["predictions"], key=lambda p: (p["rul"], p["unit"]))
+
+    page.goto(base_url + "/")
+    expect(page.locator("#model")).to_have_value("fd001")
+    expect(page.locator("#model-info")).to_contain_text("running on CPUExecutionProvider")
+    page.set_input_files("#file", str(fleet))
+    page.get_by_role("button", name="Score fleet").click()
+    rows = page.locator("#units tbody tr")
+    expect(rows).to_have_count(100)
+    first = rows.nth(0).locator("td")
+    expect(first.nth(0)).to_have_text(str(lowest["unit"]))
+    expect(first.nth(2)).to_have_text(f"{lowest['rul']:.1f}")
+    expect(page.locator("#bars rect")).to_have_count(100)
+
+    rows.nth(0).focus()  # keyboard: Enter opens the trajectory
+    page.keyboard.press("Enter")
+    expect(page.locator("#trajectory")).to_be_visible()
+    expect(page.locator("#trajectory-title")).to_have_text(
+        f"Unit {lowest['unit']}: predicted RUL over cycles"
+    )
+    expect(page.locator("#trajectory-chart polyline")).to_have_count(1)
+    expect(page.locator("#trajectory-chart rect.band")).to_have_count(2)  # degrading and critical bands
+    shot = Path(os.environ.get("RUL_SCREENSHOT", tmp_path / "dashboard.png"))
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_dashboard_shows_api_errors_in_the_apis_words(page, base_url, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n")
+    page.goto(base_url + "/")
+    page.set_input_files("#file", str(bad))
+    page.get_by_role("button", name="Score fleet").click()
+    expect(page.locator("#error")).to_have_text(
+        "422 Unprocessable Entity: bad.txt: line 1 has 3 columns; expected 26: "
+        "unit, cycle, setting_1..3, s_1..s_21"
+    )
+
+
+def test_dashboard_asks_for_a_key_when_the_service_has_keys(page):
+    for url in _serve(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k-1"])):
+        page.goto(url + "/")
+        expect(page.locator("#key-field")).to_be_visible()
+        expect(page.locator("#error")).to_contain_text("401")
+        page.fill("#api-key", "k-1")
+        page.locator("#api-key").dispatch_event("change")
+        expect(page.locator("#model")).to_have_value("fd001")
+        expect(page.locator("#error")).to_be_hidden()
+
+
+def test_dashboard_files_are_served_without_internet(client):
+    html = client.get("/").text
+    assert "<title>RUL service — fleet dashboard</title>" in html
+    assert "http" not in html.replace('xmlns="http', "")  # no CDN: only our own /static files
+    assert (
+        client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    )
+    _ = ROOT
