@@ -128,4 +128,3 @@ def test_dashboard_files_are_served_without_internet(client):
     assert (
         client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
     )
-    _ = ROOT
