@@ -11,6 +11,7 @@ torch thread each, then evaluates every checkpoint on the test protocol and writ
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -105,10 +106,15 @@ def run(job: Job, runs_dir: Path, data_dir: str) -> None:
     if out.exists():
         return
     out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a lock file lets several runners share one runs dir without training a job twice
+        os.close(os.open(out.with_suffix(".lock"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return
     command = [sys.executable, "-m", "training.train", "--subset", job.subset, "--seed", str(job.seed),
                "--data-dir", data_dir, "--out", str(out), "--threads", "1", *job.flags]  # fmt: skip
     with open(out.with_suffix(".log"), "w") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+    out.with_suffix(".lock").unlink()
     print(f"done {job.experiment} {job.subset} seed {job.seed}", flush=True)
 
 
