@@ -1,0 +1,78 @@
+"""What the shipped ensembles cost at inference, against one of their members, side by side.
+
+    python bench/ensemble_cost.py --data-dir ../shared/data/cmapss [--models fd001 fd002]
+
+For each shipped model (an average of N networks), exports its first checkpoint alone to a
+temporary ONNX file and times both with ONNX Runtime on the CPU, interleaved, at batch 1 and
+batch 256, on that subset's real test windows. Prints and writes
+bench/results/ensemble_cost.json: windows/s of each and the ensemble/single time ratio.
+"""
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from training.checkpoint import load_serving_graph
+from training.data import load_subset
+from training.export import export_onnx
+from training.windows import last_windows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def windows_per_second(session: ort.InferenceSession, batch: np.ndarray, seconds: float = 1.0) -> float:
+    session.run(None, {"readings": batch})  # warm
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        session.run(None, {"readings": batch})
+        runs += 1
+    return runs * len(batch) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--models", nargs="+", default=["fd001", "fd002", "fd003", "fd004"])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per batch size")
+    args = parser.parse_args()
+    results = {}
+    for name in args.models:
+        card = json.loads((ROOT / "models" / f"{name}.json").read_text())
+        subset = load_subset(card["subsets"][0], args.data_dir)
+        windows, _ = last_windows(subset.test, card["window_length"])
+        with tempfile.TemporaryDirectory() as tmp:
+            single_path = Path(tmp) / "single.onnx"
+            graph, _ = load_serving_graph(ROOT / card["training"]["checkpoints"][0])
+            export_onnx(graph, windows[:8], single_path)
+            sessions = {
+                "ensemble": ort.InferenceSession(str(ROOT / "models" / f"{name}.onnx"), providers=["CPUExecutionProvider"]),
+                "single": ort.InferenceSession(str(single_path), providers=["CPUExecutionProvider"]),
+            }  # fmt: skip
+            entry = {"members": card["ensemble"]["members"]}
+            for batch_size in (1, 256):
+                batch = np.ascontiguousarray(np.resize(windows, (batch_size, *windows.shape[1:])))
+                rates: dict[str, list[float]] = {"ensemble": [], "single": []}
+                for _ in range(args.rounds):  # interleaved, so both see the same machine load
+                    for kind, session in sessions.items():
+                        rates[kind].append(windows_per_second(session, batch))
+                ens, one = float(np.median(rates["ensemble"])), float(np.median(rates["single"]))
+                entry[f"batch_{batch_size}"] = {"ensemble_windows_per_s": round(ens, 1),
+                                                "single_windows_per_s": round(one, 1),
+                                                "ensemble_time_over_single": round(one / ens, 2)}  # fmt: skip
+        results[name] = entry
+        print(name, json.dumps(entry))
+    out = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 2 cores, CPUExecutionProvider",
+           "measured": time.strftime("%Y-%m-%d"), "models": results}  # fmt: skip
+    (ROOT / "bench" / "results" / "ensemble_cost.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
