@@ -52,10 +52,11 @@ def main() -> None:
             single_path = Path(tmp) / "single.onnx"
             graph, _ = load_serving_graph(ROOT / card["training"]["checkpoints"][0])
             export_onnx(graph, windows[:8], single_path)
+            cpu = ["CPUExecutionProvider"]
             sessions = {
-                "ensemble": ort.InferenceSession(str(ROOT / "models" / f"{name}.onnx"), providers=["CPUExecutionProvider"]),
-                "single": ort.InferenceSession(str(single_path), providers=["CPUExecutionProvider"]),
-            }  # fmt: skip
+                "ensemble": ort.InferenceSession(str(ROOT / "models" / f"{name}.onnx"), providers=cpu),
+                "single": ort.InferenceSession(str(single_path), providers=cpu),
+            }
             entry = {"members": card["ensemble"]["members"]}
             for batch_size in (1, 256):
                 batch = np.ascontiguousarray(np.resize(windows, (batch_size, *windows.shape[1:])))
