@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
+SHIPPED = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))  # fd001 ... fd004
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from service.providers import CUDA
 from service.schemas import EXAMPLE_REQUEST
-from tests.conftest import MODELS_DIR
+from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import make_client
 
 CARD = json.loads((MODELS_DIR / "fd001.json").read_text())
@@ -27,14 +27,14 @@ def test_ready_names_execution_provider(client):
     assert response.json() == {
         "status": "ready",
         "execution_provider": "CPUExecutionProvider",
-        "models": {"fd001": "CPUExecutionProvider"},
+        "models": {name: "CPUExecutionProvider" for name in SHIPPED},
     }
 
 
 def test_models_lists_cards_with_provider(client):
     body = client.get("/v1/models").json()
     assert body["default_model"] == "fd001" and body["unavailable"] == {}
-    assert [m["name"] for m in body["models"]] == ["fd001"]
+    assert [m["name"] for m in body["models"]] == SHIPPED
     assert body["models"][0] == {**CARD, "execution_provider": "CPUExecutionProvider"}
 
 
@@ -50,7 +50,7 @@ def test_unknown_model_is_404_listing_known_names(client):
         client.post("/v1/models/fd009/predict", json=EXAMPLE_REQUEST),
     ):
         assert response.status_code == 404
-        assert response.json() == {"detail": "model 'fd009' not found; known models: fd001"}
+        assert response.json() == {"detail": f"model 'fd009' not found; known models: {', '.join(SHIPPED)}"}
 
 
 def test_predict_example_returns_rul_interval_and_health(client):
@@ -58,7 +58,7 @@ def test_predict_example_returns_rul_interval_and_health(client):
     assert response.status_code == 200
     body = response.json()
     assert body["model"] == "fd001" and body["model_version"] == CARD["version"]
-    assert [p["id"] for p in body["predictions"]] == ["fd001-test-unit-1", "fd001-test-unit-34"]
+    assert [p["id"] for p in body["predictions"]] == ["fd001-test-unit-9", "fd001-test-unit-34"]
     first, second = body["predictions"]
     assert set(first) == {
         "id",
@@ -73,8 +73,8 @@ def test_predict_example_returns_rul_interval_and_health(client):
     assert list(first["health_probabilities"]) == ["normal", "degrading", "critical"]
     assert sum(first["health_probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert first["rul_lower"] <= first["rul"] <= first["rul_upper"]
-    assert first["cycles_used"] == 30 and first["padded"] is False
-    # true RULs are 112 and 7: the model must tell a healthy engine from a failing one
+    assert first["cycles_used"] == 50 and first["padded"] is False
+    # true RULs are 111 and 7: the model must tell a healthy engine from a failing one
     assert first["health_state"] == "normal" and second["health_state"] == "critical"
     assert first["rul"] > 80 and second["rul"] < 30
 
@@ -108,7 +108,7 @@ def _with_readings(readings):
         (
             [[0.0] * 24] * 4,
             "window 1 (id 'fd001-test-unit-34'): has 4 cycles; model fd001 needs at "
-            "least 10 (windows shorter than 30 are padded)",
+            "least 10 (windows shorter than 50 are padded)",
         ),
         (
             [],
@@ -265,7 +265,7 @@ def test_openapi_documents_every_route_with_real_fd001_examples(client):
                  "/v2/models/{model}/ready", "/v2/models/{model}/infer"):  # fmt: skip
         assert path in paths, path
     predict_example = spec["components"]["schemas"]["PredictRequest"]["examples"][0]
-    assert predict_example == EXAMPLE_REQUEST and len(predict_example["windows"][0]["readings"]) == 30
+    assert predict_example == EXAMPLE_REQUEST and len(predict_example["windows"][0]["readings"]) == 50
     infer = paths["/v2/models/{model}/infer"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert infer["inputs"][0]["data"] == EXAMPLE_REQUEST["windows"][0]["readings"]
 

@@ -19,9 +19,9 @@ def predictor() -> Predictor:
 
 @pytest.fixture(scope="module")
 def windows() -> np.ndarray:
-    base = np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (30, 24)
+    base = np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (50, 24)
     rng = np.random.default_rng(0)
-    return base[None] + rng.normal(0, 0.01, (64, 30, 24)).astype(np.float32) * base.std(axis=0)
+    return base[None] + rng.normal(0, 0.01, (64, 50, 24)).astype(np.float32) * base.std(axis=0)
 
 
 async def _concurrently(

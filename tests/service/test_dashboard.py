@@ -79,7 +79,7 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     page.set_input_files("#file", str(fleet))
     page.get_by_role("button", name="Score fleet").click()
     rows = page.locator("#units tbody tr")
-    expect(rows).to_have_count(100)
+    expect(rows).to_have_count(100, timeout=60_000)  # scoring every cycle of 100 units takes a while
     first = rows.nth(0).locator("td")
     expect(first.nth(0)).to_have_text(str(lowest["unit"]))
     expect(first.nth(2)).to_have_text(f"{lowest['rul']:.1f}")

@@ -22,4 +22,4 @@ def test_rul_score_cli_writes_csv(cmapss_dir, tmp_path):
     model = str(MODELS_DIR / "fd001.onnx")
     main([str(cmapss_dir / "test_FD001.txt.gz"), "--model", model, "--providers", "cpu", "--out", str(out)])
     lines = out.read_text().splitlines()
-    assert len(lines) == 101 and lines[1].startswith("1,31,30,False,")
+    assert len(lines) == 101 and lines[1].startswith("1,31,31,True,")

@@ -17,9 +17,9 @@ from service.predictor import Predictor
 from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
-from tests.conftest import MODELS_DIR
+from tests.conftest import MODELS_DIR, SHIPPED
 
-WINDOWS = np.asarray([w["readings"] for w in EXAMPLE_REQUEST["windows"]], dtype=np.float32)  # (2, 30, 24)
+WINDOWS = np.asarray([w["readings"] for w in EXAMPLE_REQUEST["windows"]], dtype=np.float32)  # (2, 50, 24)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_health_and_metadata_through_tritonclient(client):
     assert client.is_model_ready("fd001")
     assert client.get_server_metadata()["name"] == "rul-service"
     metadata = client.get_model_metadata("fd001")
-    assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 30, 24]}]
+    assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 50, 24]}]
     assert [o["name"] for o in metadata["outputs"]] == ["rul", "health_probs", "rul_lower", "rul_upper"]
     assert metadata["outputs"][1]["shape"] == [-1, 3]
 
@@ -73,24 +73,26 @@ def test_infer_through_tritonclient_equals_the_predictor(client, expected, binar
 
 
 def test_infer_without_requested_outputs_returns_all(client, expected):
-    readings = httpclient.InferInput("readings", [1, 30, 24], "FP32")
+    readings = httpclient.InferInput("readings", [1, 50, 24], "FP32")
     readings.set_data_from_numpy(WINDOWS[:1])
     result = client.infer("fd001", [readings])
     assert result.as_numpy("health_probs").shape == (1, 3)
-    np.testing.assert_array_equal(result.as_numpy("rul"), expected["rul"][:1])
+    np.testing.assert_allclose(result.as_numpy("rul"), expected["rul"][:1], rtol=0, atol=1e-4)  # batch 1 vs 2
 
 
 def test_wrong_shape_error_reaches_tritonclient(client):
     readings = httpclient.InferInput("readings", [1, 20, 24], "FP32")
     readings.set_data_from_numpy(np.zeros((1, 20, 24), dtype=np.float32))
     with pytest.raises(
-        InferenceServerException, match=r"has shape \[1, 20, 24\]; expected \[batch, 30, 24\]"
+        InferenceServerException, match=r"has shape \[1, 20, 24\]; expected \[batch, 50, 24\]"
     ):
         client.infer("fd001", [readings])
 
 
 def test_unknown_model_error_reaches_tritonclient(client):
-    with pytest.raises(InferenceServerException, match="model 'fd999' not found; known models: fd001"):
+    with pytest.raises(
+        InferenceServerException, match=f"model 'fd999' not found; known models: {', '.join(SHIPPED)}"
+    ):
         client.get_model_metadata("fd999")
 
 
@@ -98,17 +100,17 @@ def test_unknown_model_error_reaches_tritonclient(client):
     ("body", "error"),
     [
         ({"inputs": []}, "expected exactly one input, 'readings'"),
-        ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30, 24], "data": []}]},
+        ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 50, 24], "data": []}]},
          "unknown input 'x'; model fd001 takes 'readings'"),
-        ({"inputs": [{"name": "readings", "datatype": "INT8", "shape": [1, 30, 24], "data": []}]},
+        ({"inputs": [{"name": "readings", "datatype": "INT8", "shape": [1, 50, 24], "data": []}]},
          "input 'readings' has datatype 'INT8'; expected FP32"),
-        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [1.0, 2.0]}]},
-         "input 'readings' has 2 values; shape [1, 30, 24] needs 720"),
-        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": ["a"] * 720}]},
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [1.0, 2.0]}]},
+         "input 'readings' has 2 values; shape [1, 50, 24] needs 1200"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": ["a"] * 1200}]},
          "input 'readings' data is not a list of numbers: could not convert string to float: 'a'"),
-        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [1e39] * 720}]},
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [1e39] * 1200}]},
          "input 'readings' holds NaN or infinite values"),
-        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 30, 24], "data": [0.0] * 720}],
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": "risk"}]},
          "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper']"),
     ],
@@ -126,7 +128,7 @@ def test_infer_errors_are_400_with_error_field(body, error):
             "the inference request is not valid JSON"
         )
         assert c.get("/v2/models/nope/ready").json() == {
-            "error": "model 'nope' not found; known models: fd001"
+            "error": f"model 'nope' not found; known models: {', '.join(SHIPPED)}"
         }
 
 

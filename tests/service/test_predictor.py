@@ -20,7 +20,7 @@ def predictor() -> Predictor:
 
 @pytest.fixture(scope="module")
 def window() -> np.ndarray:
-    return np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (30, 24)
+    return np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float32)  # (50, 24)
 
 
 def test_predict_equals_direct_session_run(predictor, window):
@@ -30,7 +30,7 @@ def test_predict_equals_direct_session_run(predictor, window):
     assert (pred.rul, pred.rul_lower, pred.rul_upper) == (float(rul[0]), float(lower[0]), float(upper[0]))
     assert list(pred.health_probabilities.values()) == [float(p) for p in probs[0]]
     assert pred.health_state == ["normal", "degrading", "critical"][int(np.argmax(probs[0]))]
-    assert pred.cycles_used == 30 and pred.padded is False
+    assert pred.cycles_used == 50 and pred.padded is False
     assert pred.rul_lower <= pred.rul <= pred.rul_upper
 
 
@@ -38,12 +38,12 @@ def test_longer_window_uses_its_last_window_length_cycles(predictor, window):
     longer = np.concatenate([np.full((40, 24), 7.0, dtype=np.float32), window])
     (long_pred,) = predictor.predict([("long", longer.tolist())])
     (pred,) = predictor.predict([("exact", window.tolist())])
-    assert long_pred.rul == pred.rul and long_pred.cycles_used == 30 and long_pred.padded is False
+    assert long_pred.rul == pred.rul and long_pred.cycles_used == 50 and long_pred.padded is False
 
 
 def test_short_window_is_edge_padded_and_says_so(predictor, window):
     short = window[-12:]
-    padded_by_hand = np.concatenate([np.repeat(short[:1], 18, axis=0), short])
+    padded_by_hand = np.concatenate([np.repeat(short[:1], 38, axis=0), short])
     (pred,) = predictor.predict([("short", short.tolist())])
     rul = predictor.run(padded_by_hand[None])["rul"]
     assert pred.padded is True and pred.cycles_used == 12
@@ -62,7 +62,7 @@ def test_short_window_is_edge_padded_and_says_so(predictor, window):
         (
             [[1.0] * 24] * 9,
             "window 0 (id 'w'): has 9 cycles; model fd001 needs at least 10 "
-            "(windows shorter than 30 are padded)",
+            "(windows shorter than 50 are padded)",
         ),
         (
             [[1.0] * 24] * 3 + [[1.0] * 7 + [float("nan")] + [1.0] * 16] + [[float("inf")] * 24] * 10,

@@ -36,22 +36,23 @@ def test_scoring_test_fd001_reproduces_the_card_rmse(predictor, fd001_test, cmap
         card["metrics"]["test"]["rmse"], abs=1e-4
     )
     first = result.predictions[0]
-    assert (first.unit, first.cycle, first.cycles_used, first.padded) == (1, 31, 30, False)
+    assert (first.unit, first.cycle, first.cycles_used, first.padded) == (1, 31, 31, True)
 
 
 def test_last_prediction_equals_json_predict_of_the_same_window(predictor, fd001_test):
-    (scored,) = score_fleet(predictor, {1: fd001_test[1]}).predictions
-    (predicted,) = predictor.predict([("u1", EXAMPLE_REQUEST["windows"][0]["readings"])])
+    (scored,) = score_fleet(predictor, {9: fd001_test[9]}).predictions  # the example's first window
+    (predicted,) = predictor.predict([("u9", EXAMPLE_REQUEST["windows"][0]["readings"])])
     assert scored.rul == pytest.approx(predicted.rul, abs=1e-3)  # the example rounds to 6 digits
 
 
 def test_all_cycles_gives_a_trajectory_from_min_cycles(predictor, fd001_test):
-    result = score_fleet(predictor, {1: fd001_test[1]}, all_cycles=True)
-    points = result.trajectories[1]
-    assert [p.cycle for p in points] == list(range(10, 32))  # 31 cycles, minimum 10
-    assert points[0].padded and points[0].cycles_used == 10 and not points[-1].padded
-    assert points[-1].rul == result.predictions[0].rul
-    single = predictor.predict([("c15", fd001_test[1][1][:15].tolist())])[0]
+    result = score_fleet(predictor, {9: fd001_test[9]}, all_cycles=True)
+    points = result.trajectories[9]
+    assert [p.cycle for p in points] == list(range(10, 56))  # 55 cycles, minimum 10
+    assert points[0].padded and points[0].cycles_used == 10
+    assert points[-1].cycles_used == 50 and not points[-1].padded  # window 50
+    assert points[-1].rul == pytest.approx(result.predictions[0].rul, abs=1e-4)  # batch 46 vs batch 1
+    single = predictor.predict([("c15", fd001_test[9][1][:15].tolist())])[0]
     assert points[5].rul == pytest.approx(single.rul, abs=1e-4)
 
 

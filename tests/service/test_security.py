@@ -75,7 +75,7 @@ def test_chunked_body_over_limit_is_413():
 
 
 def test_too_many_windows_and_too_long_window_are_413():
-    with _client(max_windows_per_request=1, max_cycles_per_window=29) as c:
+    with _client(max_windows_per_request=1, max_cycles_per_window=49) as c:
         response = c.post("/v1/predict", json=EXAMPLE_REQUEST)
         assert response.status_code == 413
         assert response.json() == {
@@ -85,7 +85,7 @@ def test_too_many_windows_and_too_long_window_are_413():
         response = c.post("/v1/predict", json=one)
         assert response.status_code == 413
         assert response.json() == {
-            "detail": "window 0 (id 'fd001-test-unit-1') has 30 cycles; the limit is 29 "
+            "detail": "window 0 (id 'fd001-test-unit-9') has 50 cycles; the limit is 49 "
             "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway"
         }
 
