@@ -1,10 +1,15 @@
 """Service fixtures: the app on the shipped models, and copies of a model dir to break."""
 
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -28,3 +33,25 @@ def models_copy(tmp_path: Path) -> Path:
     for suffix in (".onnx", ".json"):
         shutil.copy(MODELS_DIR / f"fd001{suffix}", tmp_path / f"fd001{suffix}")
     return tmp_path
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, in a thread; yields 'http://127.0.0.1:PORT'."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start in 30 s"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -4,19 +4,16 @@ when /usr/bin/chromium is missing (never in CI, where it must run)."""
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
+from tests.service.conftest import live_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -32,27 +29,10 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-def _serve(settings: Settings) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    yield from _serve(Settings(models_dir=MODELS_DIR, providers="cpu"))
+    with live_server(Settings(models_dir=MODELS_DIR, providers="cpu")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +91,7 @@ def test_dashboard_shows_api_errors_in_the_apis_words(page, base_url, tmp_path):
 
 
 def test_dashboard_asks_for_a_key_when_the_service_has_keys(page):
-    for url in _serve(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k-1"])):
+    with live_server(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k-1"])) as url:
         page.goto(url + "/")
         expect(page.locator("#key-field")).to_be_visible()
         expect(page.locator("#error")).to_contain_text("401")

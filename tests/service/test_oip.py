@@ -1,43 +1,27 @@
 """The Open Inference Protocol v2, through the official tritonclient[http] against a live
 uvicorn server on loopback, and its error shape through the TestClient."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-import uvicorn
 from tritonclient.utils import InferenceServerException
 
-from service.app import create_app
 from service.predictor import Predictor
 from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
 from tests.conftest import MODELS_DIR, SHIPPED
+from tests.service.conftest import live_server
 
 WINDOWS = np.asarray([w["readings"] for w in EXAMPLE_REQUEST["windows"]], dtype=np.float32)  # (2, 50, 24)
 
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start in 30 s"
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(Settings(models_dir=MODELS_DIR, providers="cpu")) as url:
+        yield url.removeprefix("http://")  # tritonclient takes host:port
 
 
 @pytest.fixture(scope="module")
