@@ -11,7 +11,6 @@ SETTING_NAMES = ("setting_1", "setting_2", "setting_3")
 SENSOR_NAMES = tuple(f"s_{i}" for i in range(1, 22))
 # The model input: per cycle the 3 operational settings then sensors 1-21 (DESIGN.md).
 INPUT_FEATURES = SETTING_NAMES + SENSOR_NAMES
-N_INPUT_FEATURES = len(INPUT_FEATURES)  # 24
 FILE_COLUMNS = ("unit", "cycle") + INPUT_FEATURES  # 26
 
 # The 14 sensors that vary with degradation; the other 7 (s_1, s_5, s_6, s_10, s_16, s_18,
