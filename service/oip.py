@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from service import fast_json
 from service.dependencies import NamedPredictor, not_ready_reason, run_model
 from service.predictor import Predictor
 from service.schemas import EXAMPLE_REQUEST
@@ -94,9 +95,9 @@ def _split_body(request_body: bytes, header_length: str | None) -> tuple[dict[st
     """The JSON inference request and the binary tensor bytes after it (if any)."""
     try:
         if header_length is None:
-            return json.loads(request_body), b""
+            return fast_json.loads(request_body), b""
         n = int(header_length)
-        return json.loads(request_body[:n]), request_body[n:]
+        return fast_json.loads(request_body[:n]), request_body[n:]
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
 

@@ -2,15 +2,24 @@
 attached to every log record written while the request is handled."""
 
 import contextvars
+import itertools
 import logging
 import re
-import uuid
+import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not logged verbatim
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# New ids: a random prefix per process and a counter (unique without a system call per request,
+# which uuid4 makes and which showed in profiles of small requests).
+_PREFIX = secrets.token_hex(6)
+_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}-{next(_counter):x}"
 
 
 class RequestIdFilter(logging.Filter):
@@ -30,7 +39,7 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _SANE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SANE.match(incoming) else new_request_id()
         token = current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:

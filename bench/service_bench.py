@@ -1,0 +1,240 @@
+"""Service benchmark: our service against bare ONNX Runtime and against the peers a user would
+otherwise deploy, side by side in one run, with load from wrk (a separate C process) on
+loopback, every run bounded in time.
+
+    apt-get install wrk    # the load generator
+    python -m bench.service_bench --data-dir ../shared/data/cmapss [--seconds 10] \
+        [--bentoml /tmp/bento/bin/bentoml]
+
+Every server serves the same shipped model (fd001) on the CPU provider, one uvicorn process:
+ours with dynamic batching on and off, the minimal FastAPI peer (bench/peers/minimal_fastapi.py:
+`session.run` per request) and, when --bentoml names a bentoml executable, BentoML serving the
+same ONNX file (bench/peers/bento_service.py). Measured:
+
+- cold start: process start -> first successful readiness probe (ours also with all 4 models);
+- batch: windows/s of requests carrying 1 000 real 50-cycle windows each (one connection)
+  against `session.run` on the same 1 000 windows in this process (bare ONNX Runtime);
+- single-window requests at 1, 16 and 64 connections: throughput, p50/p90/p99 latency, errors;
+- memory: our RSS idle and at the end of the 64-connection run, and a soak (--soak-seconds at
+  16 connections) sampling RSS every second.
+
+Writes bench/results/service_bench.json and prints a summary.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from bench.model_compute import rate
+from bench.servers import ROOT, Server, start_bentoml, start_minimal_fastapi, start_ours
+from training.data import load_subset
+from training.windows import stack_windows
+
+WRK_SCRIPT = ROOT / "bench" / "wrk_post.lua"
+CONCURRENCY = (1, 16, 64)
+MODEL = "fd001"
+
+
+def real_windows(data_dir: str, n: int, window_length: int) -> np.ndarray:
+    """`n` real windows from test_FD001 (every window of its units, in order), values rounded as
+    in the C-MAPSS text files so that the JSON bodies have realistic sizes."""
+    windows, _ = stack_windows(load_subset("FD001", data_dir).test, window_length, None)
+    return np.round(windows[:n].astype(np.float64), 4)
+
+
+def bodies(windows: np.ndarray, directory: Path) -> dict[str, Path]:
+    """The same windows as each server's request body: ours ({"windows": [{"readings": ...}]})
+    and the peers' ({"windows": [readings, ...]})."""
+    paths = {"ours": directory / "ours.json", "peer": directory / "peer.json"}
+    paths["ours"].write_text(json.dumps({"windows": [{"readings": w.tolist()} for w in windows]}))
+    paths["peer"].write_text(json.dumps({"windows": windows.tolist()}))
+    return paths
+
+
+def wrk(server: Server, body: Path, connections: int, seconds: float) -> dict:
+    """Closed-loop load from wrk: `connections` connections, each sending the next request as
+    soon as the previous one is answered, for `seconds`."""
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(WRK_SCRIPT),
+        server.url + server.predict_path,
+    ]
+    output = subprocess.run(
+        command, env={**os.environ, "WRK_BODY_FILE": str(body)}, capture_output=True, text=True, check=True
+    ).stdout
+    raw = json.loads(output.strip().splitlines()[-1])
+    failed = sum(raw["errors"].values())
+    seconds_run = raw["duration_us"] / 1e6
+    return {
+        "connections": connections,
+        "requests": raw["requests"],
+        "errors": {k: v for k, v in raw["errors"].items() if v},
+        "ok_per_s": round((raw["requests"] - raw["errors"]["status"]) / seconds_run, 1),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()},
+        "failed": failed,
+    }
+
+
+def wrk_sampling_rss(server: Server, body: Path, connections: int, seconds: float) -> tuple[dict, list]:
+    """wrk as above while sampling the server's RSS every second: (wrk result, [(s, MiB)])."""
+    samples: list[tuple[float, float]] = []
+    with tempfile.TemporaryFile("w+") as out:
+        command = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(WRK_SCRIPT),
+            server.url + server.predict_path,
+        ]
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env={**os.environ, "WRK_BODY_FILE": str(body)}, stdout=out)
+        while process.poll() is None:
+            samples.append((round(time.perf_counter() - started, 1), round(server.rss_mb(), 1)))
+            time.sleep(1.0)
+        out.seek(0)
+        raw = json.loads(out.read().strip().splitlines()[-1])
+    result = {
+        "requests": raw["requests"],
+        "failed": sum(raw["errors"].values()),
+        "ok_per_s": round((raw["requests"] - raw["errors"]["status"]) / (raw["duration_us"] / 1e6), 1),
+    }
+    return result, samples
+
+
+def bare_onnxruntime(windows: np.ndarray, seconds: float) -> float:
+    """Windows/s of session.run on all `windows` at once, in this process, CPU provider."""
+    session = ort.InferenceSession(str(ROOT / "models" / f"{MODEL}.onnx"), providers=["CPUExecutionProvider"])
+    batch = windows.astype(np.float32)
+    return rate(lambda b: session.run(None, {"readings": b}), batch, seconds)
+
+
+def bench_server(start, small: dict[str, Path], big: dict[str, Path], body_kind: str, args) -> dict:
+    """Cold start, the batch run and the concurrency runs of one server."""
+    server = start()
+    try:
+        entry: dict = {
+            "ready_seconds": round(server.ready_seconds, 2),
+            "idle_rss_mb": round(server.rss_mb(), 1),
+        }
+        wrk(server, small[body_kind], 8, 2)  # warm-up, not recorded
+        batch = wrk(server, big[body_kind], 1, args.batch_seconds)
+        batch["windows_per_s"] = round(batch["ok_per_s"] * args.batch_windows, 1)
+        entry["batch"] = batch
+        for connections in CONCURRENCY:
+            entry[f"c{connections}"] = wrk(server, small[body_kind], connections, args.seconds)
+        entry["loaded_rss_mb"] = round(server.rss_mb(), 1)
+        print(f"{server.name}: {json.dumps(entry)}", flush=True)
+        return entry
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--seconds", type=float, default=10, help="length of each concurrency run")
+    parser.add_argument("--batch-seconds", type=float, default=15, help="length of the batch run")
+    parser.add_argument("--batch-windows", type=int, default=1000, help="windows per batch request")
+    parser.add_argument("--soak-seconds", type=float, default=60, help="memory soak length (0: skip)")
+    parser.add_argument("--bentoml", help="a bentoml executable (its own venv) to add the BentoML peer")
+    args = parser.parse_args()
+    if args.seconds > 120 or args.batch_seconds > 120 or args.soak_seconds > 600:
+        parser.error("bounded on purpose: runs of at most 120 s, a soak of at most 600 s")
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk)")
+
+    window_length = json.loads((ROOT / "models" / f"{MODEL}.json").read_text())["window_length"]
+    windows = real_windows(args.data_dir, args.batch_windows, window_length)
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "small").mkdir()
+        (Path(tmp) / "big").mkdir()
+        small = bodies(windows[-1:], Path(tmp) / "small")
+        big = bodies(windows, Path(tmp) / "big")
+
+        results["bare_onnxruntime_windows_per_s"] = round(
+            bare_onnxruntime(windows, args.batch_seconds / 3), 1
+        )
+        servers = {
+            "ours_batching_on": (lambda: start_ours(True), "ours"),
+            "ours_batching_off": (lambda: start_ours(False), "ours"),
+            "minimal_fastapi": (start_minimal_fastapi, "peer"),
+        }
+        if args.bentoml:
+            servers["bentoml"] = (lambda: start_bentoml(args.bentoml), "peer")
+        for name, (start, body_kind) in servers.items():
+            results[name] = bench_server(start, small, big, body_kind, args)
+        # bare ORT again after the servers, so a drift in machine load shows
+        results["bare_onnxruntime_windows_per_s_after"] = round(
+            bare_onnxruntime(windows, args.batch_seconds / 3), 1
+        )
+
+        everything = start_ours(True, model=None)
+        results["ours_all_models_ready_seconds"] = round(everything.ready_seconds, 2)
+        results["ours_all_models_idle_rss_mb"] = round(everything.rss_mb(), 1)
+        if args.soak_seconds:
+            soak, samples = wrk_sampling_rss(everything, small["ours"], 16, args.soak_seconds)
+            rss = np.array([mb for _, mb in samples])
+            tenth = max(1, len(rss) // 6)
+            soak["rss_mb_first_10s_mean"] = round(float(rss[:tenth].mean()), 1)
+            soak["rss_mb_last_10s_mean"] = round(float(rss[-tenth:].mean()), 1)
+            soak["rss_mb_max"] = round(float(rss.max()), 1)
+            soak["samples"] = samples
+            results["soak_16_connections"] = soak
+        everything.stop()
+
+    bare = np.mean(
+        [results["bare_onnxruntime_windows_per_s"], results["bare_onnxruntime_windows_per_s_after"]]
+    )
+    ours_on, ours_off = results["ours_batching_on"], results["ours_batching_off"]
+    ratios = {
+        "batch_ours_over_bare_onnxruntime": round(ours_on["batch"]["windows_per_s"] / bare, 2),
+        "c64_batching_on_over_off": round(ours_on["c64"]["ok_per_s"] / ours_off["c64"]["ok_per_s"], 2),
+    }
+    for peer in ("minimal_fastapi", "bentoml"):
+        if peer in results:
+            for key in ("batch", *(f"c{c}" for c in CONCURRENCY)):
+                metric = "windows_per_s" if key == "batch" else "ok_per_s"
+                ratios[f"{key}_ours_over_{peer}"] = round(
+                    ours_on[key][metric] / results[peer][key][metric], 2
+                )
+    results["ratios"] = ratios
+    out = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider",
+        "measured": time.strftime("%Y-%m-%d %H:%M"),
+        "model": MODEL,
+        "settings": {
+            "seconds": args.seconds,
+            "batch_seconds": args.batch_seconds,
+            "batch_windows": args.batch_windows,
+            "soak_seconds": args.soak_seconds,
+        },
+        "results": results,
+    }
+    (ROOT / "bench" / "results" / "service_bench.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(ratios, indent=2))
+
+
+if __name__ == "__main__":
+    main()
