@@ -1,6 +1,6 @@
 """What the shipped ensembles cost at inference, against one of their members, side by side.
 
-    python bench/ensemble_cost.py --data-dir ../shared/data/cmapss [--models fd001 fd002]
+    python -m bench.ensemble_cost --data-dir ../shared/data/cmapss [--models fd001 fd002]
 
 For each shipped model (an average of N networks), exports its first checkpoint alone to a
 temporary ONNX file and times both with ONNX Runtime on the CPU, interleaved, at batch 1 and

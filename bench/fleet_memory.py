@@ -1,6 +1,6 @@
 """Peak memory of batch scoring a large fleet file, against the file's size.
 
-    python bench/fleet_memory.py --data-dir ../shared/data/cmapss --mb 50
+    python -m bench.fleet_memory --data-dir ../shared/data/cmapss --mb 50
 
 Builds a C-MAPSS text file of about --mb megabytes by repeating test_FD004's units under new
 unit numbers, then, in a fresh process, reads and scores it with models/fd001.onnx (last

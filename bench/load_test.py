@@ -1,8 +1,8 @@
 """Bounded load test on loopback: send single-window predict requests at a target rate for a
 fixed time and report errors (must be 0), throughput and latency percentiles.
 
-    python bench/load_test.py --rate 200 --seconds 10 --concurrency 64            # starts its own server
-    python bench/load_test.py --url http://127.0.0.1:8000 --rate 100 --seconds 5   # an existing one
+    python -m bench.load_test --rate 200 --seconds 10 --concurrency 64            # starts its own server
+    python -m bench.load_test --url http://127.0.0.1:8000 --rate 100 --seconds 5   # an existing one
 
 Only loopback URLs are accepted. With --compare-batching it starts the service twice (dynamic
 batching on, then off) and runs the same load against each, side by side in one run.
@@ -14,17 +14,14 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.servers import LOOPBACK, ROOT, start_ours
+
 BODY = json.loads((ROOT / "service" / "examples" / "predict_fd001.json").read_text())
 ONE_WINDOW = {"windows": BODY["windows"][:1]}
 
@@ -67,27 +64,6 @@ async def run_load(url: str, rate: float, seconds: float, concurrency: int) -> d
     }  # fmt: skip
 
 
-def start_server(batching: bool) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "RUL_PORT": str(port), "RUL_PROVIDERS": "cpu", "RUL_BATCHING": str(batching).lower(),
-           "RUL_LOG_LEVEL": "warning"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "service.main"], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the service did not become ready in 60 s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,21 +76,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.seconds > 120 or args.rate * args.seconds > 100_000:
         parser.error("bounded on purpose: at most 120 s and 100 000 requests")
-    if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+    if args.url and urlparse(args.url).hostname not in LOOPBACK:
         parser.error("loopback only: --url must be http://127.0.0.1:PORT or http://localhost:PORT")
     results: dict[str, dict] = {}
     if args.url:
         results["given_server"] = asyncio.run(run_load(args.url, args.rate, args.seconds, args.concurrency))
     else:
         for batching in [True, False] if args.compare_batching else [True]:
-            process, url = start_server(batching)
+            server = start_ours(batching, model=None)
+            url = server.url
             try:
                 asyncio.run(run_load(url, min(args.rate, 50), 1, 8))  # warm-up, not recorded
                 results[f"batching_{'on' if batching else 'off'}"] = asyncio.run(
                     run_load(url, args.rate, args.seconds, args.concurrency))  # fmt: skip
             finally:
-                process.terminate()
-                process.wait(timeout=10)
+                server.stop()
     out = {"offered_rate_per_s": args.rate, "seconds": args.seconds, "concurrency": args.concurrency,
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider",
            "measured": time.strftime("%Y-%m-%d %H:%M"), "results": results}  # fmt: skip

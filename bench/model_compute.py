@@ -2,7 +2,7 @@
 the same weights, at several batch sizes, and the achieved GFLOP/s against this machine's
 sgemm peak measured in the same run.
 
-    python bench/model_compute.py --data-dir ../shared/data/cmapss [--models fd001] [--rounds 3]
+    python -m bench.model_compute --data-dir ../shared/data/cmapss [--models fd001] [--rounds 3]
 
 For each shipped model the PyTorch side is the ServingGraph rebuilt from the checkpoints the
 card lists (what `rul-export` exported: preprocessing, every member, the interval), in eval

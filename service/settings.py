@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)
     batching: bool = True  # coalesce concurrent requests into one ONNX Runtime run per model
     max_batch_size: int = 256  # windows per coalesced run; bigger requests run on their own
-    max_queue_delay_ms: float = 2.0  # how long the first request waits for others to join
+    # how long the first request waits for others to join; 0: none waits, and the requests that
+    # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
+    max_queue_delay_ms: float = 0.0
     max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
     cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
 

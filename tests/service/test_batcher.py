@@ -46,6 +46,16 @@ def test_concurrent_requests_coalesce_and_match_unbatched(predictor, windows):
     assert all(r["health_probs"].shape == (1, 3) for r in results)
 
 
+def test_without_a_delay_requests_queued_during_a_run_form_the_next_batch(predictor, windows):
+    """max_delay_ms=0 (the default): nothing waits for company, yet requests that arrive while
+    a run is in progress are taken together by the next one."""
+    batcher = Batcher(predictor, max_batch_size=256, max_delay_ms=0, max_queue_size=100)
+    results = asyncio.run(_concurrently(batcher, windows, per_request=1))
+    assert len(results) == 64 and batcher.runs < 64 / 4
+    unbatched = np.concatenate([predictor.run(windows[i : i + 1])["rul"] for i in range(64)])
+    np.testing.assert_allclose(np.concatenate([r["rul"] for r in results]), unbatched, rtol=0, atol=1e-4)
+
+
 def test_each_request_gets_its_own_rows_back(predictor, windows):
     batcher = Batcher(predictor, max_batch_size=64, max_delay_ms=20, max_queue_size=100)
     results = asyncio.run(_concurrently(batcher, windows, per_request=5))
