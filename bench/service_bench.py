@@ -42,6 +42,7 @@ from training.windows import stack_windows
 WRK_SCRIPT = ROOT / "bench" / "wrk_post.lua"
 CONCURRENCY = (1, 16, 64)
 MODEL = "fd001"
+OIP_HEADER_LENGTH: dict[Path, int] = {}  # binary request body -> length of its JSON header
 
 
 def real_windows(data_dir: str, n: int, window_length: int) -> np.ndarray:
@@ -57,67 +58,54 @@ def bodies(windows: np.ndarray, directory: Path) -> dict[str, Path]:
     paths = {"ours": directory / "ours.json", "peer": directory / "peer.json"}
     paths["ours"].write_text(json.dumps({"windows": [{"readings": w.tolist()} for w in windows]}))
     paths["peer"].write_text(json.dumps({"windows": windows.tolist()}))
+    # ours again, as an Open Inference Protocol request with the binary tensor extension
+    tensor = windows.astype(np.float32)
+    header = json.dumps({
+        "inputs": [{"name": "readings", "datatype": "FP32", "shape": list(tensor.shape),
+                    "parameters": {"binary_data_size": tensor.nbytes}}],
+        "outputs": [{"name": n, "parameters": {"binary_data": True}} for n in ("rul", "health_probs")],
+    }).encode()  # fmt: skip
+    paths["oip_binary"] = directory / "oip.bin"
+    paths["oip_binary"].write_bytes(header + tensor.tobytes())
+    OIP_HEADER_LENGTH[paths["oip_binary"]] = len(header)
     return paths
 
 
-def wrk(server: Server, body: Path, connections: int, seconds: float) -> dict:
+def wrk(server: Server, body: Path, connections: int, seconds: float, sample_rss: bool = False,
+        path: str | None = None) -> dict:  # fmt: skip
     """Closed-loop load from wrk: `connections` connections, each sending the next request as
-    soon as the previous one is answered, for `seconds`."""
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "60s",
-        "-s",
-        str(WRK_SCRIPT),
-        server.url + server.predict_path,
-    ]
-    output = subprocess.run(
-        command, env={**os.environ, "WRK_BODY_FILE": str(body)}, capture_output=True, text=True, check=True
-    ).stdout
-    raw = json.loads(output.strip().splitlines()[-1])
-    failed = sum(raw["errors"].values())
-    seconds_run = raw["duration_us"] / 1e6
-    return {
+    soon as the previous one is answered, for `seconds`. With `sample_rss`, the server's RSS
+    is read every second meanwhile ("rss_samples": [[s, MiB], ...])."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "60s", "-s", str(WRK_SCRIPT),
+               server.url + (path or server.predict_path)]  # fmt: skip
+    samples: list[tuple[float, float]] = []
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        env = {
+            **os.environ,
+            "WRK_BODY_FILE": str(body),
+            "WRK_HEADER_LENGTH": str(OIP_HEADER_LENGTH.get(body, "")),
+        }
+        process = subprocess.Popen(command, env=env, stdout=out)
+        while sample_rss and process.poll() is None:
+            samples.append((round(time.perf_counter() - started, 1), round(server.rss_mb(), 1)))
+            time.sleep(1.0)
+        if process.wait() != 0:
+            raise RuntimeError(f"wrk failed with code {process.returncode}: {' '.join(command)}")
+        out.seek(0)
+        raw = json.loads(out.read().strip().splitlines()[-1])
+    ok = raw["requests"] - raw["errors"]["status"]
+    result = {
         "connections": connections,
         "requests": raw["requests"],
         "errors": {k: v for k, v in raw["errors"].items() if v},
-        "ok_per_s": round((raw["requests"] - raw["errors"]["status"]) / seconds_run, 1),
-        "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()},
-        "failed": failed,
-    }
-
-
-def wrk_sampling_rss(server: Server, body: Path, connections: int, seconds: float) -> tuple[dict, list]:
-    """wrk as above while sampling the server's RSS every second: (wrk result, [(s, MiB)])."""
-    samples: list[tuple[float, float]] = []
-    with tempfile.TemporaryFile("w+") as out:
-        command = [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "60s",
-            "-s",
-            str(WRK_SCRIPT),
-            server.url + server.predict_path,
-        ]
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env={**os.environ, "WRK_BODY_FILE": str(body)}, stdout=out)
-        while process.poll() is None:
-            samples.append((round(time.perf_counter() - started, 1), round(server.rss_mb(), 1)))
-            time.sleep(1.0)
-        out.seek(0)
-        raw = json.loads(out.read().strip().splitlines()[-1])
-    result = {
-        "requests": raw["requests"],
         "failed": sum(raw["errors"].values()),
-        "ok_per_s": round((raw["requests"] - raw["errors"]["status"]) / (raw["duration_us"] / 1e6), 1),
+        "ok_per_s": round(ok / (raw["duration_us"] / 1e6), 2),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()},
     }
-    return result, samples
+    if sample_rss:
+        result["rss_samples"] = samples
+    return result
 
 
 def bare_onnxruntime(windows: np.ndarray, seconds: float) -> float:
@@ -139,6 +127,10 @@ def bench_server(start, small: dict[str, Path], big: dict[str, Path], body_kind:
         batch = wrk(server, big[body_kind], 1, args.batch_seconds)
         batch["windows_per_s"] = round(batch["ok_per_s"] * args.batch_windows, 1)
         entry["batch"] = batch
+        if body_kind == "ours":  # the same windows through the OIP binary tensor extension
+            oip = wrk(server, big["oip_binary"], 1, args.batch_seconds, path=f"/v2/models/{MODEL}/infer")
+            oip["windows_per_s"] = round(oip["ok_per_s"] * args.batch_windows, 1)
+            entry["batch_oip_binary"] = oip
         for connections in CONCURRENCY:
             entry[f"c{connections}"] = wrk(server, small[body_kind], connections, args.seconds)
         entry["loaded_rss_mb"] = round(server.rss_mb(), 1)
@@ -194,13 +186,12 @@ def main() -> None:
         results["ours_all_models_ready_seconds"] = round(everything.ready_seconds, 2)
         results["ours_all_models_idle_rss_mb"] = round(everything.rss_mb(), 1)
         if args.soak_seconds:
-            soak, samples = wrk_sampling_rss(everything, small["ours"], 16, args.soak_seconds)
-            rss = np.array([mb for _, mb in samples])
+            soak = wrk(everything, small["ours"], 16, args.soak_seconds, sample_rss=True)
+            rss = np.array([mb for _, mb in soak["rss_samples"]])
             tenth = max(1, len(rss) // 6)
             soak["rss_mb_first_10s_mean"] = round(float(rss[:tenth].mean()), 1)
             soak["rss_mb_last_10s_mean"] = round(float(rss[-tenth:].mean()), 1)
             soak["rss_mb_max"] = round(float(rss.max()), 1)
-            soak["samples"] = samples
             results["soak_16_connections"] = soak
         everything.stop()
 
@@ -210,6 +201,9 @@ def main() -> None:
     ours_on, ours_off = results["ours_batching_on"], results["ours_batching_off"]
     ratios = {
         "batch_ours_over_bare_onnxruntime": round(ours_on["batch"]["windows_per_s"] / bare, 2),
+        "batch_oip_binary_ours_over_bare_onnxruntime": round(
+            ours_on["batch_oip_binary"]["windows_per_s"] / bare, 2
+        ),
         "c64_batching_on_over_off": round(ours_on["c64"]["ok_per_s"] / ours_off["c64"]["ok_per_s"], 2),
     }
     for peer in ("minimal_fastapi", "bentoml"):

@@ -6,7 +6,9 @@ batch holds `max_batch_size` windows or `max_delay_ms` has passed since the firs
 runs them as one batch in a worker thread (never on the event loop) and hands each request
 its rows back. With `max_delay_ms` 0 (the default) nothing waits: the worker takes whatever
 is queued, so a lone request runs at once and the requests that arrive during a run form the
-next batch (on the 2-core CPU this beat a 2 ms wait at every concurrency, bench/README.md). A request bigger than `max_batch_size` runs on its own. When
+next batch (on the 2-core CPU this beat a 2 ms wait at every concurrency, bench/README.md).
+A request of `max_batch_size` windows or more runs on its own, in its turn: one run per
+model at a time, so concurrent large requests never oversubscribe the cores. When
 `max_queue_size` requests are already waiting, a new one is refused at once (QueueFull ->
 503 with Retry-After) rather than piling up latency.
 
@@ -69,9 +71,6 @@ class Batcher:
 
     async def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """The model's outputs for `windows` (n, W, C), batched with whatever else is waiting."""
-        if len(windows) >= self.max_batch_size:
-            self.runs += 1
-            return await run_in_threadpool(self.predictor.run, windows)
         if self.queue.qsize() >= self.max_queue_size:
             name = self.predictor.card.name
             waiting = self.queue.qsize()

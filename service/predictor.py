@@ -113,7 +113,10 @@ class Predictor:
                 "readings are empty; send at least "
                 f"{self.card.padding.min_cycles} cycles of {self.n_columns} values",
             )
-        problem = _column_problem(readings, self.card.input_features)
+        if isinstance(readings, np.ndarray) and readings.ndim == 2:  # already a table (schemas.py)
+            problem = _column_problem(readings[:1], self.card.input_features)
+        else:
+            problem = _column_problem(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
         array = np.asarray(readings, dtype=np.float32)  # (T, C)
