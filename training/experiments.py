@@ -61,6 +61,11 @@ SWEEP: list[tuple[str, str, list[int], list[str]]] = [  # (name, subset, seeds, 
     ("w20", "FD002", [0], ["--window-length", "20", *LONG]),
     ("w30", "FD002", [0], ["--window-length", "30", *LONG]),
     ("w40", "FD002", [0], ["--window-length", "40"]),
+    # round 3 (session 2): regularisation against the validation -> test gap, on the FD001 recipe
+    ("w50-ema995", "FD001", [0], ["--window-length", "50", "--ema-decay", "0.995"]),
+    ("w50-noise", "FD001", [0], ["--window-length", "50", "--noise-std", "0.1", "--weight-decay", "1e-3"]),
+    ("w50-grad-balance", "FD001", [0], ["--window-length", "50", "--loss-weighting", "grad-balance"]),
+    ("w50-b128", "FD001", [0], ["--window-length", "50", "--batch-size", "128", "--lr", "2.5e-4"]),
 ]
 METRICS = (
     "rmse", "phm08_score", "rmse_capped_truth", "phm08_score_capped_truth", "health_accuracy",
