@@ -50,6 +50,12 @@ ABLATION: dict[str, list[str]] = {
     "pcgrad": ["--loss-weighting", "pcgrad", "--rul-weight", "0.5", "--health-weight", "0.5"],
 }
 ABLATION_SUBSETS = ("FD001", "FD002")
+# Cross-validation ensembles (session 3): one member per fold of 5 disjoint unit folds, so the
+# ensemble trains on every training unit and its interval is calibrated on all of them
+# (out of fold); run for the one-condition subsets, where validation -> test generalisation
+# is the problem (RESULTS.md). Member k has seed k and holds out fold k.
+CV_FOLDS = 5
+CV_SUBSETS = ("FD001", "FD003")
 # The validation runs that chose the recipe (RESULTS.md), with the flags they ran with; the
 # first ones used the longer schedule of the defaults then (60 epochs, patience 20).
 LONG = ["--epochs", "60", "--patience", "20"]
@@ -91,6 +97,11 @@ def plan(only: str, seeds: int, ablation_seeds: int, weightings: list[str]) -> l
     jobs: list[Job] = []
     if only in ("all", "main"):
         jobs += [Job("main", s, seed, RECIPE[s]) for seed in range(seeds) for s in SUBSETS]
+    if only in ("all", "cv"):
+        jobs += [
+            Job(f"cv{CV_FOLDS}", s, fold, [*RECIPE[s], "--folds", str(CV_FOLDS), "--fold", str(fold)])
+            for fold in range(CV_FOLDS) for s in CV_SUBSETS
+        ]  # fmt: skip
     if only == "sweep":
         jobs += [
             Job(f"sweep/{name}", subset, seed, flags)
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", default="results")
     parser.add_argument(
         "--only",
-        choices=["all", "main", "ablation", "sweep"],
+        choices=["all", "main", "cv", "ablation", "sweep"],
         default="all",
         help="sweep: the validation runs that chose the recipe (not part of 'all')",
     )

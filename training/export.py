@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from training.checkpoint import OUTPUT_NAMES, ServingGraph, load_checkpoint
+from training.checkpoint import OUTPUT_NAMES, RawReadingsModel, ServingGraph, load_checkpoint
 from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, PADDING_RULE, RUL_CAP
 from training.data import Subset, load_subset
 from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows, torch_predict_fn
@@ -79,13 +79,13 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
 
 def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
     """Members from the checkpoints; a single checkpoint keeps its own calibrated interval,
-    an ensemble is calibrated anew on the validation units its members share."""
+    an ensemble is calibrated anew on held-out units (`calibration_windows`)."""
     loaded = [load_checkpoint(p) for p in checkpoint_paths]
     members, checkpoints = [m for m, _ in loaded], [c for _, c in loaded]
     first = checkpoints[0]
     for path, c in zip(checkpoint_paths, checkpoints, strict=True):
-        same = ("subset", "val_fraction", "split_seed")
-        if any(c["train_config"][k] != first["train_config"][k] for k in same) or (
+        same = ("subset", "val_fraction", "split_seed", "folds")
+        if any(c["train_config"].get(k, 0) != first["train_config"].get(k, 0) for k in same) or (
             c["window_length"] != first["window_length"]
         ):
             raise ValueError(f"{path} differs from {checkpoint_paths[0]} in subset, split or window length; "
@@ -94,16 +94,44 @@ def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[Serv
     if len(members) == 1:
         bands = IntervalBands(**first["interval"])
     else:
-        val_ids = set(first["split"]["validation_units"])
-        x_val, y_val = stack_windows(
-            [u for u in subset.train if u.unit_id in val_ids], first["window_length"], RUL_CAP
-        )
-        uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**first["interval"]))).eval()
+        predicted, truth, calibrated_on = calibration_windows(members, checkpoints, subset)
         bands = calibrate_bands(
-            torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, first["interval"]["edges"],
-            first["interval"]["nominal_coverage"], first["interval"]["calibrated_on"],
-        )  # fmt: skip
+            predicted, truth, first["interval"]["edges"], first["interval"]["nominal_coverage"], calibrated_on
+        )
     return ServingGraph(members, IntervalHead(bands)).eval(), checkpoints, subset
+
+
+def calibration_windows(
+    members: list[RawReadingsModel], checkpoints: list[dict], subset: Subset
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(predicted RUL, truth capped at RUL_CAP, description) on windows of units that the
+    predicting network never trained on:
+    - members that share their validation units (a seed ensemble): the ensemble's mean on them;
+    - members with disjoint validation units (a cross-validation ensemble): each member on its
+      own fold, i.e. out-of-fold predictions over every training unit. These are single-network
+      errors, on average no smaller than the ensemble's, so the interval errs on the wide side.
+    Members whose validation units overlap without being equal leave no unit unseen by all of
+    them and no fold structure: refused."""
+    window_length = checkpoints[0]["window_length"]
+    by_id = {u.unit_id: u for u in subset.train}
+    val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
+    if all(v == val_sets[0] for v in val_sets):
+        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_sets[0])], window_length, RUL_CAP)
+        uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
+        calibrated_on = f"validation windows, truth capped at {RUL_CAP:g}"
+        return torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, calibrated_on
+    if sum(len(v) for v in val_sets) != len(set().union(*val_sets)):
+        raise ValueError("the members' validation units overlap but differ: no calibration set is held out "
+                         "from every member; use one split (seed ensemble) or disjoint folds")  # fmt: skip
+    predicted, truth = [], []
+    for member, checkpoint, val_ids in zip(members, checkpoints, val_sets, strict=True):
+        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_ids)], window_length, RUL_CAP)
+        alone = ServingGraph([member], IntervalHead(IntervalBands(**checkpoint["interval"]))).eval()
+        predicted.append(torch_predict_fn(alone)(x_val)["rul"])
+        truth.append(y_val)
+    n_units = len(set().union(*val_sets))
+    calibrated_on = f"out-of-fold validation windows of {n_units} training units, truth capped at {RUL_CAP:g}"
+    return np.concatenate(predicted), np.concatenate(truth), calibrated_on
 
 
 def write_metadata(path: Path, card: dict[str, Any]) -> None:
@@ -171,6 +199,7 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
         "ensemble": {
             "members": len(checkpoints),
             "seeds": [c["train_config"]["seed"] for c in checkpoints],
+            "folds": [c["train_config"]["fold"] for c in checkpoints] if config.get("folds") else None,
             "inference_cost": f"{len(checkpoints)} networks per window, outputs averaged",
         },
         "metrics": {

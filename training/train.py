@@ -34,7 +34,7 @@ from training.loss_weighting import METHODS, LossWeighting
 from training.metrics import rmse
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.windows import split_by_unit, stack_windows
+from training.windows import fold_split, split_by_unit, stack_windows
 
 
 @dataclass
@@ -48,6 +48,8 @@ class TrainConfig:
     train_stride: int = 1  # keep every k-th training window (consecutive ones overlap; 1: all)
     seed: int = 0  # seeds initialisation and batch order
     split_seed: int = 0  # seeds the train/validation unit split (shared by an ensemble's members)
+    folds: int = 0  # > 0: validate on fold `fold` of this many disjoint unit folds instead of val_fraction
+    fold: int = 0  # the held-out fold when folds > 0 (one member per fold: a cross-validation ensemble)
     epochs: int = 40  # maximum epochs (the cosine schedule spans them)
     patience: int = 10  # stop after this many epochs without a better validation RMSE
     batch_size: int = 512  # windows per optimisation step
@@ -72,7 +74,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     # Data: whole units split into training and validation; test units are not touched here.
     subset = load_subset(config.subset, config.data_dir or None)
-    train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
+    if config.folds:
+        train_units, val_units = fold_split(subset.train, config.folds, config.fold, config.split_seed)
+    else:
+        train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
     x_train, y_train = stack_windows(train_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
     x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
     x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)

@@ -67,3 +67,18 @@ def split_by_unit(units: list[Unit], val_fraction: float, seed: int) -> tuple[li
     train = [u for i, u in enumerate(units) if i not in val_idx]
     val = [u for i, u in enumerate(units) if i in val_idx]
     return train, val
+
+
+def fold_split(units: list[Unit], folds: int, fold: int, seed: int) -> tuple[list[Unit], list[Unit]]:
+    """Cross-validation by whole units: shuffle with `seed`, deal the units into `folds`
+    disjoint folds and hold out fold `fold`. The folds of one seed cover every unit once, so
+    an ensemble of one member per fold has trained on every unit and validated on every unit."""
+    if not 2 <= folds <= len(units):
+        raise ValueError(f"folds must be between 2 and the number of units ({len(units)}); got {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in [0, {folds}); got {fold}")
+    order = np.random.default_rng(seed).permutation(len(units))
+    val_idx = set(order[fold::folds].tolist())
+    train = [u for i, u in enumerate(units) if i not in val_idx]
+    val = [u for i, u in enumerate(units) if i in val_idx]
+    return train, val

@@ -11,10 +11,11 @@ from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_grap
 from training.data import load_subset
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.export import PARITY_TOLERANCE_RUL, export, sha256_of
+from training.intervals import calibrate_bands
 from training.model import ModelConfig
 from training.preprocessing import fit_preprocessing
 from training.train import TrainConfig, main, train
-from training.windows import last_windows
+from training.windows import last_windows, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)
 
@@ -157,3 +158,37 @@ def test_ensemble_members_must_share_the_split(trained, cmapss_dir, tmp_path):
     train(TrainConfig(subset="FD001", data_dir=str(cmapss_dir), out=str(other), epochs=1, split_seed=5), TINY)
     with pytest.raises(ValueError, match="must share them"):
         export([str(trained[0]), str(other)], "bad", "0", str(tmp_path), str(cmapss_dir))
+
+
+def _fold_member(cmapss_dir, out, fold: int, seed: int = 0) -> str:
+    config = TrainConfig(subset="FD001", data_dir=str(cmapss_dir), out=str(out), epochs=1, seed=seed,
+                         folds=5, fold=fold, train_stride=10)  # fmt: skip
+    train(config, TINY)
+    return str(out)
+
+
+def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_path):
+    paths = [_fold_member(cmapss_dir, tmp_path / f"fold{k}.pt", k, seed=k) for k in (0, 1)]
+    card = export(paths, "cv", "0.0.1", str(tmp_path), str(cmapss_dir))
+    assert card["ensemble"]["folds"] == [0, 1] and card["ensemble"]["seeds"] == [0, 1]
+    assert card["interval"]["calibrated_on"] == (
+        "out-of-fold validation windows of 40 training units, truth capped at 125"
+    )
+    # The half-widths are those of each member's own errors on the fold it did not train on.
+    subset = load_subset("FD001", cmapss_dir)
+    predicted, truth = [], []
+    for path in paths:
+        member, checkpoint = load_checkpoint(path)
+        val_ids = set(checkpoint["split"]["validation_units"])
+        x_val, y_val = stack_windows([u for u in subset.train if u.unit_id in val_ids], 30, 125.0)
+        predicted.append(torch_predict_fn(member)(x_val)["rul"])
+        truth.append(y_val)
+    bands = calibrate_bands(np.concatenate(predicted), np.concatenate(truth), [30.0, 80.0], 0.9, "")
+    np.testing.assert_allclose(card["interval"]["half_widths"], bands.half_widths, rtol=1e-5)
+
+
+def test_ensemble_refuses_members_whose_validation_units_overlap_but_differ(cmapss_dir, tmp_path):
+    folds = (0, 0, 1)  # two members validate on fold 0, one on fold 1
+    paths = [_fold_member(cmapss_dir, tmp_path / f"m{i}.pt", fold, seed=i) for i, fold in enumerate(folds)]
+    with pytest.raises(ValueError, match="validation units overlap but differ"):
+        export(paths, "bad", "0", str(tmp_path), str(cmapss_dir))

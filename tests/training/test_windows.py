@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from training.data import Unit
-from training.windows import last_window, last_windows, pad_front, split_by_unit, unit_windows
+from training.windows import fold_split, last_window, last_windows, pad_front, split_by_unit, unit_windows
 
 
 def _unit(n_cycles: int, unit_id: int = 1, final_rul: float = 0.0) -> Unit:
@@ -72,3 +72,25 @@ def test_split_by_unit_is_disjoint_deterministic_and_whole_units():
 def test_split_by_unit_rejects_fraction_outside_zero_one():
     with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\); got 1.0"):
         split_by_unit([_unit(5), _unit(5)], 1.0, seed=0)
+
+
+def test_fold_split_deals_every_unit_into_exactly_one_validation_fold():
+    units = [_unit(5, unit_id=i) for i in range(1, 12)]
+    folds = [fold_split(units, 5, k, seed=4) for k in range(5)]
+    held_out = [[u.unit_id for u in val] for _, val in folds]
+    assert sorted(i for ids in held_out for i in ids) == list(range(1, 12))  # each unit once
+    assert [len(ids) for ids in held_out] == [3, 2, 2, 2, 2]
+    for train, val in folds:
+        assert {u.unit_id for u in train} == set(range(1, 12)) - {u.unit_id for u in val}
+    assert [u.unit_id for u in fold_split(units, 5, 2, seed=4)[1]] == held_out[2]  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("folds", "fold", "message"),
+    [(1, 0, r"folds must be between 2 and the number of units \(4\); got 1"),
+     (5, 0, r"folds must be between 2 and the number of units \(4\); got 5"),
+     (4, 4, r"fold must be in \[0, 4\); got 4")],
+)  # fmt: skip
+def test_fold_split_rejects_impossible_folds(folds, fold, message):
+    with pytest.raises(ValueError, match=message):
+        fold_split([_unit(5, unit_id=i) for i in range(4)], folds, fold, seed=0)
