@@ -72,6 +72,9 @@ SWEEP: list[tuple[str, str, list[int], list[str]]] = [  # (name, subset, seeds, 
     ("w50-noise", "FD001", [0], ["--window-length", "50", "--noise-std", "0.1", "--weight-decay", "1e-3"]),
     ("w50-grad-balance", "FD001", [0], ["--window-length", "50", "--loss-weighting", "grad-balance"]),
     ("w50-b128", "FD001", [0], ["--window-length", "50", "--batch-size", "128", "--lr", "2.5e-4"]),
+    # round 4 (session 3): do windows longer than 50 keep helping the one-condition subsets?
+    ("w60", "FD001", [0], ["--window-length", "60"]),
+    ("w60", "FD003", [0], ["--window-length", "60"]),
 ]
 METRICS = (
     "rmse", "phm08_score", "rmse_capped_truth", "phm08_score_capped_truth", "health_accuracy",

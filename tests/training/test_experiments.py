@@ -1,12 +1,17 @@
-from training.experiments import ABLATION, ABLATION_BASE, RECIPE, plan, tables_markdown
+from training.experiments import ABLATION, ABLATION_BASE, CV_FOLDS, CV_SUBSETS, RECIPE, plan, tables_markdown
 
 
-def test_plan_runs_main_table_then_ablation_seed_by_seed():
+def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed():
     jobs = plan("all", seeds=3, ablation_seeds=2, weightings=list(ABLATION))
     main = [j for j in jobs if j.experiment == "main"]
     assert len(main) == 3 * 4  # every subset, every seed
     assert main[0].flags == RECIPE["FD001"]
-    ablation = jobs[len(main) :]
+    cv = jobs[len(main) : len(main) + CV_FOLDS * len(CV_SUBSETS)]
+    assert {j.experiment for j in cv} == {"cv5"}
+    assert cv[1].subset == "FD003" and cv[1].seed == 0
+    assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0"]
+    assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))
+    ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
     assert (
         ablation[0].flags == [*ABLATION_BASE["FD001"], "--loss-weighting", "single"] and ablation[0].seed == 0
