@@ -1,4 +1,13 @@
-from training.experiments import ABLATION, ABLATION_BASE, CV_FOLDS, CV_SUBSETS, RECIPE, plan, tables_markdown
+from training.experiments import (
+    ABLATION,
+    ABLATION_BASE,
+    CV_FOLDS,
+    CV_SPLIT_SEEDS,
+    CV_SUBSETS,
+    RECIPE,
+    plan,
+    tables_markdown,
+)
 
 
 def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed():
@@ -6,11 +15,11 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
     main = [j for j in jobs if j.experiment == "main"]
     assert len(main) == 3 * 4  # every subset, every seed
     assert main[0].flags == RECIPE["FD001"]
-    cv = jobs[len(main) : len(main) + CV_FOLDS * len(CV_SUBSETS)]
-    assert {j.experiment for j in cv} == {"cv5"}
-    assert cv[1].subset == "FD003" and cv[1].seed == 0
-    assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0"]
-    assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))
+    cv = jobs[len(main) : len(main) + CV_FOLDS * len(CV_SUBSETS) * len(CV_SPLIT_SEEDS)]
+    assert {j.experiment for j in cv} == {f"cv5-split{r}" for r in CV_SPLIT_SEEDS}
+    assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
+    assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
+    assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))  # member k: seed k, fold k
     ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
     assert (
@@ -25,6 +34,10 @@ def test_tables_markdown_formats_mean_and_std():
              "interval_coverage": 0.9, "interval_mean_width": 40.0, "rmse_all_windows_capped": 12.0,
              "validation_rmse": 11.0, "training_seconds": 100.0}  # fmt: skip
     entry = {"seeds": [0, 1], "mean": stats, "std": {k: 0.5 for k in stats}}
-    table = tables_markdown({"main": {"FD001": entry}, "ablation/uncertainty": {"FD001": entry}})
+    table = tables_markdown(
+        {"main": {"FD001": entry}, "cv5-ensemble": {"FD003": entry}, "ablation/uncertainty": {"FD001": entry}}
+    )
     assert "| FD001 | 2 | 11.23 ± 0.50 | 250 ± 0 | 10.00 ± 0.50 | 200 ± 0 | 0.900 ± 0.500 |" in table
     assert "| uncertainty | 11.23 ± 0.50 | 11.00 ± 0.50 | 0.850 ± 0.500 | – | – | – |" in table
+    assert "### 5-fold cross-validation ensembles" in table and "| subset | split seeds |" in table
+    assert "| FD003 | 2 | 11.23 ± 0.50 | 250 ± 0 | 10.00 ± 0.50 |" in table

@@ -1,6 +1,7 @@
 """One tiny training on FD001, then evaluation and export: the whole offline path."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,6 +11,7 @@ import pytest
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
 from training.data import load_subset
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
+from training.experiments import evaluate_ensemble
 from training.export import PARITY_TOLERANCE_RUL, export, sha256_of
 from training.intervals import calibrate_bands
 from training.model import ModelConfig
@@ -185,6 +187,11 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
         truth.append(y_val)
     bands = calibrate_bands(np.concatenate(predicted), np.concatenate(truth), [30.0, 80.0], 0.9, "")
     np.testing.assert_allclose(card["interval"]["half_widths"], bands.half_widths, rtol=1e-5)
+    # training.experiments evaluates the same ensemble in PyTorch: the card's (ONNX) test metrics.
+    metrics = evaluate_ensemble([Path(p) for p in paths], str(cmapss_dir))
+    checked = ("rmse", "rmse_capped_truth", "health_accuracy", "interval_coverage", "rmse_all_windows_capped")
+    for key in checked:
+        assert metrics[key] == pytest.approx(card["metrics"]["test"][key], abs=1e-3), key
 
 
 def test_ensemble_refuses_members_whose_validation_units_overlap_but_differ(cmapss_dir, tmp_path):
