@@ -51,6 +51,8 @@ class Prediction:
 
 def _column_problem(readings: Any, features: list[str]) -> str | None:
     """The first cycle whose width differs from the card's input features, described."""
+    if isinstance(readings, np.ndarray) and readings.ndim == 2:
+        readings = readings[:1]  # a table (schemas.py): every cycle has the first one's width
     for cycle, row in enumerate(readings):
         if len(row) != len(features):
             return (
@@ -113,10 +115,7 @@ class Predictor:
                 "readings are empty; send at least "
                 f"{self.card.padding.min_cycles} cycles of {self.n_columns} values",
             )
-        if isinstance(readings, np.ndarray) and readings.ndim == 2:  # already a table (schemas.py)
-            problem = _column_problem(readings[:1], self.card.input_features)
-        else:
-            problem = _column_problem(readings, self.card.input_features)
+        problem = _column_problem(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
         array = np.asarray(readings, dtype=np.float32)  # (T, C)

@@ -120,16 +120,15 @@ def calibration_windows(
         uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
         calibrated_on = f"validation windows, truth capped at {RUL_CAP:g}"
         return torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, calibrated_on
-    if sum(len(v) for v in val_sets) != len(set().union(*val_sets)):
+    n_units = len(set().union(*val_sets))
+    if sum(len(v) for v in val_sets) != n_units:
         raise ValueError("the members' validation units overlap but differ: no calibration set is held out "
                          "from every member; use one split (seed ensemble) or disjoint folds")  # fmt: skip
     predicted, truth = [], []
-    for member, checkpoint, val_ids in zip(members, checkpoints, val_sets, strict=True):
+    for member, val_ids in zip(members, val_sets, strict=True):
         x_val, y_val = stack_windows([by_id[i] for i in sorted(val_ids)], window_length, RUL_CAP)
-        alone = ServingGraph([member], IntervalHead(IntervalBands(**checkpoint["interval"]))).eval()
-        predicted.append(torch_predict_fn(alone)(x_val)["rul"])
+        predicted.append(torch_predict_fn(member)(x_val)["rul"])
         truth.append(y_val)
-    n_units = len(set().union(*val_sets))
     calibrated_on = f"out-of-fold validation windows of {n_units} training units, truth capped at {RUL_CAP:g}"
     return np.concatenate(predicted), np.concatenate(truth), calibrated_on
 

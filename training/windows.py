@@ -63,10 +63,7 @@ def split_by_unit(units: list[Unit], val_fraction: float, seed: int) -> tuple[li
         raise ValueError(f"need at least 2 units to split; got {len(units)}")
     order = np.random.default_rng(seed).permutation(len(units))
     n_val = min(len(units) - 1, max(1, round(val_fraction * len(units))))
-    val_idx = set(order[:n_val].tolist())
-    train = [u for i, u in enumerate(units) if i not in val_idx]
-    val = [u for i, u in enumerate(units) if i in val_idx]
-    return train, val
+    return _hold_out(units, order[:n_val])
 
 
 def fold_split(units: list[Unit], folds: int, fold: int, seed: int) -> tuple[list[Unit], list[Unit]]:
@@ -78,7 +75,12 @@ def fold_split(units: list[Unit], folds: int, fold: int, seed: int) -> tuple[lis
     if not 0 <= fold < folds:
         raise ValueError(f"fold must be in [0, {folds}); got {fold}")
     order = np.random.default_rng(seed).permutation(len(units))
-    val_idx = set(order[fold::folds].tolist())
+    return _hold_out(units, order[fold::folds])
+
+
+def _hold_out(units: list[Unit], val_positions: np.ndarray) -> tuple[list[Unit], list[Unit]]:
+    """(training units, validation units), each in the original order."""
+    val_idx = set(val_positions.tolist())
     train = [u for i, u in enumerate(units) if i not in val_idx]
     val = [u for i, u in enumerate(units) if i in val_idx]
     return train, val
