@@ -51,15 +51,21 @@ ABLATION: dict[str, list[str]] = {
     "pcgrad": ["--loss-weighting", "pcgrad", "--rul-weight", "0.5", "--health-weight", "0.5"],
 }
 ABLATION_SUBSETS = ("FD001", "FD002")
-# Cross-validation ensembles (session 3): one member per fold of 5 disjoint unit folds, so the
-# ensemble trains on every training unit and its interval is calibrated on all of them
-# (out of fold); run for the one-condition subsets, where validation -> test generalisation
-# is the problem (RESULTS.md). Member k has seed k and holds out fold k; the whole ensemble is
-# repeated with different fold assignments (split seeds) to report its mean ± std. The shipped
-# fd001/fd003 are split seed 0's (chosen before any of them was evaluated on the test set).
+# Cross-validation ensembles: one member per fold of 5 disjoint unit folds, so the ensemble
+# trains on every training unit and its interval is calibrated on all of them (out of fold);
+# run for the one-condition subsets, where validation -> test generalisation is the problem
+# (RESULTS.md). Member k has seed k and holds out fold k; an ensemble is repeated with
+# different fold assignments (split seeds) to report its mean ± std. Each variant is
+# (flags per subset, split seeds): "cv5" is the recipe (session 3; the fd001/fd003 shipped
+# as 2026.11.3); "cv5-w130" the same with 130-cycle windows (session 4), which see the whole
+# history of a unit up to 130 cycles old, its own healthy start included, and which won on
+# the mean validation RMSE of split seed 0's folds (RESULTS.md, round 5).
 CV_FOLDS = 5
 CV_SUBSETS = ("FD001", "FD003")
-CV_SPLIT_SEEDS = (0, 1, 2)
+CV_VARIANTS: dict[str, tuple[dict[str, list[str]], tuple[int, ...]]] = {
+    "cv5": ({s: RECIPE[s] for s in CV_SUBSETS}, (0, 1, 2)),
+    "cv5-w130": ({s: ["--window-length", "130"] for s in CV_SUBSETS}, (0,)),
+}
 # The validation runs that chose the recipe (RESULTS.md), with the flags they ran with; the
 # first ones used the longer schedule of the defaults then (60 epochs, patience 20).
 LONG = ["--epochs", "60", "--patience", "20"]
@@ -100,16 +106,21 @@ class Job:
         return runs_dir / slug / f"{self.subset.lower()}_seed{self.seed}.pt"
 
 
-def plan(only: str, seeds: int, ablation_seeds: int, weightings: list[str]) -> list[Job]:
-    """The jobs to run: the main table first, then the ablation seed by seed."""
+def plan(
+    only: str, seeds: int, ablation_seeds: int, weightings: list[str], cv_variants: list[str] | None = None
+) -> list[Job]:
+    """The jobs to run: the main table first, then the cross-validation ensembles (the
+    variants named, default all), then the ablation seed by seed."""
     jobs: list[Job] = []
     if only in ("all", "main"):
         jobs += [Job("main", s, seed, RECIPE[s]) for seed in range(seeds) for s in SUBSETS]
     if only in ("all", "cv"):
+        variants = {v: f for v, f in CV_VARIANTS.items() if cv_variants is None or v in cv_variants}
         jobs += [
-            Job(f"cv{CV_FOLDS}-split{split}", s, fold,
-                [*RECIPE[s], "--folds", str(CV_FOLDS), "--fold", str(fold), "--split-seed", str(split)])
-            for split in CV_SPLIT_SEEDS for fold in range(CV_FOLDS) for s in CV_SUBSETS
+            Job(f"{variant}-split{split}", s, fold,
+                [*flags[s], "--folds", str(CV_FOLDS), "--fold", str(fold), "--split-seed", str(split)])
+            for variant, (flags, splits) in variants.items()
+            for split in splits for fold in range(CV_FOLDS) for s in CV_SUBSETS
         ]  # fmt: skip
     if only == "sweep":
         jobs += [
@@ -161,14 +172,18 @@ def evaluate_ensemble(paths: list[Path], data_dir: str) -> dict[str, float]:
 
 def summarize(jobs: list[Job], runs_dir: Path, data_dir: str) -> dict:
     """{experiment: {subset: {metric: [per seed], "mean": {...}, "std": {...}}}}; the
-    cross-validation ensembles, one per split seed, under f"cv{CV_FOLDS}-ensemble"."""
+    cross-validation ensembles, one per split seed, under f"{variant}-ensemble"."""
     summary: dict = {}
-    for subset, split in [(s, r) for r in CV_SPLIT_SEEDS for s in CV_SUBSETS]:
-        members = [j for j in jobs if j.experiment == f"cv{CV_FOLDS}-split{split}" and j.subset == subset]
-        paths = [j.checkpoint(runs_dir) for j in members]
-        if not members or not all(p.exists() for p in paths):
-            continue
-        entry = summary.setdefault(f"cv{CV_FOLDS}-ensemble", {}).setdefault(subset, {"seeds": [], "runs": []})
+    for variant, (_, splits) in CV_VARIANTS.items():
+        for subset, split in [(s, r) for r in splits for s in CV_SUBSETS]:
+            members = [j for j in jobs if j.experiment == f"{variant}-split{split}" and j.subset == subset]
+            paths = [j.checkpoint(runs_dir) for j in members]
+            if not members or not all(p.exists() for p in paths):
+                continue
+            ensembles = summary.setdefault(f"{variant}-ensemble", {})
+            entry = ensembles.setdefault(subset, {"seeds": [], "runs": []})
+            entry["seeds"].append(split)  # the split seed of the folds
+            entry["runs"].append(evaluate_ensemble(paths, data_dir))
         entry["seeds"].append(split)  # the split seed of the folds
         entry["runs"].append(evaluate_ensemble(paths, data_dir))
     for job in jobs:
@@ -199,11 +214,15 @@ def _cell(entry: dict, metric: str, digits: int = 2) -> str:
 def tables_markdown(summary: dict) -> str:
     """The main table and the ablation as markdown (mean ± std over seeds), those present."""
     lines: list[str] = []
-    for experiment, title, seeds in (
+    cv_tables = [
+        (f"{variant}-ensemble", f"{CV_FOLDS}-fold cross-validation ensembles, {variant} "
+         "(test units, last window)", "split seeds")
+        for variant in CV_VARIANTS
+    ]  # fmt: skip
+    for experiment, title, seeds in [
         ("main", "Main table (single networks; test units, last window)", "seeds"),
-        (f"cv{CV_FOLDS}-ensemble", f"{CV_FOLDS}-fold cross-validation ensembles (test units, last window)",
-         "split seeds"),
-    ):  # fmt: skip
+        *cv_tables,
+    ]:
         if experiment not in summary:
             continue
         lines += ([""] if lines else []) + [
@@ -265,10 +284,17 @@ def main(argv: list[str] | None = None) -> None:
         choices=list(ABLATION),
         help="ablation rows to run (default: all)",
     )
+    parser.add_argument(
+        "--cv-variants",
+        nargs="+",
+        default=list(CV_VARIANTS),
+        choices=list(CV_VARIANTS),
+        help="cross-validation ensembles to run (default: all)",
+    )
     parser.add_argument("--summarize-only", action="store_true", help="evaluate existing checkpoints only")
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs_dir)
-    jobs = plan(args.only, args.seeds, args.ablation_seeds, args.weightings)
+    jobs = plan(args.only, args.seeds, args.ablation_seeds, args.weightings, args.cv_variants)
     if not args.summarize_only:
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda job: run(job, runs_dir, args.data_dir), jobs))

@@ -1,5 +1,5 @@
-"""Evaluation metrics of the C-MAPSS protocol: RMSE, the PHM08 score, health accuracy and
-macro-F1, and interval coverage."""
+"""Evaluation metrics of the C-MAPSS protocol: RMSE (with a bootstrap interval over the test
+units), the PHM08 score, health accuracy and macro-F1, and interval coverage."""
 
 import numpy as np
 
@@ -7,6 +7,20 @@ import numpy as np
 def rmse(predicted: np.ndarray, true: np.ndarray) -> float:
     d = np.asarray(predicted, dtype=np.float64) - np.asarray(true, dtype=np.float64)
     return float(np.sqrt(np.mean(d**2)))
+
+
+def bootstrap_rmse_interval(
+    predicted: np.ndarray, true: np.ndarray, coverage: float = 0.9, resamples: int = 2000, seed: int = 0
+) -> list[float]:
+    """[low, high]: the percentile bootstrap interval of the RMSE over units (Efron & Tibshirani,
+    "An Introduction to the Bootstrap", 1993): how far the RMSE of a test set of this many
+    units moves by the luck of which units it holds. 100 test units leave a C-MAPSS RMSE
+    uncertain by about +-1 cycle, as large as the differences between published models."""
+    squared = (np.asarray(predicted, dtype=np.float64) - np.asarray(true, dtype=np.float64)) ** 2
+    draws = np.random.default_rng(seed).integers(0, len(squared), size=(resamples, len(squared)))
+    values = np.sqrt(squared[draws].mean(axis=1))  # (resamples,)
+    tail = (1.0 - coverage) / 2.0
+    return [float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))]
 
 
 def phm08_score(predicted: np.ndarray, true: np.ndarray) -> float:

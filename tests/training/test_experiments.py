@@ -2,8 +2,8 @@ from training.experiments import (
     ABLATION,
     ABLATION_BASE,
     CV_FOLDS,
-    CV_SPLIT_SEEDS,
     CV_SUBSETS,
+    CV_VARIANTS,
     RECIPE,
     plan,
     tables_markdown,
@@ -15,10 +15,12 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
     main = [j for j in jobs if j.experiment == "main"]
     assert len(main) == 3 * 4  # every subset, every seed
     assert main[0].flags == RECIPE["FD001"]
-    cv = jobs[len(main) : len(main) + CV_FOLDS * len(CV_SUBSETS) * len(CV_SPLIT_SEEDS)]
-    assert {j.experiment for j in cv} == {f"cv5-split{r}" for r in CV_SPLIT_SEEDS}
+    n_cv = CV_FOLDS * len(CV_SUBSETS) * sum(len(splits) for _, splits in CV_VARIANTS.values())
+    cv = jobs[len(main) : len(main) + n_cv]
+    assert {j.experiment for j in cv} == {"cv5-split0", "cv5-split1", "cv5-split2", "cv5-w130-split0"}
     assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
     assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
+    assert cv[-1].flags == ["--window-length", "130", "--folds", "5", "--fold", "4", "--split-seed", "0"]
     assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))  # member k: seed k, fold k
     ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
@@ -26,6 +28,12 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
         ablation[0].flags == [*ABLATION_BASE["FD001"], "--loss-weighting", "single"] and ablation[0].seed == 0
     )
     assert {j.seed for j in ablation[: len(ABLATION) * 2]} == {0}
+
+
+def test_plan_runs_only_the_cross_validation_variants_named():
+    jobs = plan("cv", seeds=3, ablation_seeds=2, weightings=[], cv_variants=["cv5-w130"])
+    assert [j.experiment for j in jobs] == ["cv5-w130-split0"] * CV_FOLDS * len(CV_SUBSETS)
+    assert [(j.subset, j.seed) for j in jobs[:3]] == [("FD001", 0), ("FD003", 0), ("FD001", 1)]
 
 
 def test_tables_markdown_formats_mean_and_std():

@@ -3,6 +3,7 @@ import pytest
 
 from training.metrics import (
     accuracy,
+    bootstrap_rmse_interval,
     macro_f1,
     phm08_score,
     rmse,
@@ -11,6 +12,22 @@ from training.metrics import (
 
 def test_rmse_hand_computed():
     assert rmse(np.array([10.0, 20.0]), np.array([13.0, 16.0])) == pytest.approx(np.sqrt(12.5))
+
+
+def test_bootstrap_rmse_interval_hand_computed_for_two_units():
+    # squared errors 0 and 4; two draws give mean 0 (p 1/4), 2 (p 1/2) or 4 (p 1/4):
+    # RMSE 0, sqrt(2), 2, so the 5th and 95th percentiles are 0 and 2.
+    assert bootstrap_rmse_interval(np.array([0.0, 2.0]), np.array([0.0, 0.0])) == [0.0, 2.0]
+
+
+def test_bootstrap_rmse_interval_narrows_with_more_units_and_holds_the_rmse():
+    rng = np.random.default_rng(1)
+    errors = rng.normal(0.0, 10.0, size=10_000)
+    few = bootstrap_rmse_interval(errors[:100], np.zeros(100))
+    many = bootstrap_rmse_interval(errors, np.zeros(10_000))
+    assert few[0] < rmse(errors[:100], np.zeros(100)) < few[1]
+    assert many[0] < 10.0 < many[1]
+    assert many[1] - many[0] < (few[1] - few[0]) / 5  # 100x the units: ~1/10 the width
 
 
 def test_phm08_score_penalises_late_more_than_early():
