@@ -56,15 +56,18 @@ ABLATION_SUBSETS = ("FD001", "FD002")
 # run for the one-condition subsets, where validation -> test generalisation is the problem
 # (RESULTS.md). Member k has seed k and holds out fold k; an ensemble is repeated with
 # different fold assignments (split seeds) to report its mean ± std. Each variant is
-# (flags per subset, split seeds): "cv5" is the recipe (session 3; the fd001/fd003 shipped
-# as 2026.11.3); "cv5-w130" the same with 130-cycle windows (session 4), which see the whole
-# history of a unit up to 130 cycles old, its own healthy start included, and which won on
-# the mean validation RMSE of split seed 0's folds (RESULTS.md, round 5).
+# (flags per subset, split seeds). "cv5" is the recipe (session 3; the fd001/fd003 shipped
+# as 2026.11.3). Round 5 of the recipe search (session 4, RESULTS.md) compares window
+# lengths on the pooled out-of-fold validation RMSE of split seed 0's folds: 130 cycles
+# (a unit's whole history up to 130 cycles old, its healthy start included) on both
+# subsets, and 30 / 40 cycles on FD003, whose 50 was inherited from FD001's sweep.
 CV_FOLDS = 5
 CV_SUBSETS = ("FD001", "FD003")
 CV_VARIANTS: dict[str, tuple[dict[str, list[str]], tuple[int, ...]]] = {
     "cv5": ({s: RECIPE[s] for s in CV_SUBSETS}, (0, 1, 2)),
     "cv5-w130": ({s: ["--window-length", "130"] for s in CV_SUBSETS}, (0,)),
+    "cv5-w30": ({"FD003": ["--window-length", "30"]}, (0,)),
+    "cv5-w40": ({"FD003": ["--window-length", "40"]}, (0,)),
 }
 # The validation runs that chose the recipe (RESULTS.md), with the flags they ran with; the
 # first ones used the longer schedule of the defaults then (60 epochs, patience 20).
@@ -120,7 +123,7 @@ def plan(
             Job(f"{variant}-split{split}", s, fold,
                 [*flags[s], "--folds", str(CV_FOLDS), "--fold", str(fold), "--split-seed", str(split)])
             for variant, (flags, splits) in variants.items()
-            for split in splits for fold in range(CV_FOLDS) for s in CV_SUBSETS
+            for split in splits for fold in range(CV_FOLDS) for s in flags
         ]  # fmt: skip
     if only == "sweep":
         jobs += [
@@ -174,8 +177,8 @@ def summarize(jobs: list[Job], runs_dir: Path, data_dir: str) -> dict:
     """{experiment: {subset: {metric: [per seed], "mean": {...}, "std": {...}}}}; the
     cross-validation ensembles, one per split seed, under f"{variant}-ensemble"."""
     summary: dict = {}
-    for variant, (_, splits) in CV_VARIANTS.items():
-        for subset, split in [(s, r) for r in splits for s in CV_SUBSETS]:
+    for variant, (flags, splits) in CV_VARIANTS.items():
+        for subset, split in [(s, r) for r in splits for s in flags]:
             members = [j for j in jobs if j.experiment == f"{variant}-split{split}" and j.subset == subset]
             paths = [j.checkpoint(runs_dir) for j in members]
             if not members or not all(p.exists() for p in paths):

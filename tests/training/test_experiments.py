@@ -15,12 +15,20 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
     main = [j for j in jobs if j.experiment == "main"]
     assert len(main) == 3 * 4  # every subset, every seed
     assert main[0].flags == RECIPE["FD001"]
-    n_cv = CV_FOLDS * len(CV_SUBSETS) * sum(len(splits) for _, splits in CV_VARIANTS.values())
+    n_cv = CV_FOLDS * sum(len(flags) * len(splits) for flags, splits in CV_VARIANTS.values())
     cv = jobs[len(main) : len(main) + n_cv]
-    assert {j.experiment for j in cv} == {"cv5-split0", "cv5-split1", "cv5-split2", "cv5-w130-split0"}
+    assert {j.experiment for j in cv} == {
+        "cv5-split0",
+        "cv5-split1",
+        "cv5-split2",
+        "cv5-w130-split0",
+        "cv5-w30-split0",
+        "cv5-w40-split0",
+    }
     assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
     assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
-    assert cv[-1].flags == ["--window-length", "130", "--folds", "5", "--fold", "4", "--split-seed", "0"]
+    assert cv[-1].subset == "FD003"  # a variant may cover one subset only
+    assert cv[-1].flags == ["--window-length", "40", "--folds", "5", "--fold", "4", "--split-seed", "0"]
     assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))  # member k: seed k, fold k
     ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
