@@ -192,6 +192,9 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
     checked = ("rmse", "rmse_capped_truth", "health_accuracy", "interval_coverage", "rmse_all_windows_capped")
     for key in checked:
         assert metrics[key] == pytest.approx(card["metrics"]["test"][key], abs=1e-3), key
+    # ... and its pooled validation RMSE is over the same out-of-fold windows as the interval.
+    pooled = np.sqrt(np.mean((np.concatenate(predicted) - np.concatenate(truth)) ** 2))
+    assert metrics["validation_rmse_pooled"] == pytest.approx(pooled, rel=1e-5)
 
 
 def test_ensemble_refuses_members_whose_validation_units_overlap_but_differ(cmapss_dir, tmp_path):
