@@ -192,8 +192,6 @@ def summarize(jobs: list[Job], runs_dir: Path, data_dir: str) -> dict:
             entry = ensembles.setdefault(subset, {"seeds": [], "runs": []})
             entry["seeds"].append(split)  # the split seed of the folds
             entry["runs"].append(evaluate_ensemble(paths, data_dir))
-        entry["seeds"].append(split)  # the split seed of the folds
-        entry["runs"].append(evaluate_ensemble(paths, data_dir))
     for job in jobs:
         path = job.checkpoint(runs_dir)
         if not path.exists():

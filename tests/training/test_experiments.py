@@ -57,3 +57,27 @@ def test_tables_markdown_formats_mean_and_std():
     assert "| uncertainty | 11.23 ± 0.50 | 11.00 ± 0.50 | 0.850 ± 0.500 | – | – | – |" in table
     assert "### 5-fold cross-validation ensembles" in table and "| subset | split seeds |" in table
     assert "| FD003 | 2 | 11.23 ± 0.50 | 250 ± 0 | 10.00 ± 0.50 |" in table
+
+
+def test_summarize_lists_each_cross_validation_ensemble_once_per_split_seed(tmp_path, monkeypatch):
+    import training.experiments as experiments
+
+    jobs = plan("cv", seeds=0, ablation_seeds=0, weightings=[], cv_variants=["cv5", "cv5-w40"])
+    for job in jobs:  # every member "trained": the files only have to exist
+        job.checkpoint(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+        job.checkpoint(tmp_path).touch()
+    stats = {m: 1.0 for m in experiments.METRICS}
+    monkeypatch.setattr(experiments, "evaluate_ensemble", lambda paths, data_dir: {**stats, "n": len(paths)})
+    monkeypatch.setattr(experiments, "evaluate_checkpoint", lambda path, data_dir: stats)
+    facts = {
+        "metrics": {"validation": {"rmse_all_windows_capped": 1.0, "best_epoch": 3}},
+        "training_seconds": 1,
+    }
+    monkeypatch.setattr(experiments.torch, "load", lambda *args, **kwargs: facts)
+    summary = experiments.summarize(jobs, tmp_path, "unused")
+    assert summary["cv5-ensemble"]["FD001"]["seeds"] == [0, 1, 2]
+    assert summary["cv5-ensemble"]["FD003"]["seeds"] == [0, 1, 2]
+    assert summary["cv5-w40-ensemble"] == {"FD003": summary["cv5-w40-ensemble"]["FD003"]}  # FD003 only
+    assert summary["cv5-w40-ensemble"]["FD003"]["seeds"] == [0]
+    assert [r["n"] for r in summary["cv5-w40-ensemble"]["FD003"]["runs"]] == [CV_FOLDS]
+    assert summary["cv5-w40-split0"]["FD003"]["seeds"] == list(range(CV_FOLDS))
