@@ -61,7 +61,8 @@ ABLATION_SUBSETS = ("FD001", "FD002")
 # as 2026.11.3). Round 5 of the recipe search (session 4, RESULTS.md) compares window
 # lengths on the pooled out-of-fold validation RMSE of split seed 0's folds: 130 cycles
 # (a unit's whole history up to 130 cycles old, its healthy start included) on both
-# subsets, and 30 / 40 cycles on FD003, whose 50 was inherited from FD001's sweep.
+# subsets, and 30 / 40 cycles on FD003, whose 50 was inherited from FD001's sweep; round 6
+# the same comparison for wider networks.
 CV_FOLDS = 5
 CV_SUBSETS = ("FD001", "FD003")
 CV_VARIANTS: dict[str, tuple[dict[str, list[str]], tuple[int, ...]]] = {
@@ -69,6 +70,9 @@ CV_VARIANTS: dict[str, tuple[dict[str, list[str]], tuple[int, ...]]] = {
     "cv5-w130": ({s: ["--window-length", "130"] for s in CV_SUBSETS}, (0,)),
     "cv5-w30": ({"FD003": ["--window-length", "30"]}, (0,)),
     "cv5-w40": ({"FD003": ["--window-length", "40"]}, (0,)),
+    # round 6: wider members (128 LSTM units per direction instead of 64): averaging removes
+    # the members' variance, so what is left to reduce is their bias
+    "cv5-h128": ({s: [*RECIPE[s], "--lstm-hidden", "128"] for s in CV_SUBSETS}, (0,)),
 }
 # The validation runs that chose the recipe (RESULTS.md), with the flags they ran with; the
 # first ones used the longer schedule of the defaults then (60 epochs, patience 20).

@@ -24,11 +24,15 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
         "cv5-w130-split0",
         "cv5-w30-split0",
         "cv5-w40-split0",
+        "cv5-h128-split0",
     }
     assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
     assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
-    assert cv[-1].subset == "FD003"  # a variant may cover one subset only
-    assert cv[-1].flags == ["--window-length", "40", "--folds", "5", "--fold", "4", "--split-seed", "0"]
+    w40 = [j for j in cv if j.experiment == "cv5-w40-split0"]
+    assert {j.subset for j in w40} == {"FD003"}  # a variant may cover one subset only
+    assert w40[-1].flags == ["--window-length", "40", "--folds", "5", "--fold", "4", "--split-seed", "0"]
+    assert cv[-1].flags == [*RECIPE["FD003"], "--lstm-hidden", "128", "--folds", "5", "--fold", "4",
+                            "--split-seed", "0"]  # fmt: skip
     assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))  # member k: seed k, fold k
     ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
