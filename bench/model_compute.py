@@ -3,6 +3,7 @@ the same weights, at several batch sizes, and the achieved GFLOP/s against this 
 sgemm peak measured in the same run.
 
     python -m bench.model_compute --data-dir ../shared/data/cmapss [--models fd001] [--rounds 3]
+    python -m bench.model_compute --data-dir ../shared/data/cmapss --provider cuda   # on a GPU host
 
 For each shipped model the PyTorch side is the ServingGraph rebuilt from the checkpoints the
 card lists (what `rul-export` exported: preprocessing, every member, the interval), in eval
@@ -11,6 +12,12 @@ provider. Both read the subset's real test windows (repeated to fill a batch), a
 interleaved rounds so both see the same machine load, and use every core (ORT's default intra-op
 threads, torch's default threads). The sgemm peak is numpy float32 matmul of 2048 x 2048
 matrices, the best of several timings, measured before and after the models.
+
+With `--provider cuda` the ONNX side runs on ONNX Runtime's CUDA execution provider (created as
+the service creates it, `service.providers.create_session`, which refuses to fall back to the
+CPU) and the PyTorch side on the GPU; both take numpy windows and return numpy outputs, so both
+pay the host-device copies a service pays. The peak is then cuBLAS float32 matmul (TF32 off) of
+8192 x 8192 matrices through torch. Results go to model_compute_cuda.json, named after the GPU.
 
 FLOPs are counted from the model's ModelConfig (see `flops_per_window`): the multiply-adds of
 the convolution, the BiLSTM gates (input and recurrent), the attention scorer and the heads,
@@ -32,6 +39,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from service.providers import SessionConfig, create_session
 from training.data import load_subset
 from training.export import build_graph
 from training.model import ModelConfig
@@ -68,6 +76,23 @@ def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def cuda_sgemm_gflops(n: int = 8192, repeats: int = 5) -> float:
+    """Best observed float32 matmul rate of cuBLAS through torch (TF32 off) on the GPU."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    a = torch.randn((n, n), device="cuda", generator=generator)
+    b = torch.randn((n, n), device="cuda", generator=generator)
+    a @ b  # warm
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
+
+
 def rate(run, batch: np.ndarray, seconds: float) -> float:
     """Windows per second of `run(batch)` over about `seconds`, after one warm call."""
     run(batch)
@@ -78,12 +103,14 @@ def rate(run, batch: np.ndarray, seconds: float) -> float:
     return calls * len(batch) / (time.perf_counter() - started)
 
 
-def bench_model(name: str, data_dir: str, rounds: int, seconds: float) -> dict:
+def bench_model(name: str, data_dir: str, rounds: int, seconds: float, provider: str = "cpu",
+                batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict:  # fmt: skip
     card = json.loads((ROOT / "models" / f"{name}.json").read_text())
     checkpoints = [str(ROOT / p) for p in card["training"]["checkpoints"]]
     graph, loaded, subset = build_graph(checkpoints, data_dir)
-    graph.eval()
-    session = ort.InferenceSession(str(ROOT / "models" / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    device = "cuda" if provider == "cuda" else "cpu"
+    graph.eval().to(device)
+    session = create_session(ROOT / "models" / f"{name}.onnx", SessionConfig(providers=provider))
     input_name = session.get_inputs()[0].name
     windows, _ = last_windows(load_subset(card["subsets"][0], data_dir).test, card["window_length"])
     config = ModelConfig(**loaded[0]["model_config"])
@@ -93,15 +120,15 @@ def bench_model(name: str, data_dir: str, rounds: int, seconds: float) -> dict:
         session.run(None, {input_name: batch})
 
     def run_torch(batch: np.ndarray) -> None:
-        with torch.inference_mode():
-            graph(torch.from_numpy(batch))
+        with torch.inference_mode():  # numpy in, numpy out: the copies a service pays
+            [output.cpu().numpy() for output in graph(torch.from_numpy(batch).to(device))]
 
     entry: dict = {
         "members": len(checkpoints),
         "window_length": card["window_length"],
         "mflops_per_window": round(flops / 1e6, 3),
     }
-    for batch_size in BATCH_SIZES:
+    for batch_size in batch_sizes:
         batch = np.ascontiguousarray(np.resize(windows, (batch_size, *windows.shape[1:])))
         rates: dict[str, list[float]] = {"onnxruntime": [], "pytorch": []}
         for _ in range(rounds):  # interleaved: both runtimes see the same machine load
@@ -126,45 +153,57 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["fd001", "fd002", "fd003", "fd004"])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per batch size")
     parser.add_argument("--seconds", type=float, default=1.0, help="timing length of one round")
+    parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     args = parser.parse_args()
+    batch_sizes = tuple(args.batch_sizes)
+    on_gpu = args.provider == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        parser.error("--provider cuda needs a GPU that torch can see")
+    peak_gflops = cuda_sgemm_gflops if on_gpu else sgemm_gflops
+    peak_name = "cuBLAS float32 8192^2 via torch, TF32 off" if on_gpu else "numpy float32 2048^2"
 
-    peaks = [sgemm_gflops()]
+    peaks = [peak_gflops()]
     models = {}
     for name in args.models:
-        models[name] = bench_model(name, args.data_dir, args.rounds, args.seconds)
-        peaks.append(sgemm_gflops())
+        models[name] = bench_model(name, args.data_dir, args.rounds, args.seconds, args.provider, batch_sizes)
+        peaks.append(peak_gflops())
     peak = max(peaks)
     for entry in models.values():
-        for batch_size in BATCH_SIZES:
+        for batch_size in batch_sizes:
             cell = entry[f"batch_{batch_size}"]
-            cell["onnxruntime_share_of_sgemm_peak"] = round(cell["onnxruntime_gflops"] / peak, 3)
+            cell["onnxruntime_share_of_sgemm_peak"] = round(cell["onnxruntime_gflops"] / peak, 4)
 
-    print(
-        f"sgemm peak (numpy float32 2048^2, best of runs): {peak:.1f} GFLOP/s; all: "
-        f"{', '.join(f'{p:.1f}' for p in peaks)}"
-    )
+    all_peaks = ", ".join(f"{p:.1f}" for p in peaks)
+    print(f"sgemm peak ({peak_name}, best of runs): {peak:.1f} GFLOP/s; all: {all_peaks}")
     print(
         f"{'model':6} {'batch':>5} {'ORT w/s':>10} {'torch w/s':>10} {'ORT/torch':>9} "
         f"{'ORT GFLOP/s':>11} {'of peak':>7}"
     )
     for name, entry in models.items():
-        for batch_size in BATCH_SIZES:
+        for batch_size in batch_sizes:
             c = entry[f"batch_{batch_size}"]
             print(
                 f"{name:6} {batch_size:5d} {c['onnxruntime_windows_per_s']:10.0f} "
                 f"{c['pytorch_windows_per_s']:10.0f} {c['onnxruntime_over_pytorch']:9.2f} "
                 f"{c['onnxruntime_gflops']:11.2f} {c['onnxruntime_share_of_sgemm_peak']:7.1%}"
             )
+    if on_gpu:
+        machine = f"{torch.cuda.get_device_name()}, CUDAExecutionProvider; host {os.cpu_count()} cores"
+    else:
+        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider"
     out = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider",
+        "machine": machine,
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__},
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": "default (one per core)"},
+        "sgemm_peak": peak_name,
         "sgemm_peak_gflops": round(peak, 2),
         "sgemm_gflops_all": [round(p, 2) for p in peaks],
         "models": models,
     }
-    (ROOT / "bench" / "results" / "model_compute.json").write_text(json.dumps(out, indent=2) + "\n")
+    suffix = "_cuda" if on_gpu else ""
+    (ROOT / "bench" / "results" / f"model_compute{suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

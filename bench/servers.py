@@ -112,13 +112,14 @@ def only_model_dir(model: str) -> Path:
     return directory
 
 
-def start_ours(batching: bool, model: str | None = "fd001") -> Server:
-    """rul-serve on the CPU provider; `model` alone (same work as the peers) or None: all shipped."""
+def start_ours(batching: bool, model: str | None = "fd001", provider: str = "cpu") -> Server:
+    """rul-serve on `provider` (cpu or cuda); `model` alone (same work as the peers) or None: all
+    shipped."""
     port = free_port()
     models_dir = only_model_dir(model) if model else ROOT / "models"
     env = {
         "RUL_PORT": str(port),
-        "RUL_PROVIDERS": "cpu",
+        "RUL_PROVIDERS": provider,
         "RUL_BATCHING": str(batching).lower(),
         "RUL_LOG_LEVEL": "warning",
         "RUL_MODELS_DIR": str(models_dir),
@@ -130,7 +131,7 @@ def start_ours(batching: bool, model: str | None = "fd001") -> Server:
     return server
 
 
-def start_minimal_fastapi(model: str = "fd001") -> Server:
+def start_minimal_fastapi(model: str = "fd001", provider: str = "cpu") -> Server:
     port = free_port()
     command = [
         sys.executable,
@@ -142,7 +143,7 @@ def start_minimal_fastapi(model: str = "fd001") -> Server:
         "--log-level",
         "warning",
     ]
-    env = {"PEER_MODEL": str(ROOT / "models" / f"{model}.onnx")}
+    env = {"PEER_MODEL": str(ROOT / "models" / f"{model}.onnx"), "PEER_PROVIDER": provider}
     return _start("minimal FastAPI peer", command, env, port, "/health", "/predict")
 
 

@@ -4,9 +4,11 @@ loopback, every run bounded in time.
 
     apt-get install wrk    # the load generator
     python -m bench.service_bench --data-dir ../shared/data/cmapss [--seconds 10] \
-        [--bentoml /tmp/bento/bin/bentoml]
+        [--bentoml /tmp/bento/bin/bentoml] [--provider cuda]
 
-Every server serves the same shipped model (fd001) on the CPU provider, one uvicorn process:
+Every server serves the same shipped model (fd001) on the same provider (CPU, or with
+`--provider cuda` ONNX Runtime's CUDA provider, results in service_bench_cuda.json), one uvicorn
+process:
 ours with dynamic batching on and off, the minimal FastAPI peer (bench/peers/minimal_fastapi.py:
 `session.run` per request) and, when --bentoml names a bentoml executable, BentoML serving the
 same ONNX file (bench/peers/bento_service.py). Measured:
@@ -32,10 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from bench.model_compute import rate
 from bench.servers import ROOT, Server, start_bentoml, start_minimal_fastapi, start_ours
+from service.providers import SessionConfig, create_session
 from training.data import load_subset
 from training.windows import stack_windows
 
@@ -108,9 +110,9 @@ def wrk(server: Server, body: Path, connections: int, seconds: float, sample_rss
     return result
 
 
-def bare_onnxruntime(windows: np.ndarray, seconds: float) -> float:
-    """Windows/s of session.run on all `windows` at once, in this process, CPU provider."""
-    session = ort.InferenceSession(str(ROOT / "models" / f"{MODEL}.onnx"), providers=["CPUExecutionProvider"])
+def bare_onnxruntime(windows: np.ndarray, seconds: float, provider: str) -> float:
+    """Windows/s of session.run on all `windows` at once, in this process, on `provider`."""
+    session = create_session(ROOT / "models" / f"{MODEL}.onnx", SessionConfig(providers=provider))
     batch = windows.astype(np.float32)
     return rate(lambda b: session.run(None, {"readings": b}), batch, seconds)
 
@@ -150,6 +152,9 @@ def main() -> None:
     parser.add_argument("--batch-windows", type=int, default=1000, help="windows per batch request")
     parser.add_argument("--soak-seconds", type=float, default=60, help="memory soak length (0: skip)")
     parser.add_argument("--bentoml", help="a bentoml executable (its own venv) to add the BentoML peer")
+    parser.add_argument(
+        "--provider", choices=["cpu", "cuda"], default="cpu", help="every server's and bare ORT's"
+    )
     args = parser.parse_args()
     if args.seconds > 120 or args.batch_seconds > 120 or args.soak_seconds > 600:
         parser.error("bounded on purpose: runs of at most 120 s, a soak of at most 600 s")
@@ -166,12 +171,12 @@ def main() -> None:
         big = bodies(windows, Path(tmp) / "big")
 
         results["bare_onnxruntime_windows_per_s"] = round(
-            bare_onnxruntime(windows, args.batch_seconds / 3), 1
+            bare_onnxruntime(windows, args.batch_seconds / 3, args.provider), 1
         )
         servers = {
-            "ours_batching_on": (lambda: start_ours(True), "ours"),
-            "ours_batching_off": (lambda: start_ours(False), "ours"),
-            "minimal_fastapi": (start_minimal_fastapi, "peer"),
+            "ours_batching_on": (lambda: start_ours(True, provider=args.provider), "ours"),
+            "ours_batching_off": (lambda: start_ours(False, provider=args.provider), "ours"),
+            "minimal_fastapi": (lambda: start_minimal_fastapi(provider=args.provider), "peer"),
         }
         if args.bentoml:
             servers["bentoml"] = (lambda: start_bentoml(args.bentoml), "peer")
@@ -179,10 +184,10 @@ def main() -> None:
             results[name] = bench_server(start, small, big, body_kind, args)
         # bare ORT again after the servers, so a drift in machine load shows
         results["bare_onnxruntime_windows_per_s_after"] = round(
-            bare_onnxruntime(windows, args.batch_seconds / 3), 1
+            bare_onnxruntime(windows, args.batch_seconds / 3, args.provider), 1
         )
 
-        everything = start_ours(True, model=None)
+        everything = start_ours(True, model=None, provider=args.provider)
         results["ours_all_models_ready_seconds"] = round(everything.ready_seconds, 2)
         results["ours_all_models_idle_rss_mb"] = round(everything.rss_mb(), 1)
         if args.soak_seconds:
@@ -214,8 +219,14 @@ def main() -> None:
                     ours_on[key][metric] / results[peer][key][metric], 2
                 )
     results["ratios"] = ratios
+    if args.provider == "cuda":
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+        machine = f"{gpu}, CUDAExecutionProvider; host {platform.machine()}, {os.cpu_count()} cores"
+    else:
+        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider"
     out = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider",
+        "machine": machine,
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "model": MODEL,
         "settings": {
@@ -226,7 +237,8 @@ def main() -> None:
         },
         "results": results,
     }
-    (ROOT / "bench" / "results" / "service_bench.json").write_text(json.dumps(out, indent=2) + "\n")
+    suffix = "_cuda" if args.provider == "cuda" else ""
+    (ROOT / "bench" / "results" / f"service_bench{suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(ratios, indent=2))
 
 

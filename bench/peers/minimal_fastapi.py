@@ -1,7 +1,7 @@
 """The peer most users would write first: one FastAPI endpoint that validates a list of
 windows with pydantic and calls `session.run` for each request (no batching, no checks).
 
-    PEER_MODEL=models/fd001.onnx uvicorn bench.peers.minimal_fastapi:app --port 8001
+    PEER_MODEL=models/fd001.onnx [PEER_PROVIDER=cuda] uvicorn bench.peers.minimal_fastapi:app --port 8001
 
 POST /predict {"windows": [[[24 floats] x cycles] x windows]} -> {"rul": [...], "health_probs": [...]}
 Windows must already have the model's length. Used by bench/service_bench.py only.
@@ -15,7 +15,13 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 MODEL = os.environ.get("PEER_MODEL", "models/fd001.onnx")
-session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+if os.environ.get("PEER_PROVIDER") == "cuda":  # as ONNX Runtime's docs show it
+    ort.preload_dlls()
+    session = ort.InferenceSession(MODEL, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        raise SystemExit(f"PEER_PROVIDER=cuda, but ONNX Runtime activated {session.get_providers()[0]}")
+else:
+    session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
 app = FastAPI()
 
 

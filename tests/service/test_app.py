@@ -8,7 +8,7 @@ import json
 import onnxruntime as ort
 import pytest
 
-from service.providers import CUDA
+from service.providers import CUDA, ProviderUnavailable, SessionConfig, create_session
 from service.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import make_client
@@ -171,15 +171,21 @@ def test_bad_model_is_reported_and_not_ready_while_others_serve(models_copy):
 
 
 def _cuda_really_works() -> bool:
+    """Whether the service's own session creation gets the CUDA provider on this host."""
     if CUDA not in ort.get_available_providers():
         return False
-    session = ort.InferenceSession(str(MODELS_DIR / "fd001.onnx"), providers=[CUDA])
-    return session.get_providers()[0] == CUDA
+    try:
+        create_session(MODELS_DIR / "fd001.onnx", SessionConfig(providers="cuda"))
+    except ProviderUnavailable:
+        return False
+    return True
 
 
+CUDA_WORKS = _cuda_really_works()
+
+
+@pytest.mark.skipif(CUDA_WORKS, reason="this host has a working CUDA provider")
 def test_cuda_requested_without_cuda_is_not_ready_with_reason(models_copy):
-    if _cuda_really_works():
-        pytest.skip("this host has a working CUDA provider")
     with make_client(models_copy, providers="cuda") as c:
         response = c.get("/health/ready")
         assert response.status_code == 503
@@ -189,6 +195,27 @@ def test_cuda_requested_without_cuda_is_not_ready_with_reason(models_copy):
             "but ONNX Runtime activated CPUExecutionProvider"
         )
         assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 503
+
+
+@pytest.mark.skipif(not CUDA_WORKS, reason="no working CUDA provider on this host (CI has no GPU)")
+def test_cuda_provider_is_ready_and_scores_like_the_cpu(client, cmapss_dir):
+    """On a GPU host: every shipped model loads on CUDA, readiness says so, and a whole test
+    fleet scores as on the CPU (float32 kernels differ, so to a small tolerance)."""
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    with make_client(MODELS_DIR, providers="cuda") as gpu:
+        ready = gpu.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["models"] == {name: CUDA for name in SHIPPED}
+        assert gpu.get("/v1/models/fd001").json()["execution_provider"] == CUDA
+        scored = {}
+        for name, c in (("cpu", client), ("cuda", gpu)):
+            response = c.post("/v1/models/fd001/score", files={"file": ("test_FD001.txt.gz", raw)})
+            assert response.status_code == 200
+            scored[name] = response.json()["predictions"]
+    assert len(scored["cuda"]) == len(scored["cpu"]) == 100
+    for on_cpu, on_gpu in zip(scored["cpu"], scored["cuda"], strict=True):
+        assert on_gpu["unit"] == on_cpu["unit"] and on_gpu["health_state"] == on_cpu["health_state"]
+        assert on_gpu["rul"] == pytest.approx(on_cpu["rul"], abs=0.05)
 
 
 def test_score_upload_returns_one_prediction_per_unit(client, cmapss_dir):
