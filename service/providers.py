@@ -29,6 +29,11 @@ REQUESTED = {
 }
 # The provider that must be active for the choice to count as met (auto accepts any).
 REQUIRED = {"cuda": CUDA, "tensorrt": TENSORRT}
+# What the operator must install when it is not.
+INSTALL_HINT = {
+    CUDA: "Install CUDA 13 and cuDNN 9 (or run on a GPU host with the NVIDIA container toolkit)",
+    TENSORRT: "Install TensorRT's libraries (libnvinfer) beside CUDA 13 and cuDNN 9",
+}
 
 
 class ProviderUnavailable(RuntimeError):
@@ -91,8 +96,7 @@ def create_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
     if required and active != required:
         raise ProviderUnavailable(
             f"RUL_PROVIDERS={choice} needs {required}, but ONNX Runtime activated {active} "
-            f"(available: {', '.join(ort.get_available_providers())}). Install CUDA 13 and cuDNN 9 "
-            "(or run on a GPU host with the NVIDIA container toolkit), "
+            f"(available: {', '.join(ort.get_available_providers())}). {INSTALL_HINT[required]}, "
             "or set RUL_PROVIDERS=auto|cpu."
         )
     if choice == "auto" and active == CPU and CUDA in ort.get_available_providers():

@@ -1,6 +1,16 @@
 from pathlib import Path
 
-from service.providers import CPU, CUDA, TENSORRT, SessionConfig, _provider_options
+import pytest
+
+from service.providers import (
+    CPU,
+    CUDA,
+    TENSORRT,
+    ProviderUnavailable,
+    SessionConfig,
+    _provider_options,
+    create_session,
+)
 
 
 def test_cuda_uses_heuristic_cudnn_algorithm_search():
@@ -17,3 +27,18 @@ def test_tensorrt_caches_engines_in_the_configured_directory(tmp_path: Path):
 
 def test_cpu_needs_no_options():
     assert _provider_options(CPU, SessionConfig("cpu")) == CPU
+
+
+def test_tensorrt_requested_without_tensorrt_names_what_to_install():
+    """Seen on the H100 host: TensorRT's libraries missing, ONNX Runtime falls back to CUDA; the
+    error must name TensorRT, not CUDA/cuDNN. Here (no GPU at all) it falls back to the CPU."""
+    models = Path(__file__).resolve().parents[2] / "models"
+    with pytest.raises(ProviderUnavailable) as raised:
+        create_session(models / "fd001.onnx", SessionConfig("tensorrt"))
+    message = str(raised.value)
+    assert message.startswith(
+        "RUL_PROVIDERS=tensorrt needs TensorrtExecutionProvider, but ONNX Runtime activated"
+    )
+    assert (
+        "Install TensorRT's libraries (libnvinfer)" in message and "or set RUL_PROVIDERS=auto|cpu." in message
+    )
