@@ -1,16 +1,19 @@
 """What the shipped ensembles cost at inference, against one of their members, side by side.
 
-    python -m bench.ensemble_cost --data-dir ../shared/data/cmapss [--models fd001 fd002]
+    python -m bench.ensemble_cost --data-dir ../shared/data/cmapss [--models fd001 fd002] [--against REV]
 
 For each shipped model (an average of N networks), exports its first checkpoint alone to a
 temporary ONNX file and times both with ONNX Runtime on the CPU, interleaved, at batch 1 and
 batch 256, on that subset's real test windows. Prints and writes
-bench/results/ensemble_cost.json: windows/s of each and the ensemble/single time ratio.
+bench/results/ensemble_cost.json: windows/s of each and the ensemble/single time ratio. With
+`--against REV` (a git revision), the model file shipped at that revision is timed in the same
+rounds too: what a new model costs against the one it replaces.
 """
 
 import argparse
 import json
 import platform
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--models", nargs="+", default=["fd001", "fd002", "fd003", "fd004"])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per batch size")
+    parser.add_argument("--against", metavar="REV", help="also time models/<name>.onnx of this git revision")
     args = parser.parse_args()
     results = {}
     for name in args.models:
@@ -57,10 +61,19 @@ def main() -> None:
                 "ensemble": ort.InferenceSession(str(ROOT / "models" / f"{name}.onnx"), providers=cpu),
                 "single": ort.InferenceSession(str(single_path), providers=cpu),
             }
-            entry = {"members": card["ensemble"]["members"]}
+            entry = {"members": card["ensemble"]["members"], "version": card["version"]}
+            if args.against:
+                previous = Path(tmp) / "previous.onnx"
+                show = ["git", "show", f"{args.against}:models/{name}.onnx"]
+                previous.write_bytes(subprocess.run(show, cwd=ROOT, capture_output=True, check=True).stdout)
+                sessions["previous"] = ort.InferenceSession(str(previous), providers=cpu)
+                rev = ["git", "rev-parse", "--short", args.against]
+                entry["previous"] = subprocess.run(
+                    rev, cwd=ROOT, capture_output=True, check=True, text=True
+                ).stdout.strip()
             for batch_size in (1, 256):
                 batch = np.ascontiguousarray(np.resize(windows, (batch_size, *windows.shape[1:])))
-                rates: dict[str, list[float]] = {"ensemble": [], "single": []}
+                rates: dict[str, list[float]] = {kind: [] for kind in sessions}
                 for _ in range(args.rounds):  # interleaved, so both see the same machine load
                     for kind, session in sessions.items():
                         rates[kind].append(windows_per_second(session, batch))
@@ -68,6 +81,11 @@ def main() -> None:
                 entry[f"batch_{batch_size}"] = {"ensemble_windows_per_s": round(ens, 1),
                                                 "single_windows_per_s": round(one, 1),
                                                 "ensemble_time_over_single": round(one / ens, 2)}  # fmt: skip
+                if args.against:
+                    before = float(np.median(rates["previous"]))
+                    cell = entry[f"batch_{batch_size}"]
+                    cell["previous_windows_per_s"] = round(before, 1)
+                    cell["time_over_previous"] = round(before / ens, 2)
         results[name] = entry
         print(name, json.dumps(entry))
     out = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 2 cores, CPUExecutionProvider",
