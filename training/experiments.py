@@ -57,8 +57,8 @@ ABLATION_SUBSETS = ("FD001", "FD002")
 # run for the one-condition subsets, where validation -> test generalisation is the problem
 # (RESULTS.md). Member k has seed k and holds out fold k; an ensemble is repeated with
 # different fold assignments (split seeds) to report its mean ± std. Each variant is
-# (flags per subset, split seeds). "cv5" is the recipe (session 3; the fd001/fd003 shipped
-# as 2026.11.3). Round 5 of the recipe search (session 4, RESULTS.md) compares window
+# (flags per subset, split seeds). "cv5" is the recipe (session 3; fd003 shipped as 2026.11.3,
+# fd001 too until round 6). Round 5 of the recipe search (session 4, RESULTS.md) compares window
 # lengths on the pooled out-of-fold validation RMSE of split seed 0's folds: 130 cycles
 # (a unit's whole history up to 130 cycles old, its healthy start included) on both
 # subsets, and 30 / 40 cycles on FD003, whose 50 was inherited from FD001's sweep; round 6
@@ -73,9 +73,9 @@ CV_VARIANTS: dict[str, tuple[dict[str, list[str]], Splits]] = {
     "cv5-w30": ({"FD003": ["--window-length", "30"]}, (0,)),
     "cv5-w40": ({"FD003": ["--window-length", "40"]}, (0,)),
     # round 6: wider members (128 LSTM units per direction instead of 64): averaging removes
-    # the members' variance, so what is left to reduce is their bias;
-    # the same comparison for wider networks. It won on FD001 (shipped as 2026.11.4), so FD001
-    # is repeated over split seeds 1 and 2 for its mean ± std; it did not win on FD003.
+    # the members' variance, so what is left to reduce is their bias. It won on FD001 (shipped
+    # as 2026.11.4), so FD001 is repeated over split seeds 1 and 2 for its mean ± std; it did
+    # not win on FD003.
     "cv5-h128": (
         {s: [*RECIPE[s], "--lstm-hidden", "128"] for s in CV_SUBSETS},
         {"FD001": (0, 1, 2), "FD003": (0,)},
