@@ -93,6 +93,20 @@ def cuda_sgemm_gflops(n: int = 8192, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def machine(provider: str) -> str:
+    """The machine a benchmark ran on, as its result file names it."""
+    host = f"{platform.machine()}, {os.cpu_count()} cores"
+    if provider == "cuda":
+        return f"{torch.cuda.get_device_name()}, CUDAExecutionProvider; host {host}"
+    return f"{host}, CPUExecutionProvider"
+
+
+def write_result(stem: str, provider: str, result: dict) -> None:
+    """bench/results/<stem>.json, or <stem>_cuda.json for the CUDA provider."""
+    suffix = "_cuda" if provider == "cuda" else ""
+    (ROOT / "bench" / "results" / f"{stem}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 def rate(run, batch: np.ndarray, seconds: float) -> float:
     """Windows per second of `run(batch)` over about `seconds`, after one warm call."""
     run(batch)
@@ -188,12 +202,8 @@ def main() -> None:
                 f"{c['pytorch_windows_per_s']:10.0f} {c['onnxruntime_over_pytorch']:9.2f} "
                 f"{c['onnxruntime_gflops']:11.2f} {c['onnxruntime_share_of_sgemm_peak']:7.1%}"
             )
-    if on_gpu:
-        machine = f"{torch.cuda.get_device_name()}, CUDAExecutionProvider; host {os.cpu_count()} cores"
-    else:
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider"
     out = {
-        "machine": machine,
+        "machine": machine(args.provider),
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__},
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": "default (one per core)"},
@@ -202,8 +212,7 @@ def main() -> None:
         "sgemm_gflops_all": [round(p, 2) for p in peaks],
         "models": models,
     }
-    suffix = "_cuda" if on_gpu else ""
-    (ROOT / "bench" / "results" / f"model_compute{suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result("model_compute", args.provider, out)
 
 
 if __name__ == "__main__":

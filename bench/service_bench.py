@@ -26,7 +26,6 @@ Writes bench/results/service_bench.json and prints a summary.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.model_compute import rate
+from bench.model_compute import machine, rate, write_result
 from bench.servers import ROOT, Server, start_bentoml, start_minimal_fastapi, start_ours
 from service.providers import SessionConfig, create_session
 from training.data import load_subset
@@ -219,14 +218,8 @@ def main() -> None:
                     ours_on[key][metric] / results[peer][key][metric], 2
                 )
     results["ratios"] = ratios
-    if args.provider == "cuda":
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-        machine = f"{gpu}, CUDAExecutionProvider; host {platform.machine()}, {os.cpu_count()} cores"
-    else:
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPUExecutionProvider"
     out = {
-        "machine": machine,
+        "machine": machine(args.provider),
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "model": MODEL,
         "settings": {
@@ -237,8 +230,7 @@ def main() -> None:
         },
         "results": results,
     }
-    suffix = "_cuda" if args.provider == "cuda" else ""
-    (ROOT / "bench" / "results" / f"service_bench{suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result("service_bench", args.provider, out)
     print(json.dumps(ratios, indent=2))
 
 
