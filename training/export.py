@@ -165,6 +165,8 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
     parity = check_parity(torch_predict_fn(graph), onnx_fn, parity_windows)
     test_metrics = evaluate_last_windows(onnx_fn, subset.test, window_length, first["health_thresholds"])
     test_metrics["rmse_all_windows_capped"] = rmse_all_windows(onnx_fn, subset.test, window_length)
+    extra = config.get("extra_train_subsets")  # absent from checkpoints older than the flag
+    pooled = f" (with those of {extra})" if extra else ""
     card: dict[str, Any] = {
         "format": CARD_FORMAT,
         "name": name,
@@ -213,7 +215,7 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
         "preprocessing": {
             "sensors": first["preprocessing"]["feature_names"],
             "operating_conditions": len(first["preprocessing"]["centroids"]),
-            "normalisation": "z-score per operating condition, training units only",
+            "normalisation": "z-score per operating condition, training units only" + pooled,
         },
         "training": {
             "config": config,

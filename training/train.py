@@ -25,6 +25,7 @@ from training.constants import (
     DEGRADING_MAX_RUL,
     N_OPERATING_CONDITIONS,
     RUL_CAP,
+    SUBSETS,
 )
 from training.data import load_subset
 from training.evaluate import torch_predict_fn
@@ -44,6 +45,7 @@ class TrainConfig:
     out: str = "runs/model.pt"  # checkpoint path
     window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
     sensors: str = "standard"  # standard (the literature's 14) | varying (all that vary in training units)
+    extra_train_subsets: str = ""  # e.g. "FD001": pool its training units into training, not validation
     val_fraction: float = 0.2  # share of whole training units held out for model selection
     train_stride: int = 1  # keep every k-th training window (consecutive ones overlap; 1: all)
     seed: int = 0  # seeds initialisation and batch order
@@ -64,6 +66,25 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0: torch's default
 
 
+def extra_subset_names(subset: str, extra: str) -> list[str]:
+    """The subsets named in `--extra-train-subsets` ("FD001" or "FD001,FD003"), checked: each
+    must be another subset with as many operating conditions as `subset` (FD001 with FD003,
+    FD002 with FD004), since one preprocessing is fitted on the pooled units."""
+    names = [name.strip().upper() for name in extra.split(",") if name.strip()]
+    flag = "--extra-train-subsets"
+    for name in names:
+        if name not in N_OPERATING_CONDITIONS:
+            raise ValueError(f"{flag}: unknown subset {name!r}; expected some of {', '.join(SUBSETS)}")
+        if name == subset:
+            raise ValueError(f"{flag}: {name} is the subset being trained; name other subsets")
+        if N_OPERATING_CONDITIONS[name] != N_OPERATING_CONDITIONS[subset]:
+            raise ValueError(
+                f"{flag}: {name} has {N_OPERATING_CONDITIONS[name]} operating condition(s) and {subset} "
+                f"{N_OPERATING_CONDITIONS[subset]}; only subsets with the same conditions can be pooled"
+            )
+    return names
+
+
 def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     """Run one training and return the checkpoint facts (also written to config.out)."""
     started = time.time()
@@ -73,18 +94,24 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
 
     # Data: whole units split into training and validation; test units are not touched here.
+    # Units pooled from other subsets (--extra-train-subsets) only ever train.
     subset = load_subset(config.subset, config.data_dir or None)
     if config.folds:
         train_units, val_units = fold_split(subset.train, config.folds, config.fold, config.split_seed)
     else:
         train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
-    x_train, y_train = stack_windows(train_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
+    extra_units = {
+        name: load_subset(name, config.data_dir or None).train
+        for name in extra_subset_names(config.subset, config.extra_train_subsets)
+    }
+    pooled_units = train_units + [u for units in extra_units.values() for u in units]
+    x_train, y_train = stack_windows(pooled_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
     x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
     x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)
     h_train = health_labels(y_train)
 
-    # Preprocessing statistics come from the training units only.
-    stats = fit_preprocessing(train_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
+    # Preprocessing statistics come from the training units only (with those pooled from other subsets).
+    stats = fit_preprocessing(pooled_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
     preprocessor = Preprocessor(stats)
@@ -159,6 +186,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         "split": {
             "train_units": [u.unit_id for u in train_units],
             "validation_units": [u.unit_id for u in val_units],
+            "extra_train_units": {name: [u.unit_id for u in units] for name, units in extra_units.items()},
         },
         "history": history,
         "training_seconds": round(time.time() - started, 1),
@@ -176,8 +204,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = dataclass_from_flags(TrainConfig, args)
     config.subset = config.subset.upper()
+    if config.subset not in SUBSETS:
+        parser.error(f"--subset {config.subset!r}: expected one of {', '.join(SUBSETS)}")
     if config.loss_weighting not in METHODS:
         parser.error(f"--loss-weighting {config.loss_weighting!r}: expected one of {', '.join(METHODS)}")
+    try:
+        extra_subset_names(config.subset, config.extra_train_subsets)
+    except ValueError as error:
+        parser.error(str(error))
     facts = train(config, dataclass_from_flags(ModelConfig, args))
     print(
         json.dumps(

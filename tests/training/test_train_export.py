@@ -16,7 +16,7 @@ from training.export import PARITY_TOLERANCE_RUL, export, sha256_of
 from training.intervals import calibrate_bands
 from training.model import ModelConfig
 from training.preprocessing import fit_preprocessing
-from training.train import TrainConfig, main, train
+from training.train import TrainConfig, extra_subset_names, main, train
 from training.windows import last_windows, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)
@@ -140,6 +140,49 @@ def test_rul_train_flags_override_every_config_field(cmapss_dir, tmp_path, capsy
     assert checkpoint["train_config"]["seed"] == 7
     assert checkpoint["model_config"]["lstm_hidden"] == 4
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(out)
+
+
+def test_units_pooled_from_another_subset_train_but_never_validate(cmapss_dir, tmp_path):
+    out = str(tmp_path / "pooled.pt")
+    config = TrainConfig(subset="FD003", extra_train_subsets="fd001", data_dir=str(cmapss_dir), out=out,
+                         epochs=1, folds=5, fold=2, train_stride=25)  # fmt: skip
+    facts = train(config, TINY)
+    split = facts["split"]
+    assert split["extra_train_units"] == {"FD001": list(range(1, 101))}
+    assert len(split["train_units"]) == 80 and len(split["validation_units"]) == 20
+    assert max(split["train_units"] + split["validation_units"]) == 100  # FD003's own 100 units
+    # one preprocessing fitted on FD003's training units and all of FD001's, none validated on
+    fd001, fd003 = load_subset("FD001", cmapss_dir), load_subset("FD003", cmapss_dir)
+    own = [u for u in fd003.train if u.unit_id in set(split["train_units"])]
+    assert facts["preprocessing"] == fit_preprocessing(own + fd001.train, 1).to_dict()
+    # exported, it is an FD003 model: calibrated and tested on FD003 units only
+    card = export([config.out], "pooled", "0", str(tmp_path), str(cmapss_dir))
+    assert card["subsets"] == ["FD003"] and card["training"]["config"]["extra_train_subsets"] == "fd001"
+    assert card["preprocessing"]["normalisation"].endswith("(with those of fd001)")
+    assert card["metrics"]["test"]["n_units"] == 100
+
+
+@pytest.mark.parametrize(
+    ("subset", "extra", "message"),
+    [
+        ("FD001", "FD002", "FD002 has 6 operating condition"),
+        ("FD003", "FD003", "FD003 is the subset being trained"),
+        ("FD001", "FD003,FD009", "unknown subset 'FD009'"),
+    ],
+)
+def test_extra_train_subsets_are_checked(subset, extra, message):
+    with pytest.raises(ValueError, match=message):
+        extra_subset_names(subset, extra)
+    assert extra_subset_names("FD002", " fd004 ,") == ["FD004"]
+
+
+def test_rul_train_names_a_bad_subset_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["--subset", "FD009"])
+    assert "--subset 'FD009': expected one of FD001, FD002, FD003, FD004" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--subset", "FD002", "--extra-train-subsets", "FD001"])
+    assert "only subsets with the same conditions can be pooled" in capsys.readouterr().err
 
 
 def test_ensemble_export_averages_members_and_recalibrates(trained, cmapss_dir, tmp_path):
