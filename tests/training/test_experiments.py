@@ -28,18 +28,25 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
         "cv5-h128-split0",
         "cv5-h128-split1",
         "cv5-h128-split2",
+        "cv5-pool-split0",
+        "cv5-pool-split1",
+        "cv5-pool-split2",
+        "cv5-h128-pool-split0",
     }
     assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
     assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
     w40 = [j for j in cv if j.experiment == "cv5-w40-split0"]
     assert {j.subset for j in w40} == {"FD003"}  # a variant may cover one subset only
     assert w40[-1].flags == ["--window-length", "40", "--folds", "5", "--fold", "4", "--split-seed", "0"]
-    h128 = [j for j in cv if j.experiment.startswith("cv5-h128")]
+    h128 = [j for j in cv if j.experiment.startswith("cv5-h128-split")]
     assert h128[-1].flags == [*RECIPE["FD001"], "--lstm-hidden", "128", "--folds", "5", "--fold", "4",
                               "--split-seed", "2"]  # fmt: skip
     # split seeds per subset: FD003 only in split 0, FD001 in 0, 1, 2
     assert cv_runs("cv5-h128") == [(0, "FD001"), (0, "FD003"), (1, "FD001"), (2, "FD001")]
     assert sum(j.subset == "FD003" for j in h128) == CV_FOLDS
+    pooled = [j for j in cv if j.experiment == "cv5-pool-split2"]
+    assert {j.subset for j in pooled} == {"FD003"} and len(pooled) == CV_FOLDS
+    assert pooled[0].flags[:4] == [*RECIPE["FD003"], "--extra-train-subsets", "FD001"]
     assert sorted({j.seed for j in cv}) == list(range(CV_FOLDS))  # member k: seed k, fold k
     ablation = jobs[len(main) + len(cv) :]
     assert len(ablation) == len(ABLATION) * 2 * 2
