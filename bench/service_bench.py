@@ -157,6 +157,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.seconds > 120 or args.batch_seconds > 120 or args.soak_seconds > 600:
         parser.error("bounded on purpose: runs of at most 120 s, a soak of at most 600 s")
+    if args.bentoml and args.provider != "cpu":
+        parser.error("--bentoml with --provider cuda: the BentoML peer serves on the CPU only, so its ratio "
+                     "would compare providers, not servers; run it with --provider cpu")  # fmt: skip
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
 
