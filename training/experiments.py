@@ -84,7 +84,8 @@ CV_VARIANTS: dict[str, tuple[dict[str, list[str]], Splits]] = {
     # (FD001's units fail by the HPC fault that FD003's share; FD003's add the fan fault). The
     # folds, validation and interval stay on the subset's own units, so the per-fold validation
     # RMSEs pair with the recipe's: FD003 against cv5, FD001 against cv5-h128 (its recipe now).
-    # FD003's won (shipped as fd003 2026.11.5) and is repeated over split seeds 1 and 2.
+    # FD003's won on validation (shipped as fd003 2026.11.5; not better on the test units,
+    # RESULTS.md round 7) and is repeated over split seeds 1 and 2; FD001's did not win.
     "cv5-pool": ({"FD003": [*RECIPE["FD003"], "--extra-train-subsets", "FD001"]}, (0, 1, 2)),
     "cv5-h128-pool": (
         {"FD001": [*RECIPE["FD001"], "--lstm-hidden", "128", "--extra-train-subsets", "FD003"]},
