@@ -12,7 +12,6 @@ rounds too: what a new model costs against the one it replaces.
 
 import argparse
 import json
-import platform
 import subprocess
 import tempfile
 import time
@@ -21,21 +20,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from bench.model_compute import ROOT, machine, rate, write_result
 from training.checkpoint import load_serving_graph
 from training.data import load_subset
 from training.export import export_onnx
 from training.windows import last_windows
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def windows_per_second(session: ort.InferenceSession, batch: np.ndarray, seconds: float = 1.0) -> float:
-    session.run(None, {"readings": batch})  # warm
-    runs, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        session.run(None, {"readings": batch})
-        runs += 1
-    return runs * len(batch) / (time.perf_counter() - started)
+def windows_per_second(session: ort.InferenceSession, batch: np.ndarray) -> float:
+    return rate(lambda b: session.run(None, {"readings": b}), batch, seconds=1.0)
 
 
 def main() -> None:
@@ -47,6 +40,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per batch size")
     parser.add_argument("--against", metavar="REV", help="also time models/<name>.onnx of this git revision")
     args = parser.parse_args()
+    if args.against:
+        rev = ["git", "rev-parse", "--short", args.against]
+        against = subprocess.run(rev, cwd=ROOT, capture_output=True, check=True, text=True).stdout.strip()
     results = {}
     for name in args.models:
         card = json.loads((ROOT / "models" / f"{name}.json").read_text())
@@ -67,10 +63,7 @@ def main() -> None:
                 show = ["git", "show", f"{args.against}:models/{name}.onnx"]
                 previous.write_bytes(subprocess.run(show, cwd=ROOT, capture_output=True, check=True).stdout)
                 sessions["previous"] = ort.InferenceSession(str(previous), providers=cpu)
-                rev = ["git", "rev-parse", "--short", args.against]
-                entry["previous"] = subprocess.run(
-                    rev, cwd=ROOT, capture_output=True, check=True, text=True
-                ).stdout.strip()
+                entry["previous"] = against
             for batch_size in (1, 256):
                 batch = np.ascontiguousarray(np.resize(windows, (batch_size, *windows.shape[1:])))
                 rates: dict[str, list[float]] = {kind: [] for kind in sessions}
@@ -88,9 +81,8 @@ def main() -> None:
                     cell["time_over_previous"] = round(before / ens, 2)
         results[name] = entry
         print(name, json.dumps(entry))
-    out = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 2 cores, CPUExecutionProvider",
-           "measured": time.strftime("%Y-%m-%d"), "models": results}  # fmt: skip
-    (ROOT / "bench" / "results" / "ensemble_cost.json").write_text(json.dumps(out, indent=2) + "\n")
+    out = {"machine": machine("cpu"), "measured": time.strftime("%Y-%m-%d"), "models": results}
+    write_result("ensemble_cost", "cpu", out)
 
 
 if __name__ == "__main__":
