@@ -1,0 +1,167 @@
+"""A validation quantity shaped like the test protocol, and the round-8 re-check of past
+decisions with it (RESULTS.md, "How the recipe was chosen", round 8).
+
+Why: early stopping and the window/width/pooling rounds compare networks on the validation
+RMSE over *every* window of the validation units (from the 10th cycle on). The test protocol
+scores one window per test unit, its last, and the test units are cut short at points that
+follow their own distribution: FD001's test units have 31-303 cycles (130 on average) where a
+training unit runs 128-362 cycles (206), so the test weighs the middle and end of life more,
+and each unit once. Round 7's pooled FD003 won on every-window validation and lost on the
+test units; this quantity asks whether validation shaped like the test would have agreed.
+
+The quantity ("test-like validation RMSE"), fixed before it was computed on any run:
+each validation unit counts once; within a unit, the window ending at cycle e is weighted by
+how many of the subset's **test units were observed for e cycles, within +-BANDWIDTH cycles**
+(their lengths are inputs, known at prediction time; no test label is used); the error is
+against the truth capped at 125, as the every-window quantity. So
+RMSE^2 = mean over units of sum_e w_u(e) (prediction - truth)^2, with sum_e w_u(e) = 1.
+
+    python -m training.test_like --data-dir ../shared/data/cmapss --out results/test-like
+
+compares the pairs of fold ensembles in PAIRS (each network against the one holding out the
+same fold) on both quantities and writes summary.json and tables.md. Not a test.
+"""
+
+import argparse
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from training.checkpoint import load_checkpoint
+from training.constants import MIN_CYCLES, RUL_CAP
+from training.data import Unit, load_subset
+from training.evaluate import torch_predict_fn
+from training.windows import unit_windows
+
+BANDWIDTH = 10  # cycles either side of a test unit's length
+
+
+def end_cycle_weights(unit_cycles: int, test_lengths: np.ndarray, window_length: int) -> np.ndarray:
+    """Weights of the windows `unit_windows` makes for a unit of `unit_cycles` cycles (one
+    per end cycle, oldest first), summing to 1: the number of test units whose length lies
+    within BANDWIDTH cycles of the end cycle. Uniform when no test unit is that short."""
+    first_end = min(MIN_CYCLES, window_length, unit_cycles)
+    ends = np.arange(first_end, unit_cycles + 1)
+    counts = (np.abs(ends[:, None] - test_lengths[None, :]) <= BANDWIDTH).sum(axis=1).astype(np.float64)
+    if counts.sum() == 0:
+        counts[:] = 1.0
+    return counts / counts.sum()
+
+
+def validation_errors(
+    predict_rul, units: list[Unit], window_length: int, test_lengths: np.ndarray
+) -> dict[str, float]:
+    """Every-window and test-like validation RMSE (truth capped at RUL_CAP) of one network
+    on its validation units."""
+    squared, weighted = [], []
+    for unit in units:
+        readings, truth = unit_windows(unit, window_length, RUL_CAP)
+        error2 = (predict_rul(readings) - truth) ** 2
+        squared.append(error2)
+        weighted.append(float(np.sum(end_cycle_weights(len(unit.readings), test_lengths, window_length) * error2)))
+    return {
+        "every_window": float(np.sqrt(np.mean(np.concatenate(squared)))),
+        "test_like": float(np.sqrt(np.mean(weighted))),
+    }
+
+
+# Each pair: (round, subset, baseline, candidate, what the round decided on every-window
+# validation). A side is a list of five fold checkpoints of split seed 0, member k holding out
+# fold k; "git:REV:" paths are read from that commit (the replaced shipped checkpoints).
+def _folds(pattern: str) -> list[str]:
+    return [pattern.format(k=k) for k in range(5)]
+
+
+PAIRS = [
+    ("6", "FD001", "64 LSTM units", _folds("git:1d26bb9:models/checkpoints/fd001/fold{k}.pt"),
+     "128 LSTM units", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"), "adopted"),
+    ("6", "FD003", "64 LSTM units", _folds("git:1d26bb9:models/checkpoints/fd003/fold{k}.pt"),
+     "128 LSTM units", _folds("runs/results/cv5-h128-split0/fd003_seed{k}.pt"), "not adopted"),
+    ("7", "FD003", "own units (64 LSTM units)", _folds("git:1d26bb9:models/checkpoints/fd003/fold{k}.pt"),
+     "+ FD001's units", _folds("models/checkpoints/fd003/fold{k}.pt"), "adopted"),
+    ("7", "FD001", "own units (128 LSTM units)", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+     "+ FD003's units", _folds("runs/results/cv5-h128-pool-split0/fd001_seed{k}.pt"), "not adopted"),
+]  # fmt: skip
+
+
+def _local(path: str, scratch: Path) -> Path:
+    """A checkpoint path on disk; a "git:REV:PATH" one is written out of that commit first."""
+    if not path.startswith("git:"):
+        return Path(path)
+    _, rev, inner = path.split(":", 2)
+    out = scratch / rev / inner
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(subprocess.run(["git", "show", f"{rev}:{inner}"], check=True, capture_output=True).stdout)
+    return out
+
+
+def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> list[dict]:
+    """Both validation RMSEs of each fold network, on its own validation units."""
+    rows = []
+    for path in paths:
+        model, checkpoint = load_checkpoint(_local(path, scratch))
+        subset = load_subset(checkpoint["train_config"]["subset"], data_dir)
+        test_lengths = np.array([len(u.readings) for u in subset.test])
+        by_id = {u.unit_id: u for u in subset.train}
+        units = [by_id[i] for i in sorted(checkpoint["split"]["validation_units"])]
+        predict = torch_predict_fn(model)
+        errors = validation_errors(lambda x: predict(x)["rul"], units, checkpoint["window_length"], test_lengths)
+        stored = checkpoint["metrics"]["validation"]["rmse_all_windows_capped"]
+        if abs(errors["every_window"] - stored) > 1e-3:
+            raise ValueError(f"{path}: every-window validation RMSE {errors['every_window']:.4f} differs from the "
+                             f"checkpoint's {stored:.4f}; the windows do not match training's")  # fmt: skip
+        rows.append({"validation_units": sorted(checkpoint["split"]["validation_units"]), **errors})
+    return rows
+
+
+def paired(base: list[dict], candidate: list[dict], key: str) -> dict[str, float]:
+    """Mean and standard error of candidate - baseline over the folds, and the rule's call:
+    lower by more than 2 s.e."""
+    diff = np.array([c[key] - b[key] for b, c in zip(base, candidate, strict=True)])
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    return {"mean": float(diff.mean()), "se": se, "lower_on": int((diff < 0).sum()),
+            "adopt": bool(diff.mean() < -2 * se)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out", default="results/test-like")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, lines = [], [
+        "| round | subset | baseline | candidate | quantity | baseline per fold | candidate per fold | "
+        "difference (± s.e.) | lower on | rule says |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        for rnd, subset, base_name, base_paths, cand_name, cand_paths, decided in PAIRS:
+            base = fold_errors(base_paths, args.data_dir, Path(scratch))
+            cand = fold_errors(cand_paths, args.data_dir, Path(scratch))
+            for b, c in zip(base, cand, strict=True):
+                if b["validation_units"] != c["validation_units"]:
+                    raise ValueError(f"round {rnd} {subset}: fold networks hold out different units")
+            entry = {"round": rnd, "subset": subset, "baseline": base_name, "candidate": cand_name,
+                     "decided_on_every_window": decided, "baseline_folds": base, "candidate_folds": cand}  # fmt: skip
+            for key in ("every_window", "test_like"):
+                entry[key] = paired(base, cand, key)
+                p = entry[key]
+                lines.append(
+                    f"| {rnd} | {subset} | {base_name} | {cand_name} | {key.replace('_', '-')} | "
+                    + ", ".join(f"{b[key]:.2f}" for b in base) + " | "
+                    + ", ".join(f"{c[key]:.2f}" for c in cand) + " | "
+                    + f"{p['mean']:+.2f} ± {p['se']:.2f} | {p['lower_on']} of 5 | "
+                    + ("adopt" if p["adopt"] else "keep") + " |"
+                )
+            summary.append(entry)
+            print(lines[-2], lines[-1], sep="\n", flush=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "tables.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
