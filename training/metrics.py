@@ -9,6 +9,16 @@ def rmse(predicted: np.ndarray, true: np.ndarray) -> float:
     return float(np.sqrt(np.mean(d**2)))
 
 
+def _unit_draws(n_units: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n_units) indices: each row a resample of the units with replacement."""
+    return np.random.default_rng(seed).integers(0, n_units, size=(resamples, n_units))
+
+
+def _percentiles(values: np.ndarray, coverage: float) -> list[float]:
+    tail = (1.0 - coverage) / 2.0
+    return [float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))]
+
+
 def bootstrap_rmse_interval(
     predicted: np.ndarray, true: np.ndarray, coverage: float = 0.9, resamples: int = 2000, seed: int = 0
 ) -> list[float]:
@@ -17,10 +27,22 @@ def bootstrap_rmse_interval(
     units moves by the luck of which units it holds. 100 test units leave a C-MAPSS RMSE
     uncertain by about +-1 cycle, as large as the differences between published models."""
     squared = (np.asarray(predicted, dtype=np.float64) - np.asarray(true, dtype=np.float64)) ** 2
-    draws = np.random.default_rng(seed).integers(0, len(squared), size=(resamples, len(squared)))
-    values = np.sqrt(squared[draws].mean(axis=1))  # (resamples,)
-    tail = (1.0 - coverage) / 2.0
-    return [float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))]
+    draws = _unit_draws(len(squared), resamples, seed)
+    return _percentiles(np.sqrt(squared[draws].mean(axis=1)), coverage)
+
+
+def bootstrap_rmse_difference_interval(
+    predicted_a: np.ndarray, predicted_b: np.ndarray, true: np.ndarray,
+    coverage: float = 0.9, resamples: int = 2000, seed: int = 0,
+) -> list[float]:
+    """[low, high]: the paired percentile bootstrap interval of RMSE(b) - RMSE(a) over the
+    same units (each resample draws units, both models are scored on the drawn ones): whether
+    two models' difference on one test set is more than the luck of which units it holds."""
+    truth = np.asarray(true, dtype=np.float64)
+    squared_a = (np.asarray(predicted_a, dtype=np.float64) - truth) ** 2
+    squared_b = (np.asarray(predicted_b, dtype=np.float64) - truth) ** 2
+    draws = _unit_draws(len(truth), resamples, seed)
+    return _percentiles(np.sqrt(squared_b[draws].mean(axis=1)) - np.sqrt(squared_a[draws].mean(axis=1)), coverage)
 
 
 def phm08_score(predicted: np.ndarray, true: np.ndarray) -> float:

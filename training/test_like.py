@@ -34,7 +34,8 @@ from training.checkpoint import load_checkpoint
 from training.constants import MIN_CYCLES, RUL_CAP
 from training.data import Unit, load_subset
 from training.evaluate import torch_predict_fn
-from training.windows import unit_windows
+from training.metrics import bootstrap_rmse_difference_interval, rmse
+from training.windows import last_windows, unit_windows
 
 BANDWIDTH = 10  # cycles either side of a test unit's length
 
@@ -98,9 +99,10 @@ def _local(path: str, scratch: Path) -> Path:
     return out
 
 
-def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> list[dict]:
-    """Both validation RMSEs of each fold network, on its own validation units."""
-    rows = []
+def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Both validation RMSEs of each fold network, on its own validation units; and the
+    ensemble's (the members' mean) RUL on the test units' last windows, with their true RUL."""
+    rows, test_rul = [], []
     for path in paths:
         model, checkpoint = load_checkpoint(_local(path, scratch))
         subset = load_subset(checkpoint["train_config"]["subset"], data_dir)
@@ -114,7 +116,9 @@ def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> list[dict]:
             raise ValueError(f"{path}: every-window validation RMSE {errors['every_window']:.4f} differs from the "
                              f"checkpoint's {stored:.4f}; the windows do not match training's")  # fmt: skip
         rows.append({"validation_units": sorted(checkpoint["split"]["validation_units"]), **errors})
-    return rows
+        test_windows, test_truth = last_windows(subset.test, checkpoint["window_length"])
+        test_rul.append(predict(test_windows)["rul"])
+    return rows, np.mean(test_rul, axis=0), test_truth
 
 
 def paired(base: list[dict], candidate: list[dict], key: str) -> dict[str, float]:
@@ -138,10 +142,15 @@ def main(argv: list[str] | None = None) -> None:
         "difference (± s.e.) | lower on | rule says |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    tests = [
+        "", "| round | subset | change | test RMSE before (capped truth) | after | difference | "
+        "paired bootstrap 90 % interval of the difference |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         for rnd, subset, base_name, base_paths, cand_name, cand_paths, decided in PAIRS:
-            base = fold_errors(base_paths, args.data_dir, Path(scratch))
-            cand = fold_errors(cand_paths, args.data_dir, Path(scratch))
+            base, base_test, truth = fold_errors(base_paths, args.data_dir, Path(scratch))
+            cand, cand_test, _ = fold_errors(cand_paths, args.data_dir, Path(scratch))
             for b, c in zip(base, cand, strict=True):
                 if b["validation_units"] != c["validation_units"]:
                     raise ValueError(f"round {rnd} {subset}: fold networks hold out different units")
@@ -157,10 +166,19 @@ def main(argv: list[str] | None = None) -> None:
                     + f"{p['mean']:+.2f} ± {p['se']:.2f} | {p['lower_on']} of 5 | "
                     + ("adopt" if p["adopt"] else "keep") + " |"
                 )
+            # after the decision, for the record: the two ensembles on the test units (capped
+            # truth), and whether their difference is more than the luck of which units they are
+            capped = np.minimum(truth, RUL_CAP)
+            entry["test_rmse_capped"] = {"baseline": rmse(base_test, capped), "candidate": rmse(cand_test, capped),
+                                         "difference_ci90": bootstrap_rmse_difference_interval(base_test, cand_test, capped)}  # fmt: skip
+            test = entry["test_rmse_capped"]
+            tests.append(f"| {rnd} | {subset} | {base_name} → {cand_name} | {test['baseline']:.2f} | "
+                         f"{test['candidate']:.2f} | {test['candidate'] - test['baseline']:+.2f} | "
+                         f"[{test['difference_ci90'][0]:+.2f}, {test['difference_ci90'][1]:+.2f}] |")  # fmt: skip
             summary.append(entry)
-            print(lines[-2], lines[-1], sep="\n", flush=True)
+            print(lines[-2], lines[-1], tests[-1], sep="\n", flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "tables.md").write_text("\n".join(lines) + "\n")
+    (out / "tables.md").write_text("\n".join(lines + tests) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import pytest
 
 from training.metrics import (
     accuracy,
+    bootstrap_rmse_difference_interval,
     bootstrap_rmse_interval,
     macro_f1,
     phm08_score,
@@ -28,6 +29,20 @@ def test_bootstrap_rmse_interval_narrows_with_more_units_and_holds_the_rmse():
     assert few[0] < rmse(errors[:100], np.zeros(100)) < few[1]
     assert many[0] < 10.0 < many[1]
     assert many[1] - many[0] < (few[1] - few[0]) / 5  # 100x the units: ~1/10 the width
+
+
+def test_bootstrap_rmse_difference_interval_is_paired():
+    truth = np.array([0.0, 0.0])
+    # a is exact, b misses the second unit by 2: RMSE(b) - RMSE(a) is RMSE(b), as above
+    assert bootstrap_rmse_difference_interval(truth, np.array([0.0, 2.0]), truth) == [0.0, 2.0]
+    # the same model twice differs by exactly 0 on every resample, however noisy its errors
+    noisy = np.random.default_rng(2).normal(0.0, 20.0, size=100)
+    assert bootstrap_rmse_difference_interval(noisy, noisy, np.zeros(100)) == [0.0, 0.0]
+    # b = a with every error shrunk by 10 %: lower on every resample, although the unpaired
+    # intervals of the two RMSEs overlap
+    diff = bootstrap_rmse_difference_interval(noisy, 0.9 * noisy, np.zeros(100))
+    assert diff[1] < 0
+    assert bootstrap_rmse_interval(0.9 * noisy, np.zeros(100))[1] > bootstrap_rmse_interval(noisy, np.zeros(100))[0]
 
 
 def test_phm08_score_penalises_late_more_than_early():
