@@ -48,6 +48,33 @@ def rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far, in seconds (Linux /proc)."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, window: float = 0.25, busy_share: float = 0.05, timeout: float = 30.0) -> float:
+    """Block until the processes of `pid` use less than `busy_share` of one core over `window`
+    seconds, i.e. until work left over from the previous load run (wrk stops sending, but the
+    server finishes the requests in flight: a 1 000-window batch is ~1 s of CPU here) is done,
+    so that it does not stall the first requests of the next run. Returns the seconds waited;
+    raises TimeoutError if the server is still busy after `timeout`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < busy_share * window:
+            return time.perf_counter() - started
+    raise TimeoutError(f"server {pid} still busy after {timeout:.0f} s")
+
+
 @dataclass
 class Server:
     name: str
@@ -59,6 +86,9 @@ class Server:
 
     def rss_mb(self) -> float:
         return rss_mb(self.process.pid)
+
+    def wait_idle(self) -> float:
+        return wait_idle(self.process.pid)
 
     def stop(self) -> None:
         try:  # the whole process group: BentoML's workers too

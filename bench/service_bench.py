@@ -75,8 +75,10 @@ def bodies(windows: np.ndarray, directory: Path) -> dict[str, Path]:
 def wrk(server: Server, body: Path, connections: int, seconds: float, sample_rss: bool = False,
         path: str | None = None) -> dict:  # fmt: skip
     """Closed-loop load from wrk: `connections` connections, each sending the next request as
-    soon as the previous one is answered, for `seconds`. With `sample_rss`, the server's RSS
+    soon as the previous one is answered, for `seconds`, started once the server has finished
+    what the previous run left in flight ("idle_wait_s"). With `sample_rss`, the server's RSS
     is read every second meanwhile ("rss_samples": [[s, MiB], ...])."""
+    idle_wait = server.wait_idle()
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "60s", "-s", str(WRK_SCRIPT),
                server.url + (path or server.predict_path)]  # fmt: skip
     samples: list[tuple[float, float]] = []
@@ -98,6 +100,7 @@ def wrk(server: Server, body: Path, connections: int, seconds: float, sample_rss
     ok = raw["requests"] - raw["errors"]["status"]
     result = {
         "connections": connections,
+        "idle_wait_s": round(idle_wait, 2),
         "requests": raw["requests"],
         "errors": {k: v for k, v in raw["errors"].items() if v},
         "failed": sum(raw["errors"].values()),

@@ -3,6 +3,9 @@
 import subprocess
 import sys
 
+import pytest
+
+from bench.servers import wait_idle
 from tests.conftest import ROOT
 
 
@@ -12,3 +15,17 @@ def test_service_bench_refuses_the_cpu_only_bentoml_peer_on_cuda():
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--bentoml with --provider cuda: the BentoML peer serves on the CPU only" in done.stderr
+
+
+def test_wait_idle_waits_for_a_busy_server_and_not_for_an_idle_one():
+    # the service benchmark starts each load run only once the server has finished the
+    # requests the previous run left in flight (bench/README.md, "wrk's p99")
+    idle = subprocess.Popen(["sleep", "30"])
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert wait_idle(idle.pid, window=0.1) < 0.5
+        with pytest.raises(TimeoutError, match="still busy"):
+            wait_idle(busy.pid, window=0.1, timeout=0.5)
+    finally:
+        idle.kill()
+        busy.kill()

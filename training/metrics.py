@@ -32,8 +32,12 @@ def bootstrap_rmse_interval(
 
 
 def bootstrap_rmse_difference_interval(
-    predicted_a: np.ndarray, predicted_b: np.ndarray, true: np.ndarray,
-    coverage: float = 0.9, resamples: int = 2000, seed: int = 0,
+    predicted_a: np.ndarray,
+    predicted_b: np.ndarray,
+    true: np.ndarray,
+    coverage: float = 0.9,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> list[float]:
     """[low, high]: the paired percentile bootstrap interval of RMSE(b) - RMSE(a) over the
     same units (each resample draws units, both models are scored on the drawn ones): whether
@@ -42,7 +46,8 @@ def bootstrap_rmse_difference_interval(
     squared_a = (np.asarray(predicted_a, dtype=np.float64) - truth) ** 2
     squared_b = (np.asarray(predicted_b, dtype=np.float64) - truth) ** 2
     draws = _unit_draws(len(truth), resamples, seed)
-    return _percentiles(np.sqrt(squared_b[draws].mean(axis=1)) - np.sqrt(squared_a[draws].mean(axis=1)), coverage)
+    differences = np.sqrt(squared_b[draws].mean(axis=1)) - np.sqrt(squared_a[draws].mean(axis=1))
+    return _percentiles(differences, coverage)
 
 
 def phm08_score(predicted: np.ndarray, true: np.ndarray) -> float:

@@ -62,7 +62,8 @@ def validation_errors(
         readings, truth = unit_windows(unit, window_length, RUL_CAP)
         error2 = (predict_rul(readings) - truth) ** 2
         squared.append(error2)
-        weighted.append(float(np.sum(end_cycle_weights(len(unit.readings), test_lengths, window_length) * error2)))
+        weights = end_cycle_weights(len(unit.readings), test_lengths, window_length)
+        weighted.append(float(np.sum(weights * error2)))
     return {
         "every_window": float(np.sqrt(np.mean(np.concatenate(squared)))),
         "test_like": float(np.sqrt(np.mean(weighted))),
@@ -110,11 +111,14 @@ def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> tuple[list[di
         by_id = {u.unit_id: u for u in subset.train}
         units = [by_id[i] for i in sorted(checkpoint["split"]["validation_units"])]
         predict = torch_predict_fn(model)
-        errors = validation_errors(lambda x: predict(x)["rul"], units, checkpoint["window_length"], test_lengths)
+        rul = lambda x, predict=predict: predict(x)["rul"]  # noqa: E731
+        errors = validation_errors(rul, units, checkpoint["window_length"], test_lengths)
         stored = checkpoint["metrics"]["validation"]["rmse_all_windows_capped"]
         if abs(errors["every_window"] - stored) > 1e-3:
-            raise ValueError(f"{path}: every-window validation RMSE {errors['every_window']:.4f} differs from the "
-                             f"checkpoint's {stored:.4f}; the windows do not match training's")  # fmt: skip
+            raise ValueError(
+                f"{path}: every-window validation RMSE {errors['every_window']:.4f} differs from the "
+                f"checkpoint's {stored:.4f}; the windows do not match training's"
+            )
         rows.append({"validation_units": sorted(checkpoint["split"]["validation_units"]), **errors})
         test_windows, test_truth = last_windows(subset.test, checkpoint["window_length"])
         test_rul.append(predict(test_windows)["rul"])
@@ -130,55 +134,83 @@ def paired(base: list[dict], candidate: list[dict], key: str) -> dict[str, float
             "adopt": bool(diff.mean() < -2 * se)}  # fmt: skip
 
 
+def compare(pair: tuple, data_dir: str, scratch: Path) -> dict:
+    """One PAIRS entry: both quantities per fold and paired, and the two ensembles' test RMSE
+    (capped truth) with the paired bootstrap interval of their difference - the latter after
+    the decision, for the record."""
+    rnd, subset, base_name, base_paths, cand_name, cand_paths, decided = pair
+    base, base_test, truth = fold_errors(base_paths, data_dir, scratch)
+    cand, cand_test, _ = fold_errors(cand_paths, data_dir, scratch)
+    if any(b["validation_units"] != c["validation_units"] for b, c in zip(base, cand, strict=True)):
+        raise ValueError(f"round {rnd} {subset}: the fold networks hold out different units")
+    capped = np.minimum(truth, RUL_CAP)
+    return {
+        "round": rnd, "subset": subset, "baseline": base_name, "candidate": cand_name,
+        "decided_on_every_window": decided, "baseline_folds": base, "candidate_folds": cand,
+        "every_window": paired(base, cand, "every_window"), "test_like": paired(base, cand, "test_like"),
+        "test_rmse_capped": {
+            "baseline": rmse(base_test, capped),
+            "candidate": rmse(cand_test, capped),
+            "difference_ci90": bootstrap_rmse_difference_interval(base_test, cand_test, capped),
+        },
+    }  # fmt: skip
+
+
+def validation_rows(entry: dict) -> list[str]:
+    rows = []
+    for key in ("every_window", "test_like"):
+        p = entry[key]
+        cells = [
+            f"| {entry['round']}", entry["subset"], entry["baseline"], entry["candidate"],
+            key.replace("_", "-"),
+            ", ".join(f"{f[key]:.2f}" for f in entry["baseline_folds"]),
+            ", ".join(f"{f[key]:.2f}" for f in entry["candidate_folds"]),
+            f"{p['mean']:+.2f} ± {p['se']:.2f}", f"{p['lower_on']} of 5",
+            ("adopt" if p["adopt"] else "keep") + " |",
+        ]  # fmt: skip
+        rows.append(" | ".join(cells))
+    return rows
+
+
+def test_row(entry: dict) -> str:
+    test = entry["test_rmse_capped"]
+    low, high = test["difference_ci90"]
+    return " | ".join([
+        f"| {entry['round']}", entry["subset"], f"{entry['baseline']} → {entry['candidate']}",
+        f"{test['baseline']:.2f}", f"{test['candidate']:.2f}", f"{test['candidate'] - test['baseline']:+.2f}",
+        f"[{low:+.2f}, {high:+.2f}] |",
+    ])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--out", default="results/test-like")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary, lines = [], [
+    validation = [
         "| round | subset | baseline | candidate | quantity | baseline per fold | candidate per fold | "
         "difference (± s.e.) | lower on | rule says |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     tests = [
-        "", "| round | subset | change | test RMSE before (capped truth) | after | difference | "
+        "| round | subset | change | test RMSE before (capped truth) | after | difference | "
         "paired bootstrap 90 % interval of the difference |",
         "|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
+    summary = []
     with tempfile.TemporaryDirectory() as scratch:
-        for rnd, subset, base_name, base_paths, cand_name, cand_paths, decided in PAIRS:
-            base, base_test, truth = fold_errors(base_paths, args.data_dir, Path(scratch))
-            cand, cand_test, _ = fold_errors(cand_paths, args.data_dir, Path(scratch))
-            for b, c in zip(base, cand, strict=True):
-                if b["validation_units"] != c["validation_units"]:
-                    raise ValueError(f"round {rnd} {subset}: fold networks hold out different units")
-            entry = {"round": rnd, "subset": subset, "baseline": base_name, "candidate": cand_name,
-                     "decided_on_every_window": decided, "baseline_folds": base, "candidate_folds": cand}  # fmt: skip
-            for key in ("every_window", "test_like"):
-                entry[key] = paired(base, cand, key)
-                p = entry[key]
-                lines.append(
-                    f"| {rnd} | {subset} | {base_name} | {cand_name} | {key.replace('_', '-')} | "
-                    + ", ".join(f"{b[key]:.2f}" for b in base) + " | "
-                    + ", ".join(f"{c[key]:.2f}" for c in cand) + " | "
-                    + f"{p['mean']:+.2f} ± {p['se']:.2f} | {p['lower_on']} of 5 | "
-                    + ("adopt" if p["adopt"] else "keep") + " |"
-                )
-            # after the decision, for the record: the two ensembles on the test units (capped
-            # truth), and whether their difference is more than the luck of which units they are
-            capped = np.minimum(truth, RUL_CAP)
-            entry["test_rmse_capped"] = {"baseline": rmse(base_test, capped), "candidate": rmse(cand_test, capped),
-                                         "difference_ci90": bootstrap_rmse_difference_interval(base_test, cand_test, capped)}  # fmt: skip
-            test = entry["test_rmse_capped"]
-            tests.append(f"| {rnd} | {subset} | {base_name} → {cand_name} | {test['baseline']:.2f} | "
-                         f"{test['candidate']:.2f} | {test['candidate'] - test['baseline']:+.2f} | "
-                         f"[{test['difference_ci90'][0]:+.2f}, {test['difference_ci90'][1]:+.2f}] |")  # fmt: skip
+        for pair in PAIRS:
+            entry = compare(pair, args.data_dir, Path(scratch))
             summary.append(entry)
-            print(lines[-2], lines[-1], tests[-1], sep="\n", flush=True)
+            validation += validation_rows(entry)
+            tests.append(test_row(entry))
+            print(*validation_rows(entry), test_row(entry), sep="\n", flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "tables.md").write_text("\n".join(lines + tests) + "\n")
+    (out / "tables.md").write_text("\n".join([*validation, "", *tests]) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def test_bootstrap_rmse_difference_interval_is_paired():
     # intervals of the two RMSEs overlap
     diff = bootstrap_rmse_difference_interval(noisy, 0.9 * noisy, np.zeros(100))
     assert diff[1] < 0
-    assert bootstrap_rmse_interval(0.9 * noisy, np.zeros(100))[1] > bootstrap_rmse_interval(noisy, np.zeros(100))[0]
+    zeros = np.zeros(100)
+    assert bootstrap_rmse_interval(0.9 * noisy, zeros)[1] > bootstrap_rmse_interval(noisy, zeros)[0]
 
 
 def test_phm08_score_penalises_late_more_than_early():

@@ -35,10 +35,13 @@ def test_validation_errors_weigh_each_unit_once_and_windows_by_test_length():
     assert errors["test_like"] == pytest.approx(np.sqrt(((4 + 1 + 0) / 3 + 0) / 2))
 
 
+FOLDS = (10.0, 11.0, 12.0, 13.0, 14.0)
+
+
 def test_paired_rule_adopts_only_below_two_standard_errors():
-    base = [{"q": v} for v in (10.0, 11.0, 12.0, 13.0, 14.0)]
-    better = [{"q": v - d} for v, d in zip((10.0, 11.0, 12.0, 13.0, 14.0), (0.5, 0.6, 0.4, 0.5, 0.5), strict=True)]
+    base = [{"q": v} for v in FOLDS]
+    better = [{"q": v - d} for v, d in zip(FOLDS, (0.5, 0.6, 0.4, 0.5, 0.5), strict=True)]
     result = paired(base, better, "q")
     assert result["mean"] == pytest.approx(-0.5) and result["lower_on"] == 5 and result["adopt"]
-    mixed = [{"q": v + d} for v, d in zip((10.0, 11.0, 12.0, 13.0, 14.0), (-1.0, 1.0, -1.0, 1.0, -0.5), strict=True)]
+    mixed = [{"q": v + d} for v, d in zip(FOLDS, (-1.0, 1.0, -1.0, 1.0, -0.5), strict=True)]
     assert not paired(base, mixed, "q")["adopt"]
