@@ -142,9 +142,11 @@ def only_model_dir(model: str) -> Path:
     return directory
 
 
-def start_ours(batching: bool, model: str | None = "fd001", provider: str = "cpu") -> Server:
+def start_ours(
+    batching: bool, model: str | None = "fd001", provider: str = "cpu", settings: dict[str, str] | None = None
+) -> Server:
     """rul-serve on `provider` (cpu or cuda); `model` alone (same work as the peers) or None: all
-    shipped."""
+    shipped; `settings`: more RUL_* environment variables."""
     port = free_port()
     models_dir = only_model_dir(model) if model else ROOT / "models"
     env = {
@@ -153,6 +155,7 @@ def start_ours(batching: bool, model: str | None = "fd001", provider: str = "cpu
         "RUL_BATCHING": str(batching).lower(),
         "RUL_LOG_LEVEL": "warning",
         "RUL_MODELS_DIR": str(models_dir),
+        **(settings or {}),
     }
     name = f"ours, batching {'on' if batching else 'off'}" + ("" if model else ", all shipped models")
     server = _start(name, [sys.executable, "-m", "service.main"], env, port, "/health/ready", "/v1/predict")

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     default_model: str = ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
     providers: ProviderChoice = "auto"  # auto: CUDA when it really loads, else CPU with a warning
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default
+    intra_op_spinning: bool = True  # ONNX Runtime's threads busy-wait between runs (its default)
     tensorrt_cache_dir: Path = Path("/tmp/rul-tensorrt-cache")  # engine cache for RUL_PROVIDERS=tensorrt
     log_level: str = "info"
     api_keys: CommaList = []  # empty: no authentication; else /v1 routes need one of these keys
@@ -40,4 +41,6 @@ class Settings(BaseSettings):
     _split = field_validator("api_keys", "cors_origins", mode="before")(split_list)
 
     def session_config(self) -> SessionConfig:
-        return SessionConfig(self.providers, self.intra_op_threads, self.tensorrt_cache_dir)
+        return SessionConfig(
+            self.providers, self.intra_op_threads, self.tensorrt_cache_dir, self.intra_op_spinning
+        )

@@ -86,6 +86,9 @@ PAIRS = [
      "+ FD001's units", _folds("models/checkpoints/fd003/fold{k}.pt"), "adopted"),
     ("7", "FD001", "own units (128 LSTM units)", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
      "+ FD003's units", _folds("runs/results/cv5-h128-pool-split0/fd001_seed{k}.pt"), "not adopted"),
+    # round 8 (decided on every-window validation before this quantity was looked at for it)
+    ("8", "FD003", "pooled, 64 LSTM units", _folds("models/checkpoints/fd003/fold{k}.pt"),
+     "pooled, 128 LSTM units", _folds("runs/results/cv5-h128-pool-split0/fd003_seed{k}.pt"), "not adopted"),
 ]  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.providers import (
@@ -11,6 +12,7 @@ from service.providers import (
     _provider_options,
     create_session,
 )
+from service.settings import Settings
 
 
 def test_cuda_uses_heuristic_cudnn_algorithm_search():
@@ -42,3 +44,17 @@ def test_tensorrt_requested_without_tensorrt_names_what_to_install():
     assert (
         "Install TensorRT's libraries (libnvinfer)" in message and "or set RUL_PROVIDERS=auto|cpu." in message
     )
+
+
+def test_intra_op_spinning_off_reaches_the_session_and_changes_no_output(monkeypatch):
+    models = Path(__file__).resolve().parents[2] / "models"
+    monkeypatch.setenv("RUL_INTRA_OP_SPINNING", "false")
+    monkeypatch.setenv("RUL_PROVIDERS", "cpu")
+    config = Settings().session_config()
+    assert config.intra_op_spinning is False
+    quiet = create_session(models / "fd001.onnx", config)
+    default = create_session(models / "fd001.onnx", SessionConfig("cpu"))
+    assert quiet.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    windows = np.random.default_rng(0).normal(500.0, 50.0, size=(3, 50, 24)).astype(np.float32)
+    np.testing.assert_array_equal(quiet.run(["rul"], {"readings": windows})[0],
+                                  default.run(["rul"], {"readings": windows})[0])  # fmt: skip
