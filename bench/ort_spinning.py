@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.model_compute import machine, write_result
 from bench.servers import start_ours
-from bench.service_bench import CONCURRENCY, bodies, real_windows, wrk
+from bench.service_bench import bodies, concurrency_runs, real_windows, wrk
 
 
 def label(batching: bool, spinning: bool, connections: int) -> str:
@@ -29,13 +29,10 @@ def measure(batching: bool, spinning: bool, body: Path, seconds: float) -> dict[
     server = start_ours(batching, settings={"RUL_INTRA_OP_SPINNING": str(spinning).lower()})
     try:
         wrk(server, body, 8, 2)  # warm-up, not recorded
-        cells = {}
-        for connections in CONCURRENCY:
-            run = wrk(server, body, connections, seconds)
-            cells[label(batching, spinning, connections)] = {
-                k: run[k] for k in ("ok_per_s", "latency_ms", "failed")
-            }
-        return cells
+        return {
+            label(batching, spinning, connections): {k: run[k] for k in ("ok_per_s", "latency_ms", "failed")}
+            for connections, run in concurrency_runs(server, body, seconds).items()
+        }
     finally:
         server.stop()
 

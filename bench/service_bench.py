@@ -119,6 +119,11 @@ def bare_onnxruntime(windows: np.ndarray, seconds: float, provider: str) -> floa
     return rate(lambda b: session.run(None, {"readings": b}), batch, seconds)
 
 
+def concurrency_runs(server: Server, body: Path, seconds: float) -> dict[int, dict]:
+    """Single-window closed-loop runs at each of CONCURRENCY's connection counts."""
+    return {connections: wrk(server, body, connections, seconds) for connections in CONCURRENCY}
+
+
 def bench_server(start, small: dict[str, Path], big: dict[str, Path], body_kind: str, args) -> dict:
     """Cold start, the batch run and the concurrency runs of one server."""
     server = start()
@@ -135,8 +140,8 @@ def bench_server(start, small: dict[str, Path], big: dict[str, Path], body_kind:
             oip = wrk(server, big["oip_binary"], 1, args.batch_seconds, path=f"/v2/models/{MODEL}/infer")
             oip["windows_per_s"] = round(oip["ok_per_s"] * args.batch_windows, 1)
             entry["batch_oip_binary"] = oip
-        for connections in CONCURRENCY:
-            entry[f"c{connections}"] = wrk(server, small[body_kind], connections, args.seconds)
+        for connections, run in concurrency_runs(server, small[body_kind], args.seconds).items():
+            entry[f"c{connections}"] = run
         entry["loaded_rss_mb"] = round(server.rss_mb(), 1)
         print(f"{server.name}: {json.dumps(entry)}", flush=True)
         return entry

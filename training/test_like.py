@@ -23,17 +23,19 @@ same fold) on both quantities and writes summary.json and tables.md. Not a test.
 """
 
 import argparse
+import functools
 import json
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from training.checkpoint import load_checkpoint
 from training.constants import MIN_CYCLES, RUL_CAP
-from training.data import Unit, load_subset
-from training.evaluate import torch_predict_fn
+from training.data import Subset, Unit, load_subset
+from training.evaluate import PredictFn, torch_predict_fn
 from training.metrics import bootstrap_rmse_difference_interval, rmse
 from training.windows import last_windows, unit_windows
 
@@ -53,14 +55,14 @@ def end_cycle_weights(unit_cycles: int, test_lengths: np.ndarray, window_length:
 
 
 def validation_errors(
-    predict_rul, units: list[Unit], window_length: int, test_lengths: np.ndarray
+    predict: PredictFn, units: list[Unit], window_length: int, test_lengths: np.ndarray
 ) -> dict[str, float]:
     """Every-window and test-like validation RMSE (truth capped at RUL_CAP) of one network
     on its validation units."""
     squared, weighted = [], []
     for unit in units:
         readings, truth = unit_windows(unit, window_length, RUL_CAP)
-        error2 = (predict_rul(readings) - truth) ** 2
+        error2 = (predict(readings)["rul"] - truth) ** 2
         squared.append(error2)
         weights = end_cycle_weights(len(unit.readings), test_lengths, window_length)
         weighted.append(float(np.sum(weights * error2)))
@@ -103,19 +105,23 @@ def _local(path: str, scratch: Path) -> Path:
     return out
 
 
+@functools.cache
+def _subset(name: str, data_dir: str) -> Subset:
+    return load_subset(name, data_dir)
+
+
 def fold_errors(paths: list[str], data_dir: str, scratch: Path) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Both validation RMSEs of each fold network, on its own validation units; and the
     ensemble's (the members' mean) RUL on the test units' last windows, with their true RUL."""
     rows, test_rul = [], []
     for path in paths:
         model, checkpoint = load_checkpoint(_local(path, scratch))
-        subset = load_subset(checkpoint["train_config"]["subset"], data_dir)
+        subset = _subset(checkpoint["train_config"]["subset"], data_dir)
         test_lengths = np.array([len(u.readings) for u in subset.test])
         by_id = {u.unit_id: u for u in subset.train}
         units = [by_id[i] for i in sorted(checkpoint["split"]["validation_units"])]
         predict = torch_predict_fn(model)
-        rul = lambda x, predict=predict: predict(x)["rul"]  # noqa: E731
-        errors = validation_errors(rul, units, checkpoint["window_length"], test_lengths)
+        errors = validation_errors(predict, units, checkpoint["window_length"], test_lengths)
         stored = checkpoint["metrics"]["validation"]["rmse_all_windows_capped"]
         if abs(errors["every_window"] - stored) > 1e-3:
             raise ValueError(
@@ -137,13 +143,13 @@ def paired(base: list[dict], candidate: list[dict], key: str) -> dict[str, float
             "adopt": bool(diff.mean() < -2 * se)}  # fmt: skip
 
 
-def compare(pair: tuple, data_dir: str, scratch: Path) -> dict:
+def compare(pair: tuple, score: Callable[[tuple[str, ...]], tuple]) -> dict:
     """One PAIRS entry: both quantities per fold and paired, and the two ensembles' test RMSE
     (capped truth) with the paired bootstrap interval of their difference - the latter after
-    the decision, for the record."""
+    the decision, for the record. `score(paths)` is `fold_errors` of those checkpoints."""
     rnd, subset, base_name, base_paths, cand_name, cand_paths, decided = pair
-    base, base_test, truth = fold_errors(base_paths, data_dir, scratch)
-    cand, cand_test, _ = fold_errors(cand_paths, data_dir, scratch)
+    base, base_test, truth = score(tuple(base_paths))
+    cand, cand_test, _ = score(tuple(cand_paths))
     if any(b["validation_units"] != c["validation_units"] for b, c in zip(base, cand, strict=True)):
         raise ValueError(f"round {rnd} {subset}: the fold networks hold out different units")
     capped = np.minimum(truth, RUL_CAP)
@@ -206,8 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     ]
     summary = []
     with tempfile.TemporaryDirectory() as scratch:
+
+        @functools.cache  # a side shared by two pairs is scored once
+        def score(paths: tuple[str, ...]) -> tuple:
+            return fold_errors(list(paths), args.data_dir, Path(scratch))
+
         for pair in PAIRS:
-            entry = compare(pair, args.data_dir, Path(scratch))
+            entry = compare(pair, score)
             summary.append(entry)
             validation += validation_rows(entry)
             tests.append(test_row(entry))

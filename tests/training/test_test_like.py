@@ -25,13 +25,13 @@ def test_weights_follow_the_test_lengths_one_per_window_and_sum_to_one():
 def test_validation_errors_weigh_each_unit_once_and_windows_by_test_length():
     units = [Unit(1, np.zeros((12, 24), np.float32), 0.0), Unit(2, np.zeros((14, 24), np.float32), 0.0)]
     # predicting 0 everywhere: the error is the truth, RUL 2..0 (unit 1, ends 10..12) and 4..0
-    errors = validation_errors(lambda x: np.zeros(len(x)), units, 50, np.array([1000]))  # uniform
+    errors = validation_errors(lambda x: {"rul": np.zeros(len(x))}, units, 50, np.array([1000]))  # uniform
     every = np.concatenate([[2, 1, 0], [4, 3, 2, 1, 0]]) ** 2
     assert errors["every_window"] == pytest.approx(np.sqrt(every.mean()))
     assert errors["test_like"] == pytest.approx(np.sqrt(((4 + 1 + 0) / 3 + (16 + 9 + 4 + 1 + 0) / 5) / 2))
     # every test unit 24 cycles long: only end cycles 14..34, i.e. unit 2's last window (RUL 0);
     # unit 1 has none in reach and falls back to uniform
-    errors = validation_errors(lambda x: np.zeros(len(x)), units, 50, np.array([24]))
+    errors = validation_errors(lambda x: {"rul": np.zeros(len(x))}, units, 50, np.array([24]))
     assert errors["test_like"] == pytest.approx(np.sqrt(((4 + 1 + 0) / 3 + 0) / 2))
 
 
