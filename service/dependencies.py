@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by the v1 and v2 routers: the loaded models and lookups."""
+"""FastAPI dependencies shared by the v1 and v2 routers: the loaded models and lookups.
+
+The lookups are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hand-off per request that cost ~14 % of the event loop's time under
+single-window load (py-spy, bench/README.md); these only read app.state and never block."""
 
 from typing import Annotated
 
@@ -10,24 +14,25 @@ from service.batcher import QueueFull
 from service.predictor import Predictor
 
 
-def loaded_models(request: Request) -> dict[str, Predictor]:
+async def loaded_models(request: Request) -> dict[str, Predictor]:
     return request.app.state.models
 
 
-def named_predictor(model: str, request: Request) -> Predictor:
-    models = loaded_models(request)
+async def named_predictor(model: str, request: Request) -> Predictor:
+    models: dict[str, Predictor] = request.app.state.models
     if model not in models:
         known = ", ".join(sorted(models)) or "none loaded"
         raise HTTPException(404, f"model {model!r} not found; known models: {known}")
     return models[model]
 
 
-def default_predictor(request: Request) -> Predictor:
+async def default_predictor(request: Request) -> Predictor:
+    models: dict[str, Predictor] = request.app.state.models
     name = request.app.state.default_model
-    if name is None or name not in loaded_models(request):
+    if name is None or name not in models:
         reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
         raise HTTPException(503, f"default model {name!r} is not available: {reason}")
-    return loaded_models(request)[name]
+    return models[name]
 
 
 async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -> dict[str, np.ndarray]:

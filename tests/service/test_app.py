@@ -284,6 +284,26 @@ def test_concurrent_http_requests_are_batched_with_identical_answers():
         assert batcher.runs - runs_before < 16  # 16 requests in fewer ONNX Runtime runs
 
 
+def test_predict_requests_resolve_dependencies_without_the_thread_pool(client, monkeypatch):
+    """FastAPI runs a plain `def` dependency in its thread pool: one thread hand-off per
+    request, ~14 % of the event loop's time under single-window load (bench/README.md). The
+    model lookups are `async def`, so a predict request makes no such hand-off."""
+    import fastapi.dependencies.utils
+
+    handed_off = []
+    original = fastapi.dependencies.utils.run_in_threadpool
+
+    async def counting(func, *args, **kwargs):
+        handed_off.append(getattr(func, "__name__", repr(func)))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi.dependencies.utils, "run_in_threadpool", counting)
+    for path in ("/v1/models/fd001/predict", "/v1/predict"):
+        assert client.post(path, json=EXAMPLE_REQUEST).status_code == 200
+    assert client.get("/v1/models/fd001").status_code == 200
+    assert handed_off == []
+
+
 def test_openapi_documents_every_route_with_real_fd001_examples(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
