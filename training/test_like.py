@@ -91,6 +91,10 @@ PAIRS = [
     # round 8 (decided on every-window validation before this quantity was looked at for it)
     ("8", "FD003", "pooled, 64 LSTM units", _folds("models/checkpoints/fd003/fold{k}.pt"),
      "pooled, 128 LSTM units", _folds("runs/results/cv5-h128-pool-split0/fd003_seed{k}.pt"), "not adopted"),
+    # round 9 (session 8; likewise decided on every-window validation)
+    ("9", "FD003", "pooled, 14 standard sensors", _folds("models/checkpoints/fd003/fold{k}.pt"),
+     "pooled, every varying sensor", _folds("runs/results/cv5-pool-varying-split0/fd003_seed{k}.pt"),
+     "not adopted"),
 ]  # fmt: skip
 
 
