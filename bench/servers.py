@@ -48,16 +48,25 @@ def rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def _stat_cpu_seconds(stat_file: Path) -> float:
+    """User + system CPU seconds from a /proc `stat` file (a process's or a thread's); 0 if
+    it has exited meanwhile."""
+    try:
+        fields = stat_file.read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: proc(5) 14, 15
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of `pid` and its descendants so far, in seconds (Linux /proc)."""
-    ticks = 0
-    for member in _tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # exited meanwhile
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(_stat_cpu_seconds(Path(f"/proc/{member}/stat")) for member in _tree(pid))
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each thread of process `pid`, by thread id (the main thread's id
+    is `pid`)."""
+    return {int(task.name): _stat_cpu_seconds(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def wait_idle(pid: int, window: float = 0.25, busy_share: float = 0.05, timeout: float = 30.0) -> float:

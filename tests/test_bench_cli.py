@@ -2,10 +2,11 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 
-from bench.servers import wait_idle
+from bench.servers import thread_cpu_seconds, wait_idle
 from tests.conftest import ROOT
 
 
@@ -29,3 +30,24 @@ def test_wait_idle_waits_for_a_busy_server_and_not_for_an_idle_one():
     finally:
         idle.kill()
         busy.kill()
+
+
+def test_thread_cpu_seconds_charges_a_busy_thread_and_not_the_idle_main_thread():
+    # bench/cpu_split.py splits the server's CPU between its event-loop (main) thread and the rest
+    script = (
+        "import threading, time\n"
+        "def spin():\n    while True: pass\n"
+        "threading.Thread(target=spin, daemon=True).start()\ntime.sleep(30)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        time.sleep(1.0)
+        first = thread_cpu_seconds(process.pid)
+        time.sleep(1.0)
+        second = thread_cpu_seconds(process.pid)
+        assert set(first) >= {process.pid} and len(first) >= 2
+        spent = {tid: second[tid] - first[tid] for tid in first}
+        assert spent[process.pid] < 0.05  # the main thread sleeps
+        assert max(spent.values()) > 0.2  # the spinning thread (a fifth of a core even on a busy host)
+    finally:
+        process.kill()
