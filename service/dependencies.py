@@ -19,7 +19,7 @@ async def loaded_models(request: Request) -> dict[str, Predictor]:
 
 
 async def named_predictor(model: str, request: Request) -> Predictor:
-    models: dict[str, Predictor] = request.app.state.models
+    models = await loaded_models(request)
     if model not in models:
         known = ", ".join(sorted(models)) or "none loaded"
         raise HTTPException(404, f"model {model!r} not found; known models: {known}")
@@ -27,7 +27,7 @@ async def named_predictor(model: str, request: Request) -> Predictor:
 
 
 async def default_predictor(request: Request) -> Predictor:
-    models: dict[str, Predictor] = request.app.state.models
+    models = await loaded_models(request)
     name = request.app.state.default_model
     if name is None or name not in models:
         reason = request.app.state.load_errors.get(name or "*", "no model is loaded")

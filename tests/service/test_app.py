@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 
+import fastapi.dependencies.utils
 import onnxruntime as ort
 import pytest
 
@@ -288,8 +289,6 @@ def test_predict_requests_resolve_dependencies_without_the_thread_pool(client, m
     """FastAPI runs a plain `def` dependency in its thread pool: one thread hand-off per
     request, ~14 % of the event loop's time under single-window load (bench/README.md). The
     model lookups are `async def`, so a predict request makes no such hand-off."""
-    import fastapi.dependencies.utils
-
     handed_off = []
     original = fastapi.dependencies.utils.run_in_threadpool
 
