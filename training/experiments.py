@@ -128,7 +128,8 @@ CV_VARIANTS: dict[str, tuple[dict[str, list[str]], Splits]] = {
     # units), split seed 0, paired fold by fold with the shipped ensemble's networks (cv5-h128
     # split 0, cv5-pool split 0). Rule fixed before the runs, as in rounds 5-9: adopt for a
     # subset only if its per-fold every-window validation RMSE is lower by more than 2 s.e. of
-    # the 5 paired differences.
+    # the 5 paired differences. Neither was (FD001 +0.08 +- 0.09, FD003 -0.06 +- 0.08, each
+    # lower on 2 folds of 5; RESULTS.md round 10): fd001 and fd003 are unchanged.
     "cv5-anneal15": (
         {
             "FD001": [*RECIPE["FD001"], "--lstm-hidden", "128", *ANNEAL15],

@@ -95,6 +95,11 @@ PAIRS = [
     ("9", "FD003", "pooled, 14 standard sensors", _folds("models/checkpoints/fd003/fold{k}.pt"),
      "pooled, every varying sensor", _folds("runs/results/cv5-pool-varying-split0/fd003_seed{k}.pt"),
      "not adopted"),
+    # round 10 (session 9; likewise decided on every-window validation)
+    ("10", "FD001", "128 units, 40-epoch schedule", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+     "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd001_seed{k}.pt"), "not adopted"),
+    ("10", "FD003", "pooled, 40-epoch schedule", _folds("models/checkpoints/fd003/fold{k}.pt"),
+     "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd003_seed{k}.pt"), "not adopted"),
 ]  # fmt: skip
 
 
