@@ -36,6 +36,7 @@ def test_plan_runs_main_table_then_cross_validation_then_ablation_seed_by_seed()
         "cv5-pool-varying-split1",
         "cv5-pool-varying-split2",
         "cv5-anneal15-split0",
+        "cv5-uncertainty-split0",
     }
     assert cv[1].subset == "FD003" and cv[1].seed == 0 and cv[1].experiment == "cv5-split0"
     assert cv[1].flags == [*RECIPE["FD003"], "--folds", "5", "--fold", "0", "--split-seed", "0"]
