@@ -145,7 +145,9 @@ CV_VARIANTS: dict[str, tuple[dict[str, list[str]], Splits]] = {
     # (cv5-h128 split 0, cv5-pool split 0). Rule fixed before the runs, as in rounds 5-10:
     # adopt for a subset only if its per-fold every-window validation RMSE is lower by more
     # than 2 s.e. of the 5 paired differences; an adopted subset ships split seed 0's
-    # ensemble under a new version, its test metrics computed after the decision.
+    # ensemble under a new version, its test metrics computed after the decision. Neither
+    # was: worse on all 10 folds (FD001 +0.49 +- 0.13, FD003 +0.27 +- 0.09; RESULTS.md
+    # round 11): fd001 and fd003 are unchanged.
     "cv5-uncertainty": ({s: [*SHIPPED[s], "--loss-weighting", "uncertainty"] for s in CV_SUBSETS}, (0,)),
 }
 

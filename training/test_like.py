@@ -100,6 +100,11 @@ PAIRS = [
      "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd001_seed{k}.pt"), "not adopted"),
     ("10", "FD003", "pooled, 40-epoch schedule", _folds("models/checkpoints/fd003/fold{k}.pt"),
      "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd003_seed{k}.pt"), "not adopted"),
+    # round 11 (session 10; likewise decided on every-window validation)
+    ("11", "FD001", "128 units, fixed 0.7 / 0.3", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+     "uncertainty weighting", _folds("runs/results/cv5-uncertainty-split0/fd001_seed{k}.pt"), "not adopted"),
+    ("11", "FD003", "pooled, fixed 0.7 / 0.3", _folds("models/checkpoints/fd003/fold{k}.pt"),
+     "uncertainty weighting", _folds("runs/results/cv5-uncertainty-split0/fd003_seed{k}.pt"), "not adopted"),
 ]  # fmt: skip
 
 
