@@ -68,7 +68,7 @@ CV_SUBSETS = ("FD001", "FD003")
 # Split seeds are one tuple for every subset of the variant, or a tuple per subset.
 Splits = tuple[int, ...] | dict[str, tuple[int, ...]]
 # The flags of the shipped fd001 (2026.11.4, round 6) and fd003 (2026.11.5, round 7) networks,
-# the baselines of rounds 8-10.
+# the baselines of rounds 8-11.
 SHIPPED: dict[str, list[str]] = {
     "FD001": [*RECIPE["FD001"], "--lstm-hidden", "128"],
     "FD003": [*RECIPE["FD003"], "--extra-train-subsets", "FD001"],

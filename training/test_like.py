@@ -79,31 +79,36 @@ def _folds(pattern: str) -> list[str]:
     return [pattern.format(k=k) for k in range(5)]
 
 
+# The shipped fd001 (2026.11.4, round 6) and fd003 (2026.11.5, round 7) networks: the
+# baseline of every later round.
+SHIPPED_FD001 = _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt")
+SHIPPED_FD003 = _folds("models/checkpoints/fd003/fold{k}.pt")
+
 PAIRS = [
     ("6", "FD001", "64 LSTM units", _folds("git:1d26bb9:models/checkpoints/fd001/fold{k}.pt"),
-     "128 LSTM units", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"), "adopted"),
+     "128 LSTM units", SHIPPED_FD001, "adopted"),
     ("6", "FD003", "64 LSTM units", _folds("git:1d26bb9:models/checkpoints/fd003/fold{k}.pt"),
      "128 LSTM units", _folds("runs/results/cv5-h128-split0/fd003_seed{k}.pt"), "not adopted"),
     ("7", "FD003", "own units (64 LSTM units)", _folds("git:1d26bb9:models/checkpoints/fd003/fold{k}.pt"),
-     "+ FD001's units", _folds("models/checkpoints/fd003/fold{k}.pt"), "adopted"),
-    ("7", "FD001", "own units (128 LSTM units)", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+     "+ FD001's units", SHIPPED_FD003, "adopted"),
+    ("7", "FD001", "own units (128 LSTM units)", SHIPPED_FD001,
      "+ FD003's units", _folds("runs/results/cv5-h128-pool-split0/fd001_seed{k}.pt"), "not adopted"),
     # round 8 (decided on every-window validation before this quantity was looked at for it)
-    ("8", "FD003", "pooled, 64 LSTM units", _folds("models/checkpoints/fd003/fold{k}.pt"),
+    ("8", "FD003", "pooled, 64 LSTM units", SHIPPED_FD003,
      "pooled, 128 LSTM units", _folds("runs/results/cv5-h128-pool-split0/fd003_seed{k}.pt"), "not adopted"),
     # round 9 (session 8; likewise decided on every-window validation)
-    ("9", "FD003", "pooled, 14 standard sensors", _folds("models/checkpoints/fd003/fold{k}.pt"),
+    ("9", "FD003", "pooled, 14 standard sensors", SHIPPED_FD003,
      "pooled, every varying sensor", _folds("runs/results/cv5-pool-varying-split0/fd003_seed{k}.pt"),
      "not adopted"),
     # round 10 (session 9; likewise decided on every-window validation)
-    ("10", "FD001", "128 units, 40-epoch schedule", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+    ("10", "FD001", "128 units, 40-epoch schedule", SHIPPED_FD001,
      "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd001_seed{k}.pt"), "not adopted"),
-    ("10", "FD003", "pooled, 40-epoch schedule", _folds("models/checkpoints/fd003/fold{k}.pt"),
+    ("10", "FD003", "pooled, 40-epoch schedule", SHIPPED_FD003,
      "15-epoch schedule", _folds("runs/results/cv5-anneal15-split0/fd003_seed{k}.pt"), "not adopted"),
     # round 11 (session 10; likewise decided on every-window validation)
-    ("11", "FD001", "128 units, fixed 0.7 / 0.3", _folds("runs/results/cv5-h128-split0/fd001_seed{k}.pt"),
+    ("11", "FD001", "128 units, fixed 0.7 / 0.3", SHIPPED_FD001,
      "uncertainty weighting", _folds("runs/results/cv5-uncertainty-split0/fd001_seed{k}.pt"), "not adopted"),
-    ("11", "FD003", "pooled, fixed 0.7 / 0.3", _folds("models/checkpoints/fd003/fold{k}.pt"),
+    ("11", "FD003", "pooled, fixed 0.7 / 0.3", SHIPPED_FD003,
      "uncertainty weighting", _folds("runs/results/cv5-uncertainty-split0/fd003_seed{k}.pt"), "not adopted"),
 ]  # fmt: skip
 
