@@ -29,8 +29,13 @@ class RawReadingsModel(nn.Module):
         self.preprocessor = preprocessor
         self.model = model
 
-    def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rul, health_logits = self.model(self.preprocessor(readings))
+    def forward(
+        self, readings: torch.Tensor, column_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """column_mask (B, 24) bool: raw columns flagged as faulty; the network's features
+        among them are replaced by their estimate from the others (Preprocessor)."""
+        mask = None if column_mask is None else column_mask.index_select(-1, self.preprocessor.feature_index)
+        rul, health_logits = self.model(self.preprocessor(readings, mask))
         return torch.clamp(rul, min=0.0), torch.softmax(health_logits, dim=-1)
 
 

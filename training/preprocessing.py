@@ -28,6 +28,10 @@ class PreprocessingStats:
     centroids: list[list[float]]  # (K, 3) operating conditions in scaled-settings space
     mean: list[list[float]]  # (K, F) per-condition feature means
     std: list[list[float]]  # (K, F) per-condition feature standard deviations
+    # (F, F) row j: least-squares weights that estimate normalised feature j from the others
+    # (0 on the diagonal); a masked (faulty) feature is replaced by this estimate. None in
+    # checkpoints older than masking: fit_imputation() adds it from the same training units.
+    imputation: list[list[float]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,11 +102,40 @@ def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "stan
             raise ValueError(f"operating condition {k} has no training rows; lower n_conditions")
         stats.mean.append(in_k.mean(axis=0).tolist())
         stats.std.append(np.maximum(in_k.std(axis=0), MIN_STD).tolist())
+    return fit_imputation(units, stats)
+
+
+def normalise(rows: np.ndarray, stats: PreprocessingStats) -> np.ndarray:
+    """(N, 24) raw rows -> (N, F) selected features, z-scored per operating condition."""
+    condition = assign_conditions(rows[:, : len(SETTING_NAMES)], stats)
+    features = rows[:, stats.feature_index]
+    return (features - np.asarray(stats.mean)[condition]) / np.asarray(stats.std)[condition]
+
+
+def imputation_weights(z: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """(N, F) normalised rows -> (F, F) weights: row j regresses feature j on all others
+    (ridge least squares, no intercept: the features are centred). The C-MAPSS sensors move
+    together as an engine degrades, so one is well estimated from the rest."""
+    n_features = z.shape[1]
+    weights = np.zeros((n_features, n_features))
+    for j in range(n_features):
+        others = [i for i in range(n_features) if i != j]
+        a = z[:, others]
+        weights[j, others] = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(len(others)), a.T @ z[:, j])
+    return weights
+
+
+def fit_imputation(units: list[Unit], stats: PreprocessingStats) -> PreprocessingStats:
+    """`stats` with its imputation weights fitted on `units` (the same training units)."""
+    rows = np.concatenate([u.readings for u in units]).astype(np.float64)
+    stats.imputation = imputation_weights(normalise(rows, stats)).tolist()
     return stats
 
 
 class Preprocessor(nn.Module):
-    """Raw readings (B, W, 24) -> normalised selected features (B, W, F), ONNX-exportable."""
+    """Raw readings (B, W, 24) -> normalised selected features (B, W, F), ONNX-exportable.
+    With a mask (B, F) of faulty features, each masked feature is replaced, in every cycle,
+    by its estimate from the unmasked ones (`imputation_weights`)."""
 
     def __init__(self, stats: PreprocessingStats):
         super().__init__()
@@ -112,10 +145,19 @@ class Preprocessor(nn.Module):
         self.register_buffer("centroids", torch.tensor(stats.centroids))  # (K, 3)
         self.register_buffer("mean", torch.tensor(stats.mean))  # (K, F)
         self.register_buffer("std", torch.tensor(stats.std))  # (K, F)
+        n_features = len(stats.feature_index)
+        imputation = stats.imputation if stats.imputation is not None else [[0.0] * n_features] * n_features
+        self.register_buffer("imputation", torch.tensor(imputation, dtype=torch.float32))  # (F, F)
 
-    def forward(self, readings: torch.Tensor) -> torch.Tensor:
+    def forward(self, readings: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
         dist = ((settings.unsqueeze(-2) - self.centroids) ** 2).sum(-1)  # (B, W, K)
         condition = dist.argmin(dim=-1)  # (B, W)
         features = readings.index_select(-1, self.feature_index)  # (B, W, F)
-        return (features - self.mean[condition]) / self.std[condition]  # (B, W, F)
+        z = (features - self.mean[condition]) / self.std[condition]  # (B, W, F)
+        if mask is None:
+            return z
+        keep = (~mask).unsqueeze(1)  # (B, 1, F)
+        z = torch.where(keep, z, torch.zeros_like(z))  # a faulty value never reaches the network
+        estimate = z @ self.imputation.T  # (B, W, F) each feature from the unmasked others
+        return torch.where(keep, z, estimate)

@@ -34,7 +34,7 @@ from training.labels import health_labels
 from training.loss_weighting import METHODS, LossWeighting
 from training.metrics import rmse
 from training.model import DualTaskModel, ModelConfig
-from training.preprocessing import Preprocessor, fit_preprocessing
+from training.preprocessing import PreprocessingStats, Preprocessor, fit_imputation, fit_preprocessing
 from training.windows import fold_split, split_by_unit, stack_windows
 
 
@@ -64,6 +64,10 @@ class TrainConfig:
     health_weight: float = 0.3  # fixed/pcgrad weight of the health loss (cross-entropy)
     interval_coverage: float = 0.9  # nominal coverage of the split-conformal RUL interval
     threads: int = 0  # torch CPU threads; 0: torch's default
+    # Sensor masking (fault tolerance): the graph replaces a faulty sensor by its estimate
+    # from the others (Preprocessor); training with masked windows teaches the network that.
+    mask_prob: float = 0.0  # share of training windows with one random feature masked (0: off)
+    init_from: str = ""  # start from this checkpoint's weights, preprocessing and unit split (fine-tuning)
 
 
 def extra_subset_names(subset: str, extra: str) -> list[str]:
@@ -85,21 +89,57 @@ def extra_subset_names(subset: str, extra: str) -> list[str]:
     return names
 
 
+def masked_validation_mask(n_windows: int, n_features: int) -> torch.Tensor:
+    """(N, F) bool: window i has feature i mod F masked, so each feature is masked equally
+    often and the same way in every run (the masked half of the validation criterion)."""
+    mask = torch.zeros(n_windows, n_features, dtype=torch.bool)
+    mask[torch.arange(n_windows), torch.arange(n_windows) % n_features] = True
+    return mask
+
+
+def random_feature_mask(batch: int, n_features: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+    """(B, F) bool: with probability `prob` a window gets one uniformly chosen feature masked."""
+    masked = torch.rand(batch, generator=generator) < prob
+    column = torch.randint(n_features, (batch,), generator=generator)
+    mask = torch.zeros(batch, n_features, dtype=torch.bool)
+    mask[masked, column[masked]] = True
+    return mask
+
+
+def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | None:
+    """With --init-from, the checkpoint to fine-tune, checked against the config; the run
+    then takes its network shape, window length, preprocessing and unit split."""
+    if not config.init_from:
+        return None
+    start = torch.load(config.init_from, map_location="cpu", weights_only=False)
+    if start["train_config"]["subset"] != config.subset:
+        raise ValueError(f"--init-from {config.init_from} was trained on {start['train_config']['subset']}, "
+                         f"not {config.subset}")  # fmt: skip
+    for key in ("window_length", "sensors", "extra_train_subsets", "val_fraction", "split_seed", "folds", "fold"):
+        setattr(config, key, start["train_config"].get(key, getattr(config, key)))
+    for key, value in start["model_config"].items():
+        setattr(model_config, key, value)
+    return start
+
+
 def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     """Run one training and return the checkpoint facts (also written to config.out)."""
     started = time.time()
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
 
     # Data: whole units split into training and validation; test units are not touched here.
     # Units pooled from other subsets (--extra-train-subsets) only ever train.
+    start = starting_point(config, model_config)
+    window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
     subset = load_subset(config.subset, config.data_dir or None)
     if config.folds:
         train_units, val_units = fold_split(subset.train, config.folds, config.fold, config.split_seed)
     else:
         train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
+    if start and [u.unit_id for u in val_units] != start["split"]["validation_units"]:
+        raise ValueError(f"--init-from {config.init_from}: its validation units differ from this split's")
     extra_units = {
         name: load_subset(name, config.data_dir or None).train
         for name in extra_subset_names(config.subset, config.extra_train_subsets)
@@ -111,9 +151,16 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     h_train = health_labels(y_train)
 
     # Preprocessing statistics come from the training units only (with those pooled from other subsets).
-    stats = fit_preprocessing(pooled_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
+    if start:
+        stats = PreprocessingStats(**start["preprocessing"])
+        if stats.imputation is None:  # a checkpoint from before masking
+            stats = fit_imputation(pooled_units, stats)
+    else:
+        stats = fit_preprocessing(pooled_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
+    if start:
+        model.load_state_dict(start["state_dict"])
     preprocessor = Preprocessor(stats)
     # The weights we validate and keep: an EMA of the trained ones, or the trained ones.
     kept = copy.deepcopy(model) if config.ema_decay else model
@@ -130,8 +177,23 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     xt, yt, ht = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(h_train)
     generator = torch.Generator().manual_seed(config.seed)
     predict = torch_predict_fn(full)
+    # With masking, the kept epoch is the one best on clean and masked validation windows alike.
+    n_features = len(stats.feature_names)
+    val_mask = masked_validation_mask(len(x_val), n_features)
+    xv = torch.from_numpy(x_val)
 
-    best_rmse, best_state, best_epoch, history, stale = float("inf"), None, -1, [], 0
+    def validation_rmse() -> tuple[float, float | None]:
+        clean = rmse(predict(x_val)["rul"], y_val)
+        if not config.mask_prob:
+            return clean, None
+        full.eval()
+        with torch.no_grad():
+            masked = torch.cat([kept(preprocessor(xv[i : i + 2048], val_mask[i : i + 2048]))[0]
+                                for i in range(0, len(xv), 2048)])  # fmt: skip
+        return clean, rmse(torch.clamp(masked, min=0.0).numpy(), y_val)
+
+    best_criterion, best_rmse, best_masked = float("inf"), float("inf"), None
+    best_state, best_epoch, history, stale = None, -1, [], 0
     progress = tqdm(range(config.epochs), desc=f"{config.subset} seed {config.seed}", unit="epoch")
     for epoch in progress:
         model.train()
@@ -139,7 +201,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            x = preprocessor(xt[idx])  # (B, W, F)
+            mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator) if config.mask_prob else None
+            x = preprocessor(xt[idx], mask)  # (B, W, F)
             if config.noise_std:
                 x = x + config.noise_std * torch.randn(x.shape, generator=generator)
             rul, logits = model(x)  # (B,), (B, 3)
@@ -156,12 +219,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
             total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
         scheduler.step()
 
-        val_rmse = rmse(predict(x_val)["rul"], y_val)
+        val_rmse, val_masked = validation_rmse()
+        criterion = val_rmse if val_masked is None else (val_rmse + val_masked) / 2
         history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse,
-                        "task_weights": list(task_weights)})  # fmt: skip
+                        "val_rmse_masked": val_masked, "task_weights": list(task_weights)})  # fmt: skip
         progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
-        if val_rmse < best_rmse:
-            best_rmse, best_state, best_epoch, stale = val_rmse, copy.deepcopy(kept.state_dict()), epoch, 0
+        if criterion < best_criterion:
+            best_criterion, best_rmse, best_masked = criterion, val_rmse, val_masked
+            best_state, best_epoch, stale = copy.deepcopy(kept.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= config.patience:
@@ -182,7 +247,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         "health_thresholds": thresholds,
         "preprocessing": stats.to_dict(),
         "interval": bands.to_dict(),
-        "metrics": {"validation": {"rmse_all_windows_capped": best_rmse, "best_epoch": best_epoch}},
+        "metrics": {"validation": {"rmse_all_windows_capped": best_rmse, "best_epoch": best_epoch,
+                                   "rmse_all_windows_capped_masked": best_masked}},  # fmt: skip
         "split": {
             "train_units": [u.unit_id for u in train_units],
             "validation_units": [u.unit_id for u in val_units],
