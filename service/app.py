@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import oip
-from service.dependencies import DefaultPredictor, Models, NamedPredictor, not_ready_reason, run_model
+from service.dependencies import (
+    DefaultPredictor,
+    Models,
+    NamedPredictor,
+    not_ready_reason,
+    refuse_out_of_distribution,
+    run_model,
+)
 from service.fast_json import FastJSONRoute
 from service.fleet_file import FleetFileError, read_fleet
 from service.metrics import Metrics, RequestMetrics
@@ -83,12 +91,15 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch)
-    predictions = predictor.to_predictions([w.id for w in body.windows], outputs, meta)
+    predictions = predictor.to_predictions([w.id for w in body.windows], outputs, meta, batch)
+    request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in predictions])
+    if request.app.state.settings.reject_out_of_distribution:
+        refuse_out_of_distribution([(w.id, p.quality) for w, p in zip(body.windows, predictions, strict=True)])
     return PredictResponse.model_validate(
         {
             "model": predictor.card.name,
             "model_version": predictor.card.version,
-            "predictions": [vars(p) for p in predictions],
+            "predictions": [asdict(p) for p in predictions],
         }
     )
 
@@ -212,13 +223,16 @@ async def score(
     all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
 ) -> Response:
     """Score a fleet file: one prediction per unit at its last cycle (and, with
-    `all_cycles=true`, each unit's RUL trajectory). Units shorter than the model's minimum
+    `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
+    the model's minimum (and, with RUL_REJECT_OUT_OF_DISTRIBUTION, out-of-distribution units)
     are listed under `skipped`."""
     try:
         fleet = await run_in_threadpool(read_fleet, file.file)
     except FleetFileError as exc:
         raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
-    result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles)
+    reject = request.app.state.settings.reject_out_of_distribution
+    result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles, None, reject)
+    request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in result.predictions])
     if "text/csv" in request.headers.get("accept", ""):
         text = io.StringIO()
         csv.writer(text).writerows(result.csv_rows(predictor.card.health_states))

@@ -11,7 +11,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from service.batcher import QueueFull
-from service.predictor import Predictor
+from service.predictor import Predictor, window_label
+from service.quality import OUT_OF_DISTRIBUTION, Quality
 
 
 async def loaded_models(request: Request) -> dict[str, Predictor]:
@@ -58,3 +59,19 @@ def not_ready_reason(request: Request) -> str | None:
 Models = Annotated[dict[str, Predictor], Depends(loaded_models)]
 NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
+
+
+def refuse_out_of_distribution(qualities: list[tuple[str | None, Quality]]) -> None:
+    """RUL_REJECT_OUT_OF_DISTRIBUTION: a 422 naming each out-of-distribution window and why."""
+    refused = [(i, wid, q) for i, (wid, q) in enumerate(qualities) if q.status == OUT_OF_DISTRIBUTION]
+    if not refused:
+        return
+    reasons = []
+    for index, window_id, quality in refused[:5]:
+        why = "; ".join(f"{f.column} {f.problem}" for f in quality.flags[:3]) or "unlike the training data"
+        reasons.append(f"{window_label(index, window_id)} is out of distribution (ood_score "
+                       f"{quality.ood_score:g}): {why}")  # fmt: skip
+    more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
+    raise HTTPException(422, ". ".join(reasons) + more + ". The service refuses such windows "
+                        "(RUL_REJECT_OUT_OF_DISTRIBUTION=true); check the sensors and the engine type "
+                        "the model is for")  # fmt: skip

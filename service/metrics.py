@@ -6,6 +6,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.quality import OUT_OF_DISTRIBUTION, Quality
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
@@ -47,6 +49,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.flagged = Counter(
+            "rul_quality_flagged_windows",
+            "windows with an input column flagged by the model's checks, by model, column and check",
+            ["model", "column", "problem"],
+            registry=self.registry,
+        )
+        self.out_of_distribution = Counter(
+            "rul_out_of_distribution_windows",
+            "windows whose quality status is out_of_distribution, by model",
+            ["model"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "rul_model_info",
             "1 for each served model, labelled with its version and the execution provider in use",
@@ -60,6 +74,14 @@ class Metrics:
     def observe_run(self, model: str, windows: int, seconds: float) -> None:
         self.inference.labels(model).observe(seconds)
         self.batch_size.labels(model).observe(windows)
+
+    def observe_quality(self, model: str, qualities: list[Quality]) -> None:
+        """Count flagged columns and out-of-distribution windows: sensor trouble and drift."""
+        for quality in qualities:
+            for flag in quality.flags:
+                self.flagged.labels(model, flag.column, flag.check).inc()
+            if quality.status == OUT_OF_DISTRIBUTION:
+                self.out_of_distribution.labels(model).inc()
 
     def set_models(self, models: dict[str, tuple[str, str]]) -> None:
         """{name: (version, provider)} -> rul_model_info, replacing what was there."""

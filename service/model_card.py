@@ -24,6 +24,26 @@ class Interval(BaseModel):
     nominal_coverage: float
 
 
+class QualityChecks(BaseModel):
+    """The input checks inside the graph (training/quality.py): the statistics the service
+    needs to explain a flag in words and the rule that turns the outputs into a status."""
+
+    model_config = ConfigDict(extra="allow")
+
+    bits: dict[str, int]  # check name -> bit of the quality_flags output
+    columns: list[str]  # checked sensor columns
+    column_index: list[int]  # their positions among the input features
+    settings_scale: list[float]
+    centroids: list[list[float]]  # (K, 3) scaled settings of the training operating conditions
+    center: list[list[float]]  # (K, C)
+    scale: list[list[float]]  # (K, C)
+    range_z: list[float]
+    jump_z: list[float]
+    stuck_run: list[int]
+    settings_z: list[float]
+    max_masked: int = Field(ge=0)
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -38,4 +58,5 @@ class ModelCard(BaseModel):
     rul_cap: float
     padding: Padding
     interval: Interval | None = None
+    quality: QualityChecks | None = None  # None: a model exported before the checks
     sha256: str = Field(pattern="^[0-9a-f]{64}$")

@@ -8,6 +8,7 @@ ends), and binary outputs when asked for. Errors are `{"error": "..."}`.
 """
 
 import json
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from service import fast_json
-from service.dependencies import NamedPredictor, not_ready_reason, run_model
+from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
 from service.predictor import Predictor
 from service.schemas import EXAMPLE_REQUEST
 from service.security import require_api_key
@@ -53,8 +54,38 @@ async def server_ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": True})
 
 
+# The graph's outputs are FP32 but for the quality flags; "quality" is the service's own: one
+# JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
+QUALITY_OUTPUT = "quality"
+OUTPUT_DTYPES = {"quality_flags": ("INT32", np.int32), QUALITY_OUTPUT: ("BYTES", None)}
+
+
 def _tensor_metadata(name: str, shape: list[int]) -> dict[str, Any]:
-    return {"name": name, "datatype": "FP32", "shape": shape}
+    return {"name": name, "datatype": OUTPUT_DTYPES.get(name, ("FP32", None))[0], "shape": shape}
+
+
+def _output_shape(predictor: Predictor, name: str) -> list[int]:
+    card = predictor.card
+    if name == "health_probs":
+        return [-1, len(card.health_states)]
+    if name == "quality_flags":
+        return [-1, card.window_length, len(card.input_features)]
+    return [-1]
+
+
+def _output_names(predictor: Predictor) -> list[str]:
+    return [*predictor.output_names, QUALITY_OUTPUT]
+
+
+def _quality_documents(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[str]:
+    """Each window's quality as JSON; its flags' cycles are row positions of the tensor."""
+    positions = np.arange(predictor.window_length)
+    return [json.dumps(asdict(predictor.quality(batch[i], results, i, positions))) for i in range(len(batch))]
+
+
+def _bytes_tensor(values: list[str]) -> bytes:
+    """The binary tensor data extension's BYTES layout: a 4-byte little-endian length per element."""
+    return b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
 
 
 @api.get("/models/{model}")
@@ -65,10 +96,15 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
         "versions": [card.version],
         "platform": "onnxruntime_onnx",
         "inputs": [_tensor_metadata(card.input_name, [-1, card.window_length, len(card.input_features)])],
-        "outputs": [
-            _tensor_metadata(n, [-1, len(card.health_states)] if n == "health_probs" else [-1])
-            for n in predictor.output_names
-        ],
+        "outputs": [_tensor_metadata(n, _output_shape(predictor, n)) for n in _output_names(predictor)],
+        "parameters": {
+            "quality": "quality_flags: bit set per cycle and column (" + ", ".join(
+                f"{bit} {name}" for name, bit in (card.quality.bits.items() if card.quality else [])
+            ) + "); ood_score above 1: not like the training data; quality: the v1 API's quality "
+            "object per window (status ok | degraded | out_of_distribution, flags, ood_score)",
+            "rul_upper": "+inf (binary) or -1 (JSON data) where the interval is open above: the RUL is "
+            "at least rul_lower",
+        },
     }
 
 
@@ -183,22 +219,37 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
         raise HTTPException(400, "the inference request must be a JSON object")
     batch = _input_tensor(body, binary, predictor)
     requested = [str(o.get("name")) for o in body.get("outputs") or [] if isinstance(o, dict)]
-    requested = requested or predictor.output_names
-    unknown = [n for n in requested if n not in predictor.output_names]
+    requested = requested or _output_names(predictor)
+    unknown = [n for n in requested if n not in _output_names(predictor)]
     if unknown:
         raise HTTPException(
-            400, f"unknown outputs {unknown}; model {predictor.card.name} has {predictor.output_names}"
+            400, f"unknown outputs {unknown}; model {predictor.card.name} has {_output_names(predictor)}"
         )
     results = await run_model(request, predictor, batch)
+    documents = _quality_documents(predictor, batch, results)
+    qualities = [predictor.quality(batch[i], results, i, np.arange(len(batch[i]))) for i in range(len(batch))]
+    request.app.state.metrics.observe_quality(predictor.card.name, qualities)
+    if request.app.state.settings.reject_out_of_distribution:
+        refuse_out_of_distribution([(None, q) for q in qualities])
     outputs, chunks = [], []
     for name in requested:
-        value = np.ascontiguousarray(results[name], dtype=np.float32)
-        entry: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(value.shape)}
-        if _wants_binary(body, name):
-            entry["parameters"] = {"binary_data_size": value.nbytes}
-            chunks.append(value.tobytes())
+        datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
+        if name == QUALITY_OUTPUT:
+            data: Any = documents
+            entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
+            raw = _bytes_tensor(documents)
         else:
-            entry["data"] = value.reshape(-1).tolist()
+            value = np.ascontiguousarray(results[name], dtype=dtype)
+            entry = {"name": name, "datatype": datatype, "shape": list(value.shape)}
+            raw = value.tobytes()  # binary as the graph gives it (rul_upper +inf when open, as on Triton)
+            if name == "rul_upper":  # +inf is no JSON number: -1 in JSON data, as the metadata says
+                value = np.where(np.isfinite(value), value, -1.0).astype(np.float32)
+            data = value.reshape(-1).tolist()
+        if _wants_binary(body, name):
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = data
         outputs.append(entry)
     answer: dict[str, Any] = {
         "model_name": predictor.card.name,

@@ -16,9 +16,11 @@ import onnxruntime as ort
 
 from service.model_card import ModelCard
 from service.providers import SessionConfig, create_session
+from service.quality import Quality, QualityExplainer, row_positions
 
 logger = logging.getLogger("service.predictor")
-KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper")
+KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score")
+QUALITY_OUTPUTS = ("quality_flags", "ood_score")
 
 
 def window_label(index: int, window_id: str | None) -> str:
@@ -42,11 +44,17 @@ class Prediction:
     id: str | None
     rul: float
     rul_lower: float | None
-    rul_upper: float | None
+    rul_upper: float | None  # None: open above, the RUL is at least rul_lower
     health_state: str
     health_probabilities: dict[str, float]
     cycles_used: int
     padded: bool
+    quality: Quality
+
+
+def upper_bound(value: float) -> float | None:
+    """The graph's rul_upper: +inf means open above (the RUL is at least rul_lower): None."""
+    return float(value) if np.isfinite(value) else None
 
 
 def _column_problem(readings: Any, features: list[str]) -> str | None:
@@ -71,7 +79,8 @@ class Predictor:
         self.provider: str = session.get_providers()[0]
         self.window_length = card.window_length
         self.n_columns = len(card.input_features)
-        # rul and health_probs always; rul_lower and rul_upper when the model has an interval
+        # rul, health_probs and the quality outputs always; rul_lower and rul_upper when the
+        # model has an interval
         self.output_names = [o.name for o in session.get_outputs() if o.name in KNOWN_OUTPUTS]
         # called after every run with (model name, windows, seconds): the app's metrics hook
         self.on_run: Callable[[str, int, float], None] | None = None
@@ -105,9 +114,16 @@ class Predictor:
         missing = {"rul", "health_probs"} - set(self.output_names)
         if missing:
             raise ModelLoadError(f"model {self.card.name} lacks outputs {sorted(missing)}")
+        if not set(QUALITY_OUTPUTS) <= set(self.output_names) or self.card.quality is None:
+            raise ModelLoadError(
+                f"model {self.card.name} has no input-quality checks (outputs {list(QUALITY_OUTPUTS)} and "
+                "the card's 'quality'): it was exported before them, and its answers could not say how "
+                "far to trust them; re-export it with rul-export"
+            )
+        self.explainer = QualityExplainer(self.card.quality, self.card.input_features)
 
-    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool]:
-        """Validate one window -> (readings (W, C) float32, cycles used, padded?)."""
+    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool, int]:
+        """Validate one window -> (readings (W, C) float32, cycles used, padded?, cycles sent)."""
         if len(readings) == 0:
             raise WindowError(
                 index,
@@ -142,7 +158,7 @@ class Predictor:
         padded = n_cycles < self.window_length
         if padded:  # card rule 'edge': repeat the first cycle at the front
             window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), mode="edge")
-        return window, min(n_cycles, self.window_length), padded
+        return window, min(n_cycles, self.window_length), padded, n_cycles
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> {"rul": (B,), "health_probs": (B, 3)[, "rul_lower", "rul_upper"]}.
@@ -155,16 +171,25 @@ class Predictor:
 
     def prepare_batch(
         self, windows: list[tuple[str | None, Any]]
-    ) -> tuple[np.ndarray, list[tuple[int, bool]]]:
-        """Validate and shape [(id, readings (T, C))] -> batch (N, W, C) and (cycles used, padded)
-        per window. Raises WindowError naming the first bad window."""
+    ) -> tuple[np.ndarray, list[tuple[int, bool, int]]]:
+        """Validate and shape [(id, readings (T, C))] -> batch (N, W, C) and (cycles used, padded,
+        cycles sent) per window. Raises WindowError naming the first bad window."""
         prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
-        return np.stack([p[0] for p in prepared]), [(p[1], p[2]) for p in prepared]
+        return np.stack([p[0] for p in prepared]), [p[1:] for p in prepared]
+
+    def quality(self, window: np.ndarray, out: dict[str, np.ndarray], i: int, positions: np.ndarray) -> Quality:
+        """The quality of row i of a batch's outputs; `positions` label the window's rows."""
+        return self.explainer.assess(window, out["quality_flags"][i], float(out["ood_score"][i]), positions)
 
     def to_predictions(
-        self, ids: list[str | None], out: dict[str, np.ndarray], meta: list[tuple[int, bool]]
+        self,
+        ids: list[str | None],
+        out: dict[str, np.ndarray],
+        meta: list[tuple[int, bool, int]],
+        batch: np.ndarray,
     ) -> list[Prediction]:
-        """The graph's outputs for a prepared batch -> one Prediction per window, in order."""
+        """The graph's outputs for a prepared batch (N, W, C) -> one Prediction per window, in
+        order; a quality flag's cycles are positions in the readings sent."""
         states = self.card.health_states
         has_interval = "rul_lower" in out
         return [
@@ -172,21 +197,22 @@ class Predictor:
                 id=wid,
                 rul=float(out["rul"][i]),
                 rul_lower=float(out["rul_lower"][i]) if has_interval else None,
-                rul_upper=float(out["rul_upper"][i]) if has_interval else None,
+                rul_upper=upper_bound(out["rul_upper"][i]) if has_interval else None,
                 health_state=states[int(np.argmax(out["health_probs"][i]))],
                 health_probabilities={
                     s: float(v) for s, v in zip(states, out["health_probs"][i], strict=True)
                 },
                 cycles_used=cycles,
                 padded=padded,
+                quality=self.quality(batch[i], out, i, row_positions(self.window_length, n_cycles)),
             )
-            for i, (wid, (cycles, padded)) in enumerate(zip(ids, meta, strict=True))
+            for i, (wid, (cycles, padded, n_cycles)) in enumerate(zip(ids, meta, strict=True))
         ]
 
     def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
         """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
         batch, meta = self.prepare_batch(windows)
-        return self.to_predictions([wid for wid, _ in windows], self.run(batch), meta)
+        return self.to_predictions([wid for wid, _ in windows], self.run(batch), meta, batch)
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""

@@ -2,7 +2,7 @@
 
 import json
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -69,15 +69,37 @@ class PredictRequest(BaseModel):
     windows: list[Window] = Field(min_length=1)
 
 
+class QualityFlag(BaseModel):
+    column: str = Field(description="the input column, e.g. s_4 or setting_1")
+    check: str = Field(description="out_of_range | spike | stuck | unknown_condition (the first that fired)")
+    problem: str = Field(description="what is wrong, with the values involved")
+    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first); "
+                              "in scoring, the file's cycle numbers")  # fmt: skip
+
+
+class Quality(BaseModel):
+    status: Literal["ok", "degraded", "out_of_distribution"] = Field(
+        description="ok; degraded: a sensor the model reads was flagged and masked (replaced by its "
+        "estimate from the others); out_of_distribution: the window is not like the training data "
+        "(the RUL is still returned, and should not be trusted)"
+    )
+    flags: list[QualityFlag]
+    ood_score: float = Field(description="out-of-distribution score; above 1: not like the training data")
+
+
 class Prediction(BaseModel):
     id: str | None
     rul: float = Field(description="remaining useful life in cycles, >= 0")
-    rul_lower: float | None = Field(description="lower bound of the model's prediction interval")
-    rul_upper: float | None = Field(description="upper bound of the model's prediction interval")
+    rul_lower: float | None = Field(description="lower bound of the model's 90 % prediction interval")
+    rul_upper: float | None = Field(
+        description="upper bound of the interval; null when the model cannot bound the RUL from above "
+        "(near the training cap): the RUL is at least rul_lower"
+    )
     health_state: str = Field(description="normal | degrading | critical")
     health_probabilities: dict[str, float]
     cycles_used: int = Field(description="cycles of the window the model read")
     padded: bool = Field(description="true when the window was shorter than the model's and was padded")
+    quality: Quality = Field(description="how far to trust this answer")
 
 
 class PredictResponse(BaseModel):

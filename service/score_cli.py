@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="output file (.csv or .json); default: CSV on stdout")
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"], default="auto")
+    parser.add_argument("--reject-out-of-distribution", action="store_true",
+                        help="list out-of-distribution units as skipped instead of predicting them")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         predictor = Predictor.load(args.model, SessionConfig(args.providers))
@@ -38,9 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ModelLoadError, FleetFileError) as exc:
         sys.exit(f"rul-score: {exc}")
     with tqdm(total=len(fleet), unit="unit", desc=args.file.name, file=sys.stderr) as bar:
-        result = score_fleet(predictor, fleet, args.all_cycles, progress=bar.update)
+        result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution)
     for skipped in result.skipped:
         print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
+    for p in result.predictions:
+        if p.quality.status != "ok":
+            columns = ", ".join(f.column for f in p.quality.flags) or "no single column"
+            print(f"rul-score: unit {p.unit} is {p.quality.status} (flagged: {columns})", file=sys.stderr)
     if args.out and args.out.suffix == ".json":
         body = {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
         args.out.write_text(json.dumps(body) + "\n")

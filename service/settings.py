@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
     max_queue_delay_ms: float = 0.0
     max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
+    # true: a window whose quality status is out_of_distribution gets a 422 naming the window
+    # and the problem instead of an answer (predict and /v2 infer); false: answered and flagged
+    reject_out_of_distribution: bool = False
     cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(split_list)

@@ -1,7 +1,7 @@
 """The self-describing checkpoint and the raw-readings model it rebuilds.
 
 `ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in; RUL in cycles
-(clamped at 0), health probabilities and the interval bounds out. Evaluation uses the same
+(clamped at 0), health probabilities, the interval bounds and the input-quality outputs out. Evaluation uses the same
 module, so the numbers in a model card are those of the graph that ships.
 """
 
@@ -14,10 +14,12 @@ from torch import nn
 from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import PreprocessingStats, Preprocessor
+from training.quality import QualityCheck
 
 CHECKPOINT_FORMAT = "rul-checkpoint/2"
-# The graph's outputs in order (RawReadingsModel gives the first two).
-OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper")
+# The graph's outputs in order (RawReadingsModel gives the first two; a graph without input
+# checks, as rul-evaluate builds from one checkpoint, the first four).
+OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score")
 
 
 class RawReadingsModel(nn.Module):
@@ -40,19 +42,28 @@ class RawReadingsModel(nn.Module):
 
 
 class ServingGraph(nn.Module):
-    """What gets exported: the mean of one or more members' RUL and health probabilities, and
-    the calibrated interval on that mean. (B, W, 24) -> rul, health_probs, rul_lower, rul_upper."""
+    """What gets exported: the input checks, the mean of one or more members' RUL and health
+    probabilities (sensor columns the checks flag are masked in every member), and the
+    calibrated interval on that mean. (B, W, 24) -> rul, health_probs, rul_lower, rul_upper,
+    quality_flags (B, W, 24) int32, ood_score (B,)."""
 
-    def __init__(self, members: list[RawReadingsModel], interval: IntervalHead):
+    def __init__(self, members: list[RawReadingsModel], interval: IntervalHead, quality: QualityCheck | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.interval = interval
+        self.quality = quality
 
     def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = [member(readings) for member in self.members]
+        if self.quality is None:
+            flags, column_mask, ood_score = None, None, None
+        else:
+            flags, column_mask, ood_score = self.quality(readings)
+        outputs = [member(readings, column_mask) for member in self.members]
         rul = torch.stack([o[0] for o in outputs]).mean(0)  # (B,)
         probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)
-        return (rul, probs, *self.interval(rul))
+        if flags is None:
+            return (rul, probs, *self.interval(rul))
+        return (rul, probs, *self.interval(rul), flags, ood_score)
 
 
 def save_checkpoint(path: str | Path, model: DualTaskModel, facts: dict[str, Any]) -> None:

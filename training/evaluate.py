@@ -73,7 +73,10 @@ def protocol_metrics(
         metrics["interval_coverage_capped_truth"] = interval_coverage(
             np.minimum(true_rul, RUL_CAP), lower, upper
         )
-        metrics["interval_mean_width"] = float(np.mean(upper - lower))
+        closed = np.isfinite(upper)
+        # mean width of the closed intervals; open ones ("at least rul_lower") counted apart
+        metrics["interval_mean_width"] = float(np.mean(upper[closed] - lower[closed])) if closed.any() else 0.0
+        metrics["interval_open_share"] = float(np.mean(~closed))
     return metrics
 
 
@@ -138,7 +141,7 @@ def plot_units(path: Path, title: str, true_rul: np.ndarray, outputs: dict[str, 
     ax.fill_between(
         x,
         outputs["rul_lower"][order],
-        outputs["rul_upper"][order],
+        np.minimum(outputs["rul_upper"][order], 1.2 * max(float(true_rul.max()), RUL_CAP)),  # open: to the top
         color="tab:blue",
         alpha=0.18,
         step="mid",

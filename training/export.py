@@ -23,16 +23,19 @@ import onnxruntime as ort
 import torch
 
 from training.checkpoint import OUTPUT_NAMES, RawReadingsModel, ServingGraph, load_checkpoint
-from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, PADDING_RULE, RUL_CAP
-from training.data import Subset, load_subset
+from training.constants import HEALTH_STATES, INPUT_FEATURES, MIN_CYCLES, N_OPERATING_CONDITIONS, PADDING_RULE, RUL_CAP
+from training.data import Subset, Unit, load_subset
 from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows, torch_predict_fn
-from training.intervals import IntervalBands, IntervalHead, calibrate_bands
+from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
+from training.preprocessing import Preprocessor, fit_imputation
+from training.quality import CHECK_NAMES, QualityCheck, QualityStats, fit_quality
 from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
 
 CARD_FORMAT = "rul-model-card/1"
 PARITY_TOLERANCE_RUL = 1e-3  # cycles
 PARITY_TOLERANCE_PROBS = 1e-4
+PARITY_TOLERANCE_OOD = 1e-3  # relative
 
 
 def export_onnx(graph: ServingGraph, example: np.ndarray, path: Path) -> None:
@@ -62,19 +65,64 @@ def onnx_predict_fn(path: Path) -> PredictFn:
     return predict
 
 
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Max |a - b|, where equal infinities (an open upper bound) count as no difference."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    same_inf = np.isinf(a) & (a == b)
+    return float(np.max(np.where(same_inf, 0.0, np.abs(a - b)))) if a.size else 0.0
+
+
 def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) -> dict[str, float]:
-    """Max |torch - onnxruntime| per output on the same raw windows; raises if over tolerance."""
+    """Max |torch - onnxruntime| per output on the same raw windows; raises if over tolerance
+    (the quality flags must agree exactly, the OOD score to PARITY_TOLERANCE_OOD relative)."""
     expected, got = torch_fn(readings), onnx_fn(readings)
     parity: dict[str, float] = {"n_windows": len(readings)}
     for name in OUTPUT_NAMES:
-        parity[f"max_abs_diff_{name}"] = float(np.max(np.abs(expected[name] - got[name])))
+        parity[f"max_abs_diff_{name}"] = _max_abs_diff(expected[name], got[name])
     worst_rul = max(parity[f"max_abs_diff_{n}"] for n in ("rul", "rul_lower", "rul_upper"))
-    if worst_rul > PARITY_TOLERANCE_RUL or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS:
+    ood_scale = max(1.0, float(np.max(np.abs(expected["ood_score"]))))
+    if (
+        worst_rul > PARITY_TOLERANCE_RUL
+        or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS
+        or parity["max_abs_diff_quality_flags"] != 0
+        or parity["max_abs_diff_ood_score"] > PARITY_TOLERANCE_OOD * ood_scale
+    ):
         raise RuntimeError(
             f"ONNX parity check failed: {parity}; tolerances {PARITY_TOLERANCE_RUL} cycles "
-            f"and {PARITY_TOLERANCE_PROBS} probability"
+            f"and {PARITY_TOLERANCE_PROBS} probability, flags exact, OOD score {PARITY_TOLERANCE_OOD} relative"
         )
     return parity
+
+
+def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Copies of `windows` with one fault each, cycling through `columns` and the fault kinds
+    (dead at 0.0, x10 spike in the last cycle, stuck at the first value): parity of the input
+    checks and of masking, not only of clean windows."""
+    faulty = windows.copy()
+    for i, window in enumerate(faulty):
+        column, kind = columns[i % len(columns)], i % 3
+        if kind == 0:
+            window[:, column] = 0.0
+        elif kind == 1:
+            window[-1, column] *= 10.0
+        else:
+            window[:, column] = window[0, column]
+    return faulty
+
+
+def with_imputation(member: RawReadingsModel, checkpoint: dict, subset: Subset, data_dir: str | None) -> RawReadingsModel:
+    """A member from a checkpoint older than masking gets imputation weights fitted on its
+    own training units (and those pooled from other subsets), as rul-train fits them now."""
+    stats = member.preprocessor.stats
+    if stats.imputation is not None:
+        return member
+    ids = set(checkpoint["split"]["train_units"])
+    units: list[Unit] = [u for u in subset.train if u.unit_id in ids]
+    for name, extra_ids in checkpoint["split"].get("extra_train_units", {}).items():
+        wanted = set(extra_ids)
+        units += [u for u in load_subset(name, data_dir).train if u.unit_id in wanted]
+    member.preprocessor = Preprocessor(fit_imputation(units, stats))
+    return member
 
 
 def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
@@ -91,21 +139,27 @@ def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[Serv
             raise ValueError(f"{path} differs from {checkpoint_paths[0]} in subset, split or window length; "
                              "an ensemble's members must share them")  # fmt: skip
     subset = load_subset(first["train_config"]["subset"], data_dir)
-    if len(members) == 1:
+    members = [with_imputation(m, c, subset, data_dir) for m, c in zip(members, checkpoints, strict=True)]
+    window_length = first["window_length"]
+    quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
+                          first["preprocessing"]["feature_names"], window_length)  # fmt: skip
+    check = QualityCheck(quality, window_length)
+    if len(members) == 1 and first["interval"].get("open_above") is not None:
         bands = IntervalBands(**first["interval"])
-    else:
+    else:  # against the uncapped truth, open above the cap (intervals.py)
         predicted, truth, calibrated_on = calibration_windows(members, checkpoints, subset)
-        bands = calibrate_bands(
-            predicted, truth, first["interval"]["edges"], first["interval"]["nominal_coverage"], calibrated_on
-        )
-    return ServingGraph(members, IntervalHead(bands)).eval(), checkpoints, subset
+        bands = calibrate_uncapped(
+            predicted, truth, first["interval"]["edges"], first["interval"]["nominal_coverage"],
+            first["rul_cap"], calibrated_on,
+        )  # fmt: skip
+    return ServingGraph(members, IntervalHead(bands), check).eval(), checkpoints, subset
 
 
 def calibration_windows(
     members: list[RawReadingsModel], checkpoints: list[dict], subset: Subset
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(predicted RUL, truth capped at RUL_CAP, description) on windows of units that the
-    predicting network never trained on:
+    """(predicted RUL, true uncapped RUL, description) on windows of units that the
+    predicting network never trained on (a single network: its validation units):
     - members that share their validation units (a seed ensemble): the ensemble's mean on them;
     - members with disjoint validation units (a cross-validation ensemble): each member on its
       own fold, i.e. out-of-fold predictions over every training unit. These are single-network
@@ -116,9 +170,9 @@ def calibration_windows(
     by_id = {u.unit_id: u for u in subset.train}
     val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
     if all(v == val_sets[0] for v in val_sets):
-        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_sets[0])], window_length, RUL_CAP)
+        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_sets[0])], window_length, None)
         uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
-        calibrated_on = f"validation windows, truth capped at {RUL_CAP:g}"
+        calibrated_on = "validation windows, true uncapped RUL"
         return torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, calibrated_on
     n_units = len(set().union(*val_sets))
     if sum(len(v) for v in val_sets) != n_units:
@@ -126,11 +180,35 @@ def calibration_windows(
                          "from every member; use one split (seed ensemble) or disjoint folds")  # fmt: skip
     predicted, truth = [], []
     for member, val_ids in zip(members, val_sets, strict=True):
-        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_ids)], window_length, RUL_CAP)
+        x_val, y_val = stack_windows([by_id[i] for i in sorted(val_ids)], window_length, None)
         predicted.append(torch_predict_fn(member)(x_val)["rul"])
         truth.append(y_val)
-    calibrated_on = f"out-of-fold validation windows of {n_units} training units, truth capped at {RUL_CAP:g}"
+    calibrated_on = f"out-of-fold validation windows of {n_units} training units, true uncapped RUL"
     return np.concatenate(predicted), np.concatenate(truth), calibrated_on
+
+
+def quality_card(stats: QualityStats) -> dict[str, Any]:
+    """The card's account of the input checks: what is checked, the thresholds, how they were
+    calibrated, and the rule that turns the outputs into a status."""
+    return {
+        "checks": {
+            "out_of_range": "robust z-score |x - median| / (1.4826 MAD) of the cycle's operating condition "
+            "above range_z of the column",
+            "spike": "|robust z(t) - robust z(t-1)| above jump_z of the column",
+            "stuck": "the same value in stuck_run consecutive cycles (2 more than the longest run in training)",
+            "unknown_condition": "an operational setting farther than settings_z (scaled) from every "
+            "training operating condition",
+            "ood_score": "max(mean per-cycle squared Mahalanobis distance / C of the sensor z-scores, flagged "
+            "columns imputed, / mahalanobis_threshold; settings distance / settings_z)",
+        },
+        "bits": {name: bit for bit, name in CHECK_NAMES.items()},
+        "status_rule": "out_of_distribution if ood_score > 1 or more than max_masked checked columns are "
+        "flagged; else degraded if any checked column is flagged (it is masked: replaced by its estimate "
+        "from the other sensors in every member); else ok",
+        "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
+        "estimate from the unflagged sensors (weights fitted on each member's training units)",
+        **stats.to_dict(),
+    }
 
 
 def write_metadata(path: Path, card: dict[str, Any]) -> None:
@@ -153,9 +231,11 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
     first = checkpoints[0]
     config, window_length = first["train_config"], first["window_length"]
     test_windows, _ = last_windows(subset.test, window_length)
-    # Parity on the test windows plus training windows from every operating condition.
+    # Parity on the test windows, training windows from every operating condition, and
+    # faulty copies of the test windows (the checks and the masking they trigger).
     train_windows, _ = stack_windows(subset.train[:5], window_length, None)
-    parity_windows = np.concatenate([test_windows, train_windows[::7]])
+    checked = graph.quality.stats.column_index
+    parity_windows = np.concatenate([test_windows, train_windows[::7], faulty_copies(test_windows, checked)])
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,8 +259,13 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
             "rul": "cycles, >= 0, shape [batch]",
             "health_probs": "probabilities of health_states, shape [batch, 3]",
             "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
-            "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]",
+            "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]; +inf where "
+            "the interval is open above (predicted rul > interval.open_above): the RUL is at least rul_lower",
+            "quality_flags": "int32 bit set per cycle and column, shape [batch, window, 24]: "
+            + ", ".join(f"{bit} {name}" for bit, name in CHECK_NAMES.items()),
+            "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
         },
+        "quality": quality_card(graph.quality.stats),
         "health_states": list(HEALTH_STATES),
         "health_thresholds": first["health_thresholds"],
         "rul_cap": first["rul_cap"],
@@ -206,9 +291,10 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
         "metrics": {
             "test": {
                 **test_metrics,
-                "protocol": "last window of each test unit vs the uncapped "
-                f"true RUL of RUL_{config['subset']}.txt; rmse_all_windows_capped: every test "
-                "window vs the true RUL capped at 125",
+                "protocol": "last window of each test unit vs the true RUL of "
+                f"RUL_{config['subset']}.txt; headline rmse_capped_truth: truth capped at 125 (as "
+                "published results), rmse: uncapped; intervals judged against the uncapped truth; "
+                "rmse_all_windows_capped: every test window vs the true RUL capped at 125",
             },
             "validation": [c["metrics"]["validation"] for c in checkpoints],
         },

@@ -6,6 +6,13 @@ Mondrian (group-conditional) split conformal: the predicted RUL picks a band (th
 thresholds: <= 30, 31-80, > 80) and each band has its own half-width, the
 ceil((n+1)(1-alpha))-th smallest |residual| of the validation windows predicted in it
 (Vovk et al., "Algorithmic Learning in a Random World", 2005; Lei et al., JASA 2018).
+
+Intervals are promises about the engine, so they are calibrated against the true, uncapped
+RUL, per band with two one-sided conformal widths at 1 - alpha/2 each (below and above the
+prediction: the errors are far from symmetric once the truth is uncapped). A network trained
+on RUL capped at 125 cannot tell an engine with 130 cycles left from one with 300: where the
+calibrated upper bound would pass the cap (`open_above`), the interval is open above (upper
+bound +inf, "at least rul_lower") and its lower bound is one-sided at 1 - alpha.
 """
 
 from dataclasses import asdict, dataclass
@@ -28,9 +35,14 @@ def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
 @dataclass
 class IntervalBands:
     edges: list[float]  # band upper edges on the predicted RUL, e.g. [30, 80]: 3 bands
-    half_widths: list[float]  # one per band, cycles
+    half_widths: list[float]  # one per band: rul - lower of a closed interval, cycles
     nominal_coverage: float  # e.g. 0.9
     calibrated_on: str  # what the residuals were
+    # Since the open upper bound: per band upper - rul, and rul - lower of an open interval;
+    # an upper bound above open_above (the cap) is +inf. None: symmetric, never open (older).
+    upper_widths: list[float] | None = None
+    open_lower_widths: list[float] | None = None
+    open_above: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +56,7 @@ def band_index(rul: np.ndarray, edges: list[float]) -> np.ndarray:
 def calibrate_bands(
     predicted: np.ndarray, true: np.ndarray, edges: list[float], coverage: float, calibrated_on: str
 ) -> IntervalBands:
-    """Per-band split-conformal half-widths; a band with no calibration point borrows the
+    """Per-band symmetric split-conformal half-widths; a band with no calibration point borrows the
     half-width of all points together (never narrower than the data justifies)."""
     bands = band_index(predicted, edges)
     overall = conformal_half_width(predicted - true, coverage)
@@ -55,21 +67,67 @@ def calibrate_bands(
     return IntervalBands(list(map(float, edges)), widths, coverage, calibrated_on)
 
 
+def conformal_one_sided(scores: np.ndarray, level: float) -> float:
+    """The ceil((n + 1) * level)-th smallest score, at least 0 (the interval always holds the
+    prediction): P(score <= it) >= level for an exchangeable new point."""
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    rank = int(np.ceil((len(ordered) + 1) * level))
+    return max(float(ordered[min(rank, len(ordered)) - 1]), 0.0)
+
+
+def calibrate_uncapped(
+    predicted: np.ndarray, true: np.ndarray, edges: list[float], coverage: float, cap: float, calibrated_on: str
+) -> IntervalBands:
+    """Per band: lower and upper widths at 1 - alpha/2 each, and the one-sided lower width at
+    1 - alpha used when the upper bound passes `cap` and opens; `true` is the uncapped RUL.
+    A band with no calibration point borrows the widths of all points together."""
+    alpha = 1.0 - coverage
+    bands = band_index(predicted, edges)
+    widths: dict[str, list[float]] = {"lower": [], "upper": [], "open_lower": []}
+    for k in range(len(edges) + 1):
+        in_k = bands == k if np.any(bands == k) else np.ones(len(bands), dtype=bool)
+        below, above = predicted[in_k] - true[in_k], true[in_k] - predicted[in_k]
+        widths["lower"].append(conformal_one_sided(below, 1.0 - alpha / 2))
+        widths["upper"].append(conformal_one_sided(above, 1.0 - alpha / 2))
+        widths["open_lower"].append(conformal_one_sided(below, coverage))
+    return IntervalBands(
+        list(map(float, edges)), widths["lower"], coverage, calibrated_on,
+        widths["upper"], widths["open_lower"], float(cap),
+    )  # fmt: skip
+
+
 def interval_bounds(rul: np.ndarray, bands: IntervalBands) -> tuple[np.ndarray, np.ndarray]:
-    half = np.asarray(bands.half_widths)[band_index(rul, bands.edges)]
-    return np.maximum(rul - half, 0.0), rul + half
+    """(lower, upper) as the graph computes them; upper is +inf where the interval is open."""
+    band = band_index(rul, bands.edges)
+    lower_width = np.asarray(bands.half_widths)[band]
+    upper = rul + np.asarray(bands.upper_widths or bands.half_widths)[band]
+    if bands.open_above is not None and bands.open_lower_widths is not None:
+        is_open = upper > bands.open_above
+        upper = np.where(is_open, np.inf, upper)
+        lower_width = np.where(is_open, np.asarray(bands.open_lower_widths)[band], lower_width)
+    return np.maximum(rul - lower_width, 0.0), upper
 
 
 class IntervalHead(nn.Module):
-    """rul (B,) -> (lower (B,) >= 0, upper (B,)), the same arithmetic as `interval_bounds`."""
+    """rul (B,) -> (lower (B,) >= 0, upper (B,), +inf when open), as `interval_bounds`."""
 
     def __init__(self, bands: IntervalBands):
         super().__init__()
         self.bands = bands
         self.register_buffer("edges", torch.tensor(bands.edges))  # (E,)
-        self.register_buffer("half_widths", torch.tensor(bands.half_widths))  # (E + 1,)
+        self.register_buffer("lower_widths", torch.tensor(bands.half_widths))  # (E + 1,)
+        self.register_buffer("upper_widths", torch.tensor(bands.upper_widths or bands.half_widths))  # (E + 1,)
+        self.opens = bands.open_above is not None and bands.open_lower_widths is not None
+        if self.opens:
+            self.register_buffer("open_lower_widths", torch.tensor(bands.open_lower_widths))  # (E + 1,)
+            self.open_above = float(bands.open_above)
 
     def forward(self, rul: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         band = (rul.unsqueeze(-1) > self.edges).long().sum(-1)  # (B,)
-        half = self.half_widths[band]  # (B,)
-        return torch.clamp(rul - half, min=0.0), rul + half
+        lower_width = self.lower_widths[band]  # (B,)
+        upper = rul + self.upper_widths[band]  # (B,)
+        if self.opens:
+            is_open = upper > self.open_above
+            upper = torch.where(is_open, torch.full_like(rul, float("inf")), upper)
+            lower_width = torch.where(is_open, self.open_lower_widths[band], lower_width)
+        return torch.clamp(rul - lower_width, min=0.0), upper

@@ -139,6 +139,7 @@ class Preprocessor(nn.Module):
 
     def __init__(self, stats: PreprocessingStats):
         super().__init__()
+        self.stats = stats
         self.n_settings = len(SETTING_NAMES)
         self.register_buffer("feature_index", torch.tensor(stats.feature_index, dtype=torch.long))
         self.register_buffer("settings_scale", torch.tensor(stats.settings_scale))

@@ -115,7 +115,8 @@ def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | Non
     if start["train_config"]["subset"] != config.subset:
         raise ValueError(f"--init-from {config.init_from} was trained on {start['train_config']['subset']}, "
                          f"not {config.subset}")  # fmt: skip
-    for key in ("window_length", "sensors", "extra_train_subsets", "val_fraction", "split_seed", "folds", "fold"):
+    inherited = ("window_length", "sensors", "extra_train_subsets", "val_fraction", "split_seed", "folds", "fold")
+    for key in inherited:
         setattr(config, key, start["train_config"].get(key, getattr(config, key)))
     for key, value in start["model_config"].items():
         setattr(model_config, key, value)
@@ -131,14 +132,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     # Data: whole units split into training and validation; test units are not touched here.
     # Units pooled from other subsets (--extra-train-subsets) only ever train.
-    start = starting_point(config, model_config)
+    init = starting_point(config, model_config)
     window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
     subset = load_subset(config.subset, config.data_dir or None)
     if config.folds:
         train_units, val_units = fold_split(subset.train, config.folds, config.fold, config.split_seed)
     else:
         train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
-    if start and [u.unit_id for u in val_units] != start["split"]["validation_units"]:
+    if init and [u.unit_id for u in val_units] != init["split"]["validation_units"]:
         raise ValueError(f"--init-from {config.init_from}: its validation units differ from this split's")
     extra_units = {
         name: load_subset(name, config.data_dir or None).train
@@ -151,16 +152,16 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     h_train = health_labels(y_train)
 
     # Preprocessing statistics come from the training units only (with those pooled from other subsets).
-    if start:
-        stats = PreprocessingStats(**start["preprocessing"])
+    if init:
+        stats = PreprocessingStats(**init["preprocessing"])
         if stats.imputation is None:  # a checkpoint from before masking
             stats = fit_imputation(pooled_units, stats)
     else:
         stats = fit_preprocessing(pooled_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
-    if start:
-        model.load_state_dict(start["state_dict"])
+    if init:
+        model.load_state_dict(init["state_dict"])
     preprocessor = Preprocessor(stats)
     # The weights we validate and keep: an EMA of the trained ones, or the trained ones.
     kept = copy.deepcopy(model) if config.ema_decay else model
@@ -201,7 +202,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator) if config.mask_prob else None
+            mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator) if config.mask_prob else None  # fmt: skip
             x = preprocessor(xt[idx], mask)  # (B, W, F)
             if config.noise_std:
                 x = x + config.noise_std * torch.randn(x.shape, generator=generator)
