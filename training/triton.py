@@ -16,19 +16,24 @@ MAX_BATCH_SIZE = 1024
 MAX_QUEUE_DELAY_US = 2000  # wait up to 2 ms to gather a batch
 
 
-def _tensor(name: str, dims: list[int], reshape_to_scalar: bool = False) -> str:
+def _tensor(name: str, dims: list[int], reshape_to_scalar: bool = False, data_type: str = "TYPE_FP32") -> str:
     reshape = "\n    reshape: { shape: [ ] }" if reshape_to_scalar else ""
     dims_text = ", ".join(map(str, dims))
-    return f'  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {dims_text} ]{reshape}\n  }}'
+    return f'  {{\n    name: "{name}"\n    data_type: {data_type}\n    dims: [ {dims_text} ]{reshape}\n  }}'
 
 
 def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> str:
     """The Triton config: the batch axis is implicit (max_batch_size > 0), so dims omit it;
-    per-window scalars (rul, bounds) are [1] reshaped to [] to match the graph's [batch]."""
-    outputs = [
-        _tensor(name, [len(card["health_states"])]) if name == "health_probs" else _tensor(name, [1], True)
-        for name in card["outputs"]
-    ]
+    per-window scalars (rul, bounds, ood_score) are [1] reshaped to [] to match the graph's
+    [batch]; the input-quality flags are INT32 [window, 24]."""
+    outputs = []
+    for name in card["outputs"]:
+        if name == "health_probs":
+            outputs.append(_tensor(name, [len(card["health_states"])]))
+        elif name == "quality_flags":
+            outputs.append(_tensor(name, [card["window_length"], len(card["input_features"])], data_type="TYPE_INT32"))
+        else:
+            outputs.append(_tensor(name, [1], True))
     return (
         f'name: "{card["name"]}"\n'
         'backend: "onnxruntime"\n'

@@ -82,11 +82,13 @@ function sortedPredictions() {
 
 function render() {
   const rows = sortedPredictions();
-  const skipped = state.result.skipped.length ? `, ${state.result.skipped.length} skipped (too short)` : "";
+  const skipped = state.result.skipped.length ? `, ${state.result.skipped.length} skipped (see the API answer for why)` : "";
   $("fleet-summary").textContent = `— ${rows.length} units${skipped}`;
   const counts = { normal: 0, degrading: 0, critical: 0 };
   rows.forEach((p) => { counts[p.health_state] = (counts[p.health_state] || 0) + 1; });
   $("fleet-summary").textContent += ` · ${counts.critical} critical, ${counts.degrading} degrading, ${counts.normal} normal`;
+  const warned = rows.filter((p) => p.quality.status !== "ok").length;
+  if (warned) $("fleet-summary").textContent += ` · ⚠ ${warned} with input warnings`;
   const tbody = $("units").tBodies[0];
   tbody.replaceChildren(...rows.map(row));
   drawBars(rows);
@@ -108,14 +110,37 @@ function row(p) {
   const badge = document.createElement("span");
   badge.className = `badge ${p.health_state}`;
   badge.textContent = p.health_state;
-  const interval = p.rul_lower === null ? "–" : `${p.rul_lower.toFixed(1)} – ${p.rul_upper.toFixed(1)}`;
   const probs = p.health_probabilities;
-  tr.append(cell(String(p.unit)), cell(String(p.cycle)), cell(p.rul.toFixed(1)), cell(interval), cell("", badge),
-    cell(probs.normal.toFixed(3)), cell(probs.degrading.toFixed(3)), cell(probs.critical.toFixed(3)));
+  tr.append(cell(String(p.unit)), cell(String(p.cycle)), cell(p.rul.toFixed(1)), cell(intervalText(p)), cell("", badge),
+    cell(probs.normal.toFixed(3)), cell(probs.degrading.toFixed(3)), cell(probs.critical.toFixed(3)),
+    cell("", qualityCell(p.quality)));
   const open = () => showTrajectory(p.unit, tr);
   tr.addEventListener("click", open);
   tr.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } });
   return tr;
+}
+
+// rul_upper null: the model cannot bound the RUL from above (near its training cap).
+function intervalText(p) {
+  if (p.rul_lower === null) return "–";
+  return p.rul_upper === null ? `≥ ${p.rul_lower.toFixed(1)}` : `${p.rul_lower.toFixed(1)} – ${p.rul_upper.toFixed(1)}`;
+}
+
+// A warning badge and the flagged columns; each flag's sentence in the tooltip.
+function qualityCell(quality) {
+  const wrap = document.createElement("span");
+  const badge = document.createElement("span");
+  badge.className = `badge quality ${quality.status}`;
+  badge.textContent = quality.status === "ok" ? "ok" : `⚠ ${quality.status.replaceAll("_", " ")}`;
+  wrap.append(badge);
+  if (quality.flags.length) {
+    const columns = document.createElement("span");
+    columns.className = "flagged";
+    columns.textContent = ` ${quality.flags.map((f) => f.column).join(", ")}`;
+    wrap.append(columns);
+  }
+  wrap.title = quality.flags.map((f) => `${f.column}: ${f.problem}`).join("\n") || `ood_score ${quality.ood_score}`;
+  return wrap;
 }
 
 function el(name, attrs, text) {
@@ -160,6 +185,7 @@ function drawTrajectory(points) {
   const cycles = points.map((p) => p.cycle);
   const x0 = Math.min(...cycles), x1 = Math.max(...cycles, x0 + 1);
   const max = Math.max(130, ...points.map((p) => p.rul_upper ?? p.rul));
+  const top = (p) => (p.rul_upper === null ? max : p.rul_upper); // open above: to the top of the chart
   const x = (c) => left + ((c - x0) / (x1 - x0)) * (width - left - 10);
   const y = (v) => height - bottom - (v / max) * (height - bottom - 10);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -168,7 +194,7 @@ function drawTrajectory(points) {
     el("rect", { class: "band degrading", x: left, y: y(80), width: width - left - 10, height: y(30) - y(80) }),
   ];
   if (points[0].rul_lower !== null) {
-    const upper = points.map((p) => `${x(p.cycle)},${y(p.rul_upper)}`);
+    const upper = points.map((p) => `${x(p.cycle)},${y(top(p))}`);
     const lower = [...points].reverse().map((p) => `${x(p.cycle)},${y(p.rul_lower)}`);
     nodes.push(el("polygon", { class: "band interval", points: [...upper, ...lower].join(" ") }));
   }

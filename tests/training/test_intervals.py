@@ -6,7 +6,9 @@ from training.intervals import (
     IntervalHead,
     band_index,
     calibrate_bands,
+    calibrate_uncapped,
     conformal_half_width,
+    conformal_one_sided,
     interval_bounds,
 )
 from training.metrics import interval_coverage
@@ -59,3 +61,37 @@ def test_interval_head_matches_numpy_bounds():
     np.testing.assert_allclose(
         np.stack(interval_bounds(rul, bands)), np.stack([lower.numpy(), upper.numpy()])
     )
+
+
+def test_conformal_one_sided_is_the_finite_sample_quantile_and_never_negative():
+    assert conformal_one_sided(np.arange(1, 20, dtype=float), 0.9) == 18.0
+    assert conformal_one_sided(np.array([-5.0, -4.0, -3.0]), 0.5) == 0.0
+
+
+def capped_network_sample(rng, n):
+    """A network trained on RUL capped at 125: below the cap it tracks the truth with noise,
+    above it it says about 120 whatever the truth (up to 300)."""
+    true = rng.uniform(0, 300, n)
+    predicted = np.minimum(true, 120.0) + rng.normal(0, 4 + 0.08 * np.minimum(true, 125), n)
+    return np.clip(predicted, 0, None), true
+
+
+def test_uncapped_calibration_opens_above_the_cap_and_covers_the_uncapped_truth():
+    rng = np.random.default_rng(2)
+    bands = calibrate_uncapped(*capped_network_sample(rng, 8000), [30, 80], 0.9, 125.0, "synthetic")
+    predicted, true = capped_network_sample(rng, 80000)
+    lower, upper = interval_bounds(predicted, bands)
+    is_open = np.isinf(upper)
+    assert is_open[predicted > 110].all() and not is_open[predicted < 60].any()
+    assert 0.88 <= interval_coverage(true, lower, upper) <= 0.92
+    assert 0.87 <= interval_coverage(true[~is_open], lower[~is_open], upper[~is_open]) <= 0.95
+    assert np.all(upper[~is_open] <= 125.0)  # a closed upper bound never claims more than the cap
+
+
+def test_interval_head_matches_numpy_bounds_when_open():
+    bands = IntervalBands([30.0, 80.0], [4.0, 12.0, 25.0], 0.9, "test", [5.0, 15.0, 60.0], [3.0, 9.0, 20.0], 125.0)
+    rul = np.array([2.0, 30.0, 55.0, 100.0], dtype=np.float32)
+    lower, upper = IntervalHead(bands)(torch.from_numpy(rul))
+    np.testing.assert_allclose(lower.numpy(), [0.0, 26.0, 43.0, 80.0])  # open: the one-sided width 20
+    np.testing.assert_allclose(upper.numpy(), [7.0, 35.0, 70.0, np.inf])
+    np.testing.assert_allclose(np.stack(interval_bounds(rul, bands)), np.stack([lower.numpy(), upper.numpy()]))
