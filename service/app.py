@@ -94,7 +94,9 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
     predictions = predictor.to_predictions([w.id for w in body.windows], outputs, meta, batch)
     request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in predictions])
     if request.app.state.settings.reject_out_of_distribution:
-        refuse_out_of_distribution([(w.id, p.quality) for w, p in zip(body.windows, predictions, strict=True)])
+        refuse_out_of_distribution(
+            [(w.id, p.quality) for w, p in zip(body.windows, predictions, strict=True)]
+        )
     return PredictResponse.model_validate(
         {
             "model": predictor.card.name,

@@ -98,9 +98,9 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
         "inputs": [_tensor_metadata(card.input_name, [-1, card.window_length, len(card.input_features)])],
         "outputs": [_tensor_metadata(n, _output_shape(predictor, n)) for n in _output_names(predictor)],
         "parameters": {
-            "quality": "quality_flags: bit set per cycle and column (" + ", ".join(
-                f"{bit} {name}" for name, bit in (card.quality.bits.items() if card.quality else [])
-            ) + "); ood_score above 1: not like the training data; quality: the v1 API's quality "
+            "quality": "quality_flags: bit set per cycle and column ("
+            + ", ".join(f"{bit} {name}" for name, bit in (card.quality.bits.items() if card.quality else []))
+            + "); ood_score above 1: not like the training data; quality: the v1 API's quality "
             "object per window (status ok | degraded | out_of_distribution, flags, ood_score)",
             "rul_upper": "+inf (binary) or -1 (JSON data) where the interval is open above: the RUL is "
             "at least rul_lower",

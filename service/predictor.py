@@ -177,7 +177,9 @@ class Predictor:
         prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
         return np.stack([p[0] for p in prepared]), [p[1:] for p in prepared]
 
-    def quality(self, window: np.ndarray, out: dict[str, np.ndarray], i: int, positions: np.ndarray) -> Quality:
+    def quality(
+        self, window: np.ndarray, out: dict[str, np.ndarray], i: int, positions: np.ndarray
+    ) -> Quality:
         """The quality of row i of a batch's outputs; `positions` label the window's rows."""
         return self.explainer.assess(window, out["quality_flags"][i], float(out["ood_score"][i]), positions)
 

@@ -68,17 +68,22 @@ class QualityExplainer:
             low, high = center - self.checks.range_z[c] * scale, center + self.checks.range_z[c] * scale
             seen = _fmt(values[0]) if not np.ptp(values) else f"{_fmt(values.min())} to {_fmt(values.max())}"
             count = f"all {real}" if len(rows) == real else f"{len(rows)} of {real}"
-            return f"reads {seen} in {count} cycles; training range for this condition {_fmt(low)}–{_fmt(high)}"
+            return (
+                f"reads {seen} in {count} cycles; training range for this condition {_fmt(low)}–{_fmt(high)}"
+            )
         if check == "spike":
             first = int(rows[0])
             allowed = self.checks.jump_z[c] * scale
             more = f" ({len(rows)} such jumps)" if len(rows) > 1 else ""
             return (f"jumps from {_fmt(window[first - 1, column])} to {_fmt(window[first, column])} between "
-                    f"consecutive cycles{more}; training jumps at most {_fmt(allowed)} in this condition")  # fmt: skip
+                    f"consecutive cycles{more}; training jumps at most {_fmt(allowed)} "
+                    "in this condition")  # fmt: skip
         return (f"reads {_fmt(values[0])} in {len(rows)} consecutive cycles; in training it never repeats "
                 f"the same value {self.checks.stuck_run[c]} times in a row")  # fmt: skip
 
-    def assess(self, window: np.ndarray, flags: np.ndarray, ood_score: float, positions: np.ndarray) -> Quality:
+    def assess(
+        self, window: np.ndarray, flags: np.ndarray, ood_score: float, positions: np.ndarray
+    ) -> Quality:
         """window (W, 24) as the graph read it, flags (W, 24) int, positions (W,): the label of
         each row in the caller's terms, -1 for the front padding (never reported)."""
         real_rows = positions >= 0

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"], default="auto")
     parser.add_argument("--reject-out-of-distribution", action="store_true",
-                        help="list out-of-distribution units as skipped instead of predicting them")  # fmt: skip
+                        help="list out-of-distribution units as skipped, not predicted")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         predictor = Predictor.load(args.model, SessionConfig(args.providers))

@@ -154,7 +154,10 @@ def _withhold_out_of_distribution(result: FleetScore) -> None:
     refused = {p.unit for p in result.predictions if p.quality.status == OUT_OF_DISTRIBUTION}
     for p in result.predictions:
         if p.unit in refused:
-            why = "; ".join(f"{f.column} {f.problem}" for f in p.quality.flags[:3]) or "unlike the training data"
+            why = (
+                "; ".join(f"{f.column} {f.problem}" for f in p.quality.flags[:3])
+                or "unlike the training data"
+            )
             result.skipped.append({"unit": p.unit, "cycles": p.cycle, "reason": f"unit {p.unit} is out of "
                                    f"distribution (ood_score {p.quality.ood_score:g}): {why}"})  # fmt: skip
     result.predictions = [p for p in result.predictions if p.unit not in refused]

@@ -1,7 +1,8 @@
 """The self-describing checkpoint and the raw-readings model it rebuilds.
 
 `ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in; RUL in cycles
-(clamped at 0), health probabilities, the interval bounds and the input-quality outputs out. Evaluation uses the same
+(clamped at 0), health probabilities, the interval bounds and the input-quality outputs out.
+Evaluation uses the same
 module, so the numbers in a model card are those of the graph that ships.
 """
 
@@ -47,7 +48,9 @@ class ServingGraph(nn.Module):
     calibrated interval on that mean. (B, W, 24) -> rul, health_probs, rul_lower, rul_upper,
     quality_flags (B, W, 24) int32, ood_score (B,)."""
 
-    def __init__(self, members: list[RawReadingsModel], interval: IntervalHead, quality: QualityCheck | None = None):
+    def __init__(
+        self, members: list[RawReadingsModel], interval: IntervalHead, quality: QualityCheck | None = None
+    ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.interval = interval

@@ -75,7 +75,9 @@ def protocol_metrics(
         )
         closed = np.isfinite(upper)
         # mean width of the closed intervals; open ones ("at least rul_lower") counted apart
-        metrics["interval_mean_width"] = float(np.mean(upper[closed] - lower[closed])) if closed.any() else 0.0
+        metrics["interval_mean_width"] = (
+            float(np.mean(upper[closed] - lower[closed])) if closed.any() else 0.0
+        )
         metrics["interval_open_share"] = float(np.mean(~closed))
     return metrics
 
@@ -141,7 +143,9 @@ def plot_units(path: Path, title: str, true_rul: np.ndarray, outputs: dict[str, 
     ax.fill_between(
         x,
         outputs["rul_lower"][order],
-        np.minimum(outputs["rul_upper"][order], 1.2 * max(float(true_rul.max()), RUL_CAP)),  # open: to the top
+        np.minimum(
+            outputs["rul_upper"][order], 1.2 * max(float(true_rul.max()), RUL_CAP)
+        ),  # open: to the top
         color="tab:blue",
         alpha=0.18,
         step="mid",

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.constants import SUBSETS
+from training.constants import RUL_CAP, SUBSETS
 from training.evaluate import evaluate_checkpoint, evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.export import build_graph, calibration_windows
 from training.metrics import rmse
@@ -289,7 +289,8 @@ def evaluate_ensemble(paths: list[Path], data_dir: str) -> dict[str, float]:
     training unit, out of fold; the comparison the window rounds use) and the summed training
     time."""
     graph, checkpoints, subset = build_graph([str(p) for p in paths], data_dir)
-    held_out_rul, held_out_truth, _ = calibration_windows(list(graph.members), checkpoints, subset)
+    held_out_rul, held_out_truth, _, _ = calibration_windows(list(graph.members), checkpoints, subset)
+    held_out_truth = np.minimum(held_out_truth, RUL_CAP)  # the pooled RMSE is against the capped truth
     predict, window_length = torch_predict_fn(graph), checkpoints[0]["window_length"]
     metrics = evaluate_last_windows(predict, subset.test, window_length, checkpoints[0]["health_thresholds"])
     validation = [c["metrics"]["validation"]["rmse_all_windows_capped"] for c in checkpoints]

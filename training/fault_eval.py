@@ -97,12 +97,16 @@ class Served:
         positions = np.stack([row_positions(self.window_length, len(u)) for u in units])
         return windows, positions
 
-    def run(self, windows: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
+    def run(
+        self, windows: np.ndarray, positions: np.ndarray
+    ) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
         """(rul, qualities, rul_lower, rul_upper) as served."""
         names = ["rul", "rul_lower", "rul_upper", "quality_flags", "ood_score"]
         out = dict(zip(names, self.session.run(names, {"readings": windows}), strict=True))
         qualities = [
-            self.explainer.assess(windows[i], out["quality_flags"][i], float(out["ood_score"][i]), positions[i])
+            self.explainer.assess(
+                windows[i], out["quality_flags"][i], float(out["ood_score"][i]), positions[i]
+            )
             for i in range(len(windows))
         ]
         return out["rul"], qualities, out["rul_lower"], out["rul_upper"]
@@ -198,7 +202,8 @@ def tables_markdown(results: list[dict]) -> str:
             b, a = f["before_masking"], f["after_masking"]
             lines.append(
                 f"| {r['model']} | {name} | {f['column_flagged_share']:.1%} | {f['not_ok_share']:.1%} | "
-                f"{b['rmse_capped_truth']:.2f} → {a['rmse_capped_truth']:.2f} | {b['rmse']:.2f} → {a['rmse']:.2f} |"
+                f"{b['rmse_capped_truth']:.2f} → {a['rmse_capped_truth']:.2f} | "
+                f"{b['rmse']:.2f} → {a['rmse']:.2f} |"
             )
     lines += [
         "",
@@ -210,14 +215,17 @@ def tables_markdown(results: list[dict]) -> str:
     for r in results:
         for other, f in r["foreign"].items():
             lines.append(
-                f"| {r['model']} | {other} | {f['out_of_distribution_share']:.1%} | {f['not_ok_share']:.1%} | "
+                f"| {r['model']} | {other} | {f['out_of_distribution_share']:.1%} | "
+                f"{f['not_ok_share']:.1%} | "
                 f"{f['rmse_capped_truth']:.2f} | {f['rmse']:.2f} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--out", default="results/faults")

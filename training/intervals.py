@@ -75,21 +75,42 @@ def conformal_one_sided(scores: np.ndarray, level: float) -> float:
     return max(float(ordered[min(rank, len(ordered)) - 1]), 0.0)
 
 
+def weighted_conformal(scores: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The weighted form of `conformal_one_sided` (Tibshirani et al., "Conformal prediction
+    under covariate shift", NeurIPS 2019): the smallest score whose cumulative weight reaches
+    level, the level raised as ceil((n + 1) level) / n for the effective sample size n."""
+    order = np.argsort(scores, kind="stable")
+    s, w = np.asarray(scores, dtype=np.float64)[order], np.asarray(weights, dtype=np.float64)[order]
+    n_eff = w.sum() ** 2 / np.sum(w**2)
+    target = min(np.ceil((n_eff + 1) * level) / n_eff, 1.0)
+    index = int(np.searchsorted(np.cumsum(w) / w.sum(), target - 1e-12))
+    return max(float(s[min(index, len(s) - 1)]), 0.0)
+
+
 def calibrate_uncapped(
-    predicted: np.ndarray, true: np.ndarray, edges: list[float], coverage: float, cap: float, calibrated_on: str
+    predicted: np.ndarray,
+    true: np.ndarray,
+    edges: list[float],
+    coverage: float,
+    cap: float,
+    calibrated_on: str,
+    weights: np.ndarray | None = None,
 ) -> IntervalBands:
     """Per band: lower and upper widths at 1 - alpha/2 each, and the one-sided lower width at
     1 - alpha used when the upper bound passes `cap` and opens; `true` is the uncapped RUL.
-    A band with no calibration point borrows the widths of all points together."""
+    `weights` (one per calibration window, e.g. test-like: export.calibration_windows) make
+    the quantiles those of the weighted distribution. A band with no calibration point
+    borrows the widths of all points together."""
     alpha = 1.0 - coverage
     bands = band_index(predicted, edges)
+    weights = np.ones(len(predicted)) if weights is None else np.asarray(weights, dtype=np.float64)
     widths: dict[str, list[float]] = {"lower": [], "upper": [], "open_lower": []}
     for k in range(len(edges) + 1):
-        in_k = bands == k if np.any(bands == k) else np.ones(len(bands), dtype=bool)
-        below, above = predicted[in_k] - true[in_k], true[in_k] - predicted[in_k]
-        widths["lower"].append(conformal_one_sided(below, 1.0 - alpha / 2))
-        widths["upper"].append(conformal_one_sided(above, 1.0 - alpha / 2))
-        widths["open_lower"].append(conformal_one_sided(below, coverage))
+        in_k = bands == k if np.any(bands[weights > 0] == k) else weights > 0
+        below, above, w = predicted[in_k] - true[in_k], true[in_k] - predicted[in_k], weights[in_k]
+        widths["lower"].append(weighted_conformal(below, w, 1.0 - alpha / 2))
+        widths["upper"].append(weighted_conformal(above, w, 1.0 - alpha / 2))
+        widths["open_lower"].append(weighted_conformal(below, w, coverage))
     return IntervalBands(
         list(map(float, edges)), widths["lower"], coverage, calibrated_on,
         widths["upper"], widths["open_lower"], float(cap),
@@ -116,7 +137,9 @@ class IntervalHead(nn.Module):
         self.bands = bands
         self.register_buffer("edges", torch.tensor(bands.edges))  # (E,)
         self.register_buffer("lower_widths", torch.tensor(bands.half_widths))  # (E + 1,)
-        self.register_buffer("upper_widths", torch.tensor(bands.upper_widths or bands.half_widths))  # (E + 1,)
+        self.register_buffer(
+            "upper_widths", torch.tensor(bands.upper_widths or bands.half_widths)
+        )  # (E + 1,)
         self.opens = bands.open_above is not None and bands.open_lower_widths is not None
         if self.opens:
             self.register_buffer("open_lower_widths", torch.tensor(bands.open_lower_widths))  # (E + 1,)

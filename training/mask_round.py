@@ -1,7 +1,7 @@
 """Round 12's decision (RESULTS.md, "Round 12"): do networks fine-tuned with random sensor
 masking ship? The rule was fixed in training/experiments.py before the runs.
 
-    python -m training.mask_round --data-dir ../shared/data/cmapss --runs-dir runs/results --out results/mask-finetune
+    python -m training.mask_round --data-dir ../shared/data/cmapss --out results/mask-finetune
 
 Pairs every shipped network (experiments.SHIPPED_CHECKPOINTS) with its fine-tuned copy (the
 same training and validation units) and computes, for both, in the same way:
@@ -50,8 +50,8 @@ def validation_rmses(path: str, data_dir: str) -> tuple[float, float]:
 
 def paired(differences: list[float]) -> dict[str, float]:
     d = np.asarray(differences)
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "lower_on": int((d < 0).sum()),
-            "n": len(d)}  # fmt: skip
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean": float(d.mean()), "se": se, "lower_on": int((d < 0).sum()), "n": len(d)}
 
 
 def decide(data_dir: str, runs_dir: Path) -> dict:
@@ -60,7 +60,10 @@ def decide(data_dir: str, runs_dir: Path) -> dict:
     for subset, shipped_paths in SHIPPED_CHECKPOINTS.items():
         rows = []
         for k, shipped in enumerate(shipped_paths):
-            base, new = validation_rmses(shipped, data_dir), validation_rmses(str(tuned[(subset, k)]), data_dir)
+            base, new = (
+                validation_rmses(shipped, data_dir),
+                validation_rmses(str(tuned[(subset, k)]), data_dir),
+            )
             rows.append({"network": k, "shipped": shipped, "fine_tuned": str(tuned[(subset, k)]),
                          "clean": [base[0], new[0]], "masked": [base[1], new[1]]})  # fmt: skip
         clean = paired([r["clean"][1] - r["clean"][0] for r in rows])
@@ -83,14 +86,17 @@ def markdown(decision: dict) -> str:
         base_m, new_m = np.mean([r["masked"][0] for r in rows]), np.mean([r["masked"][1] for r in rows])
         lines.append(
             f"| {subset} | {len(rows)} | {base_c:.2f} → {new_c:.2f} | {c['mean']:+.2f} ± {c['se']:.2f} "
-            f"(lower on {c['lower_on']} of {c['n']}) | {base_m:.2f} → {new_m:.2f} | {m['mean']:+.2f} ± {m['se']:.2f} "
+            f"(lower on {c['lower_on']} of {c['n']}) | {base_m:.2f} → {new_m:.2f} | "
+            f"{m['mean']:+.2f} ± {m['se']:.2f} "
             f"(lower on {m['lower_on']} of {m['n']}) | {'yes' if d['adopt'] else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--runs-dir", default="runs/results", type=Path)
     parser.add_argument("--out", default="results/mask-finetune", type=Path)

@@ -32,7 +32,12 @@ from training.windows import split_by_unit, stack_windows
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
 OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION = 1, 2, 4, 8
-CHECK_NAMES = {OUT_OF_RANGE: "out_of_range", SPIKE: "spike", STUCK: "stuck", UNKNOWN_CONDITION: "unknown_condition"}
+CHECK_NAMES = {
+    OUT_OF_RANGE: "out_of_range",
+    SPIKE: "spike",
+    STUCK: "stuck",
+    UNKNOWN_CONDITION: "unknown_condition",
+}
 MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units
 MIN_Z = 4.0  # a threshold is never below this many robust standard deviations
 STUCK_EXTRA = 2  # stuck: a run this much longer than the longest run in training

@@ -115,8 +115,8 @@ def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | Non
     if start["train_config"]["subset"] != config.subset:
         raise ValueError(f"--init-from {config.init_from} was trained on {start['train_config']['subset']}, "
                          f"not {config.subset}")  # fmt: skip
-    inherited = ("window_length", "sensors", "extra_train_subsets", "val_fraction", "split_seed", "folds", "fold")
-    for key in inherited:
+    inherited = ("window_length", "sensors", "extra_train_subsets", "val_fraction", "split_seed", "folds")
+    for key in (*inherited, "fold"):
         setattr(config, key, start["train_config"].get(key, getattr(config, key)))
     for key, value in start["model_config"].items():
         setattr(model_config, key, value)
@@ -202,7 +202,9 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator) if config.mask_prob else None  # fmt: skip
+            mask = None
+            if config.mask_prob:
+                mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator)
             x = preprocessor(xt[idx], mask)  # (B, W, F)
             if config.noise_std:
                 x = x + config.noise_std * torch.randn(x.shape, generator=generator)

@@ -31,7 +31,9 @@ def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> 
         if name == "health_probs":
             outputs.append(_tensor(name, [len(card["health_states"])]))
         elif name == "quality_flags":
-            outputs.append(_tensor(name, [card["window_length"], len(card["input_features"])], data_type="TYPE_INT32"))
+            outputs.append(
+                _tensor(name, [card["window_length"], len(card["input_features"])], data_type="TYPE_INT32")
+            )
         else:
             outputs.append(_tensor(name, [1], True))
     return (

@@ -70,10 +70,15 @@ def test_predict_example_returns_rul_interval_and_health(client):
         "health_probabilities",
         "cycles_used",
         "padded",
+        "quality",
     }
+    assert first["quality"] == {"status": "ok", "flags": [], "ood_score": first["quality"]["ood_score"]}
+    assert 0 < first["quality"]["ood_score"] < 1
     assert list(first["health_probabilities"]) == ["normal", "degrading", "critical"]
     assert sum(first["health_probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert first["rul_lower"] <= first["rul"] <= first["rul_upper"]
+    # a healthy engine near the training cap: the interval is open above ("at least rul_lower")
+    assert first["rul_lower"] <= first["rul"] and first["rul_upper"] is None
+    assert second["rul_lower"] <= second["rul"] <= second["rul_upper"]
     assert first["cycles_used"] == 50 and first["padded"] is False
     # true RULs are 111 and 7: the model must tell a healthy engine from a failing one
     assert first["health_state"] == "normal" and second["health_state"] == "critical"
@@ -240,7 +245,8 @@ def test_score_csv_with_all_cycles(client, cmapss_dir):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
     assert lines[0].split(",") == ["unit", "cycle", "cycles_used", "padded", "rul", "rul_lower", "rul_upper",
-                                   "health_state", "p_normal", "p_degrading", "p_critical"]  # fmt: skip
+                                   "health_state", "p_normal", "p_degrading", "p_critical",
+                                   "quality_status", "ood_score", "flagged_columns"]  # fmt: skip
     assert len(lines) == 1 + 22 and lines[1].startswith("1,10,10,True,")
 
 

@@ -48,7 +48,13 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     import gzip
 
     fleet = tmp_path / "test_FD001.txt"
-    fleet.write_bytes(gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
+    text = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()).decode()
+    # unit 3's sensor 4 is dead: the table must say so
+    lines = [
+        " ".join(f[:8] + ["0.0"] + f[9:]) if f[0] == "3" else " ".join(f)
+        for f in map(str.split, text.splitlines())
+    ]
+    fleet.write_text("\n".join(lines) + "\n")
     with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))) as api:
         predictions = api.post("/v1/models/fd001/score", files={"file": ("f.txt", fleet.read_bytes())}).json()
     lowest = min(predictions["predictions"], key=lambda p: (p["rul"], p["unit"]))
@@ -64,6 +70,11 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     expect(first.nth(0)).to_have_text(str(lowest["unit"]))
     expect(first.nth(2)).to_have_text(f"{lowest['rul']:.1f}")
     expect(page.locator("#bars rect")).to_have_count(100)
+    faulty = page.locator("#units tbody tr[data-unit='3']")
+    expect(faulty.locator(".badge.quality")).to_have_text("⚠ degraded")
+    expect(faulty.locator(".flagged")).to_have_text(" s_4")
+    expect(page.locator("#units tbody .badge.quality.ok")).to_have_count(99)
+    expect(page.locator("#fleet-summary")).to_contain_text("⚠ 1 with input warnings")
 
     rows.nth(0).focus()  # keyboard: Enter opens the trajectory
     page.keyboard.press("Enter")

@@ -1,6 +1,7 @@
 """The Open Inference Protocol v2, through the official tritonclient[http] against a live
 uvicorn server on loopback, and its error shape through the TestClient."""
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -40,19 +41,32 @@ def test_health_and_metadata_through_tritonclient(client):
     assert client.get_server_metadata()["name"] == "rul-service"
     metadata = client.get_model_metadata("fd001")
     assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 50, 24]}]
-    assert [o["name"] for o in metadata["outputs"]] == ["rul", "health_probs", "rul_lower", "rul_upper"]
+    assert [o["name"] for o in metadata["outputs"]] == [
+        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "quality"
+    ]  # fmt: skip
     assert metadata["outputs"][1]["shape"] == [-1, 3]
+    assert metadata["outputs"][4] == {"name": "quality_flags", "datatype": "INT32", "shape": [-1, 50, 24]}
+    assert metadata["outputs"][6] == {"name": "quality", "datatype": "BYTES", "shape": [-1]}
+    assert "out_of_distribution" in metadata["parameters"]["quality"]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_infer_through_tritonclient_equals_the_predictor(client, expected, binary):
     readings = httpclient.InferInput("readings", list(WINDOWS.shape), "FP32")
     readings.set_data_from_numpy(WINDOWS, binary_data=binary)
-    names = ["rul", "health_probs", "rul_lower", "rul_upper"]
-    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in names]
+    names = ["rul", "health_probs", "rul_lower", "quality_flags", "ood_score"]
+    outputs = [
+        httpclient.InferRequestedOutput(n, binary_data=binary) for n in [*names, "rul_upper", "quality"]
+    ]
     result = client.infer("fd001", [readings], outputs=outputs, request_id="req-1")
     for name in names:
         np.testing.assert_array_equal(result.as_numpy(name), expected[name])
+    # rul_upper: +inf where the interval is open, as the graph gives it (binary); -1 in JSON
+    open_value = np.float32(np.inf) if binary else np.float32(-1.0)
+    upper = np.where(np.isfinite(expected["rul_upper"]), expected["rul_upper"], open_value)
+    np.testing.assert_array_equal(result.as_numpy("rul_upper"), upper)
+    qualities = [json.loads(q) for q in result.as_numpy("quality")]
+    assert [q["status"] for q in qualities] == ["ok", "ok"]
     assert result.get_response()["model_name"] == "fd001" and result.get_response()["id"] == "req-1"
 
 

@@ -89,9 +89,13 @@ def test_uncapped_calibration_opens_above_the_cap_and_covers_the_uncapped_truth(
 
 
 def test_interval_head_matches_numpy_bounds_when_open():
-    bands = IntervalBands([30.0, 80.0], [4.0, 12.0, 25.0], 0.9, "test", [5.0, 15.0, 60.0], [3.0, 9.0, 20.0], 125.0)
+    bands = IntervalBands(
+        [30.0, 80.0], [4.0, 12.0, 25.0], 0.9, "test", [5.0, 15.0, 60.0], [3.0, 9.0, 20.0], 125.0
+    )
     rul = np.array([2.0, 30.0, 55.0, 100.0], dtype=np.float32)
     lower, upper = IntervalHead(bands)(torch.from_numpy(rul))
     np.testing.assert_allclose(lower.numpy(), [0.0, 26.0, 43.0, 80.0])  # open: the one-sided width 20
     np.testing.assert_allclose(upper.numpy(), [7.0, 35.0, 70.0, np.inf])
-    np.testing.assert_allclose(np.stack(interval_bounds(rul, bands)), np.stack([lower.numpy(), upper.numpy()]))
+    np.testing.assert_allclose(
+        np.stack(interval_bounds(rul, bands)), np.stack([lower.numpy(), upper.numpy()])
+    )

@@ -1,0 +1,146 @@
+"""How far to trust each answer, through the API: a faulty sensor is flagged by name with a
+sentence that gives the values and the answer is 'degraded'; another engine type's window is
+'out_of_distribution' (or a 422 with RUL_REJECT_OUT_OF_DISTRIBUTION); the score endpoint,
+rul-score and /metrics carry the same."""
+
+import csv
+import gzip
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.quality import row_positions
+from service.schemas import EXAMPLE_REQUEST
+from service.score_cli import main as score_main
+from service.settings import Settings
+from tests.conftest import MODELS_DIR
+from training.data import load_subset
+
+HEALTHY = np.asarray(EXAMPLE_REQUEST["windows"][0]["readings"], dtype=np.float64)  # (50, 24)
+S_4, S_9, S_11 = 6, 11, 13  # raw column positions: 3 settings, then s_1 ...
+
+
+def predict(client, windows: list[np.ndarray], model: str = "fd001"):
+    body = {"windows": [{"id": f"w{i}", "readings": w.tolist()} for i, w in enumerate(windows)]}
+    return client.post(f"/v1/models/{model}/predict", json=body)
+
+
+def test_dead_sensor_is_flagged_by_name_with_its_values_and_masked(client):
+    dead = HEALTHY.copy()
+    dead[:, S_4] = 0.0
+    clean, faulty = predict(client, [HEALTHY, dead]).json()["predictions"]
+    quality = faulty["quality"]
+    assert quality["status"] == "degraded"
+    assert [f["column"] for f in quality["flags"]] == ["s_4"]
+    flag = quality["flags"][0]
+    assert flag["check"] == "out_of_range" and flag["cycles"] == list(range(50))
+    assert flag["problem"].startswith("reads 0 in all 50 cycles; training range for this condition 13")
+    # masked and estimated from the other sensors: the answer barely moves
+    assert abs(faulty["rul"] - clean["rul"]) < 5
+
+
+def test_spike_names_its_cycle_and_the_jump(client):
+    spike = HEALTHY.copy()
+    spike[-1, S_9] *= 10
+    (prediction,) = predict(client, [spike]).json()["predictions"]
+    (flag,) = prediction["quality"]["flags"]
+    assert flag["column"] == "s_9" and flag["cycles"] == [49]
+    assert f"reads {spike[-1, S_9]:.6g} in 1 of 50 cycles" in flag["problem"]
+    assert f"jumps from {spike[-2, S_9]:.6g} to {spike[-1, S_9]:.6g}" in flag["problem"]
+
+
+def test_stuck_sensor_is_flagged(client):
+    stuck = HEALTHY.copy()
+    stuck[:, S_11] = stuck[0, S_11]
+    (prediction,) = predict(client, [stuck]).json()["predictions"]
+    (flag,) = prediction["quality"]["flags"]
+    assert flag["column"] == "s_11" and flag["check"] == "stuck"
+    assert flag["problem"].startswith(f"reads {stuck[0, S_11]:.6g} in 50 consecutive cycles")
+
+
+def test_flag_cycles_are_positions_in_the_readings_sent(client):
+    long = np.concatenate([HEALTHY[:20], HEALTHY])  # 70 cycles: the model reads the last 50
+    long[-1, S_9] *= 10
+    short = HEALTHY[-20:].copy()  # padded to 50
+    short[-1, S_9] *= 10
+    flags = [p["quality"]["flags"][0]["cycles"] for p in predict(client, [long, short]).json()["predictions"]]
+    assert flags == [[69], [19]]
+
+
+def test_row_positions_label_the_window_rows_and_mark_padding():
+    np.testing.assert_array_equal(row_positions(5, 7), [2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(row_positions(5, 3), [-1, -1, 0, 1, 2])
+
+
+def test_another_engine_type_is_out_of_distribution_and_still_answered(client, cmapss_dir):
+    fd002 = load_subset("FD002", cmapss_dir).test[0].readings[-50:]
+    (prediction,) = predict(client, [fd002]).json()["predictions"]
+    quality = prediction["quality"]
+    assert quality["status"] == "out_of_distribution" and quality["ood_score"] > 1
+    assert {"setting_1", "setting_2", "setting_3"} <= {f["column"] for f in quality["flags"]}
+    assert "far from every training operating condition" in quality["flags"][0]["problem"]
+    assert prediction["rul"] >= 0
+
+
+def test_reject_mode_turns_out_of_distribution_into_422_naming_the_window(cmapss_dir):
+    fd002 = load_subset("FD002", cmapss_dir).test[0].readings[-50:]
+    with TestClient(
+        create_app(Settings(models_dir=MODELS_DIR, providers="cpu", reject_out_of_distribution=True))
+    ) as c:
+        assert predict(c, [HEALTHY]).status_code == 200
+        response = predict(c, [HEALTHY, fd002])
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail.startswith("window 1 (id 'w1') is out of distribution (ood_score ")
+        assert "setting_1 reads" in detail and "RUL_REJECT_OUT_OF_DISTRIBUTION" in detail
+
+
+def test_metrics_count_flagged_columns_and_out_of_distribution_windows(cmapss_dir):
+    dead = HEALTHY.copy()
+    dead[:, S_4] = 0.0
+    fd002 = load_subset("FD002", cmapss_dir).test[0].readings[-50:]
+    with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))) as c:
+        predict(c, [dead, dead, fd002, HEALTHY])
+        text = c.get("/metrics").text
+    assert 'rul_quality_flagged_windows_total{column="s_4",model="fd001",problem="out_of_range"} 3.0' in text
+    assert 'rul_out_of_distribution_windows_total{model="fd001"} 1.0' in text
+
+
+@pytest.fixture(scope="module")
+def faulty_fleet(cmapss_dir) -> bytes:
+    """test_FD001 with sensor 4 dead in unit 3."""
+    lines = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()).decode().splitlines()
+    out = []
+    for line in lines:
+        fields = line.split()
+        if fields[0] == "3":
+            fields[2 + S_4] = "0.0"
+        out.append(" ".join(fields))
+    return ("\n".join(out) + "\n").encode()
+
+
+def test_score_reports_quality_per_unit_in_json_and_csv(client, faulty_fleet):
+    body = client.post("/v1/models/fd001/score", files={"file": ("f.txt", faulty_fleet)}).json()
+    statuses = {p["unit"]: p["quality"]["status"] for p in body["predictions"]}
+    assert statuses[3] == "degraded" and sum(s != "ok" for s in statuses.values()) == 1
+    (flag,) = body["predictions"][2]["quality"]["flags"]
+    assert flag["column"] == "s_4" and flag["cycles"][-1] == body["predictions"][2]["cycle"]  # file cycles
+    text = client.post("/v1/models/fd001/score", files={"file": ("f.txt", faulty_fleet)},
+                       headers={"accept": "text/csv"}).text  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[2]["quality_status"] == "degraded" and rows[2]["flagged_columns"] == "s_4"
+    assert rows[0]["quality_status"] == "ok" and rows[0]["flagged_columns"] == ""
+
+
+def test_rul_score_writes_quality_columns_and_names_flagged_units(faulty_fleet, tmp_path, capsys):
+    fleet, out = tmp_path / "fleet.txt", tmp_path / "out.csv"
+    fleet.write_bytes(faulty_fleet)
+    score_main(
+        [str(fleet), "--model", str(MODELS_DIR / "fd001.onnx"), "--out", str(out), "--providers", "cpu"]
+    )
+    rows = list(csv.DictReader(out.open()))
+    assert [r["unit"] for r in rows if r["quality_status"] != "ok"] == ["3"]
+    assert "rul-score: unit 3 is degraded (flagged: s_4)" in capsys.readouterr().err
