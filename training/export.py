@@ -35,7 +35,7 @@ from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows
 from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality import CHECK_NAMES, QualityCheck, QualityStats, fit_quality
-from training.test_like import end_cycle_weights
+from training.test_like import window_weights
 from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
 
@@ -184,13 +184,11 @@ def calibration_windows(
     calibration covered 90.0 % of every window but 87.5 % test-like (RESULTS.md, round 12)."""
     window_length = checkpoints[0]["window_length"]
     by_id = {u.unit_id: u for u in subset.train}
-    test_lengths = np.array([len(u.readings) for u in subset.test])
 
     def windows(ids: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         units = [by_id[i] for i in sorted(ids)]
         x, y = stack_windows(units, window_length, None)
-        weights = [end_cycle_weights(len(u.readings), test_lengths, window_length) for u in units]
-        return x, y, np.concatenate(weights)
+        return x, y, window_weights(units, subset.test, window_length)
 
     val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
     if all(v == val_sets[0] for v in val_sets):

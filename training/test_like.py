@@ -54,6 +54,13 @@ def end_cycle_weights(unit_cycles: int, test_lengths: np.ndarray, window_length:
     return counts / counts.sum()
 
 
+def window_weights(units: list[Unit], test_units: list[Unit], window_length: int) -> np.ndarray:
+    """Test-like weights of every window `stack_windows` makes of `units`, in its order: each
+    unit sums to 1 (`end_cycle_weights`, from the test units' lengths alone)."""
+    test_lengths = np.array([len(u.readings) for u in test_units])
+    return np.concatenate([end_cycle_weights(len(u.readings), test_lengths, window_length) for u in units])
+
+
 def validation_errors(
     predict: PredictFn, units: list[Unit], window_length: int, test_lengths: np.ndarray
 ) -> dict[str, float]:

@@ -29,12 +29,13 @@ from training.constants import (
 )
 from training.data import load_subset
 from training.evaluate import torch_predict_fn
-from training.intervals import calibrate_bands
+from training.intervals import calibrate_uncapped
 from training.labels import health_labels
 from training.loss_weighting import METHODS, LossWeighting
 from training.metrics import rmse
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import PreprocessingStats, Preprocessor, fit_imputation, fit_preprocessing
+from training.test_like import window_weights
 from training.windows import fold_split, split_by_unit, stack_windows
 
 
@@ -237,11 +238,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     kept.load_state_dict(best_state)
     full.eval()
 
-    # Split-conformal interval per predicted-RUL band, calibrated on the validation windows.
+    # Split-conformal interval per predicted-RUL band against the true, uncapped RUL, open above
+    # the cap, on the validation windows weighted test-like (intervals.py, export.py).
     thresholds = {"critical_max": CRITICAL_MAX_RUL, "degrading_max": DEGRADING_MAX_RUL}
-    bands = calibrate_bands(
-        predict(x_val)["rul"], y_val, [CRITICAL_MAX_RUL, DEGRADING_MAX_RUL],
-        config.interval_coverage, f"validation windows, truth capped at {RUL_CAP:g}",
+    _, y_val_uncapped = stack_windows(val_units, window_length, None)
+    bands = calibrate_uncapped(
+        predict(x_val)["rul"], y_val_uncapped, [CRITICAL_MAX_RUL, DEGRADING_MAX_RUL],
+        config.interval_coverage, RUL_CAP, "validation windows, true uncapped RUL, test-like weights",
+        window_weights(val_units, subset.test, window_length),
     )  # fmt: skip
     facts = {
         "train_config": asdict(config),
