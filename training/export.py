@@ -72,11 +72,12 @@ def onnx_predict_fn(path: Path) -> PredictFn:
     return predict
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """Max |a - b|, where equal infinities (an open upper bound) count as no difference."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     same_inf = np.isinf(a) & (a == b)
-    return float(np.max(np.where(same_inf, 0.0, np.abs(a - b)))) if a.size else 0.0
+    with np.errstate(invalid="ignore"):  # inf - inf, masked just below
+        return float(np.max(np.where(same_inf, 0.0, np.abs(a - b)))) if a.size else 0.0
 
 
 def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) -> dict[str, float]:
@@ -85,7 +86,7 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
     expected, got = torch_fn(readings), onnx_fn(readings)
     parity: dict[str, float] = {"n_windows": len(readings)}
     for name in OUTPUT_NAMES:
-        parity[f"max_abs_diff_{name}"] = _max_abs_diff(expected[name], got[name])
+        parity[f"max_abs_diff_{name}"] = max_abs_diff(expected[name], got[name])
     worst_rul = max(parity[f"max_abs_diff_{n}"] for n in ("rul", "rul_lower", "rul_upper"))
     ood_scale = max(1.0, float(np.max(np.abs(expected["ood_score"]))))
     if (

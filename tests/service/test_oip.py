@@ -110,7 +110,8 @@ def test_unknown_model_error_reaches_tritonclient(client):
          "input 'readings' holds NaN or infinite values"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": "risk"}]},
-         "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper']"),
+         "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper', "
+         "'quality_flags', 'ood_score', 'quality']"),
     ],
 )  # fmt: skip
 def test_infer_errors_are_400_with_error_field(body, error):

@@ -27,11 +27,13 @@ def test_predict_equals_direct_session_run(predictor, window):
     (pred,) = predictor.predict([("w", window.tolist())])
     names = ["rul", "health_probs", "rul_lower", "rul_upper"]
     rul, probs, lower, upper = predictor.session.run(names, {"readings": window[None]})
-    assert (pred.rul, pred.rul_lower, pred.rul_upper) == (float(rul[0]), float(lower[0]), float(upper[0]))
+    assert np.isinf(upper[0]) and pred.rul_upper is None  # a healthy engine: open above, "at least rul_lower"
+    assert (pred.rul, pred.rul_lower) == (float(rul[0]), float(lower[0]))
     assert list(pred.health_probabilities.values()) == [float(p) for p in probs[0]]
     assert pred.health_state == ["normal", "degrading", "critical"][int(np.argmax(probs[0]))]
     assert pred.cycles_used == 50 and pred.padded is False
-    assert pred.rul_lower <= pred.rul <= pred.rul_upper
+    assert pred.rul_lower <= pred.rul
+    assert pred.quality.status == "ok" and pred.quality.flags == []
 
 
 def test_longer_window_uses_its_last_window_length_cycles(predictor, window):

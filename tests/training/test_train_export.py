@@ -12,10 +12,11 @@ from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_grap
 from training.data import load_subset
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.experiments import evaluate_ensemble
-from training.export import PARITY_TOLERANCE_RUL, export, sha256_of
-from training.intervals import calibrate_bands
+from training.export import PARITY_TOLERANCE_RUL, build_graph, export, faulty_copies, max_abs_diff, sha256_of
+from training.intervals import calibrate_uncapped
 from training.model import ModelConfig
 from training.preprocessing import fit_preprocessing
+from training.test_like import window_weights
 from training.train import TrainConfig, extra_subset_names, main, train
 from training.windows import last_windows, stack_windows
 
@@ -44,6 +45,7 @@ def test_checkpoint_describes_itself(trained):
     assert checkpoint["model_config"]["lstm_hidden"] == 8
     assert checkpoint["interval"]["nominal_coverage"] == 0.9
     assert checkpoint["interval"]["edges"] == [30.0, 80.0] and len(checkpoint["interval"]["half_widths"]) == 3
+    assert checkpoint["interval"]["open_above"] == 125.0 and len(checkpoint["interval"]["upper_widths"]) == 3
     assert len(checkpoint["history"]) == 2
     assert len(checkpoint["split"]["validation_units"]) == 20
     assert checkpoint["metrics"]["validation"]["rmse_all_windows_capped"] > 0
@@ -67,8 +69,8 @@ def test_export_parity_torch_vs_onnxruntime_on_raw_windows(trained, exported, cm
     session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
     expected = torch_predict_fn(graph)(windows)
     got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": windows}), strict=True))
-    for name in ("rul", "rul_lower", "rul_upper"):
-        assert np.max(np.abs(got[name] - expected[name])) <= 1e-3
+    for name in ("rul", "rul_lower", "rul_upper"):  # an open upper bound is +inf in both
+        assert max_abs_diff(got[name], expected[name]) <= 1e-3
     assert np.max(np.abs(got["health_probs"] - expected["health_probs"])) <= 1e-4
     single = session.run(["rul"], {"readings": windows[:1]})[0]
     assert abs(float(single[0]) - float(expected["rul"][0])) <= 1e-3
@@ -92,7 +94,35 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     assert inp.name == "readings"
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [30, 24]
-    assert [o.name for o in model.graph.output] == ["rul", "health_probs", "rul_lower", "rul_upper"]
+    assert [o.name for o in model.graph.output] == [
+        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score"
+    ]  # fmt: skip
+    assert set(card["outputs"]) == {o.name for o in model.graph.output}
+    quality = card["quality"]
+    assert quality["bits"] == {"out_of_range": 1, "spike": 2, "stuck": 4, "unknown_condition": 8}
+    assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
+    assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
+    assert card["parity"]["max_abs_diff_quality_flags"] == 0
+
+
+def test_checks_and_masking_agree_between_pytorch_and_onnxruntime_on_faulty_windows(
+    trained, exported, cmapss_dir
+):
+    out_dir, _ = exported
+    graph, _, subset = build_graph([str(trained[0])], str(cmapss_dir))
+    windows, _ = last_windows(subset.test, 30)
+    faulty = faulty_copies(windows, graph.quality.stats.column_index)
+    expected = torch_predict_fn(graph)(faulty)
+    session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": faulty}), strict=True))
+    np.testing.assert_array_equal(got["quality_flags"], expected["quality_flags"])
+    assert (got["quality_flags"] != 0).any(axis=(1, 2)).all()  # every copy has its fault flagged
+    for name in ("rul", "rul_lower", "rul_upper"):
+        assert max_abs_diff(got[name], expected[name]) <= 1e-3
+    np.testing.assert_allclose(got["ood_score"], expected["ood_score"], rtol=1e-3, atol=1e-4)
+    # masked: the faulty column barely moves the answer, where the raw fault would move it far
+    clean = torch_predict_fn(graph)(windows)["rul"]
+    assert np.mean(np.abs(got["rul"] - clean)) < 2.0
 
 
 def test_card_test_metrics_equal_torch_evaluation(trained, exported, cmapss_dir):
@@ -217,19 +247,27 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
     card = export(paths, "cv", "0.0.1", str(tmp_path), str(cmapss_dir))
     assert card["ensemble"]["folds"] == [0, 1] and card["ensemble"]["seeds"] == [0, 1]
     assert card["interval"]["calibrated_on"] == (
-        "out-of-fold validation windows of 40 training units, truth capped at 125"
+        "out-of-fold validation windows of 40 training units, true uncapped RUL, test-like weights"
     )
-    # The half-widths are those of each member's own errors on the fold it did not train on.
+    # The widths are those of each member's own errors on the fold it did not train on, against
+    # the uncapped truth, each window weighted test-like.
     subset = load_subset("FD001", cmapss_dir)
-    predicted, truth = [], []
+    predicted, truth, weights = [], [], []
     for path in paths:
         member, checkpoint = load_checkpoint(path)
         val_ids = set(checkpoint["split"]["validation_units"])
-        x_val, y_val = stack_windows([u for u in subset.train if u.unit_id in val_ids], 30, 125.0)
+        units = [u for u in subset.train if u.unit_id in val_ids]
+        x_val, y_val = stack_windows(units, 30, None)
         predicted.append(torch_predict_fn(member)(x_val)["rul"])
         truth.append(y_val)
-    bands = calibrate_bands(np.concatenate(predicted), np.concatenate(truth), [30.0, 80.0], 0.9, "")
+        weights.append(window_weights(units, subset.test, 30))
+    predicted_all, truth_all = np.concatenate(predicted), np.concatenate(truth)
+    bands = calibrate_uncapped(
+        predicted_all, truth_all, [30.0, 80.0], 0.9, 125.0, "", np.concatenate(weights)
+    )
     np.testing.assert_allclose(card["interval"]["half_widths"], bands.half_widths, rtol=1e-5)
+    np.testing.assert_allclose(card["interval"]["upper_widths"], bands.upper_widths, rtol=1e-5)
+    truth = [np.minimum(t, 125.0) for t in truth]  # the pooled validation RMSE: capped truth
     # training.experiments evaluates the same ensemble in PyTorch: the card's (ONNX) test metrics.
     metrics = evaluate_ensemble([Path(p) for p in paths], str(cmapss_dir))
     checked = ("rmse", "rmse_capped_truth", "health_accuracy", "interval_coverage", "rmse_all_windows_capped")
