@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -244,6 +245,45 @@ async def score(
     )
 
 
+def _location(loc: tuple[int | str, ...]) -> str:
+    """("body", "windows", 0, "readings") -> "windows[0].readings"."""
+    text = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "the request body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """A request that does not fit the schema: one bounded sentence that names where and what
+    (never the whole input echoed back), in the path's error shape; 400 for malformed JSON,
+    415 for a body sent as another content type."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    content_type = request.headers.get("content-type", "none")
+    if tuple(first.get("loc", ())) == ("body",) and "json" not in content_type:
+        status, sentence = (
+            415,
+            f"the request body must be JSON (Content-Type: application/json); got {content_type}",
+        )
+    elif first.get("type") == "json_invalid":
+        reason = first.get("ctx", {}).get("error", "")
+        status, sentence = 400, f"the request body is not valid JSON{f': {reason}' if reason else ''}"
+    elif tuple(first.get("loc", ())) == ("body",):
+        status, sentence = (
+            422,
+            f"the request body must be a JSON object; got {type(first.get('input')).__name__}",
+        )
+    else:
+        got = f" (got {first['input']!r:.60})" if first.get("type", "").endswith("_type") else ""
+        more = f"; and {len(errors) - 1} more problems" if len(errors) > 1 else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        status, sentence = 422, f"{_location(tuple(first['loc']))}: {message}{got}{more}"
+    sentence = sentence[:500].encode("utf-8", "backslashreplace").decode("utf-8")
+    key = "error" if request.url.path.startswith("/v2") else "detail"
+    return JSONResponse({key: sentence}, status_code=status)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's {"detail": ...} everywhere but under /v2, where the Open Inference Protocol
     wants {"error": ...}."""
@@ -289,6 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oip.health)
     app.include_router(oip.api)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     # add_middleware wraps what is there: the last added runs first on a request
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.batcher import QueueFull
 from service.predictor import Predictor, window_label
 from service.quality import OUT_OF_DISTRIBUTION, Quality
+from service.security import has_valid_key
 
 
 async def loaded_models(request: Request) -> dict[str, Predictor]:
@@ -49,11 +50,19 @@ async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -
 
 
 def not_ready_reason(request: Request) -> str | None:
-    """Why the service is not ready (a model failed or none is loaded), or None when it is."""
+    """Why the service is not ready (a model failed or none is loaded), or None when it is.
+    With API keys set, a caller without a valid key gets the category only; the details
+    (file names, paths, load errors) need a key."""
     errors: dict[str, str] = request.app.state.load_errors
-    if errors or not request.app.state.models:
-        return "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
-    return None
+    if not errors and request.app.state.models:
+        return None
+    if request.app.state.settings.api_keys and not has_valid_key(request):
+        if not errors:
+            return "models not loaded yet"
+        failed = [name for name in errors if name != "*"]
+        category = f"{len(failed)} model(s) failed to load" if failed else "no model is loaded"
+        return f"{category} (send an API key for the details)"
+    return "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
 
 
 Models = Annotated[dict[str, Predictor], Depends(loaded_models)]

@@ -15,10 +15,15 @@ from fastapi.routing import APIRoute
 
 
 def loads(data: bytes) -> Any:
+    """Raises ValueError (json.JSONDecodeError included) for anything that is not JSON, also
+    JSON nested too deeply for the standard library's recursive parser."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
 
 
 class FastJSONRequest(Request):

@@ -81,6 +81,23 @@ def _check_finite(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
     return rows
 
 
+# Unit numbers fit an int32; cycle numbers are kept exactly in float32 up to 2**24.
+LIMITS = {"unit": 2**31 - 1, "cycle": 2**24}
+
+
+def _check_numbers(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
+    """Unit and cycle numbers must be whole numbers from 0 to their limit; the error names
+    the first line that breaks the rule."""
+    for column, name in enumerate(("unit", "cycle")):
+        values = rows[:, column]
+        bad = np.flatnonzero((values != np.round(values)) | (values < 0) | (values > LIMITS[name]))
+        if len(bad):
+            line, value = chunk[bad[0]][0], values[bad[0]]
+            raise FleetFileError(f"line {line}: the {name} number is {value:g}; it must be a whole number "
+                                 f"from 0 to {LIMITS[name]}")  # fmt: skip
+    return rows
+
+
 def _csv_order(header: str) -> list[int]:
     names = [h.strip().strip('"').lower() for h in header.split(",")]
     missing = [c for c in COLUMNS if c not in names]
@@ -112,11 +129,8 @@ def read_fleet(raw: BinaryIO, chunk_lines: int = CHUNK_LINES) -> dict[int, tuple
     parts: dict[int, list[np.ndarray]] = {}
 
     def flush(chunk: list[tuple[int, str]]) -> None:
-        rows = _parse_chunk(chunk, sep, order)
+        rows = _check_numbers(_parse_chunk(chunk, sep, order), chunk)
         units = rows[:, 0]
-        if np.any(units != np.round(units)) or np.any(units < 0):
-            raise FleetFileError(f"a unit number between lines {chunk[0][0]} and {chunk[-1][0]} "
-                                 "is not a non-negative integer")  # fmt: skip
         for unit in np.unique(units).astype(int):
             parts.setdefault(int(unit), []).append(rows[units == unit][:, 1:].astype(np.float32))
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from service import fast_json
 from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
@@ -127,15 +128,81 @@ def _check_version(predictor: Predictor, model_version: str) -> None:
         )
 
 
+class _Parameters(BaseModel):
+    """Open Inference Protocol parameters: an object; the ones we act on are typed strictly."""
+
+    model_config = ConfigDict(extra="allow")
+
+    binary_data_size: StrictInt | None = Field(default=None, ge=0)
+    binary_data: StrictBool | None = None
+    binary_data_output: StrictBool | None = None
+
+
+class _InputTensor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr
+    datatype: StrictStr
+    shape: list[StrictInt]
+    data: list[Any] | None = None
+    parameters: _Parameters | None = None
+
+
+class _RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr
+    parameters: _Parameters | None = None
+
+
+class _InferRequest(BaseModel):
+    """The structure of an inference request, checked before any of it is used, so that a
+    malformed request is a 400 that says what is wrong, never a 500."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr | None = None
+    inputs: list[_InputTensor]
+    outputs: list[_RequestedOutput] | None = None
+    parameters: _Parameters | None = None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the request"
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    message = error["msg"].split(" or instance of ")[0]  # not our class names
+    return f"{where}: {message}{more}"
+
+
 def _split_body(request_body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
     """The JSON inference request and the binary tensor bytes after it (if any)."""
     try:
         if header_length is None:
             return fast_json.loads(request_body), b""
         n = int(header_length)
+        if not 0 <= n <= len(request_body):
+            raise ValueError(f"{HEADER_LENGTH} is {n}; the body has {len(request_body)} bytes")
         return fast_json.loads(request_body[:n]), request_body[n:]
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
+
+
+def _checked_request(body: dict[str, Any]) -> dict[str, Any]:
+    """`body`, once its structure has been checked (400 otherwise). The tensors' `data` lists
+    are left out of the check (numpy reads them, _input_tensor), so that a large JSON tensor
+    is not walked twice."""
+    inputs = body.get("inputs")
+    if isinstance(inputs, list):
+        inputs = [
+            {**t, "data": []} if isinstance(t, dict) and isinstance(t.get("data"), list) else t
+            for t in inputs
+        ]
+    try:
+        _InferRequest.model_validate({**body, "inputs": inputs})
+    except ValidationError as exc:
+        raise HTTPException(400, f"the inference request is malformed: {_first_problem(exc)}") from None
+    return body
 
 
 def _input_tensor(request: dict[str, Any], binary: bytes, predictor: Predictor) -> np.ndarray:
@@ -217,6 +284,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     body, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
+    body = _checked_request(body)
     batch = _input_tensor(body, binary, predictor)
     requested = [str(o.get("name")) for o in body.get("outputs") or [] if isinstance(o, dict)]
     requested = requested or _output_names(predictor)

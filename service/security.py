@@ -1,9 +1,11 @@
 """Request safety: optional API keys and a request-body size limit.
 
 - API keys (RUL_API_KEYS, comma-separated): every /v1 route needs `Authorization: Bearer
-  <key>` or `X-API-Key: <key>`; missing -> 401, not accepted -> 403. Keys are compared in
+  <key>` or `X-API-Key: <key>` (whitespace around the key trimmed in both; the Authorization
+  header wins when both are sent); missing -> 401, not accepted -> 403. Keys are compared in
   constant time (hmac.compare_digest) against every configured key, so the answer time does
-  not tell how much of a guess was right. Health, docs and metrics stay open.
+  not tell how much of a guess was right. Health, docs and metrics stay open; /health/ready
+  tells a caller without a key why it is not ready only by category.
 - Body limit (RUL_MAX_BODY_BYTES): a declared Content-Length over the limit is refused before
   reading; a chunked body is counted as it arrives and refused once it passes the limit.
 """
@@ -17,10 +19,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def _presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return request.headers.get("x-api-key")
+    """The key a request presents, surrounding whitespace trimmed the same way in both
+    headers. `Authorization: Bearer <key>` wins when both headers are sent."""
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def _accepted(presented: str, keys: list[str]) -> bool:
+    accepted = False
+    for key in keys:  # no early exit: the time taken does not depend on which key matched
+        accepted |= hmac.compare_digest(presented.encode(), key.encode())
+    return accepted
+
+
+def has_valid_key(request: Request) -> bool:
+    """Whether the request presents one of the configured keys (False when none are set)."""
+    keys: list[str] = request.app.state.settings.api_keys
+    presented = _presented_key(request)
+    return bool(keys and presented and _accepted(presented, keys))
 
 
 async def require_api_key(request: Request) -> None:
@@ -35,10 +53,7 @@ async def require_api_key(request: Request) -> None:
             "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    accepted = False
-    for key in keys:  # no early exit: the time taken does not depend on which key matched
-        accepted |= hmac.compare_digest(presented.encode(), key.encode())
-    if not accepted:
+    if not _accepted(presented, keys):
         raise HTTPException(403, "API key not accepted")
 
 

@@ -62,8 +62,11 @@ def test_csv_with_header_in_any_column_order_matches_text():
         (_row(1, 1) + "\n" + _row(1, 1), "unit 1 has the same cycle number twice"),
         (
             _row(1, 1).replace("1 1 ", "1.5 1 ", 1),
-            "a unit number between lines 1 and 1 is not a non-negative integer",
+            "line 1: the unit number is 1.5; it must be a whole number from 0 to 2147483647",
         ),
+        (_row(1, 1) + "\n" + _row(1, 1).replace("1 1 ", "1e19 1 ", 1), "line 2: the unit number is 1e+19"),
+        (_row(1, 1).replace("1 1 ", "9223372036854775808 1 ", 1), "line 1: the unit number is 9.22337e+18"),
+        (_row(1, 1).replace("1 1 ", "1 1e300 ", 1), "line 1: the cycle number is 1e+300; it must be a whole"),
         ("unit,cycle,setting_1\n1,1,0.1", "the CSV header lacks setting_2, setting_3, s_1"),
         ("1,2,3\n", "the CSV file has no header"),
         (HEADER + "\n", "the file holds a header but no readings"),
