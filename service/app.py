@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -259,7 +259,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     415 for a body sent as another content type."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
     content_type = request.headers.get("content-type", "none")
     if tuple(first.get("loc", ())) == ("body",) and "json" not in content_type:
         status, sentence = (
@@ -267,7 +267,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             f"the request body must be JSON (Content-Type: application/json); got {content_type}",
         )
     elif first.get("type") == "json_invalid":
-        reason = first.get("ctx", {}).get("error", "")
+        reason = (first.get("ctx") or {}).get("error", "")
         status, sentence = 400, f"the request body is not valid JSON{f': {reason}' if reason else ''}"
     elif tuple(first.get("loc", ())) == ("body",):
         status, sentence = (
@@ -275,7 +275,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             f"the request body must be a JSON object; got {type(first.get('input')).__name__}",
         )
     else:
-        got = f" (got {first['input']!r:.60})" if first.get("type", "").endswith("_type") else ""
+        got = f" (got {first['input']!r:.60})" if str(first.get("type", "")).endswith("_type") else ""
         more = f"; and {len(errors) - 1} more problems" if len(errors) > 1 else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         status, sentence = 422, f"{_location(tuple(first['loc']))}: {message}{got}{more}"
