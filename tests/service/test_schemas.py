@@ -29,9 +29,17 @@ def test_what_is_not_a_number_is_named_by_cycle_and_column(readings, message):
         Window.model_validate({"readings": readings})
 
 
-def test_uneven_rows_and_non_finite_values_go_on_to_the_predictor_as_lists():
-    """The predictor knows the model's columns and names these problems (tests/service/test_app.py)."""
+def test_uneven_rows_and_non_finite_values_go_on_to_the_predictor():
+    """The predictor knows the model's columns and names these problems (tests/service/test_app.py):
+    uneven rows go on as lists, a table with NaN or infinite values as a float32 array."""
     assert Window.model_validate({"readings": [[1.0, 2.0], [1.0]]}).readings == [[1.0, 2.0], [1.0]]
     nan = Window.model_validate({"readings": [["NaN", 1.0]]}).readings
-    assert isinstance(nan, list) and np.isnan(nan[0][0])
-    assert Window.model_validate({"readings": [[1e300, 1.0]]}).readings == [[1e300, 1.0]]
+    assert nan.dtype == np.float32 and np.isnan(nan[0, 0])
+    huge = Window.model_validate({"readings": [[1e300, 1.0]]}).readings
+    np.testing.assert_array_equal(huge, np.array([[np.inf, 1.0]], dtype=np.float32))
+
+
+def test_a_flat_list_of_millions_of_numbers_fails_at_once_with_one_error():
+    with pytest.raises(ValidationError, match=r"cycle 0: Input should be a valid list \(got 1\)") as info:
+        Window.model_validate({"readings": [1] * 4_000_000})
+    assert info.value.error_count() == 1
