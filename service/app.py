@@ -33,7 +33,7 @@ from service.dependencies import (
     run_model,
 )
 from service.fast_json import FastJSONRoute
-from service.fleet_file import FleetFileError, read_fleet
+from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
 from service.predictor import Predictor, WindowError, window_label
@@ -210,7 +210,9 @@ async def reload(request: Request) -> dict[str, str]:
     responses={
         200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
         404: {"description": "unknown model"},
+        413: {"description": "the file passes an upload limit; detail names it and its setting"},
         422: {"description": "the file cannot be read as a fleet; detail names the line and problem"},
+        503: {"description": "RUL_MAX_CONCURRENT_SCORES jobs are running; retry after Retry-After seconds"},
     },
 )
 async def score(
@@ -229,12 +231,18 @@ async def score(
     `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
     the model's minimum (and, with RUL_REJECT_OUT_OF_DISTRIBUTION, out-of-distribution units)
     are listed under `skipped`."""
-    try:
-        fleet = await run_in_threadpool(read_fleet, file.file)
-    except FleetFileError as exc:
-        raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
-    reject = request.app.state.settings.reject_out_of_distribution
-    result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles, None, reject)
+    settings: Settings = request.app.state.settings
+    scoring: asyncio.Semaphore = request.app.state.scoring
+    if scoring.locked():  # refuse at once rather than queue work nobody may wait for
+        busy = f"{settings.max_concurrent_scores} scoring jobs are running"
+        limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
+        raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
+    async with scoring:
+        fleet = await _read_upload(file, settings)
+        if all_cycles:
+            _check_trajectory_points(fleet, predictor, settings)
+        reject = settings.reject_out_of_distribution
+        result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles, None, reject)
     request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in result.predictions])
     if "text/csv" in request.headers.get("accept", ""):
         text = io.StringIO()
@@ -284,6 +292,30 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({key: sentence}, status_code=status)
 
 
+async def _read_upload(file: UploadFile, settings: Settings) -> dict:
+    """The uploaded fleet, read in a worker thread within the upload limits (413 past one,
+    422 for a file that is not a fleet)."""
+    limits = UploadLimits(
+        settings.max_upload_rows, settings.max_upload_decompressed_bytes, settings.max_decompression_ratio
+    )
+    try:
+        return await run_in_threadpool(read_fleet, file.file, CHUNK_LINES, limits)
+    except FleetTooLarge as exc:
+        raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
+    except FleetFileError as exc:
+        raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
+
+
+def _check_trajectory_points(fleet: dict, predictor: Predictor, settings: Settings) -> None:
+    """all_cycles: a prediction per cycle from the model's minimum on; bounded before any is made."""
+    min_cycles = predictor.card.padding.min_cycles
+    points = sum(max(len(readings) - min_cycles + 1, 0) for _, readings in fleet.values())
+    if points > settings.max_trajectory_points:
+        raise HTTPException(413, f"all_cycles=true would make {points} predictions; the limit is "
+                            f"{settings.max_trajectory_points} (RUL_MAX_TRAJECTORY_POINTS): score without "
+                            "all_cycles, or split the fleet")  # fmt: skip
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's {"detail": ...} everywhere but under /v2, where the Open Inference Protocol
     wants {"error": ...}."""
@@ -323,6 +355,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = app.state.metrics = Metrics()
     app.state.models, app.state.load_errors, app.state.default_model = {}, {"*": "models are loading"}, None
     app.state.batchers, app.state.reload_lock = {}, asyncio.Lock()
+    app.state.scoring = asyncio.Semaphore(settings.max_concurrent_scores)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api)

@@ -14,6 +14,7 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -27,13 +28,61 @@ class FleetFileError(ValueError):
     """The file cannot be read as a fleet; the message says where and why."""
 
 
-def _text_lines(raw: BinaryIO) -> Iterator[str]:
+class FleetTooLarge(FleetFileError):
+    """The file passes a size limit; the message names the limit and its setting (413)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Limits checked while the file streams in, before its cost is paid (None: no limit)."""
+
+    max_rows: int | None = None  # lines with readings (RUL_MAX_UPLOAD_ROWS)
+    max_bytes: int | None = None  # text after decompression (RUL_MAX_UPLOAD_DECOMPRESSED_BYTES)
+    max_ratio: float | None = None  # gzip: decompressed / compressed bytes (RUL_MAX_DECOMPRESSION_RATIO)
+    max_line: int = 64 * 1024  # characters in one line: a C-MAPSS line has about 200
+
+
+class _Counted(io.RawIOBase):
+    """A gzip stream that counts what it decompresses and stops at the limits."""
+
+    def __init__(self, compressed: BinaryIO, limits: UploadLimits):
+        self.compressed, self.limits = compressed, limits
+        self.stream = gzip.GzipFile(fileobj=compressed, mode="rb")
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.total += len(data)
+        limits = self.limits
+        if limits.max_bytes is not None and self.total > limits.max_bytes:
+            raise FleetTooLarge(f"the file decompresses to more than {limits.max_bytes} bytes; the limit is "
+                                f"{limits.max_bytes} (RUL_MAX_UPLOAD_DECOMPRESSED_BYTES)")  # fmt: skip
+        ratio = self.total / max(self.compressed.tell(), 1)
+        if limits.max_ratio is not None and self.total > 1024 * 1024 and ratio > limits.max_ratio:
+            raise FleetTooLarge(f"the file decompresses {ratio:.0f} times its size; the limit is "
+                                f"{limits.max_ratio:g} (RUL_MAX_DECOMPRESSION_RATIO)")  # fmt: skip
+        return len(data)
+
+
+def _text_lines(raw: BinaryIO, limits: UploadLimits) -> Iterator[str]:
     head = raw.read(2)
     raw.seek(0)
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw  # type: ignore[assignment]
+    stream: BinaryIO = raw
+    if head == b"\x1f\x8b":
+        stream = io.BufferedReader(_Counted(raw, limits), 1024 * 1024)  # type: ignore[type-var]
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
     try:
-        yield from text
+        number = 0
+        while line := text.readline(limits.max_line + 1):
+            number += 1
+            if len(line) > limits.max_line:
+                raise FleetTooLarge(f"line {number} is longer than {limits.max_line} characters: "
+                                    "not a fleet file")  # fmt: skip
+            yield line
     except (EOFError, OSError, zlib.error) as exc:
         raise FleetFileError(
             f"the gzip stream is truncated or corrupt ({exc}); upload the whole file"
@@ -111,9 +160,13 @@ def _is_header(line: str) -> bool:
     return any(name in line.lower() for name in ("unit", "cycle", "setting"))
 
 
-def read_fleet(raw: BinaryIO, chunk_lines: int = CHUNK_LINES) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{unit id: (cycle numbers (T,), readings (T, 24) float32)}, sorted by unit and cycle."""
-    numbered = ((n, line) for n, line in enumerate(_text_lines(raw), start=1) if line.strip())
+def read_fleet(
+    raw: BinaryIO, chunk_lines: int = CHUNK_LINES, limits: UploadLimits | None = None
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{unit id: (cycle numbers (T,), readings (T, 24) float32)}, sorted by unit and cycle.
+    Raises FleetFileError naming the line and problem, FleetTooLarge past a limit."""
+    limits = limits or UploadLimits()
+    numbered = ((n, line) for n, line in enumerate(_text_lines(raw, limits), start=1) if line.strip())
     first = next(numbered, None)
     if first is None:
         raise FleetFileError("the file is empty: upload C-MAPSS text or a CSV with a header")
@@ -127,8 +180,14 @@ def read_fleet(raw: BinaryIO, chunk_lines: int = CHUNK_LINES) -> dict[int, tuple
         sep, order, pending = ",", _csv_order(first[1]), []
 
     parts: dict[int, list[np.ndarray]] = {}
+    rows_read = 0
 
     def flush(chunk: list[tuple[int, str]]) -> None:
+        nonlocal rows_read
+        rows_read += len(chunk)
+        if limits.max_rows is not None and rows_read > limits.max_rows:
+            raise FleetTooLarge(f"the file has more than {limits.max_rows} rows of readings; the limit is "
+                                f"{limits.max_rows} (RUL_MAX_UPLOAD_ROWS): split the fleet")  # fmt: skip
         rows = _check_numbers(_parse_chunk(chunk, sep, order), chunk)
         units = rows[:, 0]
         for unit in np.unique(units).astype(int):

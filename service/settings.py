@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
     max_queue_delay_ms: float = 0.0
     max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
+    # Fleet-file uploads (POST /v1/models/{model}/score): limits checked while the file streams
+    # in, 413 beyond them; scoring jobs at a time, 503 + Retry-After beyond.
+    max_upload_rows: int = 2_000_000  # rows of readings (all of C-MAPSS has 160 359 training rows)
+    max_upload_decompressed_bytes: int = 1024 * 1024 * 1024  # text after gunzip
+    max_decompression_ratio: float = 100.0  # C-MAPSS text compresses about 5x; a gzip bomb 1000x
+    max_trajectory_points: int = 500_000  # all_cycles=true: predictions in one answer
+    max_concurrent_scores: int = 2  # scoring jobs running at once
     # true: a window whose quality status is out_of_distribution gets a 422 naming the window
     # and the problem instead of an answer (predict and /v2 infer); false: answered and flagged
     reject_out_of_distribution: bool = False

@@ -1,0 +1,82 @@
+"""Fleet uploads cost what their limits allow, checked while the file streams in: a gzip bomb,
+too many rows, a line that never ends, a trajectory request too large, too many scoring jobs
+at once: each is refused with the limit and its setting named, before the work is done."""
+
+import gzip
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import MODELS_DIR
+
+
+@pytest.fixture(scope="module")
+def test_fd001(cmapss_dir) -> bytes:
+    return (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+
+
+def client_with(**limits) -> TestClient:
+    return TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu", **limits)))
+
+
+def score(client: TestClient, content: bytes, query: str = ""):
+    return client.post(f"/v1/models/fd001/score{query}", files={"file": ("fleet.txt.gz", content)})
+
+
+def test_a_gzip_bomb_is_413_naming_the_ratio_limit(client):
+    bomb = gzip.compress((" ".join(["1"] * 26) + "\n").encode() * 800_000)  # 42 MB of valid-looking rows
+    response = score(client, bomb)
+    assert response.status_code == 413
+    assert "times its size; the limit is 100 (RUL_MAX_DECOMPRESSION_RATIO)" in response.json()["detail"]
+
+
+def test_decompressed_size_is_bounded(test_fd001):
+    with client_with(max_upload_decompressed_bytes=1_000_000) as c:
+        response = score(c, test_fd001)  # 3.5 MB of text
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "fleet.txt.gz: the file decompresses to more than 1000000 bytes; the limit is 1000000 "
+        "(RUL_MAX_UPLOAD_DECOMPRESSED_BYTES)"
+    )
+
+
+def test_rows_are_bounded(test_fd001):
+    with client_with(max_upload_rows=5_000) as c:
+        response = score(c, test_fd001)  # 13 096 rows
+    assert response.status_code == 413
+    assert (
+        "more than 5000 rows of readings; the limit is 5000 (RUL_MAX_UPLOAD_ROWS)"
+        in response.json()["detail"]
+    )
+
+
+def test_a_line_without_end_is_413(client):
+    response = score(client, b"1 " * 100_000)
+    assert response.status_code == 413
+    assert (
+        response.json()["detail"] == "fleet.txt.gz: line 1 is longer than 65536 characters: not a fleet file"
+    )
+
+
+def test_all_cycles_is_bounded_before_any_prediction(test_fd001):
+    with client_with(max_trajectory_points=10_000) as c:
+        refused = score(c, test_fd001, "?all_cycles=true")  # 12 196 points
+        assert refused.status_code == 413
+        assert refused.json()["detail"].startswith(
+            "all_cycles=true would make 12196 predictions; the limit is 10000 (RUL_MAX_TRAJECTORY_POINTS)"
+        )
+        assert score(c, test_fd001).status_code == 200  # the last cycles alone are fine
+
+
+def test_scoring_jobs_beyond_the_limit_get_503_with_retry_after(test_fd001):
+    with client_with(max_concurrent_scores=1) as c:
+        c.portal.call(c.app.state.scoring.acquire)  # one job is running
+        busy = score(c, test_fd001)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+        assert busy.json()["detail"].startswith(
+            "1 scoring jobs are running, the limit (RUL_MAX_CONCURRENT_SCORES)"
+        )
+        c.app.state.scoring.release()
+        assert score(c, test_fd001).status_code == 200
