@@ -36,7 +36,7 @@ from service.fast_json import FastJSONRoute
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
-from service.predictor import Predictor, WindowError, window_label
+from service.predictor import Predictor, WindowError
 from service.request_id import RequestId
 from service.schemas import (
     ModelList,
@@ -66,23 +66,8 @@ def _summary(predictor: Predictor) -> ModelSummary:
     return card_summary(predictor.card.model_dump(), predictor.provider)
 
 
-def _check_limits(body: PredictRequest, settings: Settings) -> None:
-    if len(body.windows) > settings.max_windows_per_request:
-        limit = settings.max_windows_per_request
-        raise HTTPException(413, f"request has {len(body.windows)} windows; the limit is {limit} "
-                                 "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
-    for index, window in enumerate(body.windows):
-        if len(window.readings) > settings.max_cycles_per_window:
-            label, limit = window_label(index, window.id), settings.max_cycles_per_window
-            raise HTTPException(
-                413,
-                f"{label} has {len(window.readings)} cycles; the limit is {limit} "
-                "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway",
-            )
-
-
 async def _predict(request: Request, predictor: Predictor, body: PredictRequest) -> PredictResponse:
-    _check_limits(body, request.app.state.settings)
+    """The window and cycle limits were checked on the decoded JSON (service/request_limits.py)."""
     windows = [(w.id, w.readings) for w in body.windows]
     try:  # a few windows are checked in microseconds: a worker thread would cost more than it saves
         if len(windows) <= INLINE_PREPARE_WINDOWS:

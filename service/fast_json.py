@@ -3,6 +3,8 @@ numbers per window) it is several times faster than the standard library, which 
 uses by default (bench/README.md). Whatever orjson refuses is parsed again by the standard
 library, so the NaN/Infinity literals that Python's json.dumps writes still reach the
 per-window checks and get their precise error message; malformed JSON fails there as before.
+Bodies over INLINE_BYTES are decoded in a worker thread, and a predict body's window and
+cycle counts are checked before FastAPI validates it (service/request_limits.py).
 """
 
 import json
@@ -11,7 +13,10 @@ from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+
+from service.request_limits import check_windows
 
 
 def loads(data: bytes) -> Any:
@@ -26,10 +31,16 @@ def loads(data: bytes) -> Any:
             raise ValueError("the JSON is nested too deeply") from None
 
 
+INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never on the event loop
+
+
 class FastJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = loads(await self.body())
+            body = await self.body()
+            data = loads(body) if len(body) <= INLINE_BYTES else await run_in_threadpool(loads, body)
+            check_windows(data, self.app.state.settings)  # 413 before any window is validated
+            self._json = data
         return self._json
 
 
