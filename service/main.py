@@ -11,6 +11,7 @@ import logging
 import uvicorn
 
 from service.app import create_app
+from service.http_protocol import guarded_protocol
 from service.request_id import RequestIdFilter
 from service.settings import Settings
 
@@ -37,8 +38,23 @@ def main(argv: list[str] | None = None) -> None:
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
-    # log_config=None: uvicorn's own loggers (the access log too) go through the handler above
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.Server(server_config(settings)).run()
+
+
+def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.Config:
+    """uvicorn's configuration for the app: the connection guards of service/http_protocol.py,
+    keep-alive and connection limits from the settings. log_config=None: uvicorn's own loggers
+    (the access log too) go through the handler that main() installs."""
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=log_level,
+        http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_s, settings.body_timeout_s),
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_connections,
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
     max_queue_delay_ms: float = 0.0
     max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
+    # Connections (service/http_protocol.py): no client can hold the server.
+    max_header_bytes: int = 64 * 1024  # a request's headers; more get 431
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this; else 408, closed
+    body_timeout_s: float = 60.0  # its body within this after the headers; else 408, closed
+    keep_alive_timeout_s: int = 5  # an idle kept-alive connection is closed after this
+    max_connections: int = 1000  # open connections and running requests; more get 503
     # Fleet-file uploads (POST /v1/models/{model}/score): limits checked while the file streams
     # in, 413 beyond them; scoring jobs at a time, 503 + Retry-After beyond.
     max_upload_rows: int = 2_000_000  # rows of readings (all of C-MAPSS has 160 359 training rows)

@@ -13,6 +13,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.main import server_config
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
 
@@ -41,9 +42,7 @@ def live_server(settings: Settings) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(settings.model_copy(update={"port": port}), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
