@@ -3,8 +3,9 @@ numbers per window) it is several times faster than the standard library, which 
 uses by default (bench/README.md). Whatever orjson refuses is parsed again by the standard
 library, so the NaN/Infinity literals that Python's json.dumps writes still reach the
 per-window checks and get their precise error message; malformed JSON fails there as before.
-Bodies over INLINE_BYTES are decoded in a worker thread, and a predict body's window and
-cycle counts are checked before FastAPI validates it (service/request_limits.py).
+Bodies over INLINE_BYTES are decoded in a worker thread, window by window into float32
+(service/request_limits.py), and a predict body's window and cycle counts are checked before
+FastAPI validates it.
 """
 
 import json
@@ -16,7 +17,7 @@ from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from service.request_limits import check_windows
+from service.request_limits import check_windows, decode_predict_body
 
 
 def loads(data: bytes) -> Any:
@@ -37,9 +38,12 @@ INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never
 class FastJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            body = await self.body()
-            data = loads(body) if len(body) <= INLINE_BYTES else await run_in_threadpool(loads, body)
-            check_windows(data, self.app.state.settings)  # 413 before any window is validated
+            body, settings = await self.body(), self.app.state.settings
+            if len(body) <= INLINE_BYTES:
+                data = loads(body)
+            else:
+                data = await run_in_threadpool(decode_predict_body, body, settings)
+            check_windows(data, settings)  # 413 before any window is validated
             self._json = data
         return self._json
 

@@ -1,12 +1,60 @@
-"""Limits on the size of a predict request, checked on the decoded JSON before any window is
-validated or converted: 10^6 windows cost a count, not a validation of 10^6 windows."""
+"""Limits on the size of a predict request, checked before any window is validated: on the
+decoded JSON of a small body (`check_windows`), and while a large one is decoded
+(`decode_predict_body`): 10^6 windows cost a count, not a validation of 10^6 windows."""
 
+import json
 from typing import Any
 
+import numpy as np
 from fastapi import HTTPException
 
 from service.predictor import window_label
 from service.settings import Settings
+
+
+def _too_many_cycles(index: int, window_id: Any, cycles: int, settings: Settings) -> HTTPException:
+    label = window_label(index, window_id if isinstance(window_id, str) else None)
+    return HTTPException(
+        413,
+        f"{label} has {cycles} cycles; the limit is {settings.max_cycles_per_window} "
+        "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway",
+    )
+
+
+def decode_predict_body(body: bytes, settings: Settings) -> Any:
+    """A large body, decoded by the standard library's parser with a hook that turns each
+    window's readings into float32 as soon as the window is parsed, so that the Python floats
+    of one window at a time are alive, not those of the whole body (a 47 MB body of 5 000
+    windows: +22 MB peak, against +342 MB decoded whole by orjson), and that stops at the
+    window and cycle limits. Slower than orjson (1.25 s against 0.52 s there), and run in a
+    worker thread: the hook lets the event loop in between windows."""
+    windows = 0
+
+    def window_to_array(obj: dict[str, Any]) -> dict[str, Any]:
+        nonlocal windows
+        readings = obj.get("readings")
+        if not isinstance(readings, list):
+            return obj
+        windows += 1
+        if windows > settings.max_windows_per_request:
+            limit = settings.max_windows_per_request
+            raise HTTPException(413, f"request has more than {limit} windows; the limit is {limit} "
+                                     "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
+        if len(readings) > settings.max_cycles_per_window:
+            raise _too_many_cycles(windows - 1, obj.get("id"), len(readings), settings)
+        try:
+            with np.errstate(over="ignore"):
+                array = np.asarray(readings, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            return obj  # not a table of numbers: the schema names the cycle and column
+        if array.ndim == 2:
+            obj["readings"] = array
+        return obj
+
+    try:
+        return json.loads(body, object_hook=window_to_array)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def check_windows(body: Any, settings: Settings) -> None:
@@ -21,11 +69,5 @@ def check_windows(body: Any, settings: Settings) -> None:
                                  "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
     for index, window in enumerate(windows):
         readings = window.get("readings") if isinstance(window, dict) else None
-        if isinstance(readings, list) and len(readings) > settings.max_cycles_per_window:
-            window_id = window.get("id")
-            label = window_label(index, window_id if isinstance(window_id, str) else None)
-            raise HTTPException(
-                413,
-                f"{label} has {len(readings)} cycles; the limit is {settings.max_cycles_per_window} "
-                "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway",
-            )
+        if isinstance(readings, list | np.ndarray) and len(readings) > settings.max_cycles_per_window:
+            raise _too_many_cycles(index, window.get("id"), len(readings), settings)

@@ -198,3 +198,34 @@ def test_readiness_details_need_a_key(models_copy):
         }
         detailed = c.get("/health/ready", headers={"X-API-Key": "k1"})
         assert detailed.status_code == 503 and "fd001: fd001.onnx has sha256" in detailed.json()["detail"]
+
+
+def test_a_large_body_is_decoded_window_by_window_with_the_same_answers(client):
+    windows = [
+        {"id": f"w{i}", "readings": w["readings"]} for i in range(150) for w in EXAMPLE_REQUEST["windows"]
+    ]
+    large = json.dumps({"windows": windows}).encode()
+    assert len(large) > 256 * 1024  # past fast_json.INLINE_BYTES: the window-by-window decoder
+    big = client.post("/v1/predict", content=large, headers={"content-type": "application/json"}).json()
+    small = client.post("/v1/predict", json=EXAMPLE_REQUEST).json()
+    assert big["predictions"][:2] == [{**p, "id": "w0"} for p in small["predictions"]]
+
+
+def test_a_large_body_stops_at_the_window_limit_and_names_bad_values(client):
+    with TestClient(
+        create_app(Settings(models_dir=MODELS_DIR, providers="cpu", max_windows_per_request=100))
+    ) as c:
+        many = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 3000}).encode()
+        response = c.post("/v1/predict", content=many, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "request has more than 100 windows; the limit is 100 (RUL_MAX_WINDOWS_PER_REQUEST)"
+        }
+    window = [[0.0] * 24 for _ in range(50)]
+    window[7][2] = "x"
+    bad = json.dumps({"windows": [{"readings": [[0.0] * 24] * 50}] * 200 + [{"readings": window}]}).encode()
+    response = client.post("/v1/predict", content=bad, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(
+        "windows[200].readings: cycle 7, column 2: Input should be a valid number"
+    )

@@ -1,0 +1,248 @@
+"""Every attack of the issue "No single request can take the service down", against a live
+`rul-serve` (all four shipped models, CPU, default settings) on loopback, one at a time:
+
+    python -m bench.abuse --data-dir ../shared/data/cmapss
+
+Per attack: the statuses answered, the time, the server's peak RSS growth over its RSS just
+before (Linux: VmHWM, reset through /proc/PID/clear_refs before each attack), its RSS a
+second after, and the /health/live latencies a separate thread measured meanwhile (every 20
+ms). Targets: no 5xx, no process death, peak growth <= 10x the body (and <= 1 GB for any
+upload), /health/live p99 <= 100 ms, RSS after within 20 % of the idle RSS. Writes
+bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
+"""
+
+import argparse
+import gzip
+import json
+import socket
+import statistics
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bench.model_compute import write_result
+from bench.servers import Server, start_ours
+
+MB = 1024 * 1024
+
+
+def _status_memory(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # proc(5): resets VmHWM to the current RSS
+
+
+class LivenessProbe:
+    """GET /health/live every 20 ms in a thread of its own; latencies in ms (a timeout: 2 000)."""
+
+    def __init__(self, url: str):
+        self.url, self.latencies, self.stop = url + "/health/live", [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                try:
+                    client.get(self.url)
+                    self.latencies.append((time.perf_counter() - started) * 1000)
+                except httpx.HTTPError:
+                    self.latencies.append(2000.0)
+                time.sleep(0.02)
+
+    def __enter__(self) -> "LivenessProbe":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def gzip_stream(chunk: bytes, total: int) -> bytes:
+    """gzip of `chunk` repeated up to `total` bytes, compressed as it goes (no `total` in memory)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(chunk) for _ in range(total // len(chunk))]
+    return b"".join(parts) + compressor.flush()
+
+
+def raw_request(port: int, data: bytes, slow: float = 0.0, wait: float = 30.0) -> str:
+    """Send raw bytes (a byte every `slow` seconds if set) and return the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+        try:
+            if slow:
+                for byte in data:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(slow)
+            else:
+                conn.sendall(data)
+            answer = conn.recv(200)
+        except OSError as exc:  # the server closed on us while we sent: it refused the request
+            try:
+                answer = conn.recv(200)
+            except OSError:
+                return f"closed ({type(exc).__name__})"
+    return answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed"
+
+
+def attacks(data_dir: Path, url: str, port: int) -> dict[str, tuple[int, Callable[[], list[str]]]]:
+    """name -> (bytes sent, a callable returning the statuses answered)."""
+    http = httpx.Client(base_url=url, timeout=120)
+
+    def post(path: str, body: bytes, headers: dict[str, str] | None = None) -> list[str]:
+        headers = {"content-type": "application/json", **(headers or {})}
+        response = http.post(path, content=body, headers=headers)
+        return [str(response.status_code)]
+
+    def upload(name: str, content: bytes, query: str = "") -> list[str]:
+        response = http.post(f"/v1/models/fd001/score{query}", files={"file": (name, content)})
+        return [str(response.status_code)]
+
+    def flat(n: int) -> bytes:
+        return b'{"windows":[{"readings":[' + b",".join([b"1"] * n) + b"]}]}"
+
+    window = json.loads((Path(__file__).parents[1] / "service/examples/predict_fd001.json").read_text())
+    readings = window["windows"][0]["readings"]
+    valid_5000 = json.dumps({"windows": [{"readings": readings}] * 5000}).encode()
+    minimal = b'{"windows":[' + b",".join([b'{"readings":[[0]]}'] * 1_000_000) + b"]}"
+    zero_row = (" ".join(["1", "1"] + ["0"] * 24) + "\n").encode()
+    bomb_2g = gzip_stream(b"\0" * MB, 2048 * MB)
+    bomb_200m = gzip_stream(b"\0" * MB, 200 * MB)
+    newlines = gzip_stream(b"\n" * MB, 200 * MB)
+    long_unit = gzip.compress(b"".join(b"1 %d " % c + zero_row[4:] for c in range(1, 1_000_001)), 1)
+    test_fd001 = (data_dir / "test_FD001.txt.gz").read_bytes()
+    nested = b'{"a":' * 3000 + b"1" + b"}" * 3000
+
+    def oip(tensor: dict | None = None, **request: object) -> bytes:
+        base = {"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}
+        return json.dumps({"inputs": [{**base, **(tensor or {})}], **request}).encode()
+
+    oip_bodies = [
+        nested, oip({"shape": [True, 50, 24]}), oip({"data": [1e400] * 1200}), oip({"parameters": [1]}),
+        oip({"parameters": "x"}), oip(parameters=[1]), oip(parameters="x"), oip(outputs=5),
+        oip(outputs=[{"name": "rul", "parameters": [1]}]), oip({"parameters": {"binary_data_size": 1e999}}),
+    ]  # fmt: skip
+    bad_ids = [b"1e19 1", b"1e300 1", b"9223372036854775808 1", b"1 1e300"]
+    row_rest = zero_row.split(b" ", 2)[2]
+
+    def concurrent_scores() -> list[str]:
+        with ThreadPoolExecutor(20) as pool:
+            return sorted(pool.map(lambda _: upload("test_FD001.txt.gz", test_fd001)[0], range(20)))
+
+    def slow_clients() -> list[str]:
+        request = b"GET /health/live HTTP/1.1\r\nHost: abuse\r\n\r\n"
+        with ThreadPoolExecutor(50) as pool:
+            return sorted(set(pool.map(lambda _: raw_request(port, request, slow=1.0), range(50))))
+
+    short_body = (b"POST /v1/predict HTTP/1.1\r\nHost: abuse\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n{")  # fmt: skip
+    header = b"GET /health/live HTTP/1.1\r\nHost: abuse\r\nX-Big: "
+    flat_8mb, flat_60mb = flat(4_000_000), flat(30_000_000)
+    surrogate = b'{"windows":[{"id":"\\ud800","readings":"x"}]}'
+
+    def big_header(size: int) -> list[str]:
+        return [raw_request(port, header + b"a" * size + b"\r\n\r\n")]
+
+    def long_trajectory() -> list[str]:
+        return upload("long.gz", long_unit, "?all_cycles=true")
+
+    def short() -> list[str]:
+        return [raw_request(port, short_body, 0, 90)]
+
+    def each_oip() -> list[str]:
+        return sorted({post("/v2/models/fd001/infer", b)[0] for b in oip_bodies})
+
+    def each_bad_id() -> list[str]:
+        return sorted({upload("ids.txt", b + b" " + row_rest)[0] for b in bad_ids})
+
+    return {
+        "flat list of 4 M numbers (8 MB)": (len(flat_8mb), lambda: post("/v1/predict", flat_8mb)),
+        "flat list at 60 MB": (len(flat_60mb), lambda: post("/v1/predict", flat_60mb)),
+        "gzip of 2 GB of zeros": (len(bomb_2g), lambda: upload("bomb.gz", bomb_2g)),
+        "gzip of 200 MB of zeros": (len(bomb_200m), lambda: upload("bomb.gz", bomb_200m)),
+        "gzip of 200 MB of newlines": (len(newlines), lambda: upload("newlines.gz", newlines)),
+        "all_cycles, one unit of 1 M cycles": (len(long_unit), long_trajectory),
+        "10^6 minimal windows": (len(minimal), lambda: post("/v1/predict", minimal)),
+        "5 000 valid windows": (len(valid_5000), lambda: post("/v1/predict", valid_5000)),
+        "20 concurrent score uploads of test_FD001": (20 * len(test_fd001), concurrent_scores),
+        "64 MB request header": (64 * MB, lambda: big_header(64 * MB)),
+        "128 MB request header": (128 * MB, lambda: big_header(128 * MB)),
+        "50 slow clients (a byte a second)": (50 * 40, slow_clients),
+        "body shorter than its Content-Length": (len(short_body), short),
+        "OIP: 10 malformed bodies": (sum(map(len, oip_bodies)), each_oip),
+        "v1: lone surrogate in an invalid body": (len(surrogate), lambda: post("/v1/predict", surrogate)),
+        "score: unit 1e19 / 1e300 / 2^63, cycle 1e300": (200, each_bad_id),
+    }  # fmt: skip
+
+
+def run(server: Server, data_dir: Path) -> dict[str, dict]:
+    pid = server.process.pid
+    port = int(server.url.rsplit(":", 1)[1])
+    idle = _status_memory(pid, "VmRSS")
+    results = {}
+    for name, (size, attack) in attacks(data_dir, server.url, port).items():
+        before = _status_memory(pid, "VmRSS")
+        reset_peak(pid)
+        with LivenessProbe(server.url) as probe:
+            started = time.perf_counter()
+            try:
+                statuses = attack()
+            except httpx.HTTPError as exc:
+                statuses = [f"client error: {type(exc).__name__}"]
+            seconds = time.perf_counter() - started
+            time.sleep(1.0)
+        alive = server.process.poll() is None
+        peak = _status_memory(pid, "VmHWM") if alive else float("nan")
+        after = _status_memory(pid, "VmRSS") if alive else float("nan")
+        latencies = sorted(probe.latencies) or [float("nan")]
+        results[name] = {
+            "body_mb": round(size / MB, 2),
+            "statuses": statuses,
+            "seconds": round(seconds, 2),
+            "alive": alive,
+            "peak_growth_mb": round(peak - before, 1),
+            "peak_growth_over_body": round((peak - before) / max(size / MB, 1e-9), 2),
+            "rss_after_mb": round(after, 1),
+            "rss_after_over_idle": round(after / idle, 3),
+            "live_p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "live_max_ms": round(latencies[-1], 1),
+            "live_probes": len(probe.latencies),
+            # the issue asks for 503 + Retry-After past RUL_MAX_CONCURRENT_SCORES: not a failure
+            "no_5xx": not any(
+                (s.startswith("5") or " 5" in s[:13]) and not (name.startswith("20 concurrent") and s == "503")
+                for s in statuses
+            ),
+        }
+        print(json.dumps({name: results[name]}), flush=True)
+        if not alive:
+            break
+    results["_idle_rss_mb"] = {"value": round(idle, 1), "median_probe_ms": statistics.median(latencies)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", required=True, type=Path)
+    args = parser.parse_args()
+    server = start_ours(batching=True, model=None)
+    try:
+        results = run(server, args.data_dir)
+    finally:
+        server.stop()
+    write_result("abuse", "cpu", results)
+
+
+if __name__ == "__main__":
+    main()
