@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -46,7 +47,7 @@ from service.schemas import (
     Readiness,
     card_summary,
 )
-from service.scoring import score_fleet
+from service.scoring import ScoringCancelled, score_fleet
 from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
 
@@ -227,7 +228,18 @@ async def score(
         if all_cycles:
             _check_trajectory_points(fleet, predictor, settings)
         reject = settings.reject_out_of_distribution
-        result = await run_in_threadpool(score_fleet, predictor, fleet, all_cycles, None, reject)
+        gone = threading.Event()  # set when the client disconnects: the scoring thread stops
+        watcher = asyncio.create_task(_watch_disconnect(request, gone))
+        try:
+            result = await run_in_threadpool(
+                score_fleet, predictor, fleet, all_cycles, None, reject, gone.is_set
+            )
+        except ScoringCancelled as exc:
+            logger.info("%s", exc)
+            raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
+        finally:
+            gone.set()
+            watcher.cancel()
     request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in result.predictions])
     if "text/csv" in request.headers.get("accept", ""):
         text = io.StringIO()
@@ -275,6 +287,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     sentence = sentence[:500].encode("utf-8", "backslashreplace").decode("utf-8")
     key = "error" if request.url.path.startswith("/v2") else "detail"
     return JSONResponse({key: sentence}, status_code=status)
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    """Set `gone` once the client has disconnected (asked every quarter of a second)."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(0.25)
 
 
 async def _read_upload(file: UploadFile, settings: Settings) -> dict:

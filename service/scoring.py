@@ -16,6 +16,10 @@ from service.quality import OUT_OF_DISTRIBUTION, Quality, row_positions
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
 
 
+class ScoringCancelled(RuntimeError):
+    """The caller asked to stop (its client went away): no more work is done."""
+
+
 @dataclass
 class UnitScore:
     unit: int
@@ -105,16 +109,24 @@ def score_fleet(
     all_cycles: bool = False,
     progress: Callable[[int], None] | None = None,
     reject_out_of_distribution: bool = False,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> FleetScore:
     """Score every unit of `fleet` ({unit: (cycles, readings (T, 24))}). Blocking. With
     `reject_out_of_distribution`, a unit whose last window is out of distribution is listed
-    under `skipped` with the reason instead of predicted."""
+    under `skipped` with the reason instead of predicted. `cancelled` is asked before every
+    unit and every run of windows; when it says True, ScoringCancelled is raised."""
+
+    def check() -> None:
+        if cancelled():
+            raise ScoringCancelled("scoring stopped: the client went away")
+
     min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
     result = FleetScore(predictions=[])
     last_windows: list[np.ndarray] = []
     last_positions: list[np.ndarray] = []
     last_meta: list[tuple[int, int, int]] = []  # unit, last cycle, cycles used
     for unit, (cycles, readings) in fleet.items():
+        check()
         if len(readings) < min_cycles:
             reason = (f"unit {unit} has {len(readings)} cycles; "
                       f"model {predictor.card.name} needs at least {min_cycles}")  # fmt: skip
@@ -131,6 +143,7 @@ def score_fleet(
                 positions = np.stack([_positions(cycles, window_length, int(n)) for n in ends])
                 points = []
                 for start in range(0, len(windows), BATCH_WINDOWS):
+                    check()
                     stop = start + BATCH_WINDOWS
                     points += _scores(predictor, np.full(len(windows[start:stop]), unit),
                                       cycles[min_cycles - 1 :][start:stop], used_per[start:stop],
@@ -140,6 +153,7 @@ def score_fleet(
             progress(1)
     meta = np.array(last_meta, dtype=np.int64).reshape(-1, 3)  # (units, 3): unit, cycle, cycles used
     for start in range(0, len(last_windows), BATCH_WINDOWS):
+        check()
         part = meta[start : start + BATCH_WINDOWS]
         windows = np.stack(last_windows[start : start + BATCH_WINDOWS])
         positions = np.stack(last_positions[start : start + BATCH_WINDOWS])

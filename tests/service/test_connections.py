@@ -71,3 +71,40 @@ def test_a_large_body_in_one_packet_is_not_mistaken_for_headers(port):
     head = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nConnection: close\r\n"
     _, answer = exchange(port, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
     assert answer.startswith(b"HTTP/1.1 422")  # one cycle per window: too short, said so; not a 431
+
+
+def test_scoring_stops_when_its_client_goes_away(cmapss_dir):
+    """A fleet whose every-cycle scoring takes minutes; the client hangs up after a second.
+    With one scoring job allowed, a second upload is answered (not 503) within seconds: the
+    first job stopped rather than run on for nobody."""
+    import gzip
+
+    import httpx
+
+    text = gzip.decompress((cmapss_dir / "train_FD001.txt.gz").read_bytes()).decode().splitlines()
+    copies = [
+        f"{int(line.split()[0]) + 1000 * k} {line.split(' ', 1)[1]}" for k in range(15) for line in text
+    ]
+    fleet = gzip.compress(("\n".join(copies) + "\n").encode())  # ~300 000 trajectory points
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_concurrent_scores=1)
+    with live_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        boundary = "b0undary"
+        part = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f.gz"\r\n\r\n'
+        body = part.encode() + fleet + f"\r\n--{boundary}--\r\n".encode()
+        head = "POST /v1/models/fd001/score?all_cycles=true HTTP/1.1\r\nHost: t\r\n"
+        head += f"Content-Length: {len(body)}\r\n"
+        head += f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(head.encode() + body)
+            time.sleep(2.0)  # read and scoring under way
+        small = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+        deadline, status = time.monotonic() + 20, None
+        while time.monotonic() < deadline:
+            status = httpx.post(
+                url + "/v1/models/fd001/score", files={"file": ("t.gz", small)}, timeout=30
+            ).status_code
+            if status != 503:
+                break
+            time.sleep(0.5)
+        assert status == 200

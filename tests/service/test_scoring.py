@@ -9,7 +9,7 @@ from service.fleet_file import read_fleet
 from service.predictor import Predictor
 from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
-from service.scoring import score_fleet
+from service.scoring import ScoringCancelled, score_fleet
 from tests.conftest import MODELS_DIR
 
 CPU_ONLY = SessionConfig("cpu")
@@ -63,3 +63,20 @@ def test_units_shorter_than_minimum_are_skipped_with_reason(predictor, fd001_tes
     assert result.skipped == [
         {"unit": 5, "cycles": 4, "reason": "unit 5 has 4 cycles; model fd001 needs at least 10"}
     ]
+
+
+def test_scoring_stops_when_asked_between_units_and_runs(predictor, fd001_test):
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    runs = []
+    predictor.on_run = lambda *args: runs.append(args)
+    try:
+        with pytest.raises(ScoringCancelled, match="the client went away"):
+            score_fleet(predictor, fd001_test, all_cycles=True, cancelled=cancelled)
+    finally:
+        predictor.on_run = None
+    assert len(asked) == 4 and len(runs) <= 3  # stopped at the fourth question, not after 100 units
