@@ -21,6 +21,27 @@ def _too_many_cycles(index: int, window_id: Any, cycles: int, settings: Settings
     )
 
 
+BYTES_PER_NUMBER = 64  # the most JSON text a reading may take, whitespace and all, in a sane body
+
+
+def check_window_text(body: bytes, settings: Settings) -> None:
+    """413 when the body holds a stretch of text between two braces longer than any window
+    within the limits could be (RUL_MAX_CYCLES_PER_WINDOW cycles of 24 numbers at
+    BYTES_PER_NUMBER bytes each): a single array of millions of numbers is refused from a
+    scan at numpy speed, before a parser holds the interpreter for a second reading it."""
+    text = np.frombuffer(body, dtype=np.uint8)
+    is_brace = text == ord("{")  # numpy's comparisons let other threads run meanwhile
+    is_brace |= text == ord("}")
+    edges = np.concatenate(([-1], np.flatnonzero(is_brace), [len(body)]))
+    longest = int(np.diff(edges).max())
+    limit = settings.max_cycles_per_window * 24 * BYTES_PER_NUMBER
+    if longest > limit:
+        cycles = settings.max_cycles_per_window
+        raise HTTPException(413, f"the body holds {longest} bytes of JSON between two braces, more than a "
+                                 f"window of {cycles} cycles (RUL_MAX_CYCLES_PER_WINDOW) of 24 numbers could "
+                                 f"take ({limit} bytes)")  # fmt: skip
+
+
 def decode_predict_body(body: bytes, settings: Settings) -> Any:
     """A large body, decoded by the standard library's parser with a hook that turns each
     window's readings into float32 as soon as the window is parsed, so that the Python floats
@@ -51,6 +72,7 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
             obj["readings"] = array
         return obj
 
+    check_window_text(body, settings)
     try:
         return json.loads(body, object_hook=window_to_array)
     except RecursionError:

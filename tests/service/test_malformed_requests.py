@@ -4,6 +4,7 @@ sentence, and a property test generates more of them. Also: one rule for both ke
 and readiness details only with a key."""
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -229,3 +230,12 @@ def test_a_large_body_stops_at_the_window_limit_and_names_bad_values(client):
     assert response.json()["detail"].startswith(
         "windows[200].readings: cycle 7, column 2: Input should be a valid number"
     )
+
+
+def test_one_giant_array_is_refused_by_a_scan_before_it_is_parsed(client):
+    flat = b'{"windows": [{"readings": [' + b",".join([b"1"] * 2_000_000) + b"]}]}"
+    started = time.perf_counter()
+    response = client.post("/v1/predict", content=flat, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and time.perf_counter() - started < 1.0
+    assert response.json()["detail"].startswith("the body holds 4000014 bytes of JSON between two braces")
+    assert "(RUL_MAX_CYCLES_PER_WINDOW)" in response.json()["detail"]
