@@ -190,12 +190,14 @@ def _server_error(status: str) -> bool:
     return status.startswith("5") or status.startswith("HTTP/1.1 5")
 
 
-def run(server: Server, data_dir: Path) -> dict[str, dict]:
+def run(server: Server, data_dir: Path, only: str = "") -> dict[str, dict]:
     pid = server.process.pid
     port = int(server.url.rsplit(":", 1)[1])
     idle = _status_memory(pid, "VmRSS")
     results = {}
     for name, (size, attack) in attacks(data_dir, server.url, port).items():
+        if only not in name:
+            continue
         before = _status_memory(pid, "VmRSS")
         reset_peak(pid)
         with LivenessProbe(server.url) as probe:
@@ -238,13 +240,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--only", default="", help="only the attacks whose name holds this (not recorded)")
     args = parser.parse_args()
     server = start_ours(batching=True, model=None)
     try:
-        results = run(server, args.data_dir)
+        results = run(server, args.data_dir, args.only)
     finally:
         server.stop()
-    write_result("abuse", "cpu", results)
+    if not args.only:
+        write_result("abuse", "cpu", results)
 
 
 if __name__ == "__main__":
