@@ -26,6 +26,12 @@ QUALITY_OUTPUTS = ("quality_flags", "ood_score")
 # (python one-off, 2026-11-30, CPU). Larger batches are run in pieces of this many windows,
 # where ONNX Runtime is already at its batch throughput (bench/README.md, "Model compute").
 MAX_RUN_WINDOWS = 256
+# A batch split into pieces ends with ONNX Runtime giving its arena back (arena shrinkage on
+# the last piece): after 5 000 windows the process kept 260 MB against 105 idle, with the
+# shrink 106, at no measurable cost (3.8 s either way; shrinking after every piece cost 25 %).
+# Runs of one piece, the batcher's included, keep the arena warm.
+SHRINK_ARENA = ort.RunOptions()
+SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
 def window_label(index: int, window_id: str | None) -> str:
@@ -170,9 +176,14 @@ class Predictor:
         of MAX_RUN_WINDOWS windows. Blocking: keep it off the event loop."""
         started = time.perf_counter()
         name = self.card.input_name
+        starts = range(0, max(len(batch), 1), MAX_RUN_WINDOWS)
         pieces = [
-            self.session.run(self.output_names, {name: batch[start : start + MAX_RUN_WINDOWS]})
-            for start in range(0, max(len(batch), 1), MAX_RUN_WINDOWS)
+            self.session.run(
+                self.output_names,
+                {name: batch[start : start + MAX_RUN_WINDOWS]},
+                SHRINK_ARENA if len(starts) > 1 and start == starts[-1] else None,
+            )
+            for start in starts
         ]
         if self.on_run:
             self.on_run(self.card.name, len(batch), time.perf_counter() - started)
