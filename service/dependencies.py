@@ -77,9 +77,7 @@ def refuse_out_of_distribution(qualities: list[tuple[str | None, Quality]]) -> N
         return
     reasons = []
     for index, window_id, quality in refused[:5]:
-        why = "; ".join(f"{f.column} {f.problem}" for f in quality.flags[:3]) or "unlike the training data"
-        reasons.append(f"{window_label(index, window_id)} is out of distribution (ood_score "
-                       f"{quality.ood_score:g}): {why}")  # fmt: skip
+        reasons.append(f"{window_label(index, window_id)} is {quality.why_out_of_distribution()}")
     more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
     raise HTTPException(422, ". ".join(reasons) + more + ". The service refuses such windows "
                         "(RUL_REJECT_OUT_OF_DISTRIBUTION=true); check the sensors and the engine type "

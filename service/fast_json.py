@@ -41,9 +41,9 @@ class FastJSONRequest(Request):
             body, settings = await self.body(), self.app.state.settings
             if len(body) <= INLINE_BYTES:
                 data = loads(body)
-            else:
+                check_windows(data, settings)  # 413 before any window is validated
+            else:  # checks the same limits while it decodes
                 data = await run_in_threadpool(decode_predict_body, body, settings)
-            check_windows(data, settings)  # 413 before any window is validated
             self._json = data
         return self._json
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from service import fast_json
 from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
 from service.predictor import Predictor
+from service.quality import Quality
 from service.schemas import EXAMPLE_REQUEST
 from service.security import require_api_key
 
@@ -78,10 +79,10 @@ def _output_names(predictor: Predictor) -> list[str]:
     return [*predictor.output_names, QUALITY_OUTPUT]
 
 
-def _quality_documents(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[str]:
-    """Each window's quality as JSON; its flags' cycles are row positions of the tensor."""
+def _qualities(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[Quality]:
+    """Each window's quality; its flags' cycles are row positions of the tensor."""
     positions = np.arange(predictor.window_length)
-    return [json.dumps(asdict(predictor.quality(batch[i], results, i, positions))) for i in range(len(batch))]
+    return [predictor.quality(batch[i], results, i, positions) for i in range(len(batch))]
 
 
 def _bytes_tensor(values: list[str]) -> bytes:
@@ -294,8 +295,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
             400, f"unknown outputs {unknown}; model {predictor.card.name} has {_output_names(predictor)}"
         )
     results = await run_model(request, predictor, batch)
-    documents = _quality_documents(predictor, batch, results)
-    qualities = [predictor.quality(batch[i], results, i, np.arange(len(batch[i]))) for i in range(len(batch))]
+    qualities = _qualities(predictor, batch, results)
     request.app.state.metrics.observe_quality(predictor.card.name, qualities)
     if request.app.state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
@@ -303,6 +303,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     for name in requested:
         datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
         if name == QUALITY_OUTPUT:
+            documents = [json.dumps(asdict(q)) for q in qualities]
             data: Any = documents
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
             raw = _bytes_tensor(documents)

@@ -33,6 +33,11 @@ class Quality:
     flags: list[QualityFlag] = field(default_factory=list)
     ood_score: float = 0.0
 
+    def why_out_of_distribution(self) -> str:
+        """One sentence for a refusal: the score and the first flags' problems."""
+        why = "; ".join(f"{f.column} {f.problem}" for f in self.flags[:3]) or "unlike the training data"
+        return f"out of distribution (ood_score {self.ood_score:g}): {why}"
+
 
 def _fmt(value: float) -> str:
     return f"{value:.6g}"

@@ -168,12 +168,8 @@ def _withhold_out_of_distribution(result: FleetScore) -> None:
     refused = {p.unit for p in result.predictions if p.quality.status == OUT_OF_DISTRIBUTION}
     for p in result.predictions:
         if p.unit in refused:
-            why = (
-                "; ".join(f"{f.column} {f.problem}" for f in p.quality.flags[:3])
-                or "unlike the training data"
-            )
-            result.skipped.append({"unit": p.unit, "cycles": p.cycle, "reason": f"unit {p.unit} is out of "
-                                   f"distribution (ood_score {p.quality.ood_score:g}): {why}"})  # fmt: skip
+            reason = f"unit {p.unit} is {p.quality.why_out_of_distribution()}"
+            result.skipped.append({"unit": p.unit, "cycles": p.cycle, "reason": reason})
     result.predictions = [p for p in result.predictions if p.unit not in refused]
     for unit in refused:
         result.trajectories.pop(unit, None)
