@@ -53,6 +53,9 @@ async def load_and_install(app: FastAPI) -> None:
     """Start-up: whatever loads is served; what fails is reported by /health/ready."""
     settings: Settings = app.state.settings
     models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+    if not models:  # not ready until a reload finds models: say why, loudly
+        logger.error("NO MODEL IS SERVED, every request gets 503: %s",
+                     "; ".join(f"{name}: {why}" for name, why in errors.items()))  # fmt: skip
     await install(app, models, errors)
 
 

@@ -26,10 +26,14 @@ QUALITY_OUTPUTS = ("quality_flags", "ood_score")
 # (python one-off, 2026-11-30, CPU). Larger batches are run in pieces of this many windows,
 # where ONNX Runtime is already at its batch throughput (bench/README.md, "Model compute").
 MAX_RUN_WINDOWS = 256
-# A batch split into pieces ends with ONNX Runtime giving its arena back (arena shrinkage on
-# the last piece): after 5 000 windows the process kept 260 MB against 105 idle, with the
-# shrink 106, at no measurable cost (3.8 s either way; shrinking after every piece cost 25 %).
-# Runs of one piece, the batcher's included, keep the arena warm.
+# ONNX Runtime's arena keeps the memory of a run for the next: ~0.5 MB per window of fd001
+# (+50 MB after a run of 100 windows, +135 MB after 256; one-off, CPU, 2026-11-30). After a
+# run of more than GIVE_BACK_ABOVE windows the predictor gives it back (`give_back_memory`: a
+# run of one window with arena shrinkage, once the big run's outputs are copied out, since
+# numpy arrays of outputs live in the arena and pin its regions). Shrinking costs the next
+# run its re-growth (+15 % at 100 windows, +48 % at 8, measured back to back), so the
+# batcher gives back only when no request is waiting; small runs keep the arena warm.
+GIVE_BACK_ABOVE = 64
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -171,25 +175,32 @@ class Predictor:
             window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), mode="edge")
         return window, min(n_cycles, self.window_length), padded, n_cycles
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, batch: np.ndarray, give_back: bool | None = None) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> the model's outputs by name ({"rul": (B,), ...}), run in pieces
-        of MAX_RUN_WINDOWS windows. Blocking: keep it off the event loop."""
+        of MAX_RUN_WINDOWS windows; `give_back`: end by giving the arena back (default: when
+        B > GIVE_BACK_ABOVE). Blocking: keep it off the event loop."""
         started = time.perf_counter()
-        name = self.card.input_name
+        feed = self.card.input_name
         starts = range(0, max(len(batch), 1), MAX_RUN_WINDOWS)
-        pieces = [
-            self.session.run(
-                self.output_names,
-                {name: batch[start : start + MAX_RUN_WINDOWS]},
-                SHRINK_ARENA if len(starts) > 1 and start == starts[-1] else None,
-            )
-            for start in starts
-        ]
+        pieces = [self.session.run(self.output_names, {feed: batch[s : s + MAX_RUN_WINDOWS]}) for s in starts]
         if self.on_run:
             self.on_run(self.card.name, len(batch), time.perf_counter() - started)
-        if len(pieces) == 1:
+        if give_back is None:
+            give_back = len(batch) > GIVE_BACK_ABOVE
+        if len(pieces) == 1 and not give_back:
             return dict(zip(self.output_names, pieces[0], strict=True))
-        return {name: np.concatenate([p[i] for p in pieces]) for i, name in enumerate(self.output_names)}
+        # copies, so that no output pins the arena (and one array per output for a split batch)
+        outputs = {name: np.concatenate([p[i] for p in pieces]) for i, name in enumerate(self.output_names)}
+        del pieces
+        if give_back:
+            self.give_back_memory()
+        return outputs
+
+    def give_back_memory(self) -> None:
+        """Return the arena regions that no run is using to the system (a one-window run with
+        arena shrinkage; ~3 ms on the CPU)."""
+        window = np.zeros((1, self.window_length, self.n_columns), dtype=np.float32)
+        self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
 
     def prepare_batch(
         self, windows: list[tuple[str | None, Any]]
@@ -252,7 +263,7 @@ def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Pred
     models: dict[str, Predictor] = {}
     errors: dict[str, str] = {}
     if not models_dir.is_dir():
-        return models, {"*": f"models directory {models_dir} does not exist"}
+        return models, {"*": f"models directory {models_dir.resolve()} does not exist (RUL_MODELS_DIR)"}
     for onnx_path in sorted(models_dir.glob("*.onnx")):
         name = onnx_path.stem
         try:
@@ -265,5 +276,5 @@ def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Pred
         models[name] = predictor
         logger.info("model %s %s loaded on %s", name, predictor.card.version, predictor.provider)
     if not models and not errors:
-        errors["*"] = f"no <name>.onnx files in {models_dir}"
+        errors["*"] = f"no <name>.onnx files in {models_dir.resolve()} (RUL_MODELS_DIR)"
     return models, errors

@@ -5,7 +5,11 @@ libraries are missing; the session then silently runs on CPU. So we ask the sess
 provider it got (`get_providers()`) and decide from that.
 """
 
+import contextlib
+import io
 import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,18 +44,42 @@ class ProviderUnavailable(RuntimeError):
     """The provider the operator asked for is not the one ONNX Runtime activated."""
 
 
-_preloaded = False
+_preloaded: str | None = None  # what onnxruntime.preload_dlls() printed, once loaded
+_reported_cpu_fallback = False
 
 
-def _preload_cuda_libraries() -> None:
-    """Load CUDA/cuDNN from pip-installed nvidia-* wheels if present (no-op otherwise)."""
+def _preload_cuda_libraries() -> str:
+    """Load CUDA/cuDNN from pip-installed nvidia-* wheels if present, once. ONNX Runtime prints
+    a line for each library it cannot find: captured here, and named in our one warning."""
     global _preloaded
-    if not _preloaded and hasattr(ort, "preload_dlls"):
+    if _preloaded is None:
+        printed = io.StringIO()
         try:
-            ort.preload_dlls()
+            with contextlib.redirect_stdout(printed):
+                if hasattr(ort, "preload_dlls"):
+                    ort.preload_dlls()
         except Exception as exc:  # the session creation below reports the real outcome
-            logger.info("onnxruntime.preload_dlls() failed: %s", exc)
-        _preloaded = True
+            printed.write(f"preload_dlls failed: {exc}\n")
+        _preloaded = printed.getvalue()
+        logger.debug("onnxruntime.preload_dlls(): %s", _preloaded.strip() or "nothing to report")
+    return _preloaded
+
+
+def _missing_libraries(printed: str) -> str:
+    """'libcublasLt.so.13, libcudnn.so.9' from preload_dlls' 'Failed to load X: ...' lines."""
+    missing = re.findall(r"Failed to load (\S+?):", printed)
+    return ", ".join(dict.fromkeys(missing)) or "see ONNX Runtime's CUDA requirements"
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    """ONNX Runtime logs ~20 red error lines while it probes for a GPU it cannot load; only a
+    fatal error gets through meanwhile (the outcome is read from the session, and said once)."""
+    ort.set_default_logger_severity(4)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)  # ONNX Runtime's default: warnings and up
 
 
 @dataclass(frozen=True)
@@ -80,22 +108,37 @@ def _provider_options(name: str, config: SessionConfig) -> tuple[str, dict[str, 
     return name
 
 
+def _warn_cpu_fallback_once(printed: str) -> None:
+    """Once per process, not once per model: what was tried, what is missing, what runs."""
+    global _reported_cpu_fallback
+    if _reported_cpu_fallback:
+        return
+    _reported_cpu_fallback = True
+    logger.warning(
+        "CUDA EXECUTION PROVIDER NOT ACTIVE: RUL_PROVIDERS=auto tried %s first, but CUDA 13 / cuDNN 9 "
+        "could not be loaded (missing: %s); the models run on %s. Set RUL_PROVIDERS=cuda to refuse to "
+        "start without a GPU, or RUL_PROVIDERS=cpu to skip the probe.",
+        CUDA,
+        _missing_libraries(printed),
+        CPU,
+    )
+
+
 def create_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
     """An InferenceSession on the provider `config.providers` asks for; raises
     ProviderUnavailable when 'cuda' or 'tensorrt' was asked for and is not the active one."""
     choice = config.providers
     wanted = [p for p in REQUESTED[choice] if p in ort.get_available_providers()] or [CPU]
-    if wanted[0] != CPU:
-        _preload_cuda_libraries()
+    printed = _preload_cuda_libraries() if wanted[0] != CPU else ""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
     if not config.intra_op_spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(
-        str(path), sess_options=options, providers=[_provider_options(p, config) for p in wanted]
-    )
+    providers = [_provider_options(p, config) for p in wanted]
+    with _quiet_onnxruntime() if wanted[0] != CPU else contextlib.nullcontext():
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     active = session.get_providers()[0]
     required = REQUIRED.get(choice)
     if required and active != required:
@@ -105,10 +148,5 @@ def create_session(path: Path, config: SessionConfig) -> ort.InferenceSession:
             "or set RUL_PROVIDERS=auto|cpu."
         )
     if choice == "auto" and active == CPU and CUDA in ort.get_available_providers():
-        logger.warning(
-            "CUDA EXECUTION PROVIDER NOT ACTIVE for %s: CUDA 13 / cuDNN 9 could not be loaded, "
-            "running on %s. Set RUL_PROVIDERS=cuda to refuse to start without a GPU.",
-            path.name,
-            active,
-        )
+        _warn_cpu_fallback_once(printed)
     return session

@@ -11,12 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from service.fleet_file import FleetFileError, read_fleet
 from service.predictor import ModelLoadError, Predictor
-from service.providers import SessionConfig
+from service.providers import ProviderUnavailable, SessionConfig
 from service.scoring import score_fleet
+from service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,15 +31,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, help="output file (.csv or .json); default: CSV on stdout")
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
-    parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"], default="auto")
+    parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"],
+                        help="execution provider (default: RUL_PROVIDERS, else auto)")  # fmt: skip
     parser.add_argument("--reject-out-of-distribution", action="store_true",
                         help="list out-of-distribution units as skipped, not predicted")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor.load(args.model, SessionConfig(args.providers))
+        predictor = Predictor.load(args.model, SessionConfig(args.providers or Settings().providers))
         with open(args.file, "rb") as f:
             fleet = read_fleet(f)
-    except (OSError, ModelLoadError, FleetFileError) as exc:
+    except (OSError, ModelLoadError, ProviderUnavailable, FleetFileError, ValidationError) as exc:
         sys.exit(f"rul-score: {exc}")
     with tqdm(total=len(fleet), unit="unit", desc=args.file.name, file=sys.stderr) as bar:
         result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution)

@@ -1,10 +1,11 @@
 """Service configuration: one pydantic-settings class, every field overridable by an
 environment variable with the prefix RUL_ (e.g. RUL_MODELS_DIR, RUL_PROVIDERS)."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.providers import ProviderChoice, SessionConfig
@@ -14,12 +15,28 @@ from service.security import split_list
 CommaList = Annotated[list[str], NoDecode]
 
 
+def default_models_dir() -> Path:
+    """`./models` when it holds models (the repository root), else the models shipped with the
+    package: the repository's `models/` beside the `service` package (a checkout or an editable
+    install), or `<prefix>/share/rul-service/models` (a wheel install, pyproject's data-files);
+    `./models` when none has any."""
+    candidates = [
+        Path("models"),
+        Path(__file__).resolve().parents[1] / "models",
+        Path(sys.prefix) / "share" / "rul-service" / "models",
+    ]
+    found = next((c for c in candidates if any(c.glob("*.onnx"))), candidates[0])
+    return found.resolve()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUL_")
 
     host: str = "127.0.0.1"  # bind address; 0.0.0.0 in the container
     port: int = 8000
-    models_dir: Path = Path("models")  # every <name>.onnx with a <name>.json card is served
+    # every <name>.onnx with a <name>.json card is served; default: the shipped models, found
+    # from any working directory (default_models_dir)
+    models_dir: Path = Field(default_factory=lambda: default_models_dir())
     default_model: str = ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
     providers: ProviderChoice = "auto"  # auto: CUDA when it really loads, else CPU with a warning
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default

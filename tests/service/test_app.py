@@ -4,6 +4,7 @@ import copy
 import gzip
 import io
 import json
+from pathlib import Path
 
 import fastapi.dependencies.utils
 import onnxruntime as ort
@@ -11,6 +12,7 @@ import pytest
 
 from service.providers import CUDA, ProviderUnavailable, SessionConfig, create_session
 from service.schemas import EXAMPLE_REQUEST
+from service.settings import Settings
 from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import make_client
 
@@ -159,12 +161,29 @@ def test_empty_window_list_and_wrong_types_are_422(client):
     }
 
 
-def test_no_models_means_not_ready_with_reason(tmp_path):
+def test_no_models_means_not_ready_with_reason(tmp_path, caplog):
     with make_client(tmp_path) as c:
         response = c.get("/health/ready")
         assert response.status_code == 503
-        assert response.json() == {"detail": f"not ready: *: no <name>.onnx files in {tmp_path}"}
+        reason = f"no <name>.onnx files in {tmp_path} (RUL_MODELS_DIR)"
+        assert response.json() == {"detail": f"not ready: *: {reason}"}
         assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 503
+    assert any(r.levelname == "ERROR" and reason in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_models_directory_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with make_client(Path("models")) as c:
+        detail = c.get("/health/ready").json()["detail"]
+    assert detail == f"not ready: *: models directory {tmp_path / 'models'} does not exist (RUL_MODELS_DIR)"
+
+
+def test_the_shipped_models_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./models here
+    assert Settings().models_dir == MODELS_DIR
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.onnx").write_bytes(b"")
+    assert Settings().models_dir == tmp_path / "models"  # ./models with models in it comes first
 
 
 def test_bad_model_is_reported_and_not_ready_while_others_serve(models_copy):

@@ -1,6 +1,8 @@
 """Dynamic batching on its own (asyncio, no HTTP)."""
 
 import asyncio
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -95,3 +97,34 @@ def test_drain_finishes_what_is_queued(predictor, windows):
         return [t.result() for t in tasks]  # all done, none cancelled
 
     assert len(asyncio.run(scenario())) == 10
+
+
+def test_a_finished_request_leaves_nothing_behind(predictor, windows):
+    """The worker waits for the next request without holding the last one's windows or
+    outputs (a 5 000-window request kept 48 MB alive until the next request came)."""
+
+    async def scenario() -> None:
+        batcher = Batcher(predictor, max_batch_size=16, max_delay_ms=0, max_queue_size=10)
+        batcher.start()
+        request = windows[:8].copy()
+        request_ref = weakref.ref(request)
+        result = await batcher.run(request)
+        result_ref = weakref.ref(result["rul"].base if result["rul"].base is not None else result["rul"])
+        del request, result
+        await asyncio.sleep(0.05)  # the worker is back waiting on its queue
+        gc.collect()
+        assert request_ref() is None and result_ref() is None
+        await batcher.drain()
+
+    asyncio.run(scenario())
+
+
+def test_memory_is_given_back_after_a_big_run_when_nothing_waits(predictor, windows, monkeypatch):
+    given_back: list[int] = []
+    monkeypatch.setattr(predictor, "give_back_memory", lambda: given_back.append(1))
+    batcher = Batcher(predictor, max_batch_size=256, max_delay_ms=0, max_queue_size=100)
+    asyncio.run(_concurrently(batcher, windows, per_request=8))  # batches of at most 64 windows
+    assert given_back == []
+    big = np.concatenate([windows, windows[:1]])  # 65 windows: over GIVE_BACK_ABOVE
+    asyncio.run(_concurrently(batcher := Batcher(predictor, 256, 0, 100), big, per_request=65))
+    assert given_back == [1] and batcher.runs == 1

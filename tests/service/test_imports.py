@@ -23,3 +23,23 @@ def test_rul_score_cli_writes_csv(cmapss_dir, tmp_path):
     main([str(cmapss_dir / "test_FD001.txt.gz"), "--model", model, "--providers", "cpu", "--out", str(out)])
     lines = out.read_text().splitlines()
     assert len(lines) == 101 and lines[1].startswith("1,31,31,True,")
+
+
+def test_rul_score_reads_rul_providers_like_the_service(cmapss_dir, monkeypatch):
+    """Its own warning tells the user to set RUL_PROVIDERS=cuda: that must take effect."""
+    import pytest
+
+    from service.score_cli import main
+    from tests.conftest import MODELS_DIR
+
+    monkeypatch.setenv("RUL_PROVIDERS", "cuda")
+    fleet, model = str(cmapss_dir / "test_FD001.txt.gz"), str(MODELS_DIR / "fd001.onnx")
+    try:
+        with pytest.raises(SystemExit) as refused:
+            main([fleet, "--model", model, "--out", "/dev/null"])
+    except pytest.fail.Exception:
+        pytest.skip("CUDA works on this host: RUL_PROVIDERS=cuda is met")
+    assert "RUL_PROVIDERS=cuda needs CUDAExecutionProvider" in str(refused.value.code)
+    monkeypatch.setenv("RUL_PROVIDERS", "gpu")
+    with pytest.raises(SystemExit, match="providers"):
+        main([fleet, "--model", model, "--out", "/dev/null"])

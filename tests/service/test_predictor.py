@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from service.predictor import ModelLoadError, Predictor, WindowError, load_models
+from service.predictor import (
+    GIVE_BACK_ABOVE,
+    MAX_RUN_WINDOWS,
+    ModelLoadError,
+    Predictor,
+    WindowError,
+    load_models,
+)
 from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
@@ -105,3 +112,25 @@ def test_load_models_missing_card_is_reported(models_copy):
     (models_copy / "fd001.json").unlink()
     models, errors = load_models(models_copy, CPU_ONLY)
     assert models == {} and errors == {"fd001": "fd001.onnx has no model card fd001.json"}
+
+
+def test_big_batches_run_in_pieces_and_give_the_arena_back(predictor, window, monkeypatch):
+    given_back: list[int] = []
+    monkeypatch.setattr(predictor, "give_back_memory", lambda: given_back.append(1))
+    rng = np.random.default_rng(0)
+    batch = window[None] + rng.normal(0, 0.01, (MAX_RUN_WINDOWS + 3, 50, 24)).astype(np.float32)
+    outputs = predictor.run(batch)  # two pieces
+    assert given_back == [1] and outputs["rul"].shape == (MAX_RUN_WINDOWS + 3,)
+    direct = predictor.session.run(["rul"], {"readings": batch[-3:]})[0]
+    np.testing.assert_allclose(outputs["rul"][-3:], direct, rtol=0, atol=1e-4)
+    predictor.run(batch[:GIVE_BACK_ABOVE])
+    predictor.run(batch[: GIVE_BACK_ABOVE + 1], give_back=False)
+    assert given_back == [1]  # small runs and the batcher's keep the arena warm
+    predictor.run(batch[: GIVE_BACK_ABOVE + 1])
+    assert given_back == [1, 1]
+
+
+def test_give_back_memory_runs(predictor, window):
+    predictor.give_back_memory()  # ONNX Runtime accepts the shrink option on this provider
+    (pred,) = predictor.predict([("w", window.tolist())])
+    assert pred.rul > 0

@@ -1,6 +1,9 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from service.providers import (
@@ -13,6 +16,7 @@ from service.providers import (
     create_session,
 )
 from service.settings import Settings
+from tests.conftest import ROOT
 
 
 def test_cuda_uses_heuristic_cudnn_algorithm_search():
@@ -58,3 +62,25 @@ def test_intra_op_spinning_off_reaches_the_session_and_changes_no_output(monkeyp
     windows = np.random.default_rng(0).normal(500.0, 50.0, size=(3, 50, 24)).astype(np.float32)
     np.testing.assert_array_equal(quiet.run(["rul"], {"readings": windows})[0],
                                   default.run(["rul"], {"readings": windows})[0])  # fmt: skip
+
+
+def test_a_host_without_cuda_starts_quietly_and_says_so_once_in_our_words():
+    """ONNX Runtime's GPU probing printed ~20 red `[E:onnxruntime...] Failed to load library`
+    lines before our warning (once per model): now it probes quietly, and one warning names
+    what was tried, what is missing and what runs."""
+    code = (
+        "import logging; from pathlib import Path; logging.basicConfig()\n"
+        "from service.predictor import load_models; from service.providers import SessionConfig\n"
+        "models, errors = load_models(Path('models'), SessionConfig('auto'))\n"
+        "print('ACTIVE', sorted({m.provider for m in models.values()}), errors)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    if f"ACTIVE ['{CUDA}']" in output:
+        pytest.skip("CUDA works on this host: nothing to fall back from")
+    assert "[E:onnxruntime" not in output and "[W:onnxruntime" not in output, output
+    assert "Failed to load" not in output, output  # preload_dlls' own lines, captured
+    if CUDA in ort.get_available_providers():  # onnxruntime-gpu without CUDA's libraries
+        assert output.count("CUDA EXECUTION PROVIDER NOT ACTIVE") == 1, output
+        assert f"tried {CUDA} first" in output and "missing: " in output and f"run on {CPU}" in output
