@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -351,7 +352,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await shutdown(app)
 
-    app = FastAPI(
+    # FastAPIOffline: /docs with Swagger UI's assets served from the installed package
+    # (FastAPI's own page loads them from a CDN: blank without the internet). No /redoc: ReDoc
+    # still fetches its logo from its CDN
+    app = FastAPIOffline(
+        redoc_url=None,
         title="RUL service",
         summary="Remaining useful life and health state of turbofan engines from sensor windows",
         version="1",

@@ -119,3 +119,25 @@ def test_dashboard_files_are_served_without_internet(client):
     assert (
         client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
     )
+
+
+def test_api_docs_render_without_the_internet(page, base_url):
+    """Swagger UI comes from the installed package: any request leaving loopback is aborted
+    (and counted), and the page still shows the API."""
+    outside: list[str] = []
+
+    def only_loopback(route):
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    try:
+        page.goto(f"{base_url}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("RUL service", timeout=20_000)
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    finally:
+        page.unroute("**/*")
+    assert outside == []
