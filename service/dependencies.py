@@ -20,12 +20,23 @@ async def loaded_models(request: Request) -> dict[str, Predictor]:
     return request.app.state.models
 
 
+def find_model(models: dict[str, Predictor], name: str) -> str | None:
+    """The loaded model called `name`, ignoring case (the training CLI says FD001, the files
+    are fd001.onnx); None when there is none, or when only case tells two apart and none
+    matches exactly."""
+    if name in models:
+        return name
+    matches = [known for known in models if known.casefold() == name.casefold()]
+    return matches[0] if len(matches) == 1 else None
+
+
 async def named_predictor(model: str, request: Request) -> Predictor:
     models = await loaded_models(request)
-    if model not in models:
+    name = find_model(models, model)
+    if name is None:
         known = ", ".join(sorted(models)) or "none loaded"
         raise HTTPException(404, f"model {model!r} not found; known models: {known}")
-    return models[model]
+    return models[name]
 
 
 async def default_predictor(request: Request) -> Predictor:

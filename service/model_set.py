@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.batcher import Batcher
+from service.dependencies import find_model
 from service.predictor import Predictor, load_models
 from service.settings import Settings
 
@@ -21,8 +22,8 @@ logger = logging.getLogger("service.model_set")
 
 
 def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
-    if configured:
-        return configured
+    if configured:  # RUL_DEFAULT_MODEL, case ignored like the model in a path
+        return find_model(models, configured) or configured
     if "fd001" in models:
         return "fd001"
     return min(models) if models else None

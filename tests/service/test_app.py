@@ -56,6 +56,23 @@ def test_unknown_model_is_404_listing_known_names(client):
         assert response.json() == {"detail": f"model 'fd009' not found; known models: {', '.join(SHIPPED)}"}
 
 
+def test_model_names_ignore_case(client):
+    """The training CLI says --subset FD001; the files are fd001.onnx: both names work."""
+    assert client.get("/v1/models/FD001").json()["name"] == "fd001"
+    response = client.post("/v1/models/Fd001/predict", json=EXAMPLE_REQUEST)
+    assert response.status_code == 200 and response.json()["model"] == "fd001"
+    assert client.get("/v2/models/FD003/ready").status_code == 200
+
+
+def test_find_model_refuses_to_guess_between_names_that_differ_only_in_case():
+    from service.dependencies import find_model
+
+    models = {"fd001": None, "FD001": None, "fd002": None}
+    assert find_model(models, "FD001") == "FD001" and find_model(models, "fd002") == "fd002"
+    assert find_model(models, "FD002") == "fd002"
+    assert find_model(models, "Fd001") is None  # two candidates: a 404, not a guess
+
+
 def test_predict_example_returns_rul_interval_and_health(client):
     response = client.post("/v1/models/fd001/predict", json=EXAMPLE_REQUEST)
     assert response.status_code == 200
