@@ -35,6 +35,7 @@ from training.evaluate import PredictFn, evaluate_last_windows, rmse_all_windows
 from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality import CHECK_NAMES, QualityCheck, QualityStats, fit_quality
+from training.recipes import RECIPES
 from training.test_like import window_weights
 from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
@@ -253,7 +254,11 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, data_dir: str | None) -> dict:
+def export(
+    checkpoint_paths: list[str], name: str, version: str, out_dir: str, data_dir: str | None, recipe: str = ""
+) -> dict:
+    """Build, check and write `<out_dir>/<name>.onnx` and its card; `recipe`: the name in
+    training/recipes.py the checkpoints were trained with, recorded in the card."""
     graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir)
     first = checkpoints[0]
     config, window_length = first["train_config"], first["window_length"]
@@ -331,6 +336,7 @@ def export(checkpoint_paths: list[str], name: str, version: str, out_dir: str, d
             "normalisation": "z-score per operating condition, training units only" + pooled,
         },
         "training": {
+            **({"recipe": f"{recipe} (training/recipes.py)"} if recipe else {}),
             "config": config,
             "model_config": first["model_config"],
             "checkpoints": list(checkpoint_paths),
@@ -356,7 +362,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, help="model name, e.g. fd001 (file stem and URL name)")
     parser.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"),
                         help="model version for the card (default: today, YYYY.MM.DD)")  # fmt: skip
-    parser.add_argument("--out-dir", default="models", help="where to write <name>.onnx and <name>.json")
+    parser.add_argument("--out-dir", default="models",
+                        help="where to write <name>.onnx and <name>.json (default: models, where the "
+                             "service looks)")  # fmt: skip
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing <out-dir>/<name>.onnx (by default a shipped model)",
+    )
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="the recipe (training/recipes.py) the checkpoints were trained with: "
+                             "the card names it")  # fmt: skip
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )
@@ -368,7 +384,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     onnx_path, card_path = Path(args.out_dir) / f"{args.name}.onnx", Path(args.out_dir) / f"{args.name}.json"
     if args.checkpoint:
-        card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir)
+        if onnx_path.exists() and not args.force:
+            parser.error(f"{onnx_path} exists (a shipped model, if --out-dir is models): pass --force to "
+                         "overwrite it, or choose another --name or --out-dir")  # fmt: skip
+        card = export(
+            args.checkpoint, args.name, args.version, args.out_dir, args.data_dir, args.recipe or ""
+        )
         print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],
                           "test": card["metrics"]["test"]}, indent=2))  # fmt: skip
     elif not args.triton_repo:

@@ -1,6 +1,7 @@
 """Train the dual-task RUL model on one C-MAPSS subset and write a self-describing checkpoint.
 
     rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
+    rul-train --recipe fd001 --data-dir ../shared/data/cmapss     # the shipped fd001's networks
 
 Reads top to bottom: config, data, preprocessing, model, loop with early stopping on the
 validation units, conformal calibration on the same validation units, checkpoint.
@@ -10,8 +11,10 @@ Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`).
 import argparse
 import copy
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,6 +38,7 @@ from training.loss_weighting import METHODS, LossWeighting
 from training.metrics import rmse
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import PreprocessingStats, Preprocessor, fit_imputation, fit_preprocessing
+from training.recipes import RECIPES
 from training.test_like import window_weights
 from training.windows import fold_split, split_by_unit, stack_windows
 
@@ -254,8 +258,13 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         "health_thresholds": thresholds,
         "preprocessing": stats.to_dict(),
         "interval": bands.to_dict(),
-        "metrics": {"validation": {"rmse_all_windows_capped": best_rmse, "best_epoch": best_epoch,
-                                   "rmse_all_windows_capped_masked": best_masked}},  # fmt: skip
+        "metrics": {
+            "validation": {
+                "rmse_all_windows_capped": best_rmse,
+                "best_epoch": best_epoch,
+                "rmse_all_windows_capped_masked": best_masked,
+            }
+        },  # fmt: skip
         "split": {
             "train_units": [u.unit_id for u in train_units],
             "validation_units": [u.unit_id for u in val_units],
@@ -268,12 +277,23 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     return facts
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    recipes = parser.add_argument_group("shipped recipes (training/recipes.py)")
+    recipes.add_argument("--recipe", choices=sorted(RECIPES),
+                         help="train every network of a shipped model's ensemble with its flags, one "
+                              "after the other; flags given beside it override the recipe's")  # fmt: skip
+    recipes.add_argument("--member", help="with --recipe: only this network (e.g. fold0, seed2)")
+    recipes.add_argument("--out-dir", help="with --recipe: where the checkpoints go (default: "
+                                           "models/checkpoints/<recipe>, as shipped)")  # fmt: skip
     add_dataclass_flags(parser, TrainConfig)
     add_dataclass_flags(parser, ModelConfig)
+    return parser
+
+
+def _configs(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[TrainConfig, ModelConfig]:
     args = parser.parse_args(argv)
     config = dataclass_from_flags(TrainConfig, args)
     config.subset = config.subset.upper()
@@ -285,18 +305,51 @@ def main(argv: list[str] | None = None) -> None:
         extra_subset_names(config.subset, config.extra_train_subsets)
     except ValueError as error:
         parser.error(str(error))
-    facts = train(config, dataclass_from_flags(ModelConfig, args))
-    print(
-        json.dumps(
-            {
-                "checkpoint": config.out,
-                "metrics": facts["metrics"],
-                "interval": facts["interval"],
-                "training_seconds": facts["training_seconds"],
-            },
-            indent=2,
+    return config, dataclass_from_flags(ModelConfig, args)
+
+
+def recipe_runs(argv: list[str]) -> list[tuple[TrainConfig, ModelConfig]]:
+    """The (config, model config) of each network `argv` asks for: one, or with --recipe each
+    member of that recipe (the recipe's flags first, so that the user's override them; each
+    member's checkpoint at <out-dir>/<member>.pt)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.recipe is None:
+        if args.member or args.out_dir:
+            parser.error("--member and --out-dir go with --recipe")
+        return [_configs(parser, argv)]
+    recipe = RECIPES[args.recipe]
+    if args.member is not None and args.member not in recipe.members:
+        parser.error(f"--member {args.member!r}: recipe {args.recipe} has {', '.join(recipe.members)}")
+    out_dir = Path(args.out_dir or f"models/checkpoints/{args.recipe}")
+    members = [args.member] if args.member else list(recipe.members)
+    return [
+        _configs(parser, [*recipe.member_argv(member), *argv, "--out", str(out_dir / f"{member}.pt")])
+        for member in members
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    runs = recipe_runs(argv)
+    for config, model_config in runs:
+        facts = train(config, model_config)
+        print(
+            json.dumps(
+                {
+                    "checkpoint": config.out,
+                    "metrics": facts["metrics"],
+                    "interval": facts["interval"],
+                    "training_seconds": facts["training_seconds"],
+                },
+                indent=2,
+            )
         )
-    )
+    recipe = _parser().parse_args(argv).recipe
+    if recipe and len(runs) == len(RECIPES[recipe].members):
+        checkpoints = " ".join(config.out for config, _ in runs)
+        data_dir = f" --data-dir {runs[0][0].data_dir}" if runs[0][0].data_dir else ""
+        print(f"next: rul-export --checkpoint {checkpoints} --name {recipe} --recipe {recipe}{data_dir}")
 
 
 if __name__ == "__main__":
