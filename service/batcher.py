@@ -7,8 +7,10 @@ runs them as one batch in a worker thread (never on the event loop) and hands ea
 its rows back. With `max_delay_ms` 0 (the default) nothing waits: the worker takes whatever
 is queued, so a lone request runs at once and the requests that arrive during a run form the
 next batch (on the 2-core CPU this beat a 2 ms wait at every concurrency, bench/README.md).
-A request of `max_batch_size` windows or more runs on its own, in its turn: one run per
-model at a time, so concurrent large requests never oversubscribe the cores. When
+A request of more than `piece_windows` windows runs piece by piece, each piece alone and
+queued only once the previous one is done, so that small requests arriving meanwhile run
+between two pieces instead of waiting for the whole request (10 000 windows: seconds); one
+run per model at a time, so concurrent large requests never oversubscribe the cores. When
 `max_queue_size` requests are already waiting, a new one is refused at once (QueueFull ->
 503 with Retry-After) rather than piling up latency.
 
@@ -41,6 +43,7 @@ _DRAIN = None  # queued by drain(): the worker runs what it holds and exits
 class _Pending:
     windows: np.ndarray  # (n, W, C)
     future: asyncio.Future[dict[str, np.ndarray]]
+    piece: bool = False  # a piece of a large request: runs alone, never batched with others
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -52,9 +55,14 @@ class Batcher:
         max_delay_ms: float,
         max_queue_size: int,
         on_queue_time: Callable[[str, float], None] | None = None,  # (model, seconds queued)
+        piece_windows: int | None = None,  # larger requests run in pieces of this many; None: never
     ):
         self.predictor = predictor
         self.max_batch_size = max_batch_size
+        self.piece_windows = piece_windows
+        self._split_requests = 0  # requests being run piece by piece: drain() waits for them
+        self._none_split = asyncio.Event()
+        self._none_split.set()
         self.max_delay = max_delay_ms / 1000
         self.max_queue_size = max_queue_size
         self.on_queue_time = on_queue_time
@@ -69,20 +77,43 @@ class Batcher:
         """Finish every request already queued, then stop (after a reload swapped us out: new
         requests go to the new batcher, none is lost)."""
         if self._worker:
+            await self._none_split.wait()  # a split request's next piece must not miss the worker
             await self.queue.put(_DRAIN)
             await self._worker
 
     async def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's outputs for `windows` (n, W, C), batched with whatever else is waiting."""
+        """The model's outputs for `windows` (n, W, C), batched with whatever else is waiting;
+        a request of more than `piece_windows` windows runs piece by piece, each piece queued
+        once the previous one is done, so that requests arriving meanwhile run in between."""
         if self.queue.qsize() >= self.max_queue_size:
             name = self.predictor.card.name
             waiting = self.queue.qsize()
             raise QueueFull(
                 f"{waiting} requests are already waiting for model {name} (RUL_MAX_QUEUE_SIZE); retry"
             )
-        future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(windows, future))
-        return await future
+        if self.piece_windows is None or len(windows) <= self.piece_windows:
+            return await self._queued(_Pending(windows, self._future()))
+        self._split_requests += 1
+        self._none_split.clear()
+        try:
+            step = self.piece_windows
+            pieces = [
+                await self._queued(_Pending(windows[start : start + step], self._future(), piece=True))
+                for start in range(0, len(windows), step)
+            ]
+        finally:
+            self._split_requests -= 1
+            if self._split_requests == 0:
+                self._none_split.set()
+        return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+
+    @staticmethod
+    def _future() -> asyncio.Future[dict[str, np.ndarray]]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _queued(self, pending: _Pending) -> dict[str, np.ndarray]:
+        await self.queue.put(pending)
+        return await pending.future
 
     async def _work(self) -> None:
         carry: _Pending | None = None  # a request that did not fit the last batch starts the next
@@ -94,7 +125,7 @@ class Batcher:
                 return
             batch, size = [first], len(first.windows)
             deadline = time.perf_counter() + self.max_delay
-            while size < self.max_batch_size:
+            while size < self.max_batch_size and not first.piece:
                 remaining = deadline - time.perf_counter()
                 try:
                     if remaining <= 0:
@@ -106,8 +137,8 @@ class Batcher:
                 if nxt is _DRAIN:
                     draining = True
                     break
-                if size + len(nxt.windows) > self.max_batch_size:
-                    carry = nxt
+                if nxt.piece or size + len(nxt.windows) > self.max_batch_size:
+                    carry = nxt  # a piece runs alone: it starts the next run
                     break
                 batch.append(nxt)
                 size += len(nxt.windows)

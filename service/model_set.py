@@ -38,7 +38,8 @@ async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, 
         predictor.on_run = metrics.observe_run
         if settings.batching:
             batchers[name] = Batcher(predictor, settings.max_batch_size, settings.max_queue_delay_ms,
-                                     settings.max_queue_size, metrics.observe_queue)  # fmt: skip
+                                     settings.max_queue_size, metrics.observe_queue,
+                                     settings.piece_windows)  # fmt: skip
             batchers[name].start()
     previous = app.state.batchers
     # the swap: no await in between, so no request sees half of it

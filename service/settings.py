@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     max_windows_per_request: int = 10_000  # more windows in one predict request get 413
     max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)
     batching: bool = True  # coalesce concurrent requests into one ONNX Runtime run per model
-    max_batch_size: int = 256  # windows per coalesced run; bigger requests run on their own
+    max_batch_size: int = 256  # windows per coalesced run of small requests
+    # requests of more windows run in pieces of this many, taking turns with other requests
+    piece_windows: int = Field(default=32, ge=1)
     # how long the first request waits for others to join; 0: none waits, and the requests that
     # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
     max_queue_delay_ms: float = 0.0

@@ -128,3 +128,49 @@ def test_memory_is_given_back_after_a_big_run_when_nothing_waits(predictor, wind
     big = np.concatenate([windows, windows[:1]])  # 65 windows: over GIVE_BACK_ABOVE
     asyncio.run(_concurrently(batcher := Batcher(predictor, 256, 0, 100), big, per_request=65))
     assert given_back == [1] and batcher.runs == 1
+
+
+def test_a_large_request_runs_in_pieces_that_let_small_requests_through(predictor, windows):
+    """A request of more than piece_windows windows is queued one piece at a time: a small
+    request sent while it runs is answered before the large one finishes (before pieces, it
+    waited for all of it: 4 s behind 5 000 windows), and both get the same answers as alone."""
+
+    async def scenario() -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        batcher = Batcher(predictor, 256, 0, 100, piece_windows=8)
+        batcher.start()
+        finished: list[str] = []
+
+        async def send(name: str, part: np.ndarray) -> dict[str, np.ndarray]:
+            result = await batcher.run(part)
+            finished.append(name)
+            return result
+
+        large = asyncio.create_task(send("large", windows))  # 64 windows: 8 pieces
+        await asyncio.sleep(0.02)  # the large request's first piece is running
+        small = await send("small", windows[:2])
+        large_result = await large
+        await batcher.drain()
+        assert batcher.runs == 9  # 8 pieces, each alone, and the small request
+        return finished, large_result, small
+
+    finished, large, small = asyncio.run(scenario())
+    assert finished == ["small", "large"]
+    alone = predictor.run(windows)
+    np.testing.assert_allclose(large["rul"], alone["rul"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(small["rul"], alone["rul"][:2], rtol=0, atol=1e-4)
+    assert large["quality_flags"].shape == (64, 50, 24)
+
+
+def test_drain_waits_for_a_request_between_two_pieces(predictor, windows):
+    """After a reload the old batcher drains: a large request half-way through must still get
+    its remaining pieces run, not hang behind the worker's exit."""
+
+    async def scenario() -> dict[str, np.ndarray]:
+        batcher = Batcher(predictor, 256, 0, 100, piece_windows=8)
+        batcher.start()
+        large = asyncio.create_task(batcher.run(windows))
+        await asyncio.sleep(0.02)
+        await asyncio.wait_for(batcher.drain(), timeout=60)
+        return await asyncio.wait_for(large, timeout=1)
+
+    assert asyncio.run(scenario())["rul"].shape == (64,)
