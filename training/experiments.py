@@ -26,8 +26,8 @@ from training.evaluate import evaluate_checkpoint, evaluate_last_windows, rmse_a
 from training.export import build_graph, calibration_windows
 from training.metrics import rmse
 
-# The recipe per subset, chosen on validation RMSE of FD001 and FD002 runs (RESULTS.md, "How
-# the recipe was chosen"): longer windows won on both; one condition (FD001/FD003) takes 50
+# The recipe per subset, chosen on validation RMSE of FD001 and FD002 runs (docs/results/rounds.md,
+# "How the recipe was chosen"): longer windows won on both; one condition (FD001/FD003) takes 50
 # cycles, six conditions (FD002/FD004) 40. Everything else is TrainConfig's defaults.
 RECIPE: dict[str, list[str]] = {
     "FD001": ["--window-length", "50"],

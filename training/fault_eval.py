@@ -1,5 +1,5 @@
 """Measured, not asserted: how the shipped models' input checks and masking behave on faulty
-and foreign windows (RESULTS.md, "Faulty and foreign windows").
+and foreign windows (docs/results/faults.md).
 
     python -m training.fault_eval --data-dir ../shared/data/cmapss --models-dir models --out results/faults
 

@@ -1,4 +1,4 @@
-"""Round 12's decision (RESULTS.md, "Round 12"): do networks fine-tuned with random sensor
+"""Round 12's decision (docs/results/rounds.md, "Round 12"): do networks fine-tuned with random sensor
 masking ship? The rule was fixed in training/experiments.py before the runs.
 
     python -m training.mask_round --data-dir ../shared/data/cmapss --out results/mask-finetune

@@ -7,7 +7,7 @@ the model card cite.
 trains every network of fd001's ensemble, one after the other, into
 `models/checkpoints/fd001/` (the shipped checkpoints' names), then prints the `rul-export`
 command that builds the model from them. Each recipe was chosen on validation units only
-(RESULTS.md, "How the recipe was chosen"; docs/training.md, the rounds that changed it).
+(docs/results/rounds.md, "How the recipe was chosen"; docs/training.md, the rounds in a table).
 """
 
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """A validation quantity shaped like the test protocol, and the round-8 re-check of past
-decisions with it (RESULTS.md, "How the recipe was chosen", round 8).
+decisions with it (docs/results/rounds.md, round 8).
 
 Why: early stopping and the window/width/pooling rounds compare networks on the validation
 RMSE over *every* window of the validation units (from the 10th cycle on). The test protocol
