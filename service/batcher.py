@@ -61,6 +61,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.piece_windows = piece_windows
         self._split_requests = 0  # requests being run piece by piece: drain() waits for them
+        self._since_give_back = 0  # windows run since the memory was last given back
         self._none_split = asyncio.Event()
         self._none_split.set()
         self.max_delay = max_delay_ms / 1000
@@ -146,7 +147,10 @@ class Batcher:
             # drop the finished requests' windows and outputs now, not when the next request
             # comes: these locals live on while the loop waits (5 000 windows: 48 MB)
             del first, batch
-            if size > GIVE_BACK_ABOVE and self.queue.empty():  # idle after a big run
+            self._since_give_back += size
+            await asyncio.sleep(0)  # a split request woken by its piece's result queues its next piece
+            if self._since_give_back > GIVE_BACK_ABOVE and self.queue.empty():  # idle after big work
+                self._since_give_back = 0
                 try:
                     await run_in_threadpool(self.predictor.give_back_memory)
                 except Exception:  # memory kept is no reason to stop serving

@@ -3,6 +3,7 @@ trims them to the model's window, runs the graph and shapes the answer. Knows no
 FastAPI; `load_models` loads a whole models directory.
 """
 
+import ctypes
 import hashlib
 import logging
 import time
@@ -34,6 +35,23 @@ MAX_RUN_WINDOWS = 256
 # run its re-growth (+15 % at 100 windows, +48 % at 8, measured back to back), so the
 # batcher gives back only when no request is waiting; small runs keep the arena warm.
 GIVE_BACK_ABOVE = 64
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    _LIBC = None
+
+
+def trim_c_heap() -> None:
+    """glibc: hand the free pages inside malloc's heaps back to the system (malloc_trim(0)).
+    Thousands of predictions leave their small allocations' pages free but inside the heap,
+    which glibc returns only from its top: after a 5 000-window request split into pieces the
+    process kept +50 MB (abuse benchmark, 1.25x idle); a trim costs a few ms. No-op without
+    glibc."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -198,9 +216,10 @@ class Predictor:
 
     def give_back_memory(self) -> None:
         """Return the arena regions that no run is using to the system (a one-window run with
-        arena shrinkage; ~3 ms on the CPU)."""
+        arena shrinkage; ~3 ms on the CPU), and the C heap's free pages (`trim_c_heap`)."""
         window = np.zeros((1, self.window_length, self.n_columns), dtype=np.float32)
         self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
+        trim_c_heap()
 
     def prepare_batch(
         self, windows: list[tuple[str | None, Any]]

@@ -124,10 +124,16 @@ def test_memory_is_given_back_after_a_big_run_when_nothing_waits(predictor, wind
     monkeypatch.setattr(predictor, "give_back_memory", lambda: given_back.append(1))
     batcher = Batcher(predictor, max_batch_size=256, max_delay_ms=0, max_queue_size=100)
     asyncio.run(_concurrently(batcher, windows, per_request=8))  # batches of at most 64 windows
-    assert given_back == []
-    big = np.concatenate([windows, windows[:1]])  # 65 windows: over GIVE_BACK_ABOVE
+    assert given_back == []  # 64 windows in all: not over GIVE_BACK_ABOVE (64)
+    big = np.concatenate([windows, windows[:1]])  # 65 windows: over GIVE_BACK_ABOVE at once
     asyncio.run(_concurrently(batcher := Batcher(predictor, 256, 0, 100), big, per_request=65))
     assert given_back == [1] and batcher.runs == 1
+    bigger = np.concatenate([windows, windows, windows[:2]])  # 130 windows in 17 pieces of 8
+    pieces = Batcher(predictor, 256, 0, 100, piece_windows=8)
+    after_runs: list[int] = []
+    monkeypatch.setattr(predictor, "give_back_memory", lambda: after_runs.append(pieces.runs))
+    asyncio.run(_concurrently(pieces, bigger, per_request=130))
+    assert after_runs == [17]  # once, after the last piece: never between two pieces
 
 
 def test_a_large_request_runs_in_pieces_that_let_small_requests_through(predictor, windows):
