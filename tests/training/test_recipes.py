@@ -55,3 +55,13 @@ def test_export_refuses_to_overwrite_a_shipped_model_without_force(capsys):
         export_main(["--checkpoint", "never-read.pt", "--name", "fd001", "--out-dir", str(MODELS_DIR)])
     error = capsys.readouterr().err
     assert "fd001.onnx exists" in error and "pass --force to overwrite it" in error
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_shipped_card_names_its_recipe(name):
+    import json
+
+    card = json.loads((MODELS_DIR / f"{name}.json").read_text())
+    assert card["training"]["recipe"] == f"{name} (training/recipes.py)"
+    members = [f"models/checkpoints/{name}/{m}.pt" for m in RECIPES[name].members]
+    assert card["training"]["checkpoints"] == members
