@@ -33,9 +33,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"],
                         help="execution provider (default: RUL_PROVIDERS, else auto)")  # fmt: skip
+    parser.add_argument("--engine", choices=["local", "spark"], default="local",
+                        help="local: this process (default); spark: on Apache Spark (the spark extra), "
+                             "reading Parquet, CSV or C-MAPSS text and writing Parquet or CSV")  # fmt: skip
+    parser.add_argument("--master", default="local[*]", help="with --engine spark: the Spark master")
     parser.add_argument("--reject-out-of-distribution", action="store_true",
                         help="list out-of-distribution units as skipped, not predicted")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.engine == "spark":
+        _run_on_spark(args)
+        return
     try:
         predictor = Predictor.load(args.model, SessionConfig(args.providers or Settings().providers))
         with open(args.file, "rb") as f:
@@ -60,6 +67,18 @@ def main(argv: list[str] | None = None) -> None:
             csv.writer(out).writerows(rows)
     else:
         csv.writer(sys.stdout).writerows(rows)
+
+
+def _run_on_spark(args: argparse.Namespace) -> None:
+    """The same scoring on Spark (spark_scoring/, outside the service: imported only here)."""
+    if args.reject_out_of_distribution:
+        sys.exit("rul-score: --reject-out-of-distribution is not offered with --engine spark; filter on "
+                 "the quality_status column instead")  # fmt: skip
+    try:
+        from spark_scoring.cli import run
+    except ImportError as exc:
+        sys.exit(f"rul-score: --engine spark needs PySpark ({exc}): pip install '.[spark]', and Java 17+")
+    run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,216 @@
+"""Score a fleet's telemetry on Apache Spark with a shipped ONNX model:
+
+    from spark_scoring.job import score_fleet_spark
+    scores = score_fleet_spark(spark.read.parquet("s3://lake/telemetry"), "models/fd001.onnx")
+
+The input has the columns `unit, cycle, setting_1..3, s_1..s_21`; any other column (a fleet,
+an engine serial) is a key kept in the output, a unit being identified by its keys and its
+number. The output has one row per unit at its last cycle, or with `all_cycles` one per cycle
+from the model's minimum on, with the columns `rul-score` writes (`unit, cycle, cycles_used,
+padded, rul, rul_lower, rul_upper, health_state, p_<state>..., quality_status, ood_score,
+flagged_columns`) after the keys. Units shorter than the model's minimum are left out, as in
+`rul-score`.
+
+How: the rows are hash-partitioned by keys and unit and sorted by cycle within each partition;
+each task reads its partition as Arrow batches (`mapInPandas`) and scores every unit it has
+seen in full with the service's own code (`service.scoring.score_fleet`: the same windows,
+padding, input checks and numbers as POST /v1/models/{model}/score), the windows of many units
+in one ONNX Runtime run. Each Python worker process loads the model once (the file shipped
+with the job by `addFile`), with one intra-op thread, since Spark runs one task per core.
+Memory per task: an Arrow batch plus one unit's rows, whatever the fleet's size.
+"""
+
+import json
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark import SparkFiles
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from service.fleet_file import FEATURES
+from service.predictor import Predictor
+from service.providers import ProviderChoice, SessionConfig
+from service.scoring import CSV_FIELDS, QUALITY_CSV_FIELDS, UnitScore, score_fleet
+
+REQUIRED = ["unit", "cycle", *FEATURES]
+
+_PREDICTORS: dict[str, Predictor] = {}  # per Python worker process: model file -> loaded model
+
+
+def output_schema(df: DataFrame, health_states: list[str]) -> T.StructType:
+    """The key columns as they come, then rul-score's columns."""
+    keys = [f for f in df.schema.fields if f.name not in REQUIRED]
+    types: dict[str, T.DataType] = {
+        "unit": T.LongType(), "cycle": T.LongType(), "cycles_used": T.IntegerType(),
+        "padded": T.BooleanType(), "health_state": T.StringType(),
+    }  # fmt: skip
+    columns = [*CSV_FIELDS, *(f"p_{s}" for s in health_states), *QUALITY_CSV_FIELDS]
+    fields = [T.StructField(c, types.get(c, T.StringType() if c in ("quality_status", "flagged_columns")
+                                         else T.DoubleType())) for c in columns]  # fmt: skip
+    return T.StructType([*keys, *fields])
+
+
+def check_input(df: DataFrame) -> None:
+    """ValueError naming the column, and the unit and cycle of the first bad row, for a missing
+    column, a cell that is not a number, or an empty or NaN reading (one pass over the data)."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"the telemetry has no column {', '.join(missing)}; it needs unit, cycle, "
+                         f"setting_1..setting_3 and s_1..s_21 (it has {', '.join(df.columns)})")  # fmt: skip
+    bad_cell = F.lit(False)
+    for name in REQUIRED:
+        number = _number(name)
+        bad_cell = bad_cell | number.isNull() | F.isnan(number)
+    bad = df.filter(bad_cell).limit(1).collect()
+    if not bad:
+        return
+    row = bad[0]
+    for name in REQUIRED:
+        value = row[name]
+        if value is None:
+            raise ValueError(f"column {name} of {_where(row)} is empty")
+        number = _as_float(value)
+        if number is None:
+            raise ValueError(f"column {name} of {_where(row)} holds {value!r}, not a number")
+        if np.isnan(number):
+            raise ValueError(f"column {name} of {_where(row)} is NaN")
+
+
+def _number(name: str) -> Any:
+    """The column as a double, null where it is not a number (whatever Spark's ANSI mode)."""
+    return F.expr(f"try_cast(`{name}` AS DOUBLE)")
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _where(row: Any) -> str:
+    return f"unit {row['unit']}, cycle {row['cycle']}"
+
+
+def score_fleet_spark(
+    df: DataFrame,
+    model: str | Path,
+    all_cycles: bool = False,
+    providers: ProviderChoice = "cpu",
+    partitions: int | None = None,
+) -> DataFrame:
+    """A DataFrame of predictions for the telemetry `df` (checked first: check_input) with the
+    model `model` (<name>.onnx with its <name>.json card beside it). Lazy, like any Spark
+    transformation: write or collect it. `partitions`: how many pieces the fleet is split into
+    by unit (default: twice the default parallelism)."""
+    check_input(df)
+    model_path = Path(model).resolve()
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    spark = df.sparkSession
+    spark.sparkContext.addFile(str(model_path))
+    spark.sparkContext.addFile(str(model_path.with_suffix(".json")))
+    keys = [c for c in df.columns if c not in REQUIRED]
+    typed = df.select(*keys, _number("unit").cast("long").alias("unit"),
+                      _number("cycle").cast("long").alias("cycle"),
+                      *(_number(c).alias(c) for c in FEATURES))  # fmt: skip
+    count = partitions or 2 * spark.sparkContext.defaultParallelism
+    ordered = typed.repartition(count, *keys, "unit").sortWithinPartitions(*keys, "unit", "cycle")
+    score = partial(_score_partitions, model_file=model_path.name, providers=providers,
+                    all_cycles=all_cycles, keys=keys, health_states=card["health_states"])  # fmt: skip
+    return ordered.mapInPandas(score, output_schema(df, card["health_states"]))
+
+
+def _predictor(model_file: str, providers: ProviderChoice) -> Predictor:
+    path = SparkFiles.get(model_file)
+    if path not in _PREDICTORS:
+        _PREDICTORS[path] = Predictor.load(Path(path), SessionConfig(providers, intra_op_threads=1))
+    return _PREDICTORS[path]
+
+
+def _score_partitions(
+    batches: Iterator[pd.DataFrame],
+    model_file: str,
+    providers: ProviderChoice,
+    all_cycles: bool,
+    keys: list[str],
+    health_states: list[str],
+) -> Iterator[pd.DataFrame]:
+    """Arrow batches of a partition sorted by keys, unit and cycle -> predictions. A unit's rows
+    may go on into the next batch: the last unit of each batch waits for it."""
+    held: pd.DataFrame | None = None
+    for batch in batches:
+        if held is not None:
+            batch = pd.concat([held, batch], ignore_index=True)
+        ids = batch[[*keys, "unit"]]
+        last = (ids == ids.iloc[-1]).all(axis=1).to_numpy()
+        held = batch[last]
+        if not last.all():
+            yield _score(_predictor(model_file, providers), batch[~last], all_cycles, keys, health_states)
+    if held is not None and len(held):
+        yield _score(_predictor(model_file, providers), held, all_cycles, keys, health_states)
+
+
+def _score(
+    predictor: Predictor, rows: pd.DataFrame, all_cycles: bool, keys: list[str], health_states: list[str]
+) -> pd.DataFrame:
+    """Every unit in `rows` (whole units, sorted by cycle), per key group, with score_fleet."""
+    frames = []
+    groups = rows.groupby(keys, sort=False, dropna=False) if keys else [((), rows)]
+    for key, part in groups:
+        fleet: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for unit, unit_rows in part.groupby("unit", sort=False):
+            cycles = unit_rows["cycle"].to_numpy(np.int64)
+            repeated = cycles[1:][np.diff(cycles) == 0]
+            if len(repeated):
+                raise ValueError(f"unit {unit} has cycle {repeated[0]} twice; each cycle must appear once")
+            fleet[int(unit)] = (cycles, unit_rows[FEATURES].to_numpy(np.float32))
+        result = score_fleet(predictor, fleet, all_cycles)
+        scores = (
+            [p for points in result.trajectories.values() for p in points]
+            if all_cycles
+            else result.predictions
+        )
+        frame = _frame(scores, health_states)
+        for name, value in zip(keys, key if isinstance(key, tuple) else (key,), strict=True):
+            frame.insert(keys.index(name), name, value)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _frame(scores: list[UnitScore], health_states: list[str]) -> pd.DataFrame:
+    """rul-score's columns, as numbers (an open upper bound: null)."""
+    return pd.DataFrame(
+        {
+            "unit": np.array([s.unit for s in scores], dtype=np.int64),
+            "cycle": np.array([s.cycle for s in scores], dtype=np.int64),
+            "cycles_used": np.array([s.cycles_used for s in scores], dtype=np.int32),
+            "padded": np.array([s.padded for s in scores], dtype=bool),
+            "rul": [s.rul for s in scores],
+            "rul_lower": pd.array([s.rul_lower for s in scores], dtype="Float64"),
+            "rul_upper": pd.array([s.rul_upper for s in scores], dtype="Float64"),  # None: open above
+            "health_state": [s.health_state for s in scores],
+            **{f"p_{h}": [s.health_probabilities[h] for s in scores] for h in health_states},
+            "quality_status": [s.quality.status for s in scores],
+            "ood_score": [s.quality.ood_score for s in scores],
+            "flagged_columns": [";".join(f.column for f in s.quality.flags) for s in scores],
+        }
+    )
+
+
+def read_telemetry(spark: Any, path: str) -> DataFrame:
+    """Parquet (a .parquet file or a directory of them), CSV with a header (.csv), or C-MAPSS
+    text (.txt, plain or gzipped: 26 numbers a line, separated by spaces)."""
+    name = path.rstrip("/").lower()
+    if name.endswith((".txt", ".txt.gz", ".gz")):
+        fields = F.split(F.trim(F.col("value")), r"\s+")
+        lines = spark.read.text(path).filter(F.trim(F.col("value")) != "")
+        return lines.select(*(fields.getItem(i).alias(c) for i, c in enumerate(REQUIRED)))  # checked later
+    if name.endswith(".csv"):
+        return spark.read.csv(path, header=True, inferSchema=True)
+    return spark.read.parquet(path)
