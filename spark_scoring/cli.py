@@ -1,7 +1,12 @@
-"""`rul-score INPUT --model M --out OUT --engine spark [--master URL]`: the fleet scored on
-Spark (spark_scoring/job.py), read from Parquet, CSV or C-MAPSS text and written as Parquet
-(OUT ending in .parquet, or any other name) or CSV with a header (OUT ending in .csv): a
-directory of part files, as Spark writes."""
+"""`rul-score INPUT --model M --out OUT --engine spark [--master URL]`, and the same job for
+`spark-submit` (a cluster's master and resources come from spark-submit):
+
+    spark-submit --master yarn spark_scoring/cli.py s3a://lake/telemetry fd001.onnx s3a://lake/rul
+
+Reads Parquet, CSV with a header or C-MAPSS text (spark_scoring/job.py, `read_telemetry`) and
+writes Parquet (OUT ending in anything but .csv) or CSV with a header: a directory of part
+files, as Spark writes.
+"""
 
 import argparse
 import os
@@ -12,28 +17,61 @@ from pyspark.sql import SparkSession
 from spark_scoring.job import read_telemetry, score_fleet_spark
 
 
-def spark_session(master: str) -> SparkSession:
-    """A session for `master`; on a local master the Python workers are this interpreter, so
-    that they see the same packages (on a cluster, spark-submit's settings decide)."""
-    if master.startswith("local"):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName("rul-score").master(master).config("spark.ui.enabled", "false")
+def spark_session(master: str | None) -> SparkSession:
+    """A session for `master` (None: spark-submit's). On a local master the Python workers are
+    this interpreter, so that they see the same packages."""
+    builder = SparkSession.builder.appName("rul-score")
+    if master:
+        if master.startswith("local"):
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.master(master).config("spark.ui.enabled", "false")
     return builder.getOrCreate()
 
 
+def score_to(
+    spark: SparkSession, source: str, model: str, out: str, all_cycles: bool, providers: str
+) -> None:
+    scores = score_fleet_spark(read_telemetry(spark, source), model, all_cycles, providers)  # type: ignore[arg-type]
+    if out.endswith(".csv"):
+        scores.write.mode("overwrite").csv(out, header=True)
+    else:
+        scores.write.mode("overwrite").parquet(out)
+
+
 def run(args: argparse.Namespace) -> None:
+    """rul-score --engine spark."""
     if not args.out:
         sys.exit("rul-score: --engine spark needs --out (a .parquet or .csv path; Spark writes a directory)")
     spark = spark_session(args.master)
     try:
-        telemetry = read_telemetry(spark, str(args.file))
-        scores = score_fleet_spark(telemetry, args.model, args.all_cycles, args.providers or "cpu")
-        out = str(args.out)
-        if out.endswith(".csv"):
-            scores.write.mode("overwrite").csv(out, header=True)
-        else:
-            scores.write.mode("overwrite").parquet(out)
+        score_to(
+            spark, str(args.file), str(args.model), str(args.out), args.all_cycles, args.providers or "cpu"
+        )
     except (ValueError, OSError) as exc:
         sys.exit(f"rul-score: {exc}")
     finally:
         spark.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """spark-submit spark_scoring/cli.py INPUT MODEL OUT [--all-cycles] [--providers P]."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("input", help="telemetry: Parquet, CSV with a header, or C-MAPSS text")
+    parser.add_argument("model", help="<name>.onnx with its <name>.json card beside it (e.g. via --files)")
+    parser.add_argument("out", help="where to write the scores (.csv: CSV, else Parquet)")
+    parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
+    parser.add_argument("--providers", default="cpu", choices=["auto", "cuda", "cpu"])
+    args = parser.parse_args(argv)
+    spark = spark_session(None)
+    try:
+        score_to(spark, args.input, args.model, args.out, args.all_cycles, args.providers)
+    except ValueError as exc:
+        sys.exit(f"rul-score on Spark: {exc}")
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
