@@ -1,6 +1,9 @@
 # The RUL service image: service only (no torch), ONNX Runtime GPU on CUDA 13 + cuDNN 9.
 # Build: docker build -t rul-service .   Run on a GPU host: docker compose up
-FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
+# The base is a build argument so that CI can build this same file on a Debian base it makes
+# itself (deploy/image_check.sh); a GPU host uses the default.
+ARG BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
+FROM ${BASE_IMAGE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
@@ -19,6 +22,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY training ./training
+# packaged with the project (pyproject), though the image never installs the spark extra
+COPY spark_scoring ./spark_scoring
 # The base install is the service alone: fastapi, uvicorn, pydantic, onnxruntime-gpu, numpy.
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --no-create-home rul
