@@ -1,6 +1,7 @@
 """The deployment files run the commands we test: `rul-serve` as a real process with the
 Dockerfile's environment, the Dockerfile's and compose's health checks, the README's curl
-example. (No Docker engine here, so the image itself is built only on a GPU host.)"""
+example. The image itself is built and run by deploy/image_check.sh (buildah, called by
+.ci/run); here, that compose runs it the way that script checks it."""
 
 import json
 import os
@@ -89,6 +90,20 @@ def test_compose_healthcheck_is_the_dockerfile_one_and_reserves_a_gpu():
     assert service["healthcheck"]["test"] == ["CMD", *_healthcheck_argv()]
     assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert "./models:/app/models:ro" in service["volumes"]
+
+
+def test_compose_runs_the_image_as_the_image_check_proves_it_can_run():
+    """deploy/image_check.sh proves the image serves with the models mounted read-only, as its
+    non-root user, writing nothing into its root filesystem and stopping on SIGTERM: compose
+    must run it that way (read-only root, /tmp the only writable place, no user override)."""
+    service = COMPOSE["services"]["rul"]
+    assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
+    assert "user" not in service  # the image's USER 10001
+    check = (ROOT / "deploy" / "image_check.sh").read_text()
+    assert "destination=/app/models,ro=true" in check and "--user \"$user\"" in check
+    assert "kill -TERM" in check and "Healthcheck" in check
+    base = re.search(r"ARG BASE_IMAGE=(\S+)\nFROM \$\{BASE_IMAGE\}", DOCKERFILE)
+    assert base and base.group(1).startswith("nvidia/cuda:")  # the shipped image: CUDA runtime base
 
 
 def test_healthcheck_command_passes_against_running_server(server):
