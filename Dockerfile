@@ -25,7 +25,8 @@ COPY training ./training
 # packaged with the project (pyproject), though the image never installs the spark extra
 COPY spark_scoring ./spark_scoring
 # The base install is the service alone: fastapi, uvicorn, pydantic, onnxruntime-gpu, numpy.
-RUN pip install --no-cache-dir . \
+# onnxruntime-gpu pinned: the release the project is built and tested with (it needs CUDA 13, cuDNN 9)
+RUN pip install --no-cache-dir . "onnxruntime-gpu==1.31.1" \
     && useradd --system --uid 10001 --no-create-home rul
 COPY models ./models
 
