@@ -8,11 +8,11 @@ import io
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -53,6 +53,7 @@ from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
 
 logger = logging.getLogger("service.app")
+T = TypeVar("T")
 router = APIRouter()  # open: health
 # /v1: needs a key when keys are set; JSON bodies parsed with orjson
 api = APIRouter(dependencies=[Depends(require_api_key)], route_class=FastJSONRoute)
@@ -76,20 +77,18 @@ async def _predict(
     thread, the answer's JSON included (5 000 predictions: ~0.25 s of Python that would
     otherwise hold up every other request)."""
     windows = [(w.id, w.readings) for w in body.windows]
-    ids = [w.id for w in body.windows]
+    ids = [window_id for window_id, _ in windows]
     inline = len(windows) <= INLINE_PREPARE_WINDOWS  # microseconds: a worker thread would cost more
+
+    async def off_loop(work: Callable[..., T], *args: Any) -> T:
+        return work(*args) if inline else await run_in_threadpool(work, *args)
+
     try:
-        if inline:
-            batch, meta = predictor.prepare_batch(windows)
-        else:
-            batch, meta = await run_in_threadpool(predictor.prepare_batch, windows)
+        batch, meta = await off_loop(predictor.prepare_batch, windows)
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch)
-    if inline:
-        predictions = predictor.to_predictions(ids, outputs, meta, batch)
-    else:
-        predictions = await run_in_threadpool(predictor.to_predictions, ids, outputs, meta, batch)
+    predictions = await off_loop(predictor.to_predictions, ids, outputs, meta, batch)
     request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in predictions])
     if request.app.state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(i, p.quality) for i, p in zip(ids, predictions, strict=True)])

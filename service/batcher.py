@@ -148,13 +148,19 @@ class Batcher:
             # comes: these locals live on while the loop waits (5 000 windows: 48 MB)
             del first, batch
             self._since_give_back += size
-            await asyncio.sleep(0)  # a split request woken by its piece's result queues its next piece
-            if self._since_give_back > GIVE_BACK_ABOVE and self.queue.empty():  # idle after big work
-                self._since_give_back = 0
-                try:
-                    await run_in_threadpool(self.predictor.give_back_memory)
-                except Exception:  # memory kept is no reason to stop serving
-                    logger.exception("model %s could not give its arena back", self.predictor.card.name)
+            if self._since_give_back > GIVE_BACK_ABOVE:
+                await self._give_back_if_idle()
+
+    async def _give_back_if_idle(self) -> None:
+        """After big work, give the model's memory back if no request is waiting."""
+        await asyncio.sleep(0)  # a split request woken by its piece's result queues its next piece
+        if not self.queue.empty():
+            return
+        self._since_give_back = 0
+        try:
+            await run_in_threadpool(self.predictor.give_back_memory)
+        except Exception:  # memory kept is no reason to stop serving
+            logger.exception("model %s could not give its arena back", self.predictor.card.name)
 
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()

@@ -8,7 +8,6 @@ Bodies over INLINE_BYTES are decoded in a worker thread, window by window into f
 FastAPI validates it.
 """
 
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from service.request_limits import check_windows, decode_predict_body
+from service.request_limits import check_windows, decode_predict_body, stdlib_loads
 
 
 def loads(data: bytes) -> Any:
@@ -26,10 +25,7 @@ def loads(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        try:
-            return json.loads(data)
-        except RecursionError:
-            raise ValueError("the JSON is nested too deeply") from None
+        return stdlib_loads(data)
 
 
 INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never on the event loop

@@ -6,12 +6,12 @@ Flags override the RUL_* environment variables (service.settings.Settings).
 """
 
 import argparse
-import ctypes
 import logging
 
 import uvicorn
 
 from service.app import create_app
+from service.c_heap import return_large_blocks_at_once
 from service.http_protocol import guarded_protocol
 from service.request_id import RequestIdFilter
 from service.settings import Settings
@@ -41,23 +41,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     return_large_blocks_at_once()
     uvicorn.Server(server_config(settings)).run()
-
-
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's initial value
-
-
-def return_large_blocks_at_once() -> None:
-    """Keep glibc's malloc from holding on to freed request bodies and batches. After a large
-    block is freed, glibc raises its mmap threshold (up to 32 MB) and serves later blocks of
-    that size from its heaps, which return memory to the system only from their top: after the
-    abuse benchmark's 60 MB body, a 19 MB body left the process 25 % above its idle RSS. Fixing
-    the threshold (which turns the raising off) keeps every block over 128 kB in a mapping of
-    its own, unmapped when freed. No-op where the C library is not glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):
-        logging.getLogger(__name__).debug("not glibc: malloc's mmap threshold left as it is")
 
 
 def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.Config:

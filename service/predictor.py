@@ -3,7 +3,6 @@ trims them to the model's window, runs the graph and shapes the answer. Knows no
 FastAPI; `load_models` loads a whole models directory.
 """
 
-import ctypes
 import hashlib
 import logging
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.c_heap import trim_c_heap
 from service.model_card import ModelCard
 from service.providers import SessionConfig, create_session
 from service.quality import Quality, QualityExplainer, row_positions
@@ -35,22 +35,6 @@ MAX_RUN_WINDOWS = 256
 # run its re-growth (+15 % at 100 windows, +48 % at 8, measured back to back), so the
 # batcher gives back only when no request is waiting; small runs keep the arena warm.
 GIVE_BACK_ABOVE = 64
-
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-except OSError:  # not glibc
-    _LIBC = None
-
-
-def trim_c_heap() -> None:
-    """glibc: hand the free pages inside malloc's heaps back to the system (malloc_trim(0)).
-    Thousands of predictions leave their small allocations' pages free but inside the heap,
-    which glibc returns only from its top: after a 5 000-window request split into pieces the
-    process kept +50 MB (abuse benchmark, 1.25x idle); a trim costs a few ms. No-op without
-    glibc."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
 
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")

@@ -3,6 +3,7 @@ decoded JSON of a small body (`check_windows`), and while a large one is decoded
 (`decode_predict_body`): 10^6 windows cost a count, not a validation of 10^6 windows."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,8 +74,14 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
         return obj
 
     check_window_text(body, settings)
+    return stdlib_loads(body, object_hook=window_to_array)
+
+
+def stdlib_loads(data: bytes, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """The standard library's json.loads, with JSON nested too deeply for its recursive parser
+    a ValueError like any other JSON it cannot read."""
     try:
-        return json.loads(body, object_hook=window_to_array)
+        return json.loads(data, object_hook=object_hook)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     port: int = 8000
     # every <name>.onnx with a <name>.json card is served; default: the shipped models, found
     # from any working directory (default_models_dir)
-    models_dir: Path = Field(default_factory=lambda: default_models_dir())
+    models_dir: Path = Field(default_factory=default_models_dir)
     default_model: str = ""  # served by POST /v1/predict; empty: 'fd001' if present, else the first name
     providers: ProviderChoice = "auto"  # auto: CUDA when it really loads, else CPU with a warning
     intra_op_threads: int = 0  # ONNX Runtime intra-op threads per session; 0: its default

@@ -20,7 +20,6 @@ with the job by `addFile`), with one intra-op thread, since Spark runs one task 
 Memory per task: SCORE_ROWS rows plus one unit's, whatever the fleet's size.
 """
 
-import json
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -34,6 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from service.fleet_file import FEATURES
+from service.model_card import ModelCard
 from service.predictor import Predictor
 from service.providers import ProviderChoice, SessionConfig
 from service.scoring import CSV_FIELDS, QUALITY_CSV_FIELDS, UnitScore, score_fleet
@@ -46,14 +46,13 @@ _PREDICTORS: dict[str, Predictor] = {}  # per Python worker process: model file 
 def output_schema(df: DataFrame, health_states: list[str]) -> T.StructType:
     """The key columns as they come, then rul-score's columns."""
     keys = [f for f in df.schema.fields if f.name not in REQUIRED]
-    types: dict[str, T.DataType] = {
+    types: dict[str, T.DataType] = {  # every other column is a double
         "unit": T.LongType(), "cycle": T.LongType(), "cycles_used": T.IntegerType(),
         "padded": T.BooleanType(), "health_state": T.StringType(),
+        "quality_status": T.StringType(), "flagged_columns": T.StringType(),
     }  # fmt: skip
     columns = [*CSV_FIELDS, *(f"p_{s}" for s in health_states), *QUALITY_CSV_FIELDS]
-    fields = [T.StructField(c, types.get(c, T.StringType() if c in ("quality_status", "flagged_columns")
-                                         else T.DoubleType())) for c in columns]  # fmt: skip
-    return T.StructType([*keys, *fields])
+    return T.StructType([*keys, *(T.StructField(c, types.get(c, T.DoubleType())) for c in columns)])
 
 
 def check_input(df: DataFrame) -> None:
@@ -111,7 +110,7 @@ def score_fleet_spark(
     by unit (default: twice the default parallelism)."""
     check_input(df)
     model_path = Path(model).resolve()
-    card = json.loads(model_path.with_suffix(".json").read_text())
+    card = ModelCard.model_validate_json(model_path.with_suffix(".json").read_bytes())
     spark = df.sparkSession
     spark.sparkContext.addFile(str(model_path))
     spark.sparkContext.addFile(str(model_path.with_suffix(".json")))
@@ -122,8 +121,8 @@ def score_fleet_spark(
     count = partitions or 2 * spark.sparkContext.defaultParallelism
     ordered = typed.repartition(count, *keys, "unit").sortWithinPartitions(*keys, "unit", "cycle")
     score = partial(_score_partitions, model_file=model_path.name, providers=providers,
-                    all_cycles=all_cycles, keys=keys, health_states=card["health_states"])  # fmt: skip
-    return ordered.mapInPandas(score, output_schema(df, card["health_states"]))
+                    all_cycles=all_cycles, keys=keys, health_states=card.health_states)  # fmt: skip
+    return ordered.mapInPandas(score, output_schema(df, card.health_states))
 
 
 def _predictor(model_file: str, providers: ProviderChoice) -> Predictor:

@@ -27,7 +27,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     for field in dataclasses.fields(cls):
         flags = sorted({f"--{field.name.replace('_', '-')}", f"--{field.name}"})
         kind = field.type if isinstance(field.type, type) else type(field.default)
-        help_text = f"{comments.get(field.name, '')} (default: {field.default!r})".lstrip()
+        help_text = f"{comments.get(field.name, '')} (default: {field.default!r})".lstrip().replace("%", "%%")
         if kind is bool:
             group.add_argument(
                 *flags,
@@ -43,7 +43,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
                 type=kind,
                 default=field.default,
                 metavar=kind.__name__.upper(),
-                help=help_text.replace("%", "%%"),
+                help=help_text,
             )
 
 
