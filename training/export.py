@@ -36,6 +36,7 @@ from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality import CHECK_NAMES, QualityCheck, QualityStats, fit_quality
 from training.recipes import RECIPES
+from training.static_graph import make_static
 from training.test_like import window_weights
 from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
@@ -47,7 +48,9 @@ PARITY_TOLERANCE_OOD = 1e-3  # relative
 
 
 def export_onnx(graph: ServingGraph, example: np.ndarray, path: Path) -> None:
-    """Trace `graph` on `example` (B > 1, W, 24) with a dynamic batch axis and write `path`."""
+    """Trace `graph` on `example` (B > 1, W, 24) with a dynamic batch axis and write `path`,
+    its shape computations folded (training/static_graph.py: nothing left for the CPU when
+    it runs on a GPU)."""
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter about LSTM weights and tree specs
@@ -62,6 +65,7 @@ def export_onnx(graph: ServingGraph, example: np.ndarray, path: Path) -> None:
             verbose=False,
         )
     program.save(str(path))
+    onnx.save(make_static(onnx.load(str(path))), str(path))
 
 
 def onnx_predict_fn(path: Path) -> PredictFn:

@@ -151,6 +151,6 @@ class IntervalHead(nn.Module):
         upper = rul + self.upper_widths[band]  # (B,)
         if self.opens:
             is_open = upper > self.open_above
-            upper = torch.where(is_open, torch.full_like(rul, float("inf")), upper)
+            upper = torch.where(is_open, float("inf"), upper)
             lower_width = torch.where(is_open, self.open_lower_widths[band], lower_width)
         return torch.clamp(rul - lower_width, min=0.0), upper

@@ -159,6 +159,6 @@ class Preprocessor(nn.Module):
         if mask is None:
             return z
         keep = (~mask).unsqueeze(1)  # (B, 1, F)
-        z = torch.where(keep, z, torch.zeros_like(z))  # a faulty value never reaches the network
+        z = torch.where(keep, z, 0.0)  # a faulty value never reaches the network
         estimate = z @ self.imputation.T  # (B, W, F) each feature from the unmasked others
         return torch.where(keep, z, estimate)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from training.constants import INPUT_FEATURES, SETTING_NAMES
 from training.data import Unit
@@ -145,6 +146,29 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
     return stats
 
 
+# The helpers below keep the exported graph free of shape computations (no Shape -> Gather ->
+# Concat chains, which ONNX Runtime's GPU providers run on the CPU): every shape they need is
+# fixed by the window length and the columns; only the batch axis broadcasts.
+
+
+def _selection(index: torch.Tensor) -> torch.Tensor:
+    """(W, C) cycle indices -> (C, W, W) one-hot float matrices: [c, s, t] = 1 if index[t, c] == s."""
+    window_length = index.shape[0]
+    return (torch.arange(window_length).view(1, -1, 1) == index.T.unsqueeze(1)).float()
+
+
+def _take_cycles(x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
+    """x (B, W, C) -> out[b, t, c] = x[b, index[t, c], c] for the index behind `selection`
+    (`_selection`): a gather along time as a matrix product, exact for the small whole
+    numbers it is used on (run counts)."""
+    return (x.transpose(1, 2).unsqueeze(2) @ selection).squeeze(2).transpose(1, 2)
+
+
+def _shift_in_zero(x: torch.Tensor) -> torch.Tensor:
+    """x (B, T, C) float -> (B, T + 1, C): a cycle of zeros in front."""
+    return F.pad(x, (0, 0, 1, 0))
+
+
 class QualityCheck(nn.Module):
     """Raw readings (B, W, 24) -> flags (B, W, 24) int32 bit set per cycle and column,
     column_mask (B, 24) bool of sensor columns to mask, ood_score (B,) float32.
@@ -179,9 +203,9 @@ class QualityCheck(nn.Module):
         # cycle t if the L - 1 comparisons up to t are all equal (cumulative counts, gathered).
         t = torch.arange(window_length).unsqueeze(1)  # (W, 1)
         run = torch.tensor(stats.stuck_run).unsqueeze(0)  # (1, C)
-        self.register_buffer("run_back", torch.clamp(t - run + 1, min=0))  # (W, C)
+        self.register_buffer("select_back", _selection(torch.clamp(t - run + 1, min=0)))  # (C, W, W)
         self.register_buffer("run_valid", t - run + 1 >= 0)  # (W, C)
-        self.register_buffer("run_forward", torch.clamp(t + run - 1, max=window_length - 1))  # (W, C)
+        self.register_buffer("select_forward", _selection(torch.clamp(t + run - 1, max=window_length - 1)))
         self.register_buffer("run_needed", (run - 1).float())  # (1, C)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,7 +222,7 @@ class QualityCheck(nn.Module):
     def _mean_d2(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over cycles of the squared Mahalanobis distance / C, masked columns imputed."""
         keep = (~mask).unsqueeze(1)  # (B, 1, C)
-        z = torch.where(keep, z, torch.zeros_like(z))
+        z = torch.where(keep, z, 0.0)
         z = torch.where(keep, z, z @ self.imputation.T)  # (B, W, C)
         d2 = ((z @ self.precision) * z).sum(-1) / z.shape[-1]  # (B, W)
         return d2.mean(dim=1)  # (B,)
@@ -213,22 +237,21 @@ class QualityCheck(nn.Module):
         values = readings.index_select(-1, self.column_index)  # (B, W, C)
         padding = (readings[:, 1:] == readings[:, :-1]).all(dim=-1, keepdim=True)  # (B, W-1, 1)
         same = ((values[:, 1:] == values[:, :-1]) & ~padding).float()  # (B, W-1, C)
-        counts = torch.cat([torch.zeros_like(same[:, :1]), same], dim=1).cumsum(dim=1)  # (B, W, C)
-        back = self.run_back.expand(counts.shape[0], -1, -1)  # (B, W, C)
-        ends = ((counts - counts.gather(1, back)) >= self.run_needed) & self.run_valid  # (B, W, C)
+        counts = _shift_in_zero(same).cumsum(dim=1)  # (B, W, C)
+        ends = ((counts - _take_cycles(counts, self.select_back)) >= self.run_needed) & self.run_valid
         # mark every cycle of a stuck run: some run ends within [t, t + L - 1]
         ended = ends.float().cumsum(dim=1)  # (B, W, C)
-        before = torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], dim=1)
-        return (ended.gather(1, self.run_forward.expand_as(back)) - before) > 0  # (B, W, C)
+        before = _shift_in_zero(ended[:, :-1])
+        return (_take_cycles(ended, self.select_forward) - before) > 0  # (B, W, C)
 
     def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         condition, deviation = self._conditions(readings)
         z = self._robust_z(readings, condition)  # (B, W, C)
         out_of_range = z.abs() > self.range_z
         jump = (z[:, 1:] - z[:, :-1]).abs() > self.jump_z  # (B, W-1, C) the jump into cycle t
-        spike = torch.cat([torch.zeros_like(jump[:, :1]), jump], dim=1)
+        spike = _shift_in_zero(jump.float())
         stuck = self._stuck(readings)
-        bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike.float() + STUCK * stuck.float()
+        bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike + STUCK * stuck.float()
         unknown = UNKNOWN_CONDITION * (deviation > 1.0).float()  # (B, W, 3)
         flags = (bits @ self.to_raw + unknown @ self.settings_to_raw).to(torch.int32)  # (B, W, 24)
         flagged = (bits.amax(dim=1) > 0).float()  # (B, C)
