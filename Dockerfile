@@ -1,11 +1,16 @@
-# The RUL service image: service only (no torch), ONNX Runtime GPU on CUDA 13 + cuDNN 9.
+# The RUL service image: service only (no torch), ONNX Runtime GPU with CUDA 13 and cuDNN 9
+# from pip wheels (onnxruntime-gpu[cuda,cudnn]): a GPU host needs only the NVIDIA driver and
+# the NVIDIA Container Toolkit (which mounts the driver's libcuda.so.1).
 # Build: docker build -t rul-service .   Run on a GPU host: docker compose up
-# The base is a build argument so that CI can build this same file on a Debian base it makes
-# itself (deploy/image_check.sh); a GPU host uses the default.
-ARG BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
+# The base is a build argument so that CI can build this same file on the same Debian release,
+# made there by debootstrap (deploy/image_check.sh). Why not the nvidia/cuda base:
+# docs/deployment.md, "The base image".
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
+# ORT_DISABLE_TELEMETRY: ONNX Runtime sends no usage telemetry (the service sets it too)
 ENV DEBIAN_FRONTEND=noninteractive \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,8 +30,10 @@ COPY training ./training
 # packaged with the project (pyproject), though the image never installs the spark extra
 COPY spark_scoring ./spark_scoring
 # The base install is the service alone: fastapi, uvicorn, pydantic, onnxruntime-gpu, numpy.
-# onnxruntime-gpu pinned: the release the project is built and tested with (it needs CUDA 13, cuDNN 9)
-RUN pip install --no-cache-dir . "onnxruntime-gpu==1.31.1" \
+# onnxruntime-gpu pinned: the release the project is built and tested with; its cuda and cudnn
+# extras bring the CUDA 13 runtime, cuBLAS, cuFFT, cuRAND and cuDNN 9 that it loads
+# (onnxruntime.preload_dlls(), called by the service), nothing else of CUDA.
+RUN pip install --no-cache-dir . "onnxruntime-gpu[cuda,cudnn]==1.31.1" \
     && useradd --system --uid 10001 --no-create-home rul
 COPY models ./models
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the real Dockerfile and run the image, without a Docker engine (buildah, chroot
 # isolation), on a Debian base made here by debootstrap: only the base differs from the
-# shipped image (BASE_IMAGE build argument; the shipped default is the CUDA runtime base).
-# Checks: the image's own HEALTHCHECK command passes, the README's curl example answers,
+# shipped image (BASE_IMAGE build argument; the shipped default is debian:bookworm-slim, the
+# same release). Checks: the CUDA and cuDNN libraries load from the image's wheels (all but
+# the driver's), the image's own HEALTHCHECK command passes, the README's curl example answers,
 # the process runs as the image's non-root user with the models mounted read-only and writes
 # nothing into its root filesystem, and SIGTERM stops it within 10 s. Prints the image size.
 #
@@ -59,8 +60,13 @@ trap cleanup EXIT
 # /run is left out: buildah run itself puts its runtime files there
 snapshot() { (cd "$rootfs" && find . -path ./tmp -prune -o -path ./proc -prune -o -path ./dev -prune -o -path ./sys -prune -o -path ./app/models -prune -o -path ./run -prune -o -printf '%p %s %T@\n' | sort); }
 snapshot >"$WORK/before.txt"
-run=("${BUILDAH[@]}" run --isolation chroot --network host --user "$user" -e "RUL_PORT=$PORT"
-     --mount "type=bind,source=$PWD/models,destination=/app/models,ro=true" "$container")
+run_options=("${BUILDAH[@]}" run --isolation chroot --network host --user "$user" -e "RUL_PORT=$PORT"
+             --mount "type=bind,source=$PWD/models,destination=/app/models,ro=true")
+run=("${run_options[@]}" "$container")
+
+# 3a. ONNX Runtime's CUDA and cuDNN libraries load from the image's own wheels.
+"${run_options[@]}" --mount "type=bind,source=$PWD/deploy/cuda_libraries_check.py,destination=/tmp/cuda_check.py,ro=true" \
+  "$container" -- python3 /tmp/cuda_check.py || { echo "FAIL: CUDA libraries"; exit 1; }
 "${run[@]}" -- rul-serve >"$WORK/serve.log" 2>&1 &
 server=$!
 
@@ -74,6 +80,17 @@ for _ in $(seq 1 45); do
   sleep 2
 done
 RUL_PORT=$PORT "${run[@]}" -- env "RUL_PORT=$PORT" "${healthcheck[@]}" || { echo "FAIL: HEALTHCHECK never passed"; tail -20 "$WORK/serve.log"; exit 1; }
+
+# 4a. Without a GPU driver here the service says, once, that it runs on the CPU and that only
+#     the driver's library is missing (every CUDA library of the image loaded).
+if ! [ -e /dev/nvidiactl ]; then
+  grep -q "CUDA EXECUTION PROVIDER NOT ACTIVE.*missing: libcuda.so.1, the NVIDIA driver's library" "$WORK/serve.log" \
+    || { echo "FAIL: the CPU fallback warning does not name the driver"; grep -i cuda "$WORK/serve.log"; exit 1; }
+  echo "CPU fallback reported: only the driver's libcuda.so.1 missing"
+fi
+if grep -q "onnxruntime" <(grep "\[W:\|\[E:" "$WORK/serve.log"); then
+  echo "FAIL: ONNX Runtime's own warnings in the service log:"; grep "\[W:\|\[E:" "$WORK/serve.log"; exit 1
+fi
 
 # 5. The README's curl example.
 answer=$(curl -sf -X POST "http://127.0.0.1:$PORT/v1/predict" -H 'Content-Type: application/json' -d @service/examples/predict_fd001.json)

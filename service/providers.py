@@ -6,6 +6,7 @@ provider it got (`get_providers()`) and decide from that.
 """
 
 import contextlib
+import ctypes
 import io
 import logging
 import re
@@ -65,10 +66,34 @@ def _preload_cuda_libraries() -> str:
     return _preloaded
 
 
+def _cuda_provider_error() -> str:
+    """Why ONNX Runtime's CUDA provider library does not load, as the dynamic loader says it
+    ('libcuda.so.1: cannot open shared object file: ...'); empty if it loads."""
+    library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if not library.exists():
+        return "the CUDA provider itself (this onnxruntime package has none: install onnxruntime-gpu)"
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return str(exc)
+    return ""
+
+
 def _missing_libraries(printed: str) -> str:
-    """'libcublasLt.so.13, libcudnn.so.9' from preload_dlls' 'Failed to load X: ...' lines."""
+    """'libcublasLt.so.13, libcudnn.so.9' from preload_dlls' 'Failed to load X: ...' lines; when
+    it found every library, what the CUDA provider's own library lacks (the driver's
+    libcuda.so.1 where no NVIDIA driver is present)."""
     missing = re.findall(r"Failed to load (\S+?):", printed)
-    return ", ".join(dict.fromkeys(missing)) or "see ONNX Runtime's CUDA requirements"
+    if missing:
+        return ", ".join(dict.fromkeys(missing))
+    error = _cuda_provider_error()
+    library = re.match(r"(\S+\.so[.\d]*): cannot open shared object file", error)
+    if library and library.group(1) == "libcuda.so.1":
+        return (
+            "libcuda.so.1, the NVIDIA driver's library: no driver here (in a container, run it "
+            "with the NVIDIA Container Toolkit)"
+        )
+    return (library.group(1) if library else error) or "see ONNX Runtime's CUDA requirements"
 
 
 @contextlib.contextmanager

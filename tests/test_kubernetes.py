@@ -1,27 +1,90 @@
-"""deploy/kubernetes/: every manifest validates offline against the Kubernetes 1.37 schemas
-(strict: no unknown field), and agrees with the image (user, port, health routes, read-only
-root and models, API keys from a Secret, one GPU)."""
+"""deploy/kubernetes/ and deploy/kserve/: every manifest validates offline against the
+Kubernetes 1.37 schemas (strict: no unknown field), the KServe InferenceService against the
+schema deploy/kserve/make_schema.py made from KServe's SDK types (its Kubernetes parts against
+the same strict Kubernetes schemas); and they agree with the image (user, port, health routes,
+read-only root and models, API keys from a Secret, one GPU) and with the Triton model
+repository that rul-export writes."""
 
 import copy
+import json
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import schema_contents
+from referencing import Registry, Resource
 
-from tests.conftest import ROOT
+from tests.conftest import MODELS_DIR, ROOT
+from training.triton import write_triton_repo
 
-MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")) + sorted(
+    (ROOT / "deploy" / "kserve").glob("*.yaml")
+)
 K8S_VERSION = "1.37.0"
+KSERVE_SCHEMA = ROOT / "deploy" / "kserve" / "inferenceservice-v1beta1.schema.json"
 
 
-def _load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "deploy" / "kubernetes" / name).read_text())
+def _load(name: str, folder: str = "kubernetes") -> dict:
+    return yaml.safe_load((ROOT / "deploy" / folder / name).read_text())
+
+
+def _validate(document: dict) -> None:
+    """Kubernetes kinds with kubernetes-validate; an InferenceService with the KServe schema,
+    whose Kubernetes types resolve into the same strict Kubernetes definitions."""
+    if document["kind"] != "InferenceService":
+        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+        return
+    schema = json.loads(KSERVE_SCHEMA.read_text())
+    definitions = schema_contents(f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json",
+                                  K8S_VERSION)  # fmt: skip
+    registry = Registry().with_resources(
+        [
+            (schema["$id"], Resource.from_contents(schema)),
+            (definitions["$id"], Resource.from_contents(definitions)),
+        ]
+    )
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(document)
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
-def test_manifest_validates_against_the_kubernetes_schema(path):
+def test_manifest_validates_against_the_kubernetes_and_kserve_schemas(path):
     for document in yaml.safe_load_all(path.read_text()):
-        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+        _validate(document)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.update(storageURI=m.pop("storageUri")),  # a KServe field misspelt
+        lambda m: m.pop("modelFormat"),  # a required KServe field missing
+        lambda m: m["resources"].update(limit=m["resources"].pop("limits")),  # a Kubernetes field misspelt
+        lambda m: m["securityContext"].update(allowPrivilegeEscalation="no"),  # a Kubernetes type wrong
+    ],
+    ids=["kserve-field", "kserve-required", "kubernetes-field", "kubernetes-type"],
+)
+def test_the_kserve_validation_would_catch_a_wrong_manifest(change):
+    broken = copy.deepcopy(_load("inferenceservice.yaml", "kserve"))
+    change(broken["spec"]["predictor"]["model"])
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(broken)
+
+
+def test_the_inferenceservice_serves_the_triton_repository_that_rul_export_writes(tmp_path):
+    service = _load("inferenceservice.yaml", "kserve")["spec"]["predictor"]
+    model = service["model"]
+    assert (model["runtime"], model["protocolVersion"], model["modelFormat"]["name"]) == (
+        "kserve-tritonserver", "v2", "onnx"
+    )  # fmt: skip
+    assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    claim, _, path = model["storageUri"].removeprefix("pvc://").partition("/")
+    assert claim == _load("triton-models-pvc.yaml", "kserve")["metadata"]["name"]
+    # the repository's layout as Triton reads it: <path>/<name>/config.pbtxt and 1/model.onnx
+    card = json.loads((MODELS_DIR / "fd001.json").read_text())
+    model_dir = write_triton_repo(MODELS_DIR / "fd001.onnx", card, tmp_path / path)
+    assert model_dir == tmp_path / path / "fd001"
+    assert 'backend: "onnxruntime"' in (model_dir / "config.pbtxt").read_text()
+    assert (model_dir / "1" / "model.onnx").read_bytes() == (MODELS_DIR / "fd001.onnx").read_bytes()
 
 
 def test_the_validation_would_catch_a_wrong_field():

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,36 @@ def test_a_host_without_cuda_starts_quietly_and_says_so_once_in_our_words():
     if CUDA in ort.get_available_providers():  # onnxruntime-gpu without CUDA's libraries
         assert output.count("CUDA EXECUTION PROVIDER NOT ACTIVE") == 1, output
         assert f"tried {CUDA} first" in output and "missing: " in output and f"run on {CPU}" in output
+
+
+def test_the_fallback_warning_names_the_driver_when_only_the_driver_is_missing(monkeypatch):
+    """In the image on a machine without an NVIDIA driver (deploy/image_check.sh), every CUDA
+    library loads from the wheels and only the driver's libcuda.so.1 is missing: say that, not
+    'see the requirements'."""
+    from service import providers
+
+    error = "libcuda.so.1: cannot open shared object file: No such file or directory"
+    monkeypatch.setattr(providers, "_cuda_provider_error", lambda: error)
+    assert providers._missing_libraries("").startswith("libcuda.so.1, the NVIDIA driver's library")
+    assert providers._missing_libraries("Failed to load libcudnn.so.9: not found\n") == "libcudnn.so.9"
+    monkeypatch.setattr(
+        providers, "_cuda_provider_error", lambda: "libcublasLt.so.13: cannot open shared object file"
+    )
+    assert providers._missing_libraries("") == "libcublasLt.so.13"
+
+
+@pytest.mark.parametrize("package", ["service", "training"])
+def test_onnxruntime_telemetry_is_off_and_nothing_is_written_to_the_home_directory(tmp_path, package):
+    """ONNX Runtime 1.31 keeps a device ID and a telemetry store under ~/.cache/Microsoft and
+    uploads usage events unless ORT_DISABLE_TELEMETRY is set; importing our packages sets it."""
+    code = (
+        f"import {package}, onnxruntime as ort\n"
+        "ort.InferenceSession('models/fd004.onnx', providers=['CPUExecutionProvider'])\n"
+        "import os; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+    assert list(tmp_path.rglob("*")) == []
