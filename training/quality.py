@@ -151,17 +151,17 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
 # fixed by the window length and the columns; only the batch axis broadcasts.
 
 
-def _selection(index: torch.Tensor) -> torch.Tensor:
-    """(W, C) cycle indices -> (C, W, W) one-hot float matrices: [c, s, t] = 1 if index[t, c] == s."""
-    window_length = index.shape[0]
-    return (torch.arange(window_length).view(1, -1, 1) == index.T.unsqueeze(1)).float()
+def _flat_index(index: torch.Tensor) -> torch.Tensor:
+    """(W, C) cycle indices -> (W * C,) positions in a window flattened cycle by cycle:
+    index[t, c] * C + c."""
+    n_columns = index.shape[1]
+    return (index * n_columns + torch.arange(n_columns)).flatten()
 
 
-def _take_cycles(x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
-    """x (B, W, C) -> out[b, t, c] = x[b, index[t, c], c] for the index behind `selection`
-    (`_selection`): a gather along time as a matrix product, exact for the small whole
-    numbers it is used on (run counts)."""
-    return (x.transpose(1, 2).unsqueeze(2) @ selection).squeeze(2).transpose(1, 2)
+def _take_cycles(x: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """x (B, W, C) -> out[b, t, c] = x[b, index[t, c], c] for the index behind `flat_index`
+    (`_flat_index`): one gather of constant positions along the flattened window."""
+    return x.flatten(1).index_select(1, flat_index).view(x.shape)
 
 
 def _shift_in_zero(x: torch.Tensor) -> torch.Tensor:
@@ -203,9 +203,9 @@ class QualityCheck(nn.Module):
         # cycle t if the L - 1 comparisons up to t are all equal (cumulative counts, gathered).
         t = torch.arange(window_length).unsqueeze(1)  # (W, 1)
         run = torch.tensor(stats.stuck_run).unsqueeze(0)  # (1, C)
-        self.register_buffer("select_back", _selection(torch.clamp(t - run + 1, min=0)))  # (C, W, W)
+        self.register_buffer("index_back", _flat_index(torch.clamp(t - run + 1, min=0)))  # (W * C,)
         self.register_buffer("run_valid", t - run + 1 >= 0)  # (W, C)
-        self.register_buffer("select_forward", _selection(torch.clamp(t + run - 1, max=window_length - 1)))
+        self.register_buffer("index_forward", _flat_index(torch.clamp(t + run - 1, max=window_length - 1)))
         self.register_buffer("run_needed", (run - 1).float())  # (1, C)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,11 +238,11 @@ class QualityCheck(nn.Module):
         padding = (readings[:, 1:] == readings[:, :-1]).all(dim=-1, keepdim=True)  # (B, W-1, 1)
         same = ((values[:, 1:] == values[:, :-1]) & ~padding).float()  # (B, W-1, C)
         counts = _shift_in_zero(same).cumsum(dim=1)  # (B, W, C)
-        ends = ((counts - _take_cycles(counts, self.select_back)) >= self.run_needed) & self.run_valid
+        ends = ((counts - _take_cycles(counts, self.index_back)) >= self.run_needed) & self.run_valid
         # mark every cycle of a stuck run: some run ends within [t, t + L - 1]
         ended = ends.float().cumsum(dim=1)  # (B, W, C)
         before = _shift_in_zero(ended[:, :-1])
-        return (_take_cycles(ended, self.select_forward) - before) > 0  # (B, W, C)
+        return (_take_cycles(ended, self.index_forward) - before) > 0  # (B, W, C)
 
     def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         condition, deviation = self._conditions(readings)
