@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from bench.model_compute import machine, write_result
-from tests.conftest import MODELS_DIR, ROOT
+from bench.model_compute import ROOT, machine, write_result
 from training.data import load_subset
 from training.windows import last_windows
 
+MODELS_DIR = ROOT / "models"
 BEFORE_COMMIT = "8b11d6b~1"  # the last commit with the models exported before the change
 ROUNDS = 5
 
