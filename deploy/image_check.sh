@@ -39,6 +39,8 @@ started=$(date +%s)
 "${BUILDAH[@]}" bud --quiet --format docker --isolation chroot --network host "${mounts[@]}" \
   --build-arg BASE_IMAGE=localhost/rul-base:bookworm -t localhost/rul-service:ci . >/dev/null
 echo "image built in $(($(date +%s) - started)) s: $("${BUILDAH[@]}" images --format '{{.Size}}' localhost/rul-service:ci)"
+# the previous run's image, untagged by this build: 3 GB each, so not left to pile up
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 
 # 3. Run it as the image's user, the models mounted read-only.
 image_config=$("${BUILDAH[@]}" inspect --type image localhost/rul-service:ci)
