@@ -8,7 +8,7 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-# ORT_DISABLE_TELEMETRY: ONNX Runtime sends no usage telemetry (the service sets it too)
+# ORT_DISABLE_TELEMETRY: ONNX Runtime's usage telemetry off (the service sets it too)
 ENV DEBIAN_FRONTEND=noninteractive \
     ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1 \

@@ -26,6 +26,7 @@ def _response(status: int, reason: str, detail: str) -> bytes:
 
 def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout: float) -> type:
     """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes)."""
+    headers_late = f"the request headers did not arrive within {header_timeout:g} s (RUL_HEADER_TIMEOUT_S)"
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -64,8 +65,7 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm(header_timeout, f"the request headers did not arrive within {header_timeout:g} s "
-                                      "(RUL_HEADER_TIMEOUT_S)")  # fmt: skip
+            self._arm(header_timeout, headers_late)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -92,8 +92,7 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout:
             super().on_message_begin()
             if not self.reading_headers:  # a further request on a kept-alive connection
                 self.reading_headers, self.header_bytes, self.tail = True, 0, b""
-                self._arm(header_timeout, f"the request headers did not arrive within {header_timeout:g} s "
-                                          "(RUL_HEADER_TIMEOUT_S)")  # fmt: skip
+                self._arm(header_timeout, headers_late)
 
         def on_headers_complete(self) -> None:
             self.reading_headers = False

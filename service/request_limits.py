@@ -22,6 +22,14 @@ def _too_many_cycles(index: int, window_id: Any, cycles: int, settings: Settings
     )
 
 
+def _too_many_windows(count: str, settings: Settings) -> HTTPException:
+    """`count`: how many windows the request has, as far as it is known ('12000', 'more than 10000')."""
+    limit = settings.max_windows_per_request
+    return HTTPException(
+        413, f"request has {count} windows; the limit is {limit} (RUL_MAX_WINDOWS_PER_REQUEST)"
+    )
+
+
 BYTES_PER_NUMBER = 64  # the most JSON text a reading may take, whitespace and all, in a sane body
 
 
@@ -59,9 +67,7 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
             return obj
         windows += 1
         if windows > settings.max_windows_per_request:
-            limit = settings.max_windows_per_request
-            raise HTTPException(413, f"request has more than {limit} windows; the limit is {limit} "
-                                     "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
+            raise _too_many_windows(f"more than {settings.max_windows_per_request}", settings)
         if len(readings) > settings.max_cycles_per_window:
             raise _too_many_cycles(windows - 1, obj.get("id"), len(readings), settings)
         try:
@@ -93,9 +99,7 @@ def check_windows(body: Any, settings: Settings) -> None:
     if not isinstance(windows, list):
         return
     if len(windows) > settings.max_windows_per_request:
-        limit = settings.max_windows_per_request
-        raise HTTPException(413, f"request has {len(windows)} windows; the limit is {limit} "
-                                 "(RUL_MAX_WINDOWS_PER_REQUEST)")  # fmt: skip
+        raise _too_many_windows(str(len(windows)), settings)
     for index, window in enumerate(windows):
         readings = window.get("readings") if isinstance(window, dict) else None
         if isinstance(readings, list | np.ndarray) and len(readings) > settings.max_cycles_per_window:

@@ -29,28 +29,31 @@ def spark_session(master: str | None) -> SparkSession:
 
 
 def score_to(
-    spark: SparkSession, source: str, model: str, out: str, all_cycles: bool, providers: str
+    master: str | None, source: str, model: str, out: str, all_cycles: bool, providers: str, program: str
 ) -> None:
-    scores = score_fleet_spark(read_telemetry(spark, source), model, all_cycles, providers)  # type: ignore[arg-type]
-    if out.endswith(".csv"):
-        scores.write.mode("overwrite").csv(out, header=True)
-    else:
-        scores.write.mode("overwrite").parquet(out)
+    """Score `source` into `out` in a session for `master`, stopped at the end; bad input or
+    an unreadable path exits naming it, after `program`."""
+    spark = spark_session(master)
+    try:
+        scores = score_fleet_spark(read_telemetry(spark, source), model, all_cycles, providers)  # type: ignore[arg-type]
+        if out.endswith(".csv"):
+            scores.write.mode("overwrite").csv(out, header=True)
+        else:
+            scores.write.mode("overwrite").parquet(out)
+    except (ValueError, OSError) as exc:
+        sys.exit(f"{program}: {exc}")
+    finally:
+        spark.stop()
 
 
 def run(args: argparse.Namespace) -> None:
     """rul-score --engine spark."""
     if not args.out:
         sys.exit("rul-score: --engine spark needs --out (a .parquet or .csv path; Spark writes a directory)")
-    spark = spark_session(args.master)
-    try:
-        score_to(
-            spark, str(args.file), str(args.model), str(args.out), args.all_cycles, args.providers or "cpu"
-        )
-    except (ValueError, OSError) as exc:
-        sys.exit(f"rul-score: {exc}")
-    finally:
-        spark.stop()
+    providers = args.providers or "cpu"
+    score_to(
+        args.master, str(args.file), str(args.model), str(args.out), args.all_cycles, providers, "rul-score"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,13 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", default="cpu", choices=["auto", "cuda", "cpu"])
     args = parser.parse_args(argv)
-    spark = spark_session(None)
-    try:
-        score_to(spark, args.input, args.model, args.out, args.all_cycles, args.providers)
-    except ValueError as exc:
-        sys.exit(f"rul-score on Spark: {exc}")
-    finally:
-        spark.stop()
+    score_to(None, args.input, args.model, args.out, args.all_cycles, args.providers, "rul-score on Spark")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ read-only root and models, API keys from a Secret, one GPU) and with the Triton 
 repository that rul-export writes."""
 
 import copy
+import functools
 import json
 
 import jsonschema
@@ -29,12 +30,10 @@ def _load(name: str, folder: str = "kubernetes") -> dict:
     return yaml.safe_load((ROOT / "deploy" / folder / name).read_text())
 
 
-def _validate(document: dict) -> None:
-    """Kubernetes kinds with kubernetes-validate; an InferenceService with the KServe schema,
-    whose Kubernetes types resolve into the same strict Kubernetes definitions."""
-    if document["kind"] != "InferenceService":
-        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
-        return
+@functools.cache
+def _kserve_validator() -> jsonschema.Draft202012Validator:
+    """The KServe schema, its Kubernetes types resolved into the strict Kubernetes definitions
+    (read once: the definitions are 1.8 MB)."""
     schema = json.loads(KSERVE_SCHEMA.read_text())
     definitions = schema_contents(f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json",
                                   K8S_VERSION)  # fmt: skip
@@ -44,7 +43,15 @@ def _validate(document: dict) -> None:
             (definitions["$id"], Resource.from_contents(definitions)),
         ]
     )
-    jsonschema.Draft202012Validator(schema, registry=registry).validate(document)
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _validate(document: dict) -> None:
+    """Kubernetes kinds with kubernetes-validate; an InferenceService with the KServe schema."""
+    if document["kind"] == "InferenceService":
+        _kserve_validator().validate(document)
+    else:
+        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)

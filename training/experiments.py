@@ -25,16 +25,12 @@ from training.constants import RUL_CAP, SUBSETS
 from training.evaluate import evaluate_checkpoint, evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.export import build_graph, calibration_windows
 from training.metrics import rmse
+from training.recipes import SHIPPED_FLAGS, SUBSET_FLAGS
 
-# The recipe per subset, chosen on validation RMSE of FD001 and FD002 runs (docs/results/rounds.md,
-# "How the recipe was chosen"): longer windows won on both; one condition (FD001/FD003) takes 50
-# cycles, six conditions (FD002/FD004) 40. Everything else is TrainConfig's defaults.
-RECIPE: dict[str, list[str]] = {
-    "FD001": ["--window-length", "50"],
-    "FD002": ["--window-length", "40"],
-    "FD003": ["--window-length", "50"],
-    "FD004": ["--window-length", "40"],
-}
+# The flags chosen per subset (RECIPE) and those of the shipped fd001 (2026.11.4, round 6) and
+# fd003 (2026.11.5, round 7) networks (SHIPPED, the baselines of rounds 8-11): training/recipes.py.
+RECIPE = SUBSET_FLAGS
+SHIPPED = SHIPPED_FLAGS
 # The ablation: each loss weighting on one shared, cheaper base per subset (30-cycle windows,
 # 20 epochs, patience 6; FD002 also trains on every 3rd window) so that 3 seeds x 2 subsets x
 # 5 weightings fit in about an hour on 2 cores; it compares weightings with each other, not
@@ -67,12 +63,6 @@ CV_FOLDS = 5
 CV_SUBSETS = ("FD001", "FD003")
 # Split seeds are one tuple for every subset of the variant, or a tuple per subset.
 Splits = tuple[int, ...] | dict[str, tuple[int, ...]]
-# The flags of the shipped fd001 (2026.11.4, round 6) and fd003 (2026.11.5, round 7) networks,
-# the baselines of rounds 8-11.
-SHIPPED: dict[str, list[str]] = {
-    "FD001": [*RECIPE["FD001"], "--lstm-hidden", "128"],
-    "FD003": [*RECIPE["FD003"], "--extra-train-subsets", "FD001"],
-}
 CV_VARIANTS: dict[str, tuple[dict[str, list[str]], Splits]] = {
     "cv5": ({s: RECIPE[s] for s in CV_SUBSETS}, (0, 1, 2)),
     "cv5-w130": ({s: ["--window-length", "130"] for s in CV_SUBSETS}, (0,)),

@@ -25,6 +25,22 @@ class Recipe:
         return ["--subset", self.subset, *self.flags, *self.members[member]]
 
 
+# The flags chosen per subset on validation RMSE of FD001 and FD002 runs
+# (docs/results/rounds.md, "How the recipe was chosen"): longer windows won on both; one
+# condition (FD001/FD003) takes 50 cycles, six conditions (FD002/FD004) 40. Everything else is
+# TrainConfig's defaults. training/experiments.py plans its rounds from these.
+SUBSET_FLAGS: dict[str, list[str]] = {
+    "FD001": ["--window-length", "50"],
+    "FD002": ["--window-length", "40"],
+    "FD003": ["--window-length", "50"],
+    "FD004": ["--window-length", "40"],
+}
+# The flags of the shipped fd001 (round 6) and fd003 (round 7) networks.
+SHIPPED_FLAGS: dict[str, list[str]] = {
+    "FD001": [*SUBSET_FLAGS["FD001"], "--lstm-hidden", "128"],
+    "FD003": [*SUBSET_FLAGS["FD003"], "--extra-train-subsets", "FD001"],
+}
+
 # One member per fold of 5 disjoint unit folds (member k: seed k, holds out fold k), so the
 # ensemble trains on every training unit and its interval is calibrated out of fold.
 CV5 = {f"fold{k}": ("--folds", "5", "--fold", str(k), "--seed", str(k)) for k in range(5)}
@@ -37,20 +53,20 @@ ONE_THREAD = ("--threads", "1")
 RECIPES: dict[str, Recipe] = {
     "fd001": Recipe(
         "FD001",
-        ("--window-length", "50", "--lstm-hidden", "128", *ONE_THREAD),
+        (*SHIPPED_FLAGS["FD001"], *ONE_THREAD),
         CV5,
         "50-cycle windows (the window sweep), 128 LSTM units per direction (round 6)",
     ),
     "fd002": Recipe(
-        "FD002", ("--window-length", "40", *ONE_THREAD), SEEDS3, "40-cycle windows (the window sweep)"
+        "FD002", (*SUBSET_FLAGS["FD002"], *ONE_THREAD), SEEDS3, "40-cycle windows (the window sweep)"
     ),
     "fd003": Recipe(
         "FD003",
-        ("--window-length", "50", "--extra-train-subsets", "FD001", *ONE_THREAD),
+        (*SHIPPED_FLAGS["FD003"], *ONE_THREAD),
         CV5,
         "50-cycle windows, FD001's training units pooled into training (round 7)",
     ),
     "fd004": Recipe(
-        "FD004", ("--window-length", "40", *ONE_THREAD), SEEDS3, "40-cycle windows (the window sweep)"
+        "FD004", (*SUBSET_FLAGS["FD004"], *ONE_THREAD), SEEDS3, "40-cycle windows (the window sweep)"
     ),
 }

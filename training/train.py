@@ -313,7 +313,12 @@ def recipe_runs(argv: list[str]) -> list[tuple[TrainConfig, ModelConfig]]:
     member of that recipe (the recipe's flags first, so that the user's override them; each
     member's checkpoint at <out-dir>/<member>.pt)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    return _runs(parser, parser.parse_args(argv), argv)
+
+
+def _runs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
+) -> list[tuple[TrainConfig, ModelConfig]]:
     if args.recipe is None:
         if args.member or args.out_dir:
             parser.error("--member and --out-dir go with --recipe")
@@ -331,7 +336,9 @@ def recipe_runs(argv: list[str]) -> list[tuple[TrainConfig, ModelConfig]]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    runs = recipe_runs(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    runs = _runs(parser, args, argv)
     for config, model_config in runs:
         facts = train(config, model_config)
         print(
@@ -345,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
                 indent=2,
             )
         )
-    recipe = _parser().parse_args(argv).recipe
+    recipe = args.recipe
     if recipe and len(runs) == len(RECIPES[recipe].members):
         checkpoints = " ".join(config.out for config, _ in runs)
         data_dir = f" --data-dir {runs[0][0].data_dir}" if runs[0][0].data_dir else ""
