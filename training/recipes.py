@@ -28,7 +28,7 @@ class Recipe:
 # The flags chosen per subset on validation RMSE of FD001 and FD002 runs
 # (docs/results/rounds.md, "How the recipe was chosen"): longer windows won on both; one
 # condition (FD001/FD003) takes 50 cycles, six conditions (FD002/FD004) 40. Everything else is
-# TrainConfig's defaults. training/experiments.py plans its rounds from these.
+# TrainConfig's defaults. training/studies/experiments.py plans its rounds from these.
 SUBSET_FLAGS: dict[str, list[str]] = {
     "FD001": ["--window-length", "50"],
     "FD002": ["--window-length", "40"],

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -34,13 +35,22 @@ from training.data import load_subset
 from training.evaluate import torch_predict_fn
 from training.intervals import calibrate_uncapped
 from training.labels import health_labels
-from training.loss_weighting import METHODS, LossWeighting
-from training.metrics import rmse
+from training.loss_weighting import (
+    AMNL_LAMBDA,
+    BOOK_EMA,
+    DWA_TEMPERATURE,
+    GABA_FLOOR,
+    GABA_WARMUP_STEPS,
+    GRADNORM_ALPHA,
+    METHODS,
+    LossWeighting,
+)
+from training.metrics import phm08_score, rmse
 from training.model import DualTaskModel, ModelConfig
 from training.preprocessing import PreprocessingStats, Preprocessor, fit_imputation, fit_preprocessing
 from training.recipes import RECIPES
 from training.test_like import window_weights
-from training.windows import fold_split, split_by_unit, stack_windows
+from training.windows import fold_split, last_windows, split_by_unit, stack_windows
 
 
 @dataclass
@@ -64,9 +74,17 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW weight decay
     noise_std: float = 0.0  # Gaussian noise added to the normalised inputs while training (0: off)
     ema_decay: float = 0.0  # validate and keep an exponential moving average of the weights (0: off)
-    loss_weighting: str = "fixed"  # single | fixed | uncertainty | grad-balance | pcgrad
+    loss_weighting: str = "fixed"  # single fixed uncertainty pcgrad gradnorm dwa amnl gaba grace
     rul_weight: float = 0.7  # fixed/pcgrad weight of the RUL loss (MSE on rul / rul_cap)
     health_weight: float = 0.3  # fixed/pcgrad weight of the health loss (cross-entropy)
+    amnl_lambda: float = AMNL_LAMBDA  # amnl: total (1 - lambda) wMSE + lambda CE
+    amnl_normalize: bool = False  # amnl: divide each task loss by its EMA (the book's older edition)
+    gaba_ema: float = BOOK_EMA  # gaba/grace: EMA on the task weights; amnl-normalize: on the losses
+    gaba_warmup: int = GABA_WARMUP_STEPS  # gaba/grace: steps at equal weights before adapting
+    gaba_floor: float = GABA_FLOOR  # gaba/grace: lowest weight of a task
+    gradnorm_alpha: float = GRADNORM_ALPHA  # gradnorm: restoring-force strength
+    dwa_temperature: float = DWA_TEMPERATURE  # dwa: softmax temperature over the loss ratios
+    record_test_rmse: bool = False  # log each epoch's test RMSE (read-only, never used to select)
     interval_coverage: float = 0.9  # nominal coverage of the split-conformal RUL interval
     threads: int = 0  # torch CPU threads; 0: torch's default
     # Sensor masking (fault tolerance): the graph replaces a faulty sensor by its estimate
@@ -174,7 +192,9 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     weighting = LossWeighting(
         config.loss_weighting, model.shared_parameters(), model.head_parameters(),
-        config.rul_weight, config.health_weight,
+        config.rul_weight, config.health_weight, amnl_lambda=config.amnl_lambda,
+        amnl_normalize=config.amnl_normalize, ema=config.gaba_ema, warmup_steps=config.gaba_warmup,
+        floor=config.gaba_floor, alpha=config.gradnorm_alpha, temperature=config.dwa_temperature,
     )  # fmt: skip
     optimizer = torch.optim.AdamW(
         [*model.parameters(), *weighting.parameters()], lr=config.lr, weight_decay=config.weight_decay
@@ -198,6 +218,21 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
                                 for i in range(0, len(xv), 2048)])  # fmt: skip
         return clean, rmse(torch.clamp(masked, min=0.0).numpy(), y_val)
 
+    # --record-test-rmse: the test units' last windows, scored after every epoch for the record
+    # (the protocol a study compares against); nothing below reads these numbers.
+    x_test, y_test = last_windows(subset.test, window_length) if config.record_test_rmse else (None, None)
+
+    def test_record() -> dict[str, float]:
+        if x_test is None:
+            return {}
+        predicted = predict(x_test)["rul"]
+        capped = np.minimum(y_test, RUL_CAP)
+        return {
+            "test_rmse_readonly": rmse(predicted, y_test),
+            "test_rmse_capped_truth_readonly": rmse(predicted, capped),
+            "test_phm08_capped_truth_readonly": phm08_score(predicted, capped),
+        }
+
     best_criterion, best_rmse, best_masked = float("inf"), float("inf"), None
     best_state, best_epoch, history, stale = None, -1, [], 0
     progress = tqdm(range(config.epochs), desc=f"{config.subset} seed {config.seed}", unit="epoch")
@@ -214,7 +249,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
             if config.noise_std:
                 x = x + config.noise_std * torch.randn(x.shape, generator=generator)
             rul, logits = model(x)  # (B,), (B, 3)
-            rul_loss = nn.functional.mse_loss(rul / RUL_CAP, yt[idx] / RUL_CAP)
+            rul_loss = weighting.rul_loss(rul, yt[idx])  # MSE of rul / RUL_CAP (amnl, grace: weighted)
             health_loss = nn.functional.cross_entropy(logits, ht[idx])
             optimizer.zero_grad(set_to_none=True)
             task_weights = weighting.backward(rul_loss, health_loss)
@@ -226,11 +261,13 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
                         ema.lerp_(trained, 1.0 - config.ema_decay)
             total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
         scheduler.step()
+        weighting.end_epoch()
 
         val_rmse, val_masked = validation_rmse()
         criterion = val_rmse if val_masked is None else (val_rmse + val_masked) / 2
         history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse,
-                        "val_rmse_masked": val_masked, "task_weights": list(task_weights)})  # fmt: skip
+                        "val_rmse_masked": val_masked, "task_weights": list(task_weights),
+                        **test_record()})  # fmt: skip
         progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
         if criterion < best_criterion:
             best_criterion, best_rmse, best_masked = criterion, val_rmse, val_masked

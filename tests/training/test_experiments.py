@@ -1,4 +1,4 @@
-from training.experiments import (
+from training.studies.experiments import (
     ABLATION,
     ABLATION_BASE,
     CV_FOLDS,
@@ -83,7 +83,7 @@ def test_tables_markdown_formats_mean_and_std():
 
 
 def test_summarize_lists_each_cross_validation_ensemble_once_per_split_seed(tmp_path, monkeypatch):
-    import training.experiments as experiments
+    import training.studies.experiments as experiments
 
     jobs = plan("cv", seeds=0, ablation_seeds=0, weightings=[], cv_variants=["cv5", "cv5-w40"])
     for job in jobs:  # every member "trained": the files only have to exist

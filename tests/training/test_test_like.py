@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from training.data import Unit
-from training.test_like import end_cycle_weights, paired, validation_errors
+from training.studies.test_like_round import paired, validation_errors
+from training.test_like import end_cycle_weights
 from training.windows import unit_windows
 
 

@@ -11,11 +11,11 @@ import pytest
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
 from training.data import load_subset
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
-from training.experiments import evaluate_ensemble
 from training.export import PARITY_TOLERANCE_RUL, build_graph, export, faulty_copies, max_abs_diff, sha256_of
 from training.intervals import calibrate_uncapped
 from training.model import ModelConfig
 from training.preprocessing import fit_preprocessing
+from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
 from training.train import TrainConfig, extra_subset_names, main, train
 from training.windows import last_windows, stack_windows
@@ -268,7 +268,7 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
     np.testing.assert_allclose(card["interval"]["half_widths"], bands.half_widths, rtol=1e-5)
     np.testing.assert_allclose(card["interval"]["upper_widths"], bands.upper_widths, rtol=1e-5)
     truth = [np.minimum(t, 125.0) for t in truth]  # the pooled validation RMSE: capped truth
-    # training.experiments evaluates the same ensemble in PyTorch: the card's (ONNX) test metrics.
+    # training.studies.experiments evaluates the same ensemble in PyTorch: the card's (ONNX) test metrics.
     metrics = evaluate_ensemble([Path(p) for p in paths], str(cmapss_dir))
     checked = ("rmse", "rmse_capped_truth", "health_accuracy", "interval_coverage", "rmse_all_windows_capped")
     for key in checked:

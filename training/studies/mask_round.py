@@ -1,7 +1,7 @@
 """Round 12's decision (docs/results/rounds.md, "Round 12"): do networks fine-tuned with random sensor
-masking ship? The rule was fixed in training/experiments.py before the runs.
+masking ship? The rule was fixed in training/studies/experiments.py before the runs.
 
-    python -m training.mask_round --data-dir ../shared/data/cmapss --out results/mask-finetune
+    python -m training.studies.mask_round --data-dir ../shared/data/cmapss --out results/mask-finetune
 
 Pairs every shipped network (experiments.SHIPPED_CHECKPOINTS) with its fine-tuned copy (the
 same training and validation units) and computes, for both, in the same way:
@@ -25,9 +25,9 @@ import torch
 from training.checkpoint import load_checkpoint
 from training.constants import RUL_CAP
 from training.data import load_subset
-from training.experiments import SHIPPED_CHECKPOINTS, evaluate_ensemble, mask_finetune_jobs
 from training.export import with_imputation
 from training.metrics import rmse
+from training.studies.experiments import SHIPPED_CHECKPOINTS, evaluate_ensemble, mask_finetune_jobs
 from training.train import masked_validation_mask
 from training.windows import stack_windows
 

@@ -1,7 +1,8 @@
 """Measured, not asserted: how the shipped models' input checks and masking behave on faulty
 and foreign windows (docs/results/faults.md).
 
-    python -m training.fault_eval --data-dir ../shared/data/cmapss --models-dir models --out results/faults
+    python -m training.studies.fault_eval --data-dir ../shared/data/cmapss --models-dir models \
+        --out results/faults
 
 For every model in the models directory, on each test unit's last window (built as the
 service builds it: the last window_length cycles, front-padded when shorter):
