@@ -80,7 +80,7 @@ def result_path(results_dir: Path, job: Job) -> Path:
     return results_dir / "runs" / slug / f"{job.subset.lower()}_seed{job.seed}.json"
 
 
-def test_selected(history: list[dict]) -> dict[str, float]:
+def book_protocol_figures(history: list[dict]) -> dict[str, float]:
     """What choosing the epoch on the test set (the book's protocol) would have reported: the
     epoch of lowest test RMSE against the capped truth, and that epoch's other figures."""
     best = min(history, key=lambda h: h["test_rmse_capped_truth_readonly"])
@@ -109,7 +109,7 @@ def record(job: Job, checkpoint_path: Path, data_dir: str) -> dict:
         "validation_rmse": checkpoint["metrics"]["validation"]["rmse_all_windows_capped"],
         "best_epoch": checkpoint["metrics"]["validation"]["best_epoch"],
         "test": evaluate_checkpoint(str(checkpoint_path), data_dir),
-        "test_selected": test_selected(history),
+        "test_selected": book_protocol_figures(history),
         "history": history,
         "training_seconds": checkpoint["training_seconds"],
     }
