@@ -10,10 +10,10 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import oip
+from service.answers import Answers
 from service.dependencies import (
     DefaultPredictor,
     Models,
@@ -38,7 +39,7 @@ from service.fast_json import FastJSONRoute
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
-from service.predictor import Prediction, Predictor, WindowError
+from service.predictor import Predictor, WindowError
 from service.request_id import RequestId
 from service.schemas import (
     ModelList,
@@ -48,7 +49,7 @@ from service.schemas import (
     Readiness,
     card_summary,
 )
-from service.scoring import ScoringCancelled, score_fleet
+from service.scoring import FleetScore, ScoringCancelled, score_fleet
 from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
 
@@ -69,43 +70,36 @@ def _summary(predictor: Predictor) -> ModelSummary:
     return card_summary(predictor.card.model_dump(), predictor.provider)
 
 
-async def _predict(
-    request: Request, predictor: Predictor, body: PredictRequest
-) -> PredictResponse | Response:
+async def _predict(request: Request, predictor: Predictor, body: PredictRequest) -> Response:
     """The window and cycle limits were checked on the decoded JSON (service/request_limits.py).
     Beyond INLINE_PREPARE_WINDOWS windows every step but the model's queue runs in a worker
     thread, the answer's JSON included (5 000 predictions: ~0.25 s of Python that would
     otherwise hold up every other request)."""
     windows = [(w.id, w.readings) for w in body.windows]
-    ids = [window_id for window_id, _ in windows]
     inline = len(windows) <= INLINE_PREPARE_WINDOWS  # microseconds: a worker thread would cost more
 
     async def off_loop(work: Callable[..., T], *args: Any) -> T:
         return work(*args) if inline else await run_in_threadpool(work, *args)
 
     try:
-        batch, meta = await off_loop(predictor.prepare_batch, windows)
+        batch = await off_loop(predictor.prepare_batch, windows)
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
-    outputs = await run_model(request, predictor, batch)
-    predictions = await off_loop(predictor.to_predictions, ids, outputs, meta, batch)
-    request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in predictions])
+    outputs = await run_model(request, predictor, batch.windows)
+    answers = await off_loop(predictor.answer_batch, batch, outputs)
+    request.app.state.metrics.observe_quality(predictor.card.name, answers.quality)
     if request.app.state.settings.reject_out_of_distribution:
-        refuse_out_of_distribution([(i, p.quality) for i, p in zip(ids, predictions, strict=True)])
-    if inline:
-        return _predict_response(predictor, predictions)
-    body_bytes = await run_in_threadpool(lambda: _predict_response(predictor, predictions).model_dump_json())
-    return Response(body_bytes, media_type="application/json")
-
-
-def _predict_response(predictor: Predictor, predictions: list[Prediction]) -> PredictResponse:
-    return PredictResponse.model_validate(
-        {
-            "model": predictor.card.name,
-            "model_version": predictor.card.version,
-            "predictions": [asdict(p) for p in predictions],
-        }
+        refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
+    return Response(
+        await off_loop(_predict_body, predictor, batch.ids, answers), media_type="application/json"
     )
+
+
+def _predict_body(predictor: Predictor, ids: list[str | None], answers: Answers) -> bytes:
+    """The PredictResponse as JSON: each prediction its id, then its answer (schemas.Prediction)."""
+    predictions = [{"id": i, **answer} for i, answer in zip(ids, answers.records(), strict=True)]
+    return orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version,
+                         "predictions": predictions})  # fmt: skip
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -172,9 +166,7 @@ async def get_model(predictor: NamedPredictor) -> ModelSummary:
     tags=["predict"],
     responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}},
 )
-async def predict(
-    request: Request, body: PredictRequest, predictor: NamedPredictor
-) -> PredictResponse | Response:
+async def predict(request: Request, body: PredictRequest, predictor: NamedPredictor) -> Response:
     """RUL, interval and health state for each window, with the named model."""
     return await _predict(request, predictor, body)
 
@@ -188,9 +180,7 @@ async def predict(
         503: {"description": "no default model"},
     },
 )
-async def predict_default(
-    request: Request, body: PredictRequest, predictor: DefaultPredictor
-) -> PredictResponse | Response:
+async def predict_default(request: Request, body: PredictRequest, predictor: DefaultPredictor) -> Response:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
     return await _predict(request, predictor, body)
 
@@ -259,12 +249,22 @@ async def score(
         finally:
             gone.set()
             watcher.cancel()
-    request.app.state.metrics.observe_quality(predictor.card.name, [p.quality for p in result.predictions])
+    request.app.state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
     if "text/csv" in request.headers.get("accept", ""):
-        text = io.StringIO()
-        csv.writer(text).writerows(result.csv_rows(predictor.card.health_states))
-        return Response(text.getvalue(), media_type="text/csv")
-    return JSONResponse(
+        return Response(await run_in_threadpool(_score_csv, result), media_type="text/csv")
+    return Response(await run_in_threadpool(_score_body, predictor, result), media_type="application/json")
+
+
+def _score_csv(result: FleetScore) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(result.csv_rows())
+    return text.getvalue()
+
+
+def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
+    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore), skipped
+    and, with all_cycles, trajectories."""
+    return orjson.dumps(
         {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
     )
 

@@ -8,16 +8,18 @@ ends), and binary outputs when asked for. Errors are `{"error": "..."}`.
 """
 
 import json
-from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from service import fast_json
+from service.answers import quality_record
 from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
 from service.predictor import Predictor
 from service.quality import Quality
@@ -81,8 +83,8 @@ def _output_names(predictor: Predictor) -> list[str]:
 
 def _qualities(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[Quality]:
     """Each window's quality; its flags' cycles are row positions of the tensor."""
-    positions = np.arange(predictor.window_length)
-    return [predictor.quality(batch[i], results, i, positions) for i in range(len(batch))]
+    positions = np.broadcast_to(np.arange(predictor.window_length), batch.shape[:2])
+    return predictor.explainer.assess_batch(batch, results["quality_flags"], results["ood_score"], positions)
 
 
 def _bytes_tensor(values: list[str]) -> bytes:
@@ -295,15 +297,32 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
             400, f"unknown outputs {unknown}; model {predictor.card.name} has {_output_names(predictor)}"
         )
     results = await run_model(request, predictor, batch)
-    qualities = _qualities(predictor, batch, results)
+    qualities = await run_in_threadpool(_qualities, predictor, batch, results)
     request.app.state.metrics.observe_quality(predictor.card.name, qualities)
     if request.app.state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
+    header, data = await run_in_threadpool(_encode_answer, predictor, body, requested, results, qualities)
+    if not data:
+        return Response(header, media_type="application/json")
+    return Response(
+        header + data, media_type="application/octet-stream", headers={HEADER_LENGTH: str(len(header))}
+    )
+
+
+def _encode_answer(
+    predictor: Predictor,
+    body: dict[str, Any],
+    requested: list[str],
+    results: dict[str, np.ndarray],
+    qualities: list[Quality],
+) -> tuple[bytes, bytes]:
+    """The inference answer: its JSON header and the binary tensors it announces (empty when
+    every output is JSON data)."""
     outputs, chunks = [], []
     for name in requested:
         datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
         if name == QUALITY_OUTPUT:
-            documents = [json.dumps(asdict(q)) for q in qualities]
+            documents = [orjson.dumps(quality_record(q)).decode() for q in qualities]
             data: Any = documents
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
             raw = _bytes_tensor(documents)
@@ -327,11 +346,4 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     }
     if "id" in body:
         answer["id"] = body["id"]
-    header = json.dumps(answer).encode()
-    if not chunks:
-        return Response(header, media_type="application/json")
-    return Response(
-        header + b"".join(chunks),
-        media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(len(header))},
-    )
+    return json.dumps(answer).encode(), b"".join(chunks)

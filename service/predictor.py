@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.answers import Answers
 from service.c_heap import trim_c_heap
 from service.model_card import ModelCard
 from service.providers import SessionConfig, create_session
-from service.quality import Quality, QualityExplainer, row_positions
+from service.quality import QualityExplainer, row_positions
 
 logger = logging.getLogger("service.predictor")
 KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score")
@@ -56,22 +57,16 @@ class ModelLoadError(RuntimeError):
     """A model file that cannot be served: missing, altered, unreadable or wrong shape."""
 
 
-@dataclass
-class Prediction:
-    id: str | None
-    rul: float
-    rul_lower: float | None
-    rul_upper: float | None  # None: open above, the RUL is at least rul_lower
-    health_state: str
-    health_probabilities: dict[str, float]
-    cycles_used: int
-    padded: bool
-    quality: Quality
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Windows validated and shaped for the model, with what the answers need to know of them."""
 
+    ids: list[str | None]  # the caller's label of each window
+    windows: np.ndarray  # (N, W, C) float32, front-padded (edge) where shorter than W
+    cycles_sent: np.ndarray  # (N,) int: readings each window had
 
-def upper_bound(value: float) -> float | None:
-    """The graph's rul_upper: +inf means open above (the RUL is at least rul_lower): None."""
-    return float(value) if np.isfinite(value) else None
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def _column_problem(readings: Any, features: list[str]) -> str | None:
@@ -205,52 +200,35 @@ class Predictor:
         self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
         trim_c_heap()
 
-    def prepare_batch(
-        self, windows: list[tuple[str | None, Any]]
-    ) -> tuple[np.ndarray, list[tuple[int, bool, int]]]:
-        """Validate and shape [(id, readings (T, C))] -> batch (N, W, C) and (cycles used, padded,
-        cycles sent) per window. Raises WindowError naming the first bad window."""
+    def prepare_batch(self, windows: list[tuple[str | None, Any]]) -> PreparedBatch:
+        """Validate and shape [(id, readings (T, C))]. Raises WindowError naming the first bad window."""
         prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
-        return np.stack([p[0] for p in prepared]), [p[1:] for p in prepared]
+        return PreparedBatch(
+            [wid for wid, _ in windows],
+            np.stack([p[0] for p in prepared]),
+            np.array([p[3] for p in prepared], dtype=np.int64),
+        )
 
-    def quality(
-        self, window: np.ndarray, out: dict[str, np.ndarray], i: int, positions: np.ndarray
-    ) -> Quality:
-        """The quality of row i of a batch's outputs; `positions` label the window's rows."""
-        return self.explainer.assess(window, out["quality_flags"][i], float(out["ood_score"][i]), positions)
+    def answers(self, windows: np.ndarray, outputs: dict[str, np.ndarray], positions: np.ndarray) -> Answers:
+        """The graph's outputs for windows (N, W, C) -> their answers. positions (N, W): each row's
+        label in the caller's terms (-1: front padding), as quality flags name cycles."""
+        used = (positions >= 0).sum(axis=1)
+        has_interval = "rul_lower" in outputs
+        return Answers(
+            tuple(self.card.health_states),
+            outputs["rul"],
+            outputs["rul_lower"] if has_interval else None,
+            outputs["rul_upper"] if has_interval else None,
+            outputs["health_probs"],
+            used,
+            used < self.window_length,
+            self.explainer.assess_batch(windows, outputs["quality_flags"], outputs["ood_score"], positions),
+        )
 
-    def to_predictions(
-        self,
-        ids: list[str | None],
-        out: dict[str, np.ndarray],
-        meta: list[tuple[int, bool, int]],
-        batch: np.ndarray,
-    ) -> list[Prediction]:
-        """The graph's outputs for a prepared batch (N, W, C) -> one Prediction per window, in
-        order; a quality flag's cycles are positions in the readings sent."""
-        states = self.card.health_states
-        has_interval = "rul_lower" in out
-        return [
-            Prediction(
-                id=wid,
-                rul=float(out["rul"][i]),
-                rul_lower=float(out["rul_lower"][i]) if has_interval else None,
-                rul_upper=upper_bound(out["rul_upper"][i]) if has_interval else None,
-                health_state=states[int(np.argmax(out["health_probs"][i]))],
-                health_probabilities={
-                    s: float(v) for s, v in zip(states, out["health_probs"][i], strict=True)
-                },
-                cycles_used=cycles,
-                padded=padded,
-                quality=self.quality(batch[i], out, i, row_positions(self.window_length, n_cycles)),
-            )
-            for i, (wid, (cycles, padded, n_cycles)) in enumerate(zip(ids, meta, strict=True))
-        ]
-
-    def predict(self, windows: list[tuple[str | None, Any]]) -> list[Prediction]:
-        """[(id, readings (T, C))] -> one Prediction per window, in order. Raises WindowError."""
-        batch, meta = self.prepare_batch(windows)
-        return self.to_predictions([wid for wid, _ in windows], self.run(batch), meta, batch)
+    def answer_batch(self, batch: PreparedBatch, outputs: dict[str, np.ndarray]) -> Answers:
+        """A prepared batch's answers; a quality flag's cycles are positions in the readings sent."""
+        positions = np.stack([row_positions(self.window_length, int(n)) for n in batch.cycles_sent])
+        return self.answers(batch.windows, outputs, positions)
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""

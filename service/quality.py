@@ -8,30 +8,41 @@ out_of_distribution if ood_score > 1 or more than max_masked sensor columns are 
 degraded if any sensor column is flagged (it was masked); ok otherwise.
 """
 
-from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from service.model_card import QualityChecks
 
-OK, DEGRADED, OUT_OF_DISTRIBUTION = "ok", "degraded", "out_of_distribution"
+Status = Literal["ok", "degraded", "out_of_distribution"]
+OK: Status = "ok"
+DEGRADED: Status = "degraded"
+OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 # A column's checks in the order they are named: the first that fired is its `check`.
 CHECK_ORDER = ("out_of_range", "spike", "stuck", "unknown_condition")
 
 
-@dataclass
-class QualityFlag:
-    column: str
-    check: str  # out_of_range | spike | stuck | unknown_condition: the first that fired
-    problem: str  # a sentence with the values involved
-    cycles: list[int]  # the flagged cycles: positions in the readings sent (scoring: cycle numbers)
+class QualityFlag(BaseModel):
+    column: str = Field(description="the input column, e.g. s_4 or setting_1")
+    check: str = Field(description="out_of_range | spike | stuck | unknown_condition (the first that fired)")
+    problem: str = Field(description="what is wrong, with the values involved")
+    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first); "
+                              "in scoring, the file's cycle numbers")  # fmt: skip
 
 
-@dataclass
-class Quality:
-    status: str  # ok | degraded | out_of_distribution
-    flags: list[QualityFlag] = field(default_factory=list)
-    ood_score: float = 0.0
+class Quality(BaseModel):
+    """How far to trust one answer (the API's `quality`; the same object on every path)."""
+
+    status: Status = Field(
+        description="ok; degraded: a sensor the model reads was flagged and masked (replaced by its "
+        "estimate from the others); out_of_distribution: the window is not like the training data "
+        "(the RUL is still returned, and should not be trusted)"
+    )
+    flags: list[QualityFlag] = Field(default_factory=list)
+    ood_score: float = Field(
+        default=0.0, description="out-of-distribution score; above 1: not like the training data"
+    )
 
     def why_out_of_distribution(self) -> str:
         """One sentence for a refusal: the score and the first flags' problems."""
@@ -107,14 +118,31 @@ class QualityExplainer:
                 rows = np.flatnonzero(column_flags & self.checks.bits[check])
                 problems.append(self._problem(check, window, rows, int(column), real))
             rows = np.flatnonzero(column_flags)
-            result.append(QualityFlag(self.features[column], fired[0], "; ".join(problems),
-                                      [int(p) for p in positions[rows]]))  # fmt: skip
+            cycles = [int(p) for p in positions[rows]]
+            problem = "; ".join(problems)
+            result.append(
+                QualityFlag(column=self.features[column], check=fired[0], problem=problem, cycles=cycles)
+            )
         score = float(ood_score)
         if score > 1.0 or sensors_flagged > self.checks.max_masked:
             status = OUT_OF_DISTRIBUTION
         else:
             status = DEGRADED if sensors_flagged else OK
-        return Quality(status, result, round(score, 4))
+        return Quality(status=status, flags=result, ood_score=round(score, 4))
+
+    def assess_batch(
+        self, windows: np.ndarray, flags: np.ndarray, ood_scores: np.ndarray, positions: np.ndarray
+    ) -> list[Quality]:
+        """`assess` for a batch: windows (N, W, 24), flags (N, W, 24), ood_scores (N,), positions
+        (N, W). A window with no flag at all (the common case) is settled by its score alone."""
+        flagged = (flags != 0).any(axis=(1, 2)).tolist()
+        scores = ood_scores.tolist()
+        return [
+            self.assess(windows[i], flags[i], scores[i], positions[i])
+            if flagged[i]
+            else Quality(status=OUT_OF_DISTRIBUTION if scores[i] > 1.0 else OK, ood_score=round(scores[i], 4))
+            for i in range(len(scores))
+        ]
 
 
 def row_positions(window_length: int, n_cycles: int, first: int = 0) -> np.ndarray:

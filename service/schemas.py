@@ -2,7 +2,7 @@
 
 import json
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import (
@@ -12,6 +12,8 @@ from pydantic import (
     PlainValidator,
     WithJsonSchema,
 )
+
+from service.quality import Quality
 
 # A real request: the last 30 cycles of test_FD001 units 1 (true RUL 112) and 34 (true RUL 7).
 EXAMPLE_REQUEST = json.loads((resources.files("service") / "examples" / "predict_fd001.json").read_text())
@@ -81,26 +83,9 @@ class PredictRequest(BaseModel):
     windows: list[Window] = Field(min_length=1)
 
 
-class QualityFlag(BaseModel):
-    column: str = Field(description="the input column, e.g. s_4 or setting_1")
-    check: str = Field(description="out_of_range | spike | stuck | unknown_condition (the first that fired)")
-    problem: str = Field(description="what is wrong, with the values involved")
-    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first); "
-                              "in scoring, the file's cycle numbers")  # fmt: skip
+class Answer(BaseModel):
+    """One window's answer, the same on every path (service/answers.py builds it)."""
 
-
-class Quality(BaseModel):
-    status: Literal["ok", "degraded", "out_of_distribution"] = Field(
-        description="ok; degraded: a sensor the model reads was flagged and masked (replaced by its "
-        "estimate from the others); out_of_distribution: the window is not like the training data "
-        "(the RUL is still returned, and should not be trusted)"
-    )
-    flags: list[QualityFlag]
-    ood_score: float = Field(description="out-of-distribution score; above 1: not like the training data")
-
-
-class Prediction(BaseModel):
-    id: str | None
     rul: float = Field(description="remaining useful life in cycles, >= 0")
     rul_lower: float | None = Field(description="lower bound of the model's 90 % prediction interval")
     rul_upper: float | None = Field(
@@ -112,6 +97,19 @@ class Prediction(BaseModel):
     cycles_used: int = Field(description="cycles of the window the model read")
     padded: bool = Field(description="true when the window was shorter than the model's and was padded")
     quality: Quality = Field(description="how far to trust this answer")
+
+
+class Prediction(Answer):
+    """A predicted window: its id (first in the JSON), then its answer."""
+
+    id: str | None = Field(description="the window's id as sent")
+
+
+class UnitScore(Answer):
+    """A scored unit (or one point of its trajectory): an answer plus its unit and cycle."""
+
+    unit: int
+    cycle: int = Field(description="the file's cycle number the answer is for")
 
 
 class PredictResponse(BaseModel):

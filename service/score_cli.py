@@ -53,15 +53,17 @@ def main(argv: list[str] | None = None) -> None:
         result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution)
     for skipped in result.skipped:
         print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
-    for p in result.predictions:
-        if p.quality.status != "ok":
-            columns = ", ".join(f.column for f in p.quality.flags) or "no single column"
-            print(f"rul-score: unit {p.unit} is {p.quality.status} (flagged: {columns})", file=sys.stderr)
+    for unit, quality in zip(
+        result.predictions.units.tolist(), result.predictions.answers.quality, strict=True
+    ):
+        if quality.status != "ok":
+            columns = ", ".join(f.column for f in quality.flags) or "no single column"
+            print(f"rul-score: unit {unit} is {quality.status} (flagged: {columns})", file=sys.stderr)
     if args.out and args.out.suffix == ".json":
         body = {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
         args.out.write_text(json.dumps(body) + "\n")
         return
-    rows = result.csv_rows(predictor.card.health_states)
+    rows = result.csv_rows()
     if args.out:
         with open(args.out, "w", newline="") as out:
             csv.writer(out).writerows(rows)

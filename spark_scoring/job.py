@@ -32,11 +32,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from service.answers import UnitAnswers, column_names
 from service.fleet_file import FEATURES
 from service.model_card import ModelCard
 from service.predictor import Predictor
 from service.providers import ProviderChoice, SessionConfig
-from service.scoring import CSV_FIELDS, QUALITY_CSV_FIELDS, UnitScore, score_fleet
+from service.scoring import score_fleet
 
 REQUIRED = ["unit", "cycle", *FEATURES]
 
@@ -51,7 +52,7 @@ def output_schema(df: DataFrame, health_states: list[str]) -> T.StructType:
         "padded": T.BooleanType(), "health_state": T.StringType(),
         "quality_status": T.StringType(), "flagged_columns": T.StringType(),
     }  # fmt: skip
-    columns = [*CSV_FIELDS, *(f"p_{s}" for s in health_states), *QUALITY_CSV_FIELDS]
+    columns = column_names(health_states)
     return T.StructType([*keys, *(T.StructField(c, types.get(c, T.DoubleType())) for c in columns)])
 
 
@@ -181,37 +182,20 @@ def _score(
             if len(repeated):
                 raise ValueError(f"unit {unit} has cycle {repeated[0]} twice; each cycle must appear once")
             fleet[int(unit)] = (cycles, unit_rows[FEATURES].to_numpy(np.float32))
-        result = score_fleet(predictor, fleet, all_cycles)
-        scores = (
-            [p for points in result.trajectories.values() for p in points]
-            if all_cycles
-            else result.predictions
-        )
-        frame = _frame(scores, health_states)
+        frame = _frame(score_fleet(predictor, fleet, all_cycles).scored())
         for name, value in zip(keys, key if isinstance(key, tuple) else (key,), strict=True):
             frame.insert(keys.index(name), name, value)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
-def _frame(scores: list[UnitScore], health_states: list[str]) -> pd.DataFrame:
-    """rul-score's columns, as numbers (an open upper bound: null)."""
-    return pd.DataFrame(
-        {
-            "unit": np.array([s.unit for s in scores], dtype=np.int64),
-            "cycle": np.array([s.cycle for s in scores], dtype=np.int64),
-            "cycles_used": np.array([s.cycles_used for s in scores], dtype=np.int32),
-            "padded": np.array([s.padded for s in scores], dtype=bool),
-            "rul": [s.rul for s in scores],
-            "rul_lower": pd.array([s.rul_lower for s in scores], dtype="Float64"),
-            "rul_upper": pd.array([s.rul_upper for s in scores], dtype="Float64"),  # None: open above
-            "health_state": [s.health_state for s in scores],
-            **{f"p_{h}": [s.health_probabilities[h] for s in scores] for h in health_states},
-            "quality_status": [s.quality.status for s in scores],
-            "ood_score": [s.quality.ood_score for s in scores],
-            "flagged_columns": [";".join(f.column for f in s.quality.flags) for s in scores],
-        }
-    )
+def _frame(scores: UnitAnswers) -> pd.DataFrame:
+    """rul-score's columns (`column_names`), as numbers (an open upper bound: null)."""
+    types = {
+        "unit": "int64", "cycle": "int64", "cycles_used": "int32", "padded": "bool",
+        "rul": "float64", "rul_lower": "Float64", "rul_upper": "Float64", "ood_score": "float64",
+    }  # fmt: skip
+    return pd.DataFrame(scores.columns()).astype(types)
 
 
 def read_telemetry(spark: Any, path: str) -> DataFrame:

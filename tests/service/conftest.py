@@ -12,10 +12,26 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from service.answers import UnitAnswers
 from service.app import create_app
 from service.main import server_config
+from service.predictor import Predictor
+from service.schemas import Prediction, UnitScore
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
+
+
+def predict(predictor: Predictor, windows: list) -> list[Prediction]:
+    """The JSON predict path without HTTP: prepare, run, answer; each answer as the API's schema."""
+    batch = predictor.prepare_batch(windows)
+    answers = predictor.answer_batch(batch, predictor.run(batch.windows))
+    records = answers.records()
+    return [Prediction.model_validate({"id": i, **r}) for i, r in zip(batch.ids, records, strict=True)]
+
+
+def unit_scores(scores: UnitAnswers) -> list[UnitScore]:
+    """Scored units as the API's schema."""
+    return [UnitScore.model_validate(r) for r in scores.records()]
 
 
 def make_client(models_dir: Path, providers: str = "cpu") -> TestClient:

@@ -16,6 +16,7 @@ from service.predictor import (
 from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
+from tests.service.conftest import predict
 
 CPU_ONLY = SessionConfig("cpu")
 
@@ -31,7 +32,7 @@ def window() -> np.ndarray:
 
 
 def test_predict_equals_direct_session_run(predictor, window):
-    (pred,) = predictor.predict([("w", window.tolist())])
+    (pred,) = predict(predictor, [("w", window.tolist())])
     names = ["rul", "health_probs", "rul_lower", "rul_upper"]
     rul, probs, lower, upper = predictor.session.run(names, {"readings": window[None]})
     assert np.isinf(upper[0]) and pred.rul_upper is None  # a healthy engine: open above, "at least rul_lower"
@@ -45,15 +46,15 @@ def test_predict_equals_direct_session_run(predictor, window):
 
 def test_longer_window_uses_its_last_window_length_cycles(predictor, window):
     longer = np.concatenate([np.full((40, 24), 7.0, dtype=np.float32), window])
-    (long_pred,) = predictor.predict([("long", longer.tolist())])
-    (pred,) = predictor.predict([("exact", window.tolist())])
+    (long_pred,) = predict(predictor, [("long", longer.tolist())])
+    (pred,) = predict(predictor, [("exact", window.tolist())])
     assert long_pred.rul == pred.rul and long_pred.cycles_used == 50 and long_pred.padded is False
 
 
 def test_short_window_is_edge_padded_and_says_so(predictor, window):
     short = window[-12:]
     padded_by_hand = np.concatenate([np.repeat(short[:1], 38, axis=0), short])
-    (pred,) = predictor.predict([("short", short.tolist())])
+    (pred,) = predict(predictor, [("short", short.tolist())])
     rul = predictor.run(padded_by_hand[None])["rul"]
     assert pred.padded is True and pred.cycles_used == 12
     assert pred.rul == float(rul[0])
@@ -83,13 +84,13 @@ def test_short_window_is_edge_padded_and_says_so(predictor, window):
 )
 def test_invalid_window_names_window_and_problem(predictor, readings, message):
     with pytest.raises(WindowError) as info:
-        predictor.predict([("w", readings)])
+        predict(predictor, [("w", readings)])
     assert str(info.value) == message
 
 
 def test_error_names_the_index_of_the_bad_window(predictor, window):
     with pytest.raises(WindowError, match=r"^window 1: cycle 0 has 23 columns"):
-        predictor.predict([(None, window.tolist()), (None, [[0.0] * 23] * 30)])
+        predict(predictor, [(None, window.tolist()), (None, [[0.0] * 23] * 30)])
 
 
 def test_load_refuses_model_whose_sha256_differs_from_card(models_copy):
@@ -132,5 +133,5 @@ def test_big_batches_run_in_pieces_and_give_the_arena_back(predictor, window, mo
 
 def test_give_back_memory_runs(predictor, window):
     predictor.give_back_memory()  # ONNX Runtime accepts the shrink option on this provider
-    (pred,) = predictor.predict([("w", window.tolist())])
+    (pred,) = predict(predictor, [("w", window.tolist())])
     assert pred.rul > 0

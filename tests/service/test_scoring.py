@@ -11,6 +11,7 @@ from service.providers import SessionConfig
 from service.schemas import EXAMPLE_REQUEST
 from service.scoring import ScoringCancelled, score_fleet
 from tests.conftest import MODELS_DIR
+from tests.service.conftest import predict, unit_scores
 
 CPU_ONLY = SessionConfig("cpu")
 
@@ -27,39 +28,41 @@ def fd001_test(cmapss_dir):
 
 def test_scoring_test_fd001_reproduces_the_card_rmse(predictor, fd001_test, cmapss_dir):
     result = score_fleet(predictor, fd001_test)
-    assert len(result.predictions) == 100 and result.skipped == []
+    assert len(unit_scores(result.predictions)) == 100 and result.skipped == []
     with gzip.open(cmapss_dir / "RUL_FD001.txt.gz") as f:
         true = np.loadtxt(f)
-    rul = np.array([p.rul for p in result.predictions])
+    rul = np.array([p.rul for p in unit_scores(result.predictions)])
     card = json.loads((MODELS_DIR / "fd001.json").read_text())
     assert float(np.sqrt(np.mean((rul - true) ** 2))) == pytest.approx(
         card["metrics"]["test"]["rmse"], abs=1e-4
     )
-    first = result.predictions[0]
+    first = unit_scores(result.predictions)[0]
     assert (first.unit, first.cycle, first.cycles_used, first.padded) == (1, 31, 31, True)
 
 
 def test_last_prediction_equals_json_predict_of_the_same_window(predictor, fd001_test):
-    (scored,) = score_fleet(predictor, {9: fd001_test[9]}).predictions  # the example's first window
-    (predicted,) = predictor.predict([("u9", EXAMPLE_REQUEST["windows"][0]["readings"])])
+    # the example's first window
+    (scored,) = unit_scores(score_fleet(predictor, {9: fd001_test[9]}).predictions)
+    (predicted,) = predict(predictor, [("u9", EXAMPLE_REQUEST["windows"][0]["readings"])])
     assert scored.rul == pytest.approx(predicted.rul, abs=1e-3)  # the example rounds to 6 digits
 
 
 def test_all_cycles_gives_a_trajectory_from_min_cycles(predictor, fd001_test):
     result = score_fleet(predictor, {9: fd001_test[9]}, all_cycles=True)
-    points = result.trajectories[9]
+    points = unit_scores(result.trajectories[9])
     assert [p.cycle for p in points] == list(range(10, 56))  # 55 cycles, minimum 10
     assert points[0].padded and points[0].cycles_used == 10
     assert points[-1].cycles_used == 50 and not points[-1].padded  # window 50
-    assert points[-1].rul == pytest.approx(result.predictions[0].rul, abs=1e-4)  # batch 46 vs batch 1
-    single = predictor.predict([("c15", fd001_test[9][1][:15].tolist())])[0]
+    last = unit_scores(result.predictions)[0]
+    assert points[-1].rul == pytest.approx(last.rul, abs=1e-4)  # batch 46 vs batch 1
+    single = predict(predictor, [("c15", fd001_test[9][1][:15].tolist())])[0]
     assert points[5].rul == pytest.approx(single.rul, abs=1e-4)
 
 
 def test_units_shorter_than_minimum_are_skipped_with_reason(predictor, fd001_test):
     short = {5: (fd001_test[1][0][:4], fd001_test[1][1][:4]), 1: fd001_test[1]}
     result = score_fleet(predictor, short)
-    assert [p.unit for p in result.predictions] == [1]
+    assert [p.unit for p in unit_scores(result.predictions)] == [1]
     assert result.skipped == [
         {"unit": 5, "cycles": 4, "reason": "unit 5 has 4 cycles; model fd001 needs at least 10"}
     ]
