@@ -29,8 +29,10 @@ from service import oip
 from service.answers import Answers
 from service.dependencies import (
     DefaultPredictor,
-    Models,
+    MetricsDep,
     NamedPredictor,
+    ServedDep,
+    SettingsDep,
     not_ready_reason,
     refuse_out_of_distribution,
     run_model,
@@ -52,6 +54,7 @@ from service.schemas import (
 from service.scoring import FleetScore, ScoringCancelled, score_fleet
 from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
+from service.state import LOADING, ServiceState, service_state
 
 logger = logging.getLogger("service.app")
 T = TypeVar("T")
@@ -70,7 +73,9 @@ def _summary(predictor: Predictor) -> ModelSummary:
     return card_summary(predictor.card.model_dump(), predictor.provider)
 
 
-async def _predict(request: Request, predictor: Predictor, body: PredictRequest) -> Response:
+async def _predict(
+    request: Request, predictor: Predictor, body: PredictRequest, settings: Settings, metrics: Metrics
+) -> Response:
     """The window and cycle limits were checked on the decoded JSON (service/request_limits.py).
     Beyond INLINE_PREPARE_WINDOWS windows every step but the model's queue runs in a worker
     thread, the answer's JSON included (5 000 predictions: ~0.25 s of Python that would
@@ -87,8 +92,8 @@ async def _predict(request: Request, predictor: Predictor, body: PredictRequest)
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch.windows)
     answers = await off_loop(predictor.answer_batch, batch, outputs)
-    request.app.state.metrics.observe_quality(predictor.card.name, answers.quality)
-    if request.app.state.settings.reject_out_of_distribution:
+    metrics.observe_quality(predictor.card.name, answers.quality)
+    if settings.reject_out_of_distribution:
         refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
     return Response(
         await off_loop(_predict_body, predictor, batch.ids, answers), media_type="application/json"
@@ -112,10 +117,10 @@ async def dashboard() -> FileResponse:
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-async def prometheus_metrics(request: Request) -> Response:
+async def prometheus_metrics(metrics: MetricsDep) -> Response:
     """Prometheus metrics: requests and latency by route and status, inference time and batch
     size by model, model info (version, provider)."""
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health/live", tags=["health"])
@@ -130,12 +135,12 @@ async def live() -> dict[str, str]:
     response_model=Readiness,
     responses={503: {"description": "a model is missing or failed to load; detail says why"}},
 )
-async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
+async def ready(request: Request, served: ServedDep) -> Readiness | JSONResponse:
     """200 once every model is loaded and warmed up; names the execution provider in use."""
     reason = not_ready_reason(request)
     if reason:
         return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
-    providers = {name: p.provider for name, p in models.items()}
+    providers = {name: p.provider for name, p in served.models.items()}
     distinct = set(providers.values())
     return Readiness(
         status="ready",
@@ -145,12 +150,12 @@ async def ready(request: Request, models: Models) -> Readiness | JSONResponse:
 
 
 @api.get("/v1/models", tags=["models"])
-async def list_models(request: Request, models: Models) -> ModelList:
+async def list_models(served: ServedDep) -> ModelList:
     """Every served model's card with the execution provider in use, and models that failed."""
     return ModelList(
-        default_model=request.app.state.default_model,
-        models=[_summary(models[name]) for name in sorted(models)],
-        unavailable=request.app.state.load_errors,
+        default_model=served.default_model,
+        models=[_summary(served.models[name]) for name in sorted(served.models)],
+        unavailable=served.load_errors,
     )
 
 
@@ -166,9 +171,15 @@ async def get_model(predictor: NamedPredictor) -> ModelSummary:
     tags=["predict"],
     responses={404: {"description": "unknown model"}, 422: {"description": "a window is invalid"}},
 )
-async def predict(request: Request, body: PredictRequest, predictor: NamedPredictor) -> Response:
+async def predict(
+    request: Request,
+    body: PredictRequest,
+    predictor: NamedPredictor,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> Response:
     """RUL, interval and health state for each window, with the named model."""
-    return await _predict(request, predictor, body)
+    return await _predict(request, predictor, body, settings, metrics)
 
 
 @api.post(
@@ -180,9 +191,15 @@ async def predict(request: Request, body: PredictRequest, predictor: NamedPredic
         503: {"description": "no default model"},
     },
 )
-async def predict_default(request: Request, body: PredictRequest, predictor: DefaultPredictor) -> Response:
+async def predict_default(
+    request: Request,
+    body: PredictRequest,
+    predictor: DefaultPredictor,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> Response:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
-    return await _predict(request, predictor, body)
+    return await _predict(request, predictor, body, settings, metrics)
 
 
 @api.post(
@@ -226,30 +243,17 @@ async def score(
     `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
     the model's minimum (and, with RUL_REJECT_OUT_OF_DISTRIBUTION, out-of-distribution units)
     are listed under `skipped`."""
-    settings: Settings = request.app.state.settings
-    scoring: asyncio.Semaphore = request.app.state.scoring
-    if scoring.locked():  # refuse at once rather than queue work nobody may wait for
-        busy = f"{settings.max_concurrent_scores} scoring jobs are running"
-        limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
-        raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
-    async with scoring:
+    state = service_state(request.app)
+    settings = state.settings
+    async with _scoring_slot(state):
         fleet = await _read_upload(file, settings)
         if all_cycles:
             _check_trajectory_points(fleet, predictor, settings)
         reject = settings.reject_out_of_distribution
-        gone = threading.Event()  # set when the client disconnects: the scoring thread stops
-        watcher = asyncio.create_task(_watch_disconnect(request, gone))
-        try:
-            result = await run_in_threadpool(
-                score_fleet, predictor, fleet, all_cycles, None, reject, gone.is_set
-            )
-        except ScoringCancelled as exc:
-            logger.info("%s", exc)
-            raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
-        finally:
-            gone.set()
-            watcher.cancel()
-    request.app.state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
+        result = await _while_connected(
+            request, lambda cancelled: score_fleet(predictor, fleet, all_cycles, None, reject, cancelled)
+        )
+    state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(await run_in_threadpool(_score_csv, result), media_type="text/csv")
     return Response(await run_in_threadpool(_score_body, predictor, result), media_type="application/json")
@@ -308,13 +312,40 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({key: sentence}, status_code=status)
 
 
-async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
-    """Set `gone` once the client has disconnected (asked every quarter of a second)."""
-    while not gone.is_set():
-        if await request.is_disconnected():
-            gone.set()
-            return
-        await asyncio.sleep(0.25)
+@asynccontextmanager
+async def _scoring_slot(state: ServiceState) -> AsyncIterator[None]:
+    """One of RUL_MAX_CONCURRENT_SCORES slots, or a 503 at once when all are taken: refused
+    rather than queued, since nobody may still wait for queued work."""
+    if state.scoring.locked():
+        busy = f"{state.settings.max_concurrent_scores} scoring jobs are running"
+        limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
+        raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
+    async with state.scoring:
+        yield
+
+
+async def _while_connected(request: Request, work: Callable[[Callable[[], bool]], T]) -> T:
+    """`work(cancelled)` in a worker thread; `cancelled()` turns true once the client has
+    disconnected (asked every quarter of a second), and work that stops for it (ScoringCancelled)
+    ends the request with 499."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await run_in_threadpool(work, gone.is_set)
+    except ScoringCancelled as exc:
+        logger.info("%s", exc)
+        raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
+    finally:
+        gone.set()
+        watcher.cancel()
 
 
 async def _read_upload(file: UploadFile, settings: Settings) -> dict:
@@ -380,11 +411,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    metrics = app.state.metrics = Metrics()
-    app.state.models, app.state.load_errors, app.state.default_model = {}, {"*": "models are loading"}, None
-    app.state.batchers, app.state.reload_lock = {}, asyncio.Lock()
-    app.state.scoring = asyncio.Semaphore(settings.max_concurrent_scores)
+    metrics = Metrics()
+    app.state.service = ServiceState(
+        settings, metrics, LOADING, asyncio.Lock(), asyncio.Semaphore(settings.max_concurrent_scores)
+    )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api)

@@ -2,7 +2,8 @@
 
 The lookups are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread
 pool, a thread hand-off per request that cost ~14 % of the event loop's time under
-single-window load (py-spy, bench/README.md); these only read app.state and never block."""
+single-window load (py-spy, bench/README.md); these only read the ServiceState
+(service/state.py) and never block."""
 
 from typing import Annotated
 
@@ -11,47 +12,53 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from service.batcher import QueueFull
+from service.metrics import Metrics
 from service.predictor import Predictor, window_label
 from service.quality import OUT_OF_DISTRIBUTION, Quality
 from service.security import has_valid_key
+from service.settings import Settings
+from service.state import ServedModels, ServiceState, service_state
 
 
-async def loaded_models(request: Request) -> dict[str, Predictor]:
-    return request.app.state.models
+async def get_state(request: Request) -> ServiceState:
+    return service_state(request.app)
 
 
-def find_model(models: dict[str, Predictor], name: str) -> str | None:
-    """The loaded model called `name`, ignoring case (the training CLI says FD001, the files
-    are fd001.onnx); None when there is none, or when only case tells two apart and none
-    matches exactly."""
-    if name in models:
-        return name
-    matches = [known for known in models if known.casefold() == name.casefold()]
-    return matches[0] if len(matches) == 1 else None
+async def get_settings(request: Request) -> Settings:
+    return service_state(request.app).settings
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return service_state(request.app).metrics
+
+
+async def get_served(request: Request) -> ServedModels:
+    """The served models as they are now; a reload replaces them, never changes these."""
+    return service_state(request.app).served
 
 
 async def named_predictor(model: str, request: Request) -> Predictor:
-    models = await loaded_models(request)
-    name = find_model(models, model)
+    served = service_state(request.app).served
+    name = served.find(model)
     if name is None:
-        known = ", ".join(sorted(models)) or "none loaded"
+        known = ", ".join(sorted(served.models)) or "none loaded"
         raise HTTPException(404, f"model {model!r} not found; known models: {known}")
-    return models[name]
+    return served.models[name]
 
 
 async def default_predictor(request: Request) -> Predictor:
-    models = await loaded_models(request)
-    name = request.app.state.default_model
-    if name is None or name not in models:
-        reason = request.app.state.load_errors.get(name or "*", "no model is loaded")
+    served = service_state(request.app).served
+    name = served.default_model
+    if name is None or name not in served.models:
+        reason = served.load_errors.get(name or "*", "no model is loaded")
         raise HTTPException(503, f"default model {name!r} is not available: {reason}")
-    return models[name]
+    return served.models[name]
 
 
 async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -> dict[str, np.ndarray]:
     """Run a prepared batch (N, W, C) through the model's dynamic batcher (or straight through
     a worker thread when batching is off); a full queue is a 503 with Retry-After."""
-    batcher = request.app.state.batchers.get(predictor.card.name)
+    batcher = service_state(request.app).served.batchers.get(predictor.card.name)
     try:
         if batcher is not None and batcher.predictor is predictor:  # not swapped out by a reload
             return await batcher.run(batch)
@@ -64,10 +71,11 @@ def not_ready_reason(request: Request) -> str | None:
     """Why the service is not ready (a model failed or none is loaded), or None when it is.
     With API keys set, a caller without a valid key gets the category only; the details
     (file names, paths, load errors) need a key."""
-    errors: dict[str, str] = request.app.state.load_errors
-    if not errors and request.app.state.models:
+    state = service_state(request.app)
+    errors = state.served.load_errors
+    if not errors and state.served.models:
         return None
-    if request.app.state.settings.api_keys and not has_valid_key(request):
+    if state.settings.api_keys and not has_valid_key(request):
         if not errors:
             return "models not loaded yet"
         failed = [name for name in errors if name != "*"]
@@ -76,7 +84,10 @@ def not_ready_reason(request: Request) -> str | None:
     return "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
 
 
-Models = Annotated[dict[str, Predictor], Depends(loaded_models)]
+StateDep = Annotated[ServiceState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ServedDep = Annotated[ServedModels, Depends(get_served)]
 NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
 

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from service.request_limits import check_windows, decode_predict_body, stdlib_loads
+from service.state import service_state
 
 
 def loads(data: bytes) -> Any:
@@ -34,7 +35,7 @@ INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never
 class FastJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            body, settings = await self.body(), self.app.state.settings
+            body, settings = await self.body(), service_state(self.app).settings
             if len(body) <= INLINE_BYTES:
                 data = loads(body)
                 check_windows(data, settings)  # 413 before any window is validated

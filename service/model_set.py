@@ -14,16 +14,15 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.batcher import Batcher
-from service.dependencies import find_model
 from service.predictor import Predictor, load_models
-from service.settings import Settings
+from service.state import ServedModels, service_state
 
 logger = logging.getLogger("service.model_set")
 
 
 def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:
     if configured:  # RUL_DEFAULT_MODEL, case ignored like the model in a path
-        return find_model(models, configured) or configured
+        return ServedModels(models, {}, None, {}).find(configured) or configured
     if "fd001" in models:
         return "fd001"
     return min(models) if models else None
@@ -31,8 +30,8 @@ def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None
 
 async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, str]) -> None:
     """Make `models` the served set, with fresh batchers; drain the previous batchers."""
-    settings: Settings = app.state.settings
-    metrics = app.state.metrics
+    state = service_state(app)
+    settings, metrics = state.settings, state.metrics
     batchers: dict[str, Batcher] = {}
     for name, predictor in models.items():
         predictor.on_run = metrics.observe_run
@@ -41,19 +40,18 @@ async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, 
                                      settings.max_queue_size, metrics.observe_queue,
                                      settings.piece_windows)  # fmt: skip
             batchers[name].start()
-    previous = app.state.batchers
-    # the swap: no await in between, so no request sees half of it
-    app.state.models, app.state.load_errors, app.state.batchers = models, errors, batchers
-    app.state.default_model = _choose_default(settings.default_model, models)
+    previous = state.served.batchers
+    # the swap: one assignment, so no request sees half of it
+    state.served = ServedModels(models, errors, _choose_default(settings.default_model, models), batchers)
     metrics.set_models({name: (p.card.version, p.provider) for name, p in models.items()})
-    logger.info("serving %s (default %s); not loaded: %s", sorted(models), app.state.default_model,
+    logger.info("serving %s (default %s); not loaded: %s", sorted(models), state.served.default_model,
                 errors or "none")  # fmt: skip
     await asyncio.gather(*(b.drain() for b in previous.values()))
 
 
 async def load_and_install(app: FastAPI) -> None:
     """Start-up: whatever loads is served; what fails is reported by /health/ready."""
-    settings: Settings = app.state.settings
+    settings = service_state(app).settings
     models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
     if not models:  # not ready until a reload finds models: say why, loudly
         logger.error("NO MODEL IS SERVED, every request gets 503: %s",
@@ -63,12 +61,13 @@ async def load_and_install(app: FastAPI) -> None:
 
 async def reload_models(app: FastAPI) -> tuple[bool, str]:
     """Reload every model; install them only if all load. Returns (reloaded?, what happened)."""
-    async with app.state.reload_lock:
-        settings: Settings = app.state.settings
+    state = service_state(app)
+    async with state.reload_lock:
+        settings = state.settings
         models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
         if errors or not models:
             reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "no models found"
-            serving = ", ".join(sorted(app.state.models)) or "none"
+            serving = ", ".join(sorted(state.served.models)) or "none"
             message = f"reload failed, still serving the previous models ({serving}): {reasons}"
             logger.error(message)
             return False, message
@@ -77,4 +76,4 @@ async def reload_models(app: FastAPI) -> tuple[bool, str]:
 
 
 async def shutdown(app: FastAPI) -> None:
-    await asyncio.gather(*(b.drain() for b in app.state.batchers.values()))
+    await asyncio.gather(*(b.drain() for b in service_state(app).served.batchers.values()))

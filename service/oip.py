@@ -25,6 +25,7 @@ from service.predictor import Predictor
 from service.quality import Quality
 from service.schemas import EXAMPLE_REQUEST
 from service.security import require_api_key
+from service.state import service_state
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {"FP32": np.float32, "FP64": np.float64}
@@ -191,49 +192,48 @@ def _split_body(request_body: bytes, header_length: str | None) -> tuple[dict[st
         raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
 
 
-def _checked_request(body: dict[str, Any]) -> dict[str, Any]:
-    """`body`, once its structure has been checked (400 otherwise). The tensors' `data` lists
-    are left out of the check (numpy reads them, _input_tensor), so that a large JSON tensor
-    is not walked twice."""
+def _checked_request(body: dict[str, Any]) -> _InferRequest:
+    """The request, validated (400 otherwise). The tensors' `data` lists are left out of the
+    validation and put back after it (numpy reads them, _input_tensor), so that a large JSON
+    tensor is not walked twice."""
     inputs = body.get("inputs")
+    data: list[Any] = []
     if isinstance(inputs, list):
-        inputs = [
-            {**t, "data": []} if isinstance(t, dict) and isinstance(t.get("data"), list) else t
-            for t in inputs
-        ]
+        data = [t.get("data") if isinstance(t, dict) else None for t in inputs]
+        inputs = [{**t, "data": []} if isinstance(t, dict) and isinstance(t.get("data"), list) else t
+                  for t in inputs]  # fmt: skip
     try:
-        _InferRequest.model_validate({**body, "inputs": inputs})
+        request = _InferRequest.model_validate({**body, "inputs": inputs})
     except ValidationError as exc:
         raise HTTPException(400, f"the inference request is malformed: {_first_problem(exc)}") from None
-    return body
+    for tensor, values in zip(request.inputs, data, strict=True):
+        tensor.data = values
+    return request
 
 
-def _input_tensor(request: dict[str, Any], binary: bytes, predictor: Predictor) -> np.ndarray:
+def _input_tensor(request: _InferRequest, binary: bytes, predictor: Predictor) -> np.ndarray:
     card = predictor.card
-    inputs = request.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+    if len(request.inputs) != 1:
         raise HTTPException(400, f"expected exactly one input, {card.input_name!r}")
-    tensor = inputs[0]
-    if tensor.get("name") != card.input_name:
+    tensor = request.inputs[0]
+    if tensor.name != card.input_name:
         raise HTTPException(
-            400, f"unknown input {tensor.get('name')!r}; model {card.name} takes {card.input_name!r}"
+            400, f"unknown input {tensor.name!r}; model {card.name} takes {card.input_name!r}"
         )
-    datatype = tensor.get("datatype")
-    if datatype not in DTYPES:
-        raise HTTPException(400, f"input {card.input_name!r} has datatype {datatype!r}; expected FP32")
-    shape: list[int] = tensor.get("shape")  # type: ignore[assignment]  # checked just below
+    if tensor.datatype not in DTYPES:
+        raise HTTPException(400, f"input {card.input_name!r} has datatype {tensor.datatype!r}; expected FP32")
+    shape = tensor.shape
     expected = [card.window_length, len(card.input_features)]
-    batch_ok = isinstance(shape, list) and len(shape) == 3 and isinstance(shape[0], int) and shape[0] >= 1
-    if not batch_ok or shape[1:] != expected:
+    if len(shape) != 3 or shape[0] < 1 or shape[1:] != expected:
         wanted = f"[batch, {expected[0]}, {expected[1]}] (batch >= 1)"
         raise HTTPException(400, f"input {card.input_name!r} has shape {shape}; expected {wanted}")
     count = shape[0] * expected[0] * expected[1]
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = tensor.parameters.binary_data_size if tensor.parameters else None
     try:
         if size is not None:
-            array = np.frombuffer(binary[: int(size)], dtype=DTYPES[datatype])
+            array = np.frombuffer(binary[:size], dtype=DTYPES[tensor.datatype])
         else:
-            array = np.asarray(tensor.get("data"), dtype=np.float64).reshape(-1)
+            array = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise HTTPException(400, f"input {card.input_name!r} data is not a list of numbers: {exc}") from exc
     if array.size != count:
@@ -247,11 +247,11 @@ def _input_tensor(request: dict[str, Any], binary: bytes, predictor: Predictor) 
     return batch
 
 
-def _wants_binary(request: dict[str, Any], name: str) -> bool:
-    for output in request.get("outputs") or []:
-        if isinstance(output, dict) and output.get("name") == name:
-            return bool((output.get("parameters") or {}).get("binary_data", False))
-    return bool((request.get("parameters") or {}).get("binary_data_output", False))
+def _wants_binary(request: _InferRequest, name: str) -> bool:
+    for output in request.outputs or []:
+        if output.name == name:
+            return bool(output.parameters and output.parameters.binary_data)
+    return bool(request.parameters and request.parameters.binary_data_output)
 
 
 _INFER_EXAMPLE = {
@@ -287,10 +287,9 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     body, binary = _split_body(await request.body(), request.headers.get(HEADER_LENGTH))
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
-    body = _checked_request(body)
-    batch = _input_tensor(body, binary, predictor)
-    requested = [str(o.get("name")) for o in body.get("outputs") or [] if isinstance(o, dict)]
-    requested = requested or _output_names(predictor)
+    checked = _checked_request(body)
+    batch = _input_tensor(checked, binary, predictor)
+    requested = [o.name for o in checked.outputs or []] or _output_names(predictor)
     unknown = [n for n in requested if n not in _output_names(predictor)]
     if unknown:
         raise HTTPException(
@@ -298,10 +297,11 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
         )
     results = await run_model(request, predictor, batch)
     qualities = await run_in_threadpool(_qualities, predictor, batch, results)
-    request.app.state.metrics.observe_quality(predictor.card.name, qualities)
-    if request.app.state.settings.reject_out_of_distribution:
+    state = service_state(request.app)
+    state.metrics.observe_quality(predictor.card.name, qualities)
+    if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
-    header, data = await run_in_threadpool(_encode_answer, predictor, body, requested, results, qualities)
+    header, data = await run_in_threadpool(_encode_answer, predictor, checked, requested, results, qualities)
     if not data:
         return Response(header, media_type="application/json")
     return Response(
@@ -311,7 +311,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
 
 def _encode_answer(
     predictor: Predictor,
-    body: dict[str, Any],
+    request: _InferRequest,
     requested: list[str],
     results: dict[str, np.ndarray],
     qualities: list[Quality],
@@ -333,7 +333,7 @@ def _encode_answer(
             if name == "rul_upper":  # +inf is no JSON number: -1 in JSON data, as the metadata says
                 value = np.where(np.isfinite(value), value, -1.0).astype(np.float32)
             data = value.reshape(-1).tolist()
-        if _wants_binary(body, name):
+        if _wants_binary(request, name):
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
@@ -344,6 +344,6 @@ def _encode_answer(
         "model_version": predictor.card.version,
         "outputs": outputs,
     }
-    if "id" in body:
-        answer["id"] = body["id"]
+    if request.id is not None:
+        answer["id"] = request.id
     return json.dumps(answer).encode(), b"".join(chunks)

@@ -12,10 +12,11 @@
 
 import hmac
 import json
-from typing import Any
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.state import service_state
 
 
 def _presented_key(request: Request) -> str | None:
@@ -36,14 +37,14 @@ def _accepted(presented: str, keys: list[str]) -> bool:
 
 def has_valid_key(request: Request) -> bool:
     """Whether the request presents one of the configured keys (False when none are set)."""
-    keys: list[str] = request.app.state.settings.api_keys
+    keys = service_state(request.app).settings.api_keys
     presented = _presented_key(request)
     return bool(keys and presented and _accepted(presented, keys))
 
 
 async def require_api_key(request: Request) -> None:
     """FastAPI dependency: passes when no keys are configured or a configured key is sent."""
-    keys: list[str] = request.app.state.settings.api_keys
+    keys = service_state(request.app).settings.api_keys
     if not keys:
         return
     presented = _presented_key(request)
@@ -112,10 +113,3 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send, f"over {self.max_bytes} bytes")
-
-
-def split_list(value: Any) -> Any:
-    """'a, b,,c' -> ['a', 'b', 'c'] for comma-separated settings; lists pass through."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value

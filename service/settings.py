@@ -3,13 +3,12 @@ environment variable with the prefix RUL_ (e.g. RUL_MODELS_DIR, RUL_PROVIDERS)."
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.providers import ProviderChoice, SessionConfig
-from service.security import split_list
 
 # A comma-separated environment variable: RUL_API_KEYS=key1,key2
 CommaList = Annotated[list[str], NoDecode]
@@ -27,6 +26,13 @@ def default_models_dir() -> Path:
     ]
     found = next((c for c in candidates if any(c.glob("*.onnx"))), candidates[0])
     return found.resolve()
+
+
+def split_list(value: Any) -> Any:
+    """'a, b,,c' -> ['a', 'b', 'c'] for comma-separated settings; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class Settings(BaseSettings):

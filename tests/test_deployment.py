@@ -100,7 +100,7 @@ def test_compose_runs_the_image_as_the_image_check_proves_it_can_run():
     assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
     assert "user" not in service  # the image's USER 10001
     check = (ROOT / "deploy" / "image_check.sh").read_text()
-    assert "destination=/app/models,ro=true" in check and "--user \"$user\"" in check
+    assert "destination=/app/models,ro=true" in check and '--user "$user"' in check
     assert "kill -TERM" in check and "Healthcheck" in check
     # CI's base is the shipped base's Debian release, made by debootstrap: only the base differs
     base = re.search(r"ARG BASE_IMAGE=debian:(\w+)-slim\nFROM \$\{BASE_IMAGE\}", DOCKERFILE)

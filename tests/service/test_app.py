@@ -13,6 +13,7 @@ import pytest
 from service.providers import CUDA, ProviderUnavailable, SessionConfig, create_session
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
+from service.state import service_state
 from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import make_client
 
@@ -65,12 +66,25 @@ def test_model_names_ignore_case(client):
 
 
 def test_find_model_refuses_to_guess_between_names_that_differ_only_in_case():
-    from service.dependencies import find_model
+    from service.state import ServedModels
 
-    models = {"fd001": None, "FD001": None, "fd002": None}
-    assert find_model(models, "FD001") == "FD001" and find_model(models, "fd002") == "fd002"
-    assert find_model(models, "FD002") == "fd002"
-    assert find_model(models, "Fd001") is None  # two candidates: a 404, not a guess
+    served = ServedModels({"fd001": None, "FD001": None, "fd002": None}, {}, None, {})  # type: ignore[dict-item]
+    assert served.find("FD001") == "FD001" and served.find("fd002") == "fd002"
+    assert served.find("FD002") == "fd002"
+    assert served.find("Fd001") is None  # two candidates: a 404, not a guess
+
+
+def test_app_state_is_one_typed_object_replaced_whole_on_reload(client):
+    from service.state import ServedModels, service_state
+
+    state = service_state(client.app)
+    before = state.served
+    assert isinstance(before, ServedModels) and sorted(before.models) == ["fd001", "fd002", "fd003", "fd004"]
+    assert client.post("/v1/models/reload").status_code == 200
+    after = service_state(client.app).served
+    assert after is not before and sorted(after.models) == sorted(before.models)
+    assert before.models["fd001"] is not after.models["fd001"]  # the old set is untouched, not mutated
+    assert set(vars(client.app.state)["_state"]) == {"service"}  # nothing else hangs on app.state
 
 
 def test_predict_example_returns_rul_interval_and_health(client):
@@ -312,7 +326,7 @@ def test_concurrent_http_requests_are_batched_with_identical_answers():
     settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_queue_delay_ms=200)
     with TestClient(create_app(settings)) as c:
         single = c.post("/v1/predict", json=one).json()["predictions"][0]["rul"]
-        batcher = c.app.state.batchers["fd001"]
+        batcher = service_state(c.app).served.batchers["fd001"]
         runs_before = batcher.runs
         answers: list[float] = []
 

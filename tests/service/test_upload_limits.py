@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
+from service.state import service_state
 from tests.conftest import MODELS_DIR
 
 
@@ -72,11 +73,11 @@ def test_all_cycles_is_bounded_before_any_prediction(test_fd001):
 
 def test_scoring_jobs_beyond_the_limit_get_503_with_retry_after(test_fd001):
     with client_with(max_concurrent_scores=1) as c:
-        c.portal.call(c.app.state.scoring.acquire)  # one job is running
+        c.portal.call(service_state(c.app).scoring.acquire)  # one job is running
         busy = score(c, test_fd001)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
         assert busy.json()["detail"].startswith(
             "1 scoring jobs are running, the limit (RUL_MAX_CONCURRENT_SCORES)"
         )
-        c.app.state.scoring.release()
+        service_state(c.app).scoring.release()
         assert score(c, test_fd001).status_code == 200
