@@ -3,20 +3,16 @@ once, warms it up and only then reports ready. Routes stay a few lines each; the
 `service.predictor`, which runs off the event loop."""
 
 import asyncio
-import csv
-import io
 import logging
 import signal
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -37,8 +33,8 @@ from service.dependencies import (
     refuse_out_of_distribution,
     run_model,
 )
+from service.errors import http_error, validation_error
 from service.fast_json import FastJSONRoute
-from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
 from service.predictor import Predictor, WindowError
@@ -51,10 +47,10 @@ from service.schemas import (
     Readiness,
     card_summary,
 )
-from service.scoring import FleetScore, ScoringCancelled, score_fleet
+from service.score_route import score_api
 from service.security import BodySizeLimit, require_api_key
 from service.settings import Settings
-from service.state import LOADING, ServiceState, service_state
+from service.state import LOADING, ServiceState
 
 logger = logging.getLogger("service.app")
 T = TypeVar("T")
@@ -216,171 +212,6 @@ async def reload(request: Request) -> dict[str, str]:
     return {"status": "reloaded", "detail": message}
 
 
-@api.post(
-    "/v1/models/{model}/score",
-    tags=["score"],
-    responses={
-        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
-        404: {"description": "unknown model"},
-        413: {"description": "the file passes an upload limit; detail names it and its setting"},
-        422: {"description": "the file cannot be read as a fleet; detail names the line and problem"},
-        503: {"description": "RUL_MAX_CONCURRENT_SCORES jobs are running; retry after Retry-After seconds"},
-    },
-)
-async def score(
-    request: Request,
-    predictor: NamedPredictor,
-    file: Annotated[
-        UploadFile,
-        File(
-            description="C-MAPSS text (26 columns, .txt or .gz) or CSV with a header "
-            "unit,cycle,setting_1..3,s_1..s_21"
-        ),
-    ],
-    all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
-) -> Response:
-    """Score a fleet file: one prediction per unit at its last cycle (and, with
-    `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
-    the model's minimum (and, with RUL_REJECT_OUT_OF_DISTRIBUTION, out-of-distribution units)
-    are listed under `skipped`."""
-    state = service_state(request.app)
-    settings = state.settings
-    async with _scoring_slot(state):
-        fleet = await _read_upload(file, settings)
-        if all_cycles:
-            _check_trajectory_points(fleet, predictor, settings)
-        reject = settings.reject_out_of_distribution
-        result = await _while_connected(
-            request, lambda cancelled: score_fleet(predictor, fleet, all_cycles, None, reject, cancelled)
-        )
-    state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(await run_in_threadpool(_score_csv, result), media_type="text/csv")
-    return Response(await run_in_threadpool(_score_body, predictor, result), media_type="application/json")
-
-
-def _score_csv(result: FleetScore) -> str:
-    text = io.StringIO()
-    csv.writer(text).writerows(result.csv_rows())
-    return text.getvalue()
-
-
-def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
-    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore), skipped
-    and, with all_cycles, trajectories."""
-    return orjson.dumps(
-        {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
-    )
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    """("body", "windows", 0, "readings") -> "windows[0].readings"."""
-    text = ""
-    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text or "the request body"
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    """A request that does not fit the schema: one bounded sentence that names where and what
-    (never the whole input echoed back), in the path's error shape; 400 for malformed JSON,
-    415 for a body sent as another content type."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
-    content_type = request.headers.get("content-type", "none")
-    if tuple(first.get("loc", ())) == ("body",) and "json" not in content_type:
-        status, sentence = (
-            415,
-            f"the request body must be JSON (Content-Type: application/json); got {content_type}",
-        )
-    elif first.get("type") == "json_invalid":
-        reason = (first.get("ctx") or {}).get("error", "")
-        status, sentence = 400, f"the request body is not valid JSON{f': {reason}' if reason else ''}"
-    elif tuple(first.get("loc", ())) == ("body",):
-        status, sentence = (
-            422,
-            f"the request body must be a JSON object; got {type(first.get('input')).__name__}",
-        )
-    else:
-        got = f" (got {first['input']!r:.60})" if str(first.get("type", "")).endswith("_type") else ""
-        more = f"; and {len(errors) - 1} more problems" if len(errors) > 1 else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
-        status, sentence = 422, f"{_location(tuple(first['loc']))}: {message}{got}{more}"
-    sentence = sentence[:500].encode("utf-8", "backslashreplace").decode("utf-8")
-    key = "error" if request.url.path.startswith("/v2") else "detail"
-    return JSONResponse({key: sentence}, status_code=status)
-
-
-@asynccontextmanager
-async def _scoring_slot(state: ServiceState) -> AsyncIterator[None]:
-    """One of RUL_MAX_CONCURRENT_SCORES slots, or a 503 at once when all are taken: refused
-    rather than queued, since nobody may still wait for queued work."""
-    if state.scoring.locked():
-        busy = f"{state.settings.max_concurrent_scores} scoring jobs are running"
-        limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
-        raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
-    async with state.scoring:
-        yield
-
-
-async def _while_connected(request: Request, work: Callable[[Callable[[], bool]], T]) -> T:
-    """`work(cancelled)` in a worker thread; `cancelled()` turns true once the client has
-    disconnected (asked every quarter of a second), and work that stops for it (ScoringCancelled)
-    ends the request with 499."""
-    gone = threading.Event()
-
-    async def watch() -> None:
-        while not gone.is_set():
-            if await request.is_disconnected():
-                gone.set()
-                return
-            await asyncio.sleep(0.25)
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await run_in_threadpool(work, gone.is_set)
-    except ScoringCancelled as exc:
-        logger.info("%s", exc)
-        raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
-    finally:
-        gone.set()
-        watcher.cancel()
-
-
-async def _read_upload(file: UploadFile, settings: Settings) -> dict:
-    """The uploaded fleet, read in a worker thread within the upload limits (413 past one,
-    422 for a file that is not a fleet)."""
-    limits = UploadLimits(
-        settings.max_upload_rows, settings.max_upload_decompressed_bytes, settings.max_decompression_ratio
-    )
-    try:
-        return await run_in_threadpool(read_fleet, file.file, CHUNK_LINES, limits)
-    except FleetTooLarge as exc:
-        raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
-    except FleetFileError as exc:
-        raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
-
-
-def _check_trajectory_points(fleet: dict, predictor: Predictor, settings: Settings) -> None:
-    """all_cycles: a prediction per cycle from the model's minimum on; bounded before any is made."""
-    min_cycles = predictor.card.padding.min_cycles
-    points = sum(max(len(readings) - min_cycles + 1, 0) for _, readings in fleet.values())
-    if points > settings.max_trajectory_points:
-        raise HTTPException(413, f"all_cycles=true would make {points} predictions; the limit is "
-                            f"{settings.max_trajectory_points} (RUL_MAX_TRAJECTORY_POINTS): score without "
-                            "all_cycles, or split the fleet")  # fmt: skip
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's {"detail": ...} everywhere but under /v2, where the Open Inference Protocol
-    wants {"error": ...}."""
-    assert isinstance(exc, StarletteHTTPException)
-    if request.url.path.startswith("/v2"):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    return await http_exception_handler(request, exc)
-
-
 def _on_sighup(app: FastAPI) -> None:
     """SIGHUP reloads the models, like POST /v1/models/reload (only in the main thread, as
     under rul-serve; elsewhere, e.g. in tests, the route is the way)."""
@@ -418,10 +249,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api)
+    app.include_router(score_api)
     app.include_router(oip.health)
     app.include_router(oip.api)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     # add_middleware wraps what is there: the last added runs first on a request
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -1,0 +1,191 @@
+"""The Open Inference Protocol's inference request and answer as bytes and tensors: the
+request's structure (validated once, strictly), its input tensor (JSON data or the binary
+tensor extension), and the answer's outputs (JSON data or binary, the `quality` output as one
+JSON document per window). No routes here: service/oip.py."""
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import HTTPException
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from service import fast_json
+from service.answers import quality_record
+from service.predictor import Predictor
+from service.quality import Quality
+
+HEADER_LENGTH = "inference-header-content-length"
+DTYPES = {"FP32": np.float32, "FP64": np.float64}
+# The graph's outputs are FP32 but for the quality flags; "quality" is the service's own: one
+# JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
+QUALITY_OUTPUT = "quality"
+OUTPUT_DTYPES = {"quality_flags": ("INT32", np.int32), QUALITY_OUTPUT: ("BYTES", None)}
+
+
+class Parameters(BaseModel):
+    """Open Inference Protocol parameters: an object; the ones we act on are typed strictly."""
+
+    model_config = ConfigDict(extra="allow")
+
+    binary_data_size: StrictInt | None = Field(default=None, ge=0)
+    binary_data: StrictBool | None = None
+    binary_data_output: StrictBool | None = None
+
+
+class InputTensor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr
+    datatype: StrictStr
+    shape: list[StrictInt]
+    data: list[Any] | None = None
+    parameters: Parameters | None = None
+
+
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr
+    parameters: Parameters | None = None
+
+
+class InferRequest(BaseModel):
+    """The structure of an inference request, checked before any of it is used, so that a
+    malformed request is a 400 that says what is wrong, never a 500."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr | None = None
+    inputs: list[InputTensor]
+    outputs: list[RequestedOutput] | None = None
+    parameters: Parameters | None = None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the request"
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    message = error["msg"].split(" or instance of ")[0]  # not our class names
+    return f"{where}: {message}{more}"
+
+
+def split_body(request_body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON inference request and the binary tensor bytes after it (if any)."""
+    try:
+        if header_length is None:
+            return fast_json.loads(request_body), b""
+        n = int(header_length)
+        if not 0 <= n <= len(request_body):
+            raise ValueError(f"{HEADER_LENGTH} is {n}; the body has {len(request_body)} bytes")
+        return fast_json.loads(request_body[:n]), request_body[n:]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
+
+
+def checked_request(body: dict[str, Any]) -> InferRequest:
+    """The request, validated (400 otherwise). The tensors' `data` lists are left out of the
+    validation and put back after it (numpy reads them, _input_tensor), so that a large JSON
+    tensor is not walked twice."""
+    inputs = body.get("inputs")
+    data: list[Any] = []
+    if isinstance(inputs, list):
+        data = [t.get("data") if isinstance(t, dict) else None for t in inputs]
+        inputs = [{**t, "data": []} if isinstance(t, dict) and isinstance(t.get("data"), list) else t
+                  for t in inputs]  # fmt: skip
+    try:
+        request = InferRequest.model_validate({**body, "inputs": inputs})
+    except ValidationError as exc:
+        raise HTTPException(400, f"the inference request is malformed: {_first_problem(exc)}") from None
+    for tensor, values in zip(request.inputs, data, strict=True):
+        tensor.data = values
+    return request
+
+
+def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor) -> np.ndarray:
+    card = predictor.card
+    if len(request.inputs) != 1:
+        raise HTTPException(400, f"expected exactly one input, {card.input_name!r}")
+    tensor = request.inputs[0]
+    if tensor.name != card.input_name:
+        raise HTTPException(
+            400, f"unknown input {tensor.name!r}; model {card.name} takes {card.input_name!r}"
+        )
+    if tensor.datatype not in DTYPES:
+        raise HTTPException(400, f"input {card.input_name!r} has datatype {tensor.datatype!r}; expected FP32")
+    shape = tensor.shape
+    expected = [card.window_length, len(card.input_features)]
+    if len(shape) != 3 or shape[0] < 1 or shape[1:] != expected:
+        wanted = f"[batch, {expected[0]}, {expected[1]}] (batch >= 1)"
+        raise HTTPException(400, f"input {card.input_name!r} has shape {shape}; expected {wanted}")
+    count = shape[0] * expected[0] * expected[1]
+    size = tensor.parameters.binary_data_size if tensor.parameters else None
+    try:
+        if size is not None:
+            array = np.frombuffer(binary[:size], dtype=DTYPES[tensor.datatype])
+        else:
+            array = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(400, f"input {card.input_name!r} data is not a list of numbers: {exc}") from exc
+    if array.size != count:
+        raise HTTPException(
+            400, f"input {card.input_name!r} has {array.size} values; shape {shape} needs {count}"
+        )
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+        batch = array.reshape(shape).astype(np.float32)
+    if not np.isfinite(batch).all():
+        raise HTTPException(400, f"input {card.input_name!r} holds NaN or infinite values")
+    return batch
+
+
+def wants_binary(request: InferRequest, name: str) -> bool:
+    for output in request.outputs or []:
+        if output.name == name:
+            return bool(output.parameters and output.parameters.binary_data)
+    return bool(request.parameters and request.parameters.binary_data_output)
+
+
+def bytes_tensor(values: list[str]) -> bytes:
+    """The binary tensor data extension's BYTES layout: a 4-byte little-endian length per element."""
+    return b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
+
+
+def encode_answer(
+    predictor: Predictor,
+    request: InferRequest,
+    requested: list[str],
+    results: dict[str, np.ndarray],
+    qualities: list[Quality],
+) -> tuple[bytes, bytes]:
+    """The inference answer: its JSON header and the binary tensors it announces (empty when
+    every output is JSON data)."""
+    outputs, chunks = [], []
+    for name in requested:
+        datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
+        if name == QUALITY_OUTPUT:
+            documents = [orjson.dumps(quality_record(q)).decode() for q in qualities]
+            data: Any = documents
+            entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
+            raw = bytes_tensor(documents)
+        else:
+            value = np.ascontiguousarray(results[name], dtype=dtype)
+            entry = {"name": name, "datatype": datatype, "shape": list(value.shape)}
+            raw = value.tobytes()  # binary as the graph gives it (rul_upper +inf when open, as on Triton)
+            if name == "rul_upper":  # +inf is no JSON number: -1 in JSON data, as the metadata says
+                value = np.where(np.isfinite(value), value, -1.0).astype(np.float32)
+            data = value.reshape(-1).tolist()
+        if wants_binary(request, name):
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = data
+        outputs.append(entry)
+    answer: dict[str, Any] = {
+        "model_name": predictor.card.name,
+        "model_version": predictor.card.version,
+        "outputs": outputs,
+    }
+    if request.id is not None:
+        answer["id"] = request.id
+    return json.dumps(answer).encode(), b"".join(chunks)

@@ -1,0 +1,147 @@
+"""POST /v1/models/{model}/score: a fleet file in, one answer per unit (and, with all_cycles,
+every unit's trajectory) out, as JSON or CSV. The upload is read and scored in worker threads,
+within the upload limits and RUL_MAX_CONCURRENT_SCORES slots, and the scoring stops when the
+client goes away; service.scoring does the work."""
+
+import asyncio
+import csv
+import io
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from service.dependencies import NamedPredictor
+from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
+from service.predictor import Predictor
+from service.scoring import FleetScore, ScoringCancelled, score_fleet
+from service.security import require_api_key
+from service.settings import Settings
+from service.state import ServiceState, service_state
+
+logger = logging.getLogger("service.score_route")
+T = TypeVar("T")
+score_api = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@score_api.post(
+    "/v1/models/{model}/score",
+    tags=["score"],
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
+        404: {"description": "unknown model"},
+        413: {"description": "the file passes an upload limit; detail names it and its setting"},
+        422: {"description": "the file cannot be read as a fleet; detail names the line and problem"},
+        503: {"description": "RUL_MAX_CONCURRENT_SCORES jobs are running; retry after Retry-After seconds"},
+    },
+)
+async def score(
+    request: Request,
+    predictor: NamedPredictor,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="C-MAPSS text (26 columns, .txt or .gz) or CSV with a header "
+            "unit,cycle,setting_1..3,s_1..s_21"
+        ),
+    ],
+    all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
+) -> Response:
+    """Score a fleet file: one prediction per unit at its last cycle (and, with
+    `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
+    the model's minimum (and, with RUL_REJECT_OUT_OF_DISTRIBUTION, out-of-distribution units)
+    are listed under `skipped`."""
+    state = service_state(request.app)
+    settings = state.settings
+    async with _scoring_slot(state):
+        fleet = await _read_upload(file, settings)
+        if all_cycles:
+            _check_trajectory_points(fleet, predictor, settings)
+        reject = settings.reject_out_of_distribution
+        result = await _while_connected(
+            request, lambda cancelled: score_fleet(predictor, fleet, all_cycles, None, reject, cancelled)
+        )
+    state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(await run_in_threadpool(_score_csv, result), media_type="text/csv")
+    return Response(await run_in_threadpool(_score_body, predictor, result), media_type="application/json")
+
+
+def _score_csv(result: FleetScore) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(result.csv_rows())
+    return text.getvalue()
+
+
+def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
+    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore), skipped
+    and, with all_cycles, trajectories."""
+    return orjson.dumps(
+        {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
+    )
+
+
+@asynccontextmanager
+async def _scoring_slot(state: ServiceState) -> AsyncIterator[None]:
+    """One of RUL_MAX_CONCURRENT_SCORES slots, or a 503 at once when all are taken: refused
+    rather than queued, since nobody may still wait for queued work."""
+    if state.scoring.locked():
+        busy = f"{state.settings.max_concurrent_scores} scoring jobs are running"
+        limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
+        raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
+    async with state.scoring:
+        yield
+
+
+async def _while_connected(request: Request, work: Callable[[Callable[[], bool]], T]) -> T:
+    """`work(cancelled)` in a worker thread; `cancelled()` turns true once the client has
+    disconnected (asked every quarter of a second), and work that stops for it (ScoringCancelled)
+    ends the request with 499."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await run_in_threadpool(work, gone.is_set)
+    except ScoringCancelled as exc:
+        logger.info("%s", exc)
+        raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
+    finally:
+        gone.set()
+        watcher.cancel()
+
+
+async def _read_upload(file: UploadFile, settings: Settings) -> dict:
+    """The uploaded fleet, read in a worker thread within the upload limits (413 past one,
+    422 for a file that is not a fleet)."""
+    limits = UploadLimits(
+        settings.max_upload_rows, settings.max_upload_decompressed_bytes, settings.max_decompression_ratio
+    )
+    try:
+        return await run_in_threadpool(read_fleet, file.file, CHUNK_LINES, limits)
+    except FleetTooLarge as exc:
+        raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
+    except FleetFileError as exc:
+        raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
+
+
+def _check_trajectory_points(fleet: dict, predictor: Predictor, settings: Settings) -> None:
+    """all_cycles: a prediction per cycle from the model's minimum on; bounded before any is made."""
+    min_cycles = predictor.card.padding.min_cycles
+    points = sum(max(len(readings) - min_cycles + 1, 0) for _, readings in fleet.values())
+    if points > settings.max_trajectory_points:
+        raise HTTPException(413, f"all_cycles=true would make {points} predictions; the limit is "
+                            f"{settings.max_trajectory_points} (RUL_MAX_TRAJECTORY_POINTS): score without "
+                            "all_cycles, or split the fleet")  # fmt: skip
