@@ -18,8 +18,8 @@ import time
 import httpx
 
 from bench.model_compute import machine, write_result
-from bench.service_bench import MODEL, bare_onnxruntime, real_windows
 from bench.servers import start_ours
+from bench.service_bench import MODEL, bare_onnxruntime, real_windows
 
 
 def service_rate(url: str, body: bytes, n_windows: int, seconds: float) -> float:

@@ -33,16 +33,22 @@ INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never
 
 
 class FastJSONRequest(Request):
+    """A Request whose `json()` decodes with `loads` within the request limits, once (its own
+    cache: nothing of Starlette's private state is read or written)."""
+
+    decoded: Any = None
+    has_decoded = False
+
     async def json(self) -> Any:
-        if not hasattr(self, "_json"):
+        if not self.has_decoded:
             body, settings = await self.body(), service_state(self.app).settings
             if len(body) <= INLINE_BYTES:
                 data = loads(body)
                 check_windows(data, settings)  # 413 before any window is validated
             else:  # checks the same limits while it decodes
                 data = await run_in_threadpool(decode_predict_body, body, settings)
-            self._json = data
-        return self._json
+            self.decoded, self.has_decoded = data, True
+        return self.decoded
 
 
 class FastJSONRoute(APIRoute):

@@ -9,10 +9,22 @@ Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 """
 
 import asyncio
+import inspect
 import json
+import re
+from importlib.metadata import version
 from typing import Any
 
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# The uvicorn releases this subclass is tested with (pyproject pins them): it relies on
+# HttpToolsProtocol's callbacks and on attributes that uvicorn does not document.
+TESTED_UVICORN = "0.54"
+CALLBACKS = ("connection_made", "connection_lost", "data_received", "on_message_begin",
+             "on_headers_complete", "on_message_complete")  # fmt: skip
+# attribute -> the HttpToolsProtocol method that sets it
+ATTRIBUTES = {"loop": "__init__", "logger": "__init__", "cycle": "__init__", "transport": "connection_made"}
 
 END_OF_HEADERS = b"\r\n\r\n"
 
@@ -24,8 +36,37 @@ def _response(status: int, reason: str, detail: str) -> bytes:
     return head.encode("ascii") + body
 
 
+def missing_internals() -> list[str]:
+    """What this module relies on that the installed uvicorn lacks (empty when all is there)."""
+    missing = [
+        f"HttpToolsProtocol.{name}()"
+        for name in CALLBACKS
+        if not callable(getattr(HttpToolsProtocol, name, None))
+    ]
+    for attribute, method in ATTRIBUTES.items():
+        code = getattr(HttpToolsProtocol, method, None)
+        # an assignment, annotated or not: `self.cycle: RequestResponseCycle = None`
+        if code is None or not re.search(rf"self\.{attribute}\b[^=\n]*=[^=]", inspect.getsource(code)):
+            missing.append(f"HttpToolsProtocol.{attribute} (set in {method})")
+    if "response_started" not in inspect.getsource(httptools_impl.RequestResponseCycle):
+        missing.append("RequestResponseCycle.response_started")
+    return missing
+
+
+def check_uvicorn() -> None:
+    """Refuse to start, in one sentence, on a uvicorn whose internals this module cannot use."""
+    missing = missing_internals()
+    if missing:
+        raise RuntimeError(
+            f"uvicorn {version('uvicorn')} lacks what the connection guards (service/http_protocol.py) "
+            f"rely on: {', '.join(missing)}; install the tested release: "
+            f"pip install 'uvicorn[standard]~={TESTED_UVICORN}.0'"
+        )
+
+
 def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout: float) -> type:
     """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes)."""
+    check_uvicorn()
     headers_late = f"the request headers did not arrive within {header_timeout:g} s (RUL_HEADER_TIMEOUT_S)"
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):

@@ -7,6 +7,7 @@ Flags override the RUL_* environment variables (service.settings.Settings).
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     return_large_blocks_at_once()
-    uvicorn.Server(server_config(settings)).run()
+    try:
+        config = server_config(settings)
+    except RuntimeError as exc:  # a uvicorn the connection guards cannot use (http_protocol.py)
+        sys.exit(f"rul-serve: {exc}")
+    uvicorn.Server(config).run()
 
 
 def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.Config:

@@ -31,5 +31,3 @@ def window_weights(units: list[Unit], test_units: list[Unit], window_length: int
     unit sums to 1 (`end_cycle_weights`, from the test units' lengths alone)."""
     test_lengths = np.array([len(u.readings) for u in test_units])
     return np.concatenate([end_cycle_weights(len(u.readings), test_lengths, window_length) for u in units])
-
-

@@ -108,3 +108,22 @@ def test_scoring_stops_when_its_client_goes_away(cmapss_dir):
                 break
             time.sleep(0.5)
         assert status == 200
+
+
+def test_the_installed_uvicorn_has_what_the_connection_guards_rely_on():
+    from service.http_protocol import missing_internals
+
+    assert missing_internals() == []
+
+
+def test_a_uvicorn_without_those_internals_is_refused_at_start_in_one_sentence(monkeypatch):
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from service import http_protocol
+
+    monkeypatch.delattr(HttpToolsProtocol, "on_headers_complete")
+    assert http_protocol.missing_internals() == ["HttpToolsProtocol.on_headers_complete()"]
+    with pytest.raises(RuntimeError, match=r"^uvicorn 0\.54\.\d+ lacks what the connection guards "
+                       r".* rely on: HttpToolsProtocol\.on_headers_complete\(\); install the tested release: "
+                       r"pip install 'uvicorn\[standard\]~=0\.54\.0'$"):  # fmt: skip
+        http_protocol.guarded_protocol(1024, 1.0, 1.0)
