@@ -22,16 +22,6 @@ import torch
 from torch import nn
 
 
-def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
-    """The ceil((n + 1) * coverage)-th smallest |residual| (the largest if that exceeds n)."""
-    scores = np.sort(np.abs(np.asarray(residuals, dtype=np.float64)))
-    n = len(scores)
-    if n == 0:
-        raise ValueError("conformal calibration needs at least one residual")
-    rank = int(np.ceil((n + 1) * coverage))
-    return float(scores[min(rank, n) - 1])
-
-
 @dataclass
 class IntervalBands:
     edges: list[float]  # band upper edges on the predicted RUL, e.g. [30, 80]: 3 bands
@@ -51,20 +41,6 @@ class IntervalBands:
 def band_index(rul: np.ndarray, edges: list[float]) -> np.ndarray:
     """(N,) predicted RUL -> (N,) band: 0 for rul <= edges[0], ..., len(edges) above the last."""
     return np.sum(np.asarray(rul)[:, None] > np.asarray(edges)[None, :], axis=1)
-
-
-def calibrate_bands(
-    predicted: np.ndarray, true: np.ndarray, edges: list[float], coverage: float, calibrated_on: str
-) -> IntervalBands:
-    """Per-band symmetric split-conformal half-widths; a band with no calibration point borrows the
-    half-width of all points together (never narrower than the data justifies)."""
-    bands = band_index(predicted, edges)
-    overall = conformal_half_width(predicted - true, coverage)
-    widths = []
-    for k in range(len(edges) + 1):
-        in_k = bands == k
-        widths.append(conformal_half_width(predicted[in_k] - true[in_k], coverage) if in_k.any() else overall)
-    return IntervalBands(list(map(float, edges)), widths, coverage, calibrated_on)
 
 
 def conformal_one_sided(scores: np.ndarray, level: float) -> float:

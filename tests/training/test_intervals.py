@@ -5,29 +5,28 @@ from training.intervals import (
     IntervalBands,
     IntervalHead,
     band_index,
-    calibrate_bands,
     calibrate_uncapped,
-    conformal_half_width,
     conformal_one_sided,
     interval_bounds,
 )
 from training.metrics import interval_coverage
 
 
-def test_conformal_half_width_is_the_finite_sample_quantile():
-    residuals = np.arange(1, 20, dtype=float)  # |r| = 1..19, n = 19
-    assert conformal_half_width(-residuals, 0.9) == 18.0  # ceil(20 * 0.9) = 18th smallest
+def test_conformal_one_sided_is_the_finite_sample_quantile():
+    scores = np.arange(1, 20, dtype=float)  # n = 19
+    assert conformal_one_sided(scores, 0.9) == 18.0  # ceil(20 * 0.9) = 18th smallest
 
 
-def test_conformal_half_width_takes_largest_when_rank_exceeds_n():
-    assert conformal_half_width(np.array([1.0, -5.0, 2.0]), 0.9) == 5.0  # ceil(4 * 0.9) = 4 > 3
+def test_conformal_one_sided_takes_largest_when_rank_exceeds_n_and_never_goes_below_zero():
+    assert conformal_one_sided(np.array([1.0, -5.0, 2.0]), 0.9) == 2.0  # ceil(4 * 0.9) = 4 > 3
+    assert conformal_one_sided(np.array([-3.0, -2.0, -1.0]), 0.5) == 0.0
 
 
-def test_conformal_interval_covers_nominal_share_on_synthetic_data():
+def test_two_sided_conformal_interval_covers_nominal_share_on_synthetic_data():
     rng = np.random.default_rng(0)
     calib, test = rng.normal(0, 5, 2000), rng.normal(0, 5, 20000)
-    q = conformal_half_width(calib, 0.9)
-    assert 0.88 <= interval_coverage(test, -q * np.ones_like(test), q * np.ones_like(test)) <= 0.92
+    below, above = conformal_one_sided(-calib, 0.95), conformal_one_sided(calib, 0.95)
+    assert 0.88 <= interval_coverage(test, -below * np.ones_like(test), above * np.ones_like(test)) <= 0.92
 
 
 def test_band_index_uses_upper_edges_inclusive():
@@ -43,7 +42,8 @@ def test_mondrian_bands_cover_each_band_on_heteroscedastic_synthetic_data():
         true = rng.uniform(0, 125, n)
         return true + rng.normal(0, 1 + 0.15 * true), true  # predicted, true
 
-    bands = calibrate_bands(*sample(6000), [30, 80], 0.9, "synthetic")
+    # no cap in reach: every interval closed, each band's two sides at 95 %
+    bands = calibrate_uncapped(*sample(6000), [30, 80], 0.9, 10_000.0, "synthetic")
     predicted, true = sample(60000)
     lower, upper = interval_bounds(predicted, bands)
     assert bands.half_widths[0] < bands.half_widths[1] < bands.half_widths[2]
