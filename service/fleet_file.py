@@ -119,10 +119,13 @@ def _parse_chunk(chunk: list[tuple[int, str]], sep: str | None, order: list[int]
                 f"line {number} has {len(fields)} columns; expected {len(COLUMNS)}: "
                 "unit, cycle, setting_1..3, s_1..s_21"
             )
-        try:
-            rows[i] = [float(fields[j]) for j in order]
-        except ValueError as exc:
-            raise FleetFileError(f"line {number}: {exc}") from exc
+        for k, j in enumerate(order):
+            try:
+                rows[i, k] = float(fields[j])
+            except ValueError:
+                text = fields[j].strip()
+                what = "is empty" if not text else f"holds {text[:40]!r}, not a number"
+                raise FleetFileError(f"line {number}, column {COLUMNS[k]} {what}") from None
     return _check_finite(rows, chunk)
 
 

@@ -63,13 +63,15 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
     def window_to_array(obj: dict[str, Any]) -> dict[str, Any]:
         nonlocal windows
         readings = obj.get("readings")
-        if not isinstance(readings, list):
+        if not isinstance(readings, list | dict):
             return obj
         windows += 1
         if windows > settings.max_windows_per_request:
             raise _too_many_windows(f"more than {settings.max_windows_per_request}", settings)
-        if len(readings) > settings.max_cycles_per_window:
-            raise _too_many_cycles(windows - 1, obj.get("id"), len(readings), settings)
+        if cycles_in(readings) > settings.max_cycles_per_window:
+            raise _too_many_cycles(windows - 1, obj.get("id"), cycles_in(readings), settings)
+        if isinstance(readings, dict):
+            return obj  # named columns (schemas.named_columns)
         try:
             with np.errstate(over="ignore"):
                 array = np.asarray(readings, dtype=np.float32)
@@ -102,5 +104,15 @@ def check_windows(body: Any, settings: Settings) -> None:
         raise _too_many_windows(str(len(windows)), settings)
     for index, window in enumerate(windows):
         readings = window.get("readings") if isinstance(window, dict) else None
-        if isinstance(readings, list | np.ndarray) and len(readings) > settings.max_cycles_per_window:
-            raise _too_many_cycles(index, window.get("id"), len(readings), settings)
+        if cycles_in(readings) > settings.max_cycles_per_window:
+            raise _too_many_cycles(index, window.get("id"), cycles_in(readings), settings)
+
+
+def cycles_in(readings: Any) -> int:
+    """How many cycles a window's readings hold: rows of a table, or the longest of its named
+    columns (schemas.named_columns); 0 for anything else (the schema describes it)."""
+    if isinstance(readings, list | np.ndarray):
+        return len(readings)
+    if isinstance(readings, dict):
+        return max((len(v) for v in readings.values() if isinstance(v, list)), default=0)
+    return 0

@@ -386,3 +386,19 @@ def test_score_upload_of_test_fd001_reproduces_card_rmse(client, cmapss_dir):
     assert float(np.sqrt(np.mean((rul - true) ** 2))) == pytest.approx(
         CARD["metrics"]["test"]["rmse"], abs=1e-4
     )
+
+
+def test_a_window_sent_as_named_columns_gets_the_answer_of_the_table(client):
+    features = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
+    window = EXAMPLE_REQUEST["windows"][0]
+    columns = {name: [row[features.index(name)] for row in window["readings"]] for name in reversed(features)}
+    table = client.post("/v1/predict", json={"windows": [window]}).json()["predictions"][0]
+    named = client.post("/v1/predict", json={"windows": [{"id": window["id"], "readings": columns}]})
+    assert named.status_code == 200 and named.json()["predictions"][0] == table
+    missing = client.post(
+        "/v1/predict", json={"windows": [{"readings": {k: v for k, v in columns.items() if k != "s_9"}}]}
+    )
+    assert missing.status_code == 422
+    assert missing.json()["detail"].startswith(
+        "windows[0].readings: named columns: missing s_9; expected each of"
+    )

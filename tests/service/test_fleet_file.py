@@ -54,7 +54,19 @@ def test_csv_with_header_in_any_column_order_matches_text():
         ("", "the file is empty: upload C-MAPSS text or a CSV with a header"),
         ("\n\n", "the file is empty"),
         (_row(1, 1) + "\n1 2 3\n", "line 2 has 3 columns; expected 26: unit, cycle, setting_1..3, s_1..s_21"),
-        (_row(1, 1).replace("518.67", "abc"), "line 1: could not convert string to float: 'abc'"),
+        (_row(1, 1).replace("518.67", "abc"), "line 1, column s_1 holds 'abc', not a number"),
+        # a CSV with an empty cell names the line and the column, wherever the column stands
+        (
+            HEADER + "\n" + ",".join(["1", "1", "0.1", "", *ROW.split()[4:]]),
+            "line 2, column setting_2 is empty",
+        ),
+        (
+            "s_3,"
+            + HEADER.replace(",s_3", "")
+            + "\n"
+            + ",".join([" ", "1", "1", *ROW.split()[2:7], *ROW.split()[8:]]),
+            "line 2, column s_3 is empty",
+        ),
         (
             _row(1, 1).replace("518.67", "nan"),
             "line 1, column s_1 is nan; every value must be a finite number",

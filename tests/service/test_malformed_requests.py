@@ -77,7 +77,7 @@ def test_a_validation_error_is_one_bounded_sentence_without_the_input(client):
     response = client.post("/v1/predict", json={"windows": [{"readings": window}]})
     assert response.status_code == 422
     assert response.json() == {
-        "detail": "windows[0].readings: cycle 500, column 3: Input should be a valid number (got None)"
+        "detail": "windows[0].readings: cycle 500, column 3 (s_1): Input should be a valid number (got None)"
     }
 
 
@@ -228,7 +228,7 @@ def test_a_large_body_stops_at_the_window_limit_and_names_bad_values(client):
     response = client.post("/v1/predict", content=bad, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith(
-        "windows[200].readings: cycle 7, column 2: Input should be a valid number"
+        "windows[200].readings: cycle 7, column 2 (setting_3): Input should be a valid number"
     )
 
 

@@ -1,5 +1,7 @@
 """API keys, body and request limits, CORS."""
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -88,6 +90,22 @@ def test_too_many_windows_and_too_long_window_are_413():
             "detail": "window 0 (id 'fd001-test-unit-9') has 50 cycles; the limit is 49 "
             "(RUL_MAX_CYCLES_PER_WINDOW); the model reads only the last cycles anyway"
         }
+
+
+def test_named_column_windows_obey_the_same_cycle_limit_on_both_parsers():
+    features = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
+    window = EXAMPLE_REQUEST["windows"][0]
+    columns = {name: [row[i] for row in window["readings"]] for i, name in enumerate(features)}
+    small = {"windows": [{"id": "named", "readings": columns}]}
+    # past fast_json.INLINE_BYTES (the streaming parser's path), in short stretches between braces
+    large = {**small, "padding": [{}] * 100_000}
+    with _client(max_cycles_per_window=49) as c:
+        for body in (json.dumps(small), json.dumps(large)):
+            response = c.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 413, response.text
+            assert response.json()["detail"].startswith(
+                "window 0 (id 'named') has 50 cycles; the limit is 49"
+            )
 
 
 def test_cors_allows_configured_origin_only():
