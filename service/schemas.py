@@ -144,7 +144,7 @@ Readings = Annotated[
                 {
                     "type": "object",
                     "additionalProperties": {"type": "array", "items": {"type": "number"}},
-                    "description": "named columns setting_1..3, s_1..s_21 (any order), one value per cycle each",
+                    "description": "named columns setting_1..3, s_1..s_21 (any order), a value per cycle",
                 },
                 {
                     "type": "array",

@@ -1,6 +1,7 @@
 """`rul-score`: score a fleet file offline, no server: one row per unit (or per cycle).
 
     rul-score ../shared/data/cmapss/test_FD001.txt.gz --model models/fd001.onnx --out fd001.csv
+    rul-score ../shared/data/cmapss/test_FD001.txt.gz --model fd001    # a served model, by name
 
 Output is CSV, or JSON when --out ends in .json (stdout when --out is not given).
 """
@@ -21,14 +22,28 @@ from service.scoring import score_fleet
 from service.settings import Settings
 
 
+def model_path(model: str, models_dir: Path) -> Path:
+    """`--model` as a file: a path as given, else the model of that name in `models_dir`
+    (case ignored, as the service looks models up). ValueError saying what exists when neither."""
+    given = Path(model)
+    if given.suffix == ".onnx" or given.exists() or len(given.parts) > 1:
+        return given
+    known = {p.stem.casefold(): p for p in sorted(models_dir.glob("*.onnx"))} if models_dir.is_dir() else {}
+    if model.casefold() in known:
+        return known[model.casefold()]
+    names = ", ".join(p.stem for p in known.values()) or "none"
+    raise ValueError(f"--model {model!r} is neither a file nor a model in {models_dir} (RUL_MODELS_DIR; its "
+                     f"models: {names}); give a <name>.onnx path or one of those names")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("file", type=Path, help="C-MAPSS text (.txt or .gz) or CSV with a header")
-    parser.add_argument(
-        "--model", type=Path, required=True, help="<name>.onnx with its <name>.json card beside it"
-    )
+    parser.add_argument("--model", required=True,
+                        help="a <name>.onnx with its <name>.json card beside it, or the name of a model in "
+                             "the service's models directory (RUL_MODELS_DIR; e.g. fd001)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="output file (.csv or .json); default: CSV on stdout")
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", choices=["auto", "cuda", "tensorrt", "cpu"],
@@ -40,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reject-out-of-distribution", action="store_true",
                         help="list out-of-distribution units as skipped, not predicted")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        args.model = model_path(args.model, Settings().models_dir)
+    except ValueError as exc:
+        sys.exit(f"rul-score: {exc}")
     if args.engine == "spark":
         _run_on_spark(args)
         return

@@ -1,6 +1,7 @@
 """The fleet dashboard in a real browser: Debian's Chromium driven by Playwright, against a
-live uvicorn server on loopback. `.ci/run` installs Chromium; elsewhere the test is skipped
-when /usr/bin/chromium is missing (never in CI, where it must run)."""
+live uvicorn server on loopback. `.ci/run` installs Chromium; elsewhere each test is skipped,
+and counted in pytest's summary, when /usr/bin/chromium is missing (never in CI, where it
+must run)."""
 
 import os
 import shutil
@@ -16,10 +17,11 @@ from tests.conftest import MODELS_DIR
 from tests.service.conftest import live_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium for the dashboard test (.ci/run does)")
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
+if not Path(CHROMIUM).exists() and os.environ.get("CI"):
+    raise RuntimeError("CI must install Debian's chromium for the dashboard test (.ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
