@@ -137,3 +137,15 @@ def test_v2_ready_is_503_with_error_when_no_model(tmp_path):
     with make_client(tmp_path) as c:
         response = c.get("/v2/health/ready")
         assert response.status_code == 503 and response.json()["error"].startswith("not ready: ")
+
+
+def test_the_tritonclient_snippet_of_docs_api_runs_as_written(server_url, expected, monkeypatch, capsys):
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'url="localhost:8000"' in snippet
+    monkeypatch.chdir(ROOT)
+    exec(snippet.replace('url="localhost:8000"', f'url="{server_url}"'), {})  # noqa: S102
+    printed = capsys.readouterr().out
+    assert f"{expected['rul'][0]:.4g}"[:4] in printed

@@ -49,6 +49,27 @@ def test_health_stays_open_with_keys(keyed):
     assert keyed.get("/health/ready").status_code == 200
 
 
+# What the README's configuration table promises: these need a key, the rest stay open.
+KEYED_ROUTES = [("GET", "/v1/models"), ("GET", "/v1/models/fd001"), ("POST", "/v1/predict"),
+                ("POST", "/v1/models/fd001/predict"), ("POST", "/v1/models/fd001/score"),
+                ("POST", "/v1/models/reload"), ("GET", "/v2/models/fd001"), ("GET", "/v2/models/fd001/ready"),
+                ("POST", "/v2/models/fd001/infer")]  # fmt: skip
+OPEN_ROUTES = ["/health/live", "/health/ready", "/v2", "/v2/health/live", "/v2/health/ready", "/metrics", "/",
+               "/docs"]  # fmt: skip
+
+
+def test_every_v1_route_and_v2_model_route_needs_a_key_and_the_rest_stay_open(keyed):
+    for method, path in KEYED_ROUTES:
+        assert keyed.request(method, path).status_code == 401, path
+    for path in OPEN_ROUTES:
+        assert keyed.get(path).status_code == 200, path
+    keyed_paths = {path for _, path in KEYED_ROUTES} | set(OPEN_ROUTES)
+    routes = {getattr(r, "path", "") for r in keyed.app.routes}
+    api_routes = {p for p in routes if p.startswith(("/v1", "/v2")) and "{model_version}" not in p}
+    named = {p.replace("fd001", "{model}") for p in keyed_paths}
+    assert api_routes <= named, f"routes the promise does not cover: {sorted(api_routes - named)}"
+
+
 def test_api_keys_from_environment_are_comma_separated(monkeypatch):
     monkeypatch.setenv("RUL_API_KEYS", " a ,b,, ")
     assert Settings().api_keys == ["a", "b"]
