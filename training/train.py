@@ -58,7 +58,7 @@ class TrainConfig:
     subset: str = "FD001"  # FD001 | FD002 | FD003 | FD004
     data_dir: str = ""  # C-MAPSS directory; empty: $CMAPSS_DIR, else data/cmapss
     out: str = "runs/model.pt"  # checkpoint path
-    window_length: int = 0  # cycles per window; 0: the subset's default (constants.py)
+    window_length: int = 0  # cycles per window; 0: the literature's (constants.py), not the recipe's
     sensors: str = "standard"  # standard (the literature's 14) | varying (all that vary in training units)
     extra_train_subsets: str = ""  # e.g. "FD001": pool its training units into training, not validation
     val_fraction: float = 0.2  # share of whole training units held out for model selection
@@ -235,7 +235,9 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     best_criterion, best_rmse, best_masked = float("inf"), float("inf"), None
     best_state, best_epoch, history, stale = None, -1, [], 0
-    progress = tqdm(range(config.epochs), desc=f"{config.subset} seed {config.seed}", unit="epoch")
+    # named after the checkpoint (a recipe's member: fold0, seed2), with the seed beside it
+    label = f"{config.subset} {Path(config.out).stem} (seed {config.seed})"
+    progress = tqdm(range(config.epochs), desc=label, unit="epoch")
     for epoch in progress:
         model.train()
         order = torch.randperm(len(xt), generator=generator)
