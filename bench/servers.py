@@ -117,12 +117,13 @@ def _start(
     ready_path: str,
     predict_path: str,
     timeout: float = 120,
+    cwd: Path = ROOT,
 ) -> Server:
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=cwd,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -152,10 +153,15 @@ def only_model_dir(model: str) -> Path:
 
 
 def start_ours(
-    batching: bool, model: str | None = "fd001", provider: str = "cpu", settings: dict[str, str] | None = None
+    batching: bool,
+    model: str | None = "fd001",
+    provider: str = "cpu",
+    settings: dict[str, str] | None = None,
+    tree: Path = ROOT,
 ) -> Server:
     """rul-serve on `provider` (cpu or cuda); `model` alone (same work as the peers) or None: all
-    shipped; `settings`: more RUL_* environment variables."""
+    shipped; `settings`: more RUL_* environment variables; `tree`: the checkout whose service
+    runs (another one: an earlier commit, side by side)."""
     port = free_port()
     models_dir = only_model_dir(model) if model else ROOT / "models"
     env = {
@@ -167,7 +173,10 @@ def start_ours(
         **(settings or {}),
     }
     name = f"ours, batching {'on' if batching else 'off'}" + ("" if model else ", all shipped models")
-    server = _start(name, [sys.executable, "-m", "service.main"], env, port, "/health/ready", "/v1/predict")
+    if tree != ROOT:
+        name += f" ({tree})"
+    command = [sys.executable, "-m", "service.main"]
+    server = _start(name, command, env, port, "/health/ready", "/v1/predict", cwd=tree)
     if model:
         server.cleanup.append(models_dir)
     return server

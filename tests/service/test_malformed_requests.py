@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
+from service.fast_json import ORJSON_BYTES
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
@@ -216,8 +217,17 @@ def test_a_large_body_stops_at_the_window_limit_and_names_bad_values(client):
     with TestClient(
         create_app(Settings(models_dir=MODELS_DIR, providers="cpu", max_windows_per_request=100))
     ) as c:
+        # decoded whole (under fast_json.ORJSON_BYTES): the count is known
         many = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 3000}).encode()
         response = c.post("/v1/predict", content=many, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "request has 3000 windows; the limit is 100 (RUL_MAX_WINDOWS_PER_REQUEST)"
+        }
+        # decoded window by window (over ORJSON_BYTES): it stops at the 101st
+        more = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 7500}).encode()
+        assert len(more) > ORJSON_BYTES
+        response = c.post("/v1/predict", content=more, headers={"content-type": "application/json"})
         assert response.status_code == 413
         assert response.json() == {
             "detail": "request has more than 100 windows; the limit is 100 (RUL_MAX_WINDOWS_PER_REQUEST)"
