@@ -117,8 +117,20 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = route_template(scope)
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             elapsed = time.perf_counter() - started
             self.metrics.latency.labels(template, scope["method"], str(status)).observe(elapsed)
+
+
+def route_template(scope: Scope) -> str:
+    """The route a request matched, as its template (/v1/models/{model}/predict): bounded label
+    values. A mounted app (the dashboard's /static files) is its mount path plus {path}, taken
+    from the part of root_path the mount added; anything else "unmatched"."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    if "endpoint" in scope and scope.get("root_path", "") != scope.get("app_root_path", ""):
+        mount = scope["root_path"][len(scope.get("app_root_path", "")) :]
+        return f"{mount}/{{path}}"
+    return "unmatched"

@@ -62,3 +62,16 @@ def test_log_records_carry_the_request_id():
     finally:
         current_request_id.reset(token)
     assert record.request_id == "req-7"
+
+
+def test_static_files_are_counted_under_their_mount_and_unknown_paths_as_unmatched():
+    with make_client(MODELS_DIR) as c:
+        assert c.get("/static/app.js").status_code == 200
+        assert c.get("/static/style.css").status_code == 200
+        assert c.get("/static/nothing.js").status_code == 404
+        assert c.get("/no/such/path").status_code == 404
+        text = c.get("/metrics").text
+    assert 'rul_requests_total{method="GET",route="/static/{path}",status="200"} 2.0' in text
+    assert 'rul_requests_total{method="GET",route="/static/{path}",status="404"} 1.0' in text
+    assert 'rul_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'route="unmatched",status="200"' not in text
