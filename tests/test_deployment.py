@@ -92,6 +92,42 @@ def test_compose_healthcheck_is_the_dockerfile_one_and_reserves_a_gpu():
     assert "./models:/app/models:ro" in service["volumes"]
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags: `!reset` (drop what the base file sets)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: RESET)
+RESET = object()
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file into a base, as far as these files use it: mappings
+    merge key by key, `!reset` removes the key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is RESET:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_the_cpu_override_runs_the_same_service_without_a_gpu():
+    override = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), Loader=_ComposeLoader)
+    cpu = _merged(COMPOSE, override)["services"]["rul"]
+    assert "deploy" not in cpu and cpu["environment"]["RUL_PROVIDERS"] == "cpu"
+    gpu = COMPOSE["services"]["rul"]
+    assert {k: v for k, v in cpu.items() if k != "environment"} == {
+        k: v for k, v in gpu.items() if k not in ("deploy", "environment")
+    }
+    assert (
+        "docker compose -f docker-compose.yml -f docker-compose.cpu.yml up"
+        in (ROOT / "README.md").read_text()
+    )
+
+
 def test_compose_runs_the_image_as_the_image_check_proves_it_can_run():
     """deploy/image_check.sh proves the image serves with the models mounted read-only, as its
     non-root user, writing nothing into its root filesystem and stopping on SIGTERM: compose
