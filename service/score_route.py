@@ -8,19 +8,21 @@ import csv
 import io
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
+from service.answers import UnitAnswers, column_names
 from service.dependencies import NamedPredictor
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.predictor import Predictor
-from service.scoring import FleetScore, ScoringCancelled, score_fleet
+from service.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
 from service.security import require_api_key
 from service.settings import Settings
 from service.state import ServiceState, service_state
@@ -59,44 +61,94 @@ async def score(
     are listed under `skipped`."""
     state = service_state(request.app)
     settings = state.settings
-    async with _scoring_slot(state):
+    reject = settings.reject_out_of_distribution
+    as_csv = "text/csv" in request.headers.get("accept", "")
+    await _take_scoring_slot(state)
+    try:
         fleet = await _read_upload(file, settings)
         if all_cycles:
             _check_trajectory_points(fleet, predictor, settings)
-        reject = settings.reject_out_of_distribution
+        # every unit's last cycle first (one window each); with all_cycles the trajectories follow
         result = await _while_connected(
-            request, lambda cancelled: score_fleet(predictor, fleet, all_cycles, None, reject, cancelled)
+            request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled)
         )
+    except BaseException:
+        state.scoring.release()
+        raise
     state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(await run_in_threadpool(_score_csv, result), media_type="text/csv")
-    return Response(await run_in_threadpool(_score_body, predictor, result), media_type="application/json")
+    if all_cycles:  # streamed unit by unit; the slot is held until the last byte is sent
+        stream = _trajectory_stream(state, predictor, fleet, result, as_csv)
+        return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
+    try:
+        if as_csv:
+            return Response(
+                await run_in_threadpool(_csv_text, result.predictions, True), media_type="text/csv"
+            )
+        return Response(
+            await run_in_threadpool(_score_body, predictor, result), media_type="application/json"
+        )
+    finally:
+        state.scoring.release()
 
 
-def _score_csv(result: FleetScore) -> str:
+def _csv_text(scores: UnitAnswers, header: bool) -> str:
     text = io.StringIO()
-    csv.writer(text).writerows(result.csv_rows())
+    csv.writer(text).writerows(csv_rows(scores, header))
     return text.getvalue()
 
 
 def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
-    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore), skipped
-    and, with all_cycles, trajectories."""
+    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore) and skipped."""
     return orjson.dumps(
         {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
     )
 
 
-@asynccontextmanager
-async def _scoring_slot(state: ServiceState) -> AsyncIterator[None]:
-    """One of RUL_MAX_CONCURRENT_SCORES slots, or a 503 at once when all are taken: refused
-    rather than queued, since nobody may still wait for queued work."""
+async def _trajectory_stream(
+    state: ServiceState, predictor: Predictor, fleet: dict, result: FleetScore, as_csv: bool
+) -> AsyncIterator[bytes]:
+    """all_cycles: the answer as it is made, so that a client sees it grow (an FD001 test file:
+    ~40 s of model time on 2 cores) and memory holds one unit's trajectory at a time. JSON: model,
+    version, units, predictions and skipped first, then `trajectories` one unit after the other;
+    CSV: the header, then each unit's rows. Each unit is scored in a worker thread; a client
+    that goes away ends the stream, and the scoring slot is given back."""
+    started, units = time.perf_counter(), result.predictions.units.tolist()
+    try:
+        if as_csv:
+            names = column_names(result.predictions.answers.health_states)
+            yield (",".join(names) + "\r\n").encode()
+        else:
+            head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version,
+                                 **result.as_json()})  # fmt: skip
+            yield head[:-1] + b',"trajectories":['
+        for i, unit in enumerate(units):
+            cycles, readings = fleet[unit]
+            yield await run_in_threadpool(_unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0)
+        if not as_csv:
+            yield b"]}"
+        logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,
+                    time.perf_counter() - started)  # fmt: skip
+    finally:
+        state.scoring.release()
+
+
+def _unit_trajectory(
+    predictor: Predictor, unit: int, cycles: np.ndarray, readings: np.ndarray, as_csv: bool, first: bool
+) -> bytes:
+    points = score_trajectory(predictor, unit, cycles, readings)
+    if as_csv:
+        return _csv_text(points, False).encode()
+    return (b"" if first else b",") + orjson.dumps({"unit": unit, "points": points.records()})
+
+
+async def _take_scoring_slot(state: ServiceState) -> None:
+    """One of RUL_MAX_CONCURRENT_SCORES slots (the caller gives it back), or a 503 at once when
+    all are taken: refused rather than queued, since nobody may still wait for queued work."""
     if state.scoring.locked():
         busy = f"{state.settings.max_concurrent_scores} scoring jobs are running"
         limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
         raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
-    async with state.scoring:
-        yield
+    await state.scoring.acquire()
 
 
 async def _while_connected(request: Request, work: Callable[[Callable[[], bool]], T]) -> T:

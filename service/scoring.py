@@ -46,17 +46,21 @@ class FleetScore:
         return self.predictions
 
     def csv_rows(self) -> list[list[object]]:
-        """Header + a row per trajectory point (all_cycles) or per unit: `column_names`, numbers
-        rounded (RUL 3 decimals, probabilities 5, OOD score 4); an empty rul_upper: open above,
-        the RUL is at least rul_lower."""
-        scored = self.scored()
-        header = column_names(scored.answers.health_states)
-        columns = scored.columns()
-        for name, digits in CSV_DIGITS.items():
-            columns[name] = ["" if v is None else f"{v:.{digits}f}" for v in columns[name]]
-        for state in scored.answers.health_states:
-            columns[f"p_{state}"] = [f"{v:.5f}" for v in columns[f"p_{state}"]]
-        return [header, *map(list, zip(*(columns[name] for name in header), strict=True))]
+        """Header + a row per trajectory point (all_cycles) or per unit (`csv_rows`)."""
+        return csv_rows(self.scored())
+
+
+def csv_rows(scored: UnitAnswers, header: bool = True) -> list[list[object]]:
+    """[header +] a row per answer: `column_names`, numbers rounded (RUL 3 decimals,
+    probabilities 5, OOD score 4); an empty rul_upper: open above, the RUL is at least rul_lower."""
+    names = column_names(scored.answers.health_states)
+    columns = scored.columns()
+    for name, digits in CSV_DIGITS.items():
+        columns[name] = ["" if v is None else f"{v:.{digits}f}" for v in columns[name]]
+    for state in scored.answers.health_states:
+        columns[f"p_{state}"] = [f"{v:.5f}" for v in columns[f"p_{state}"]]
+    rows = [list(row) for row in zip(*(columns[name] for name in names), strict=True)]
+    return [[*names], *rows] if header else rows
 
 
 CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "ood_score": 4}
@@ -83,6 +87,29 @@ def _trajectory_windows(readings: np.ndarray, window_length: int, min_cycles: in
     padded = np.pad(readings, ((window_length - min_cycles, 0), (0, 0)), mode="edge")
     views = np.lib.stride_tricks.sliding_window_view(padded, window_length, axis=0)  # (N, C, W)
     return np.ascontiguousarray(views.transpose(0, 2, 1))  # (N, W, C)
+
+
+def score_trajectory(
+    predictor: Predictor,
+    unit: int,
+    cycles: np.ndarray,
+    readings: np.ndarray,
+    check: Callable[[], None] = lambda: None,
+) -> UnitAnswers:
+    """One unit's answer at every cycle from the model's minimum on (a unit at least that long),
+    in runs of BATCH_WINDOWS windows; `check` is called before each run (it raises to stop)."""
+    min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
+    windows = _trajectory_windows(readings, window_length, min_cycles)
+    ends = np.arange(min_cycles, len(readings) + 1)  # readings each window holds
+    positions = np.stack([_positions(cycles, window_length, int(n)) for n in ends])
+    parts = []
+    for start in range(0, len(windows), BATCH_WINDOWS):
+        check()
+        stop = start + BATCH_WINDOWS
+        parts.append(_scores(predictor, np.full(len(windows[start:stop]), unit),
+                             cycles[min_cycles - 1 :][start:stop], windows[start:stop],
+                             positions[start:stop]))  # fmt: skip
+    return concat_units(parts, tuple(predictor.card.health_states))
 
 
 def score_fleet(
@@ -121,17 +148,7 @@ def score_fleet(
             last_positions.append(_positions(cycles, window_length, len(readings)))
             last_meta.append((unit, int(cycles[-1])))
             if all_cycles:
-                windows = _trajectory_windows(readings, window_length, min_cycles)
-                ends = np.arange(min_cycles, len(readings) + 1)  # readings each window holds
-                positions = np.stack([_positions(cycles, window_length, int(n)) for n in ends])
-                parts = []
-                for start in range(0, len(windows), BATCH_WINDOWS):
-                    check()
-                    stop = start + BATCH_WINDOWS
-                    parts.append(_scores(predictor, np.full(len(windows[start:stop]), unit),
-                                         cycles[min_cycles - 1 :][start:stop], windows[start:stop],
-                                         positions[start:stop]))  # fmt: skip
-                trajectories[unit] = concat_units(parts, states)
+                trajectories[unit] = score_trajectory(predictor, unit, cycles, readings, check)
         if progress:
             progress(1)
     meta = np.array(last_meta, dtype=np.int64).reshape(-1, 2)  # (units, 2): unit, cycle

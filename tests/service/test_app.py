@@ -187,8 +187,8 @@ def test_empty_window_list_and_wrong_types_are_422(client):
     response = client.post("/v1/predict", json={"windows": [{"readings": [["a"] * 24]}]})
     assert response.status_code == 422
     assert response.json() == {  # one sentence naming where and what, never the input echoed back
-        "detail": "windows[0].readings: cycle 0, column 0: Input should be a valid number, unable to parse "
-        "string as a number (got 'a')"
+        "detail": "windows[0].readings: cycle 0, column 0 (setting_1): Input should be a valid number, "
+        "unable to parse string as a number (got 'a')"
     }
 
 
@@ -402,3 +402,33 @@ def test_a_window_sent_as_named_columns_gets_the_answer_of_the_table(client):
     assert missing.json()["detail"].startswith(
         "windows[0].readings: named columns: missing s_9; expected each of"
     )
+
+
+def test_all_cycles_json_is_streamed_unit_by_unit_and_equals_the_scoring_of_the_whole_fleet(
+    client, cmapss_dir
+):
+    import io
+
+    from service.fleet_file import read_fleet
+    from service.predictor import Predictor
+    from service.scoring import score_fleet
+
+    text = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()).decode()
+    three = "".join(line + "\n" for line in text.splitlines() if line.split()[0] in ("1", "2", "3"))
+    with client.stream(
+        "POST", "/v1/models/fd001/score?all_cycles=true", files={"file": ("u.txt", three)}
+    ) as r:
+        assert r.status_code == 200 and "content-length" not in r.headers  # streamed, not sized
+        chunks = list(r.iter_raw())
+    assert len(chunks) == 1 + 3 + 1  # the head, a unit at a time, the end
+    body = json.loads(b"".join(chunks))
+    assert list(body) == ["model", "model_version", "units", "predictions", "skipped", "trajectories"]
+    predictor = Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
+    whole = score_fleet(predictor, read_fleet(io.BytesIO(three.encode())), all_cycles=True).as_json()
+    assert [t["unit"] for t in body["trajectories"]] == [1, 2, 3]
+    for streamed, expected in zip(body["trajectories"], whole["trajectories"], strict=True):
+        assert [p["cycle"] for p in streamed["points"]] == [p["cycle"] for p in expected["points"]]
+        assert [p["rul"] for p in streamed["points"]] == pytest.approx(
+            [p["rul"] for p in expected["points"]], abs=1e-3
+        )
+    assert body["predictions"] == json.loads(json.dumps(whole["predictions"]))
