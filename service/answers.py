@@ -2,12 +2,13 @@
 
 Every path that answers (JSON predict, fleet scoring and its CSV, the Open Inference
 Protocol's `quality` output, `rul-score`, the Spark job) turns a model's outputs into the same
-fields here: `Answers` holds them as arrays, one row per window; `records` makes the JSON
-answers (`schemas.Answer`), `columns` the flat columns of CSV and Spark (`column_names`).
-Adding a field to every answer is a change to this module and to `schemas.Answer`.
+fields here. `Answers` holds the graph's outputs for N windows; `Answers.fields` is the one
+function that makes every answer field from them (a list per field, one value per window);
+`records` (JSON, `schemas.Answer`) and `columns` (CSV and Spark, `column_names`) are both cut
+from it. Adding a field to every answer is a change to `fields` and to `schemas.Answer`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,72 +17,67 @@ from service.quality import Quality
 
 @dataclass(frozen=True)
 class Answers:
-    """The answer fields of N windows, in the order of the windows."""
+    """The graph's outputs for N windows and what the answers need beside them."""
 
     health_states: tuple[str, ...]  # the model card's, in the order of health_probs' columns
-    rul: np.ndarray  # (N,) cycles left
-    rul_lower: np.ndarray | None  # (N,) the interval's lower bound; None: the model has no interval
-    rul_upper: np.ndarray | None  # (N,) its upper bound, +inf where open above
-    health_probs: np.ndarray  # (N, S)
+    outputs: dict[str, np.ndarray]  # the graph's outputs by name, one row per window
     cycles_used: np.ndarray  # (N,) int: real cycles the model read (the rest was front padding)
-    padded: np.ndarray  # (N,) bool
     quality: list[Quality]  # flags' cycles in the caller's terms
 
     def __len__(self) -> int:
-        return len(self.rul)
+        return len(self.cycles_used)
 
-    def _lists(self) -> dict[str, list]:
-        """Each field as a Python list (one numpy call per field, not one per value)."""
-        n = len(self)
-        states = np.asarray(self.health_states)[np.argmax(self.health_probs, axis=1)] if n else []
-        upper = (
-            None if self.rul_upper is None else np.where(np.isfinite(self.rul_upper), self.rul_upper, np.nan)
-        )
+    def fields(self) -> dict[str, list]:
+        """Every answer field, in the API's order: a JSON-ready list per field."""
+        out, n = self.outputs, len(self)
+        has_interval = "rul_lower" in out
+        probs = out["health_probs"].reshape(n, len(self.health_states))
+        upper = np.where(np.isfinite(out["rul_upper"]), out["rul_upper"], np.nan) if has_interval else None
         return {
-            "rul": self.rul.tolist(),
-            "rul_lower": [None] * n if self.rul_lower is None else self.rul_lower.tolist(),
+            "rul": out["rul"].tolist(),
+            "rul_lower": out["rul_lower"].tolist() if has_interval else [None] * n,
             # JSON has no infinity: an open upper bound is null ("at least rul_lower")
-            "rul_upper": [None] * n if upper is None else [None if u != u else u for u in upper.tolist()],
-            "health_state": [str(s) for s in states],
-            "health_probs": self.health_probs.tolist(),
+            "rul_upper": [None if u != u else u for u in upper.tolist()] if upper is not None else [None] * n,
+            "health_state": [self.health_states[k] for k in np.argmax(probs, axis=1).tolist()] if n else [],
+            "health_probabilities": [dict(zip(self.health_states, p, strict=True)) for p in probs.tolist()],
             "cycles_used": self.cycles_used.tolist(),
-            "padded": self.padded.tolist(),
+            "padded": (self.cycles_used < self.window_length()).tolist(),
+            "quality": [quality_record(q) for q in self.quality],
         }
+
+    def window_length(self) -> int:
+        """The model's window: quality_flags has one row per cycle of it."""
+        return int(self.outputs["quality_flags"].shape[1])
 
     def records(self) -> list[dict]:
         """One JSON-ready dict per window: the fields of `schemas.Answer`."""
-        lists, states = self._lists(), self.health_states
-        return [
-            {
-                "rul": lists["rul"][i],
-                "rul_lower": lists["rul_lower"][i],
-                "rul_upper": lists["rul_upper"][i],
-                "health_state": lists["health_state"][i],
-                "health_probabilities": dict(zip(states, lists["health_probs"][i], strict=True)),
-                "cycles_used": lists["cycles_used"][i],
-                "padded": lists["padded"][i],
-                "quality": quality_record(quality),
-            }
-            for i, quality in enumerate(self.quality)
-        ]
+        fields = self.fields()
+        return [dict(zip(fields, values, strict=True)) for values in zip(*fields.values(), strict=True)]
 
     def columns(self) -> dict[str, list]:
-        """The flat columns of CSV and Spark (`column_names` without unit and cycle): an open upper
-        bound is None, the flagged columns ';'-separated."""
-        lists = self._lists()
-        probs = np.asarray(self.health_probs).reshape(len(self), len(self.health_states))
-        return {
-            "cycles_used": lists["cycles_used"],
-            "padded": lists["padded"],
-            "rul": lists["rul"],
-            "rul_lower": lists["rul_lower"],
-            "rul_upper": lists["rul_upper"],
-            "health_state": lists["health_state"],
-            **{f"p_{state}": probs[:, k].tolist() for k, state in enumerate(self.health_states)},
-            "quality_status": [q.status for q in self.quality],
-            "ood_score": [q.ood_score for q in self.quality],
-            "flagged_columns": [";".join(f.column for f in q.flags) for q in self.quality],
-        }
+        """The flat columns of CSV and Spark: the window's cycles_used and padded first, then
+        every other field in its order, the probabilities one column per state (`p_<state>`)
+        and the quality as its status, score and flagged columns (';'-separated)."""
+        fields = self.fields()
+        columns = {"cycles_used": fields.pop("cycles_used"), "padded": fields.pop("padded")}
+        for name, values in fields.items():
+            if name == "health_probabilities":
+                columns |= {f"p_{s}": [p[s] for p in values] for s in self.health_states}
+            elif name == "quality":
+                columns |= {
+                    "quality_status": [q["status"] for q in values],
+                    "ood_score": [q["ood_score"] for q in values],
+                    "flagged_columns": [";".join(f["column"] for f in q["flags"]) for q in values],
+                }
+            else:
+                columns[name] = values
+        return columns
+
+    def select(self, keep: np.ndarray) -> "Answers":
+        """The windows where `keep` (N,) bool is true."""
+        quality = [q for q, k in zip(self.quality, keep.tolist(), strict=True) if k]
+        outputs = {name: value[keep] for name, value in self.outputs.items()}
+        return replace(self, outputs=outputs, cycles_used=self.cycles_used[keep], quality=quality)
 
 
 def quality_record(quality: Quality) -> dict:
@@ -94,32 +90,23 @@ def quality_record(quality: Quality) -> dict:
 
 
 def column_names(health_states: list[str] | tuple[str, ...]) -> list[str]:
-    """The columns of a scored fleet (CSV, `rul-score`, Spark), in order."""
-    return [
-        "unit", "cycle", "cycles_used", "padded", "rul", "rul_lower", "rul_upper", "health_state",
-        *(f"p_{s}" for s in health_states), "quality_status", "ood_score", "flagged_columns",
-    ]  # fmt: skip
+    """The columns of a scored fleet (CSV, `rul-score`, Spark), in order: unit, cycle, then
+    `Answers.columns` (those of no window, so that the two never differ)."""
+    none = np.zeros(0, dtype=np.float32)
+    outputs = {"rul": none, "health_probs": np.zeros((0, len(health_states)), np.float32),
+               "quality_flags": np.zeros((0, 1, 1), np.int32)}  # fmt: skip
+    return ["unit", "cycle", *Answers(tuple(health_states), outputs, np.zeros(0, np.int64), []).columns()]
 
 
 def concat(parts: list[Answers]) -> Answers:
-    """Answers of consecutive runs as one (the same model)."""
+    """Answers of consecutive runs of one model as one."""
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-
-    def joined(name: str) -> np.ndarray | None:
-        if getattr(first, name) is None:
-            return None
-        return np.concatenate([getattr(p, name) for p in parts])
-
     return Answers(
         first.health_states,
-        np.concatenate([p.rul for p in parts]),
-        joined("rul_lower"),
-        joined("rul_upper"),
-        np.concatenate([p.health_probs for p in parts]).reshape(-1, len(first.health_states)),
+        {name: np.concatenate([p.outputs[name] for p in parts]) for name in first.outputs},
         np.concatenate([p.cycles_used for p in parts]),
-        np.concatenate([p.padded for p in parts]),
         [q for p in parts for q in p.quality],
     )
 
@@ -150,33 +137,13 @@ class UnitAnswers:
 
     def select(self, keep: np.ndarray) -> "UnitAnswers":
         """The rows where `keep` (N,) bool is true."""
-        a = self.answers
-        return UnitAnswers(
-            self.units[keep],
-            self.cycles[keep],
-            Answers(
-                a.health_states,
-                a.rul[keep],
-                None if a.rul_lower is None else a.rul_lower[keep],
-                None if a.rul_upper is None else a.rul_upper[keep],
-                a.health_probs[keep],
-                a.cycles_used[keep],
-                a.padded[keep],
-                [q for q, k in zip(a.quality, keep.tolist(), strict=True) if k],
-            ),
-        )
+        return UnitAnswers(self.units[keep], self.cycles[keep], self.answers.select(keep))
 
 
-def no_answers(health_states: tuple[str, ...]) -> Answers:
-    """Answers for no window at all (a fleet whose every unit was skipped)."""
-    empty = np.zeros(0, dtype=np.float32)
-    return Answers(health_states, empty, None, None, np.zeros((0, len(health_states)), np.float32),
-                   np.zeros(0, np.int64), np.zeros(0, bool), [])  # fmt: skip
-
-
-def concat_units(parts: list[UnitAnswers], health_states: tuple[str, ...]) -> UnitAnswers:
+def concat_units(parts: list[UnitAnswers], empty: Answers) -> UnitAnswers:
+    """Consecutive runs' unit answers as one; `empty`: the answers of no window, for no part."""
     if not parts:
-        return UnitAnswers(np.zeros(0, np.int64), np.zeros(0, np.int64), no_answers(health_states))
+        return UnitAnswers(np.zeros(0, np.int64), np.zeros(0, np.int64), empty)
     return UnitAnswers(
         np.concatenate([p.units for p in parts]).astype(np.int64),
         np.concatenate([p.cycles for p in parts]).astype(np.int64),

@@ -213,17 +213,19 @@ class Predictor:
         """The graph's outputs for windows (N, W, C) -> their answers. positions (N, W): each row's
         label in the caller's terms (-1: front padding), as quality flags name cycles."""
         used = (positions >= 0).sum(axis=1)
-        has_interval = "rul_lower" in outputs
-        return Answers(
-            tuple(self.card.health_states),
-            outputs["rul"],
-            outputs["rul_lower"] if has_interval else None,
-            outputs["rul_upper"] if has_interval else None,
-            outputs["health_probs"],
-            used,
-            used < self.window_length,
-            self.explainer.assess_batch(windows, outputs["quality_flags"], outputs["ood_score"], positions),
+        quality = self.explainer.assess_batch(
+            windows, outputs["quality_flags"], outputs["ood_score"], positions
         )
+        return Answers(tuple(self.card.health_states), outputs, used, quality)
+
+    def no_answers(self) -> Answers:
+        """The answers of no window (a fleet whose every unit was skipped)."""
+        shapes = {
+            "health_probs": (0, len(self.card.health_states)),
+            "quality_flags": (0, self.window_length, self.n_columns),
+        }
+        outputs = {name: np.zeros(shapes.get(name, (0,)), np.float32) for name in self.output_names}
+        return Answers(tuple(self.card.health_states), outputs, np.zeros(0, np.int64), [])
 
     def answer_batch(self, batch: PreparedBatch, outputs: dict[str, np.ndarray]) -> Answers:
         """A prepared batch's answers; a quality flag's cycles are positions in the readings sent."""

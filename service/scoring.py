@@ -42,7 +42,8 @@ class FleetScore:
     def scored(self) -> UnitAnswers:
         """Every trajectory point (all_cycles), else every unit's last-cycle answer."""
         if self.trajectories:
-            return concat_units(list(self.trajectories.values()), self.predictions.answers.health_states)
+            none = self.predictions.answers.select(np.zeros(len(self.predictions), bool))
+            return concat_units(list(self.trajectories.values()), none)
         return self.predictions
 
     def csv_rows(self) -> list[list[object]]:
@@ -109,7 +110,7 @@ def score_trajectory(
         parts.append(_scores(predictor, np.full(len(windows[start:stop]), unit),
                              cycles[min_cycles - 1 :][start:stop], windows[start:stop],
                              positions[start:stop]))  # fmt: skip
-    return concat_units(parts, tuple(predictor.card.health_states))
+    return concat_units(parts, predictor.no_answers())
 
 
 def score_fleet(
@@ -130,7 +131,6 @@ def score_fleet(
             raise ScoringCancelled("scoring stopped: the client went away")
 
     min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
-    states = tuple(predictor.card.health_states)
     skipped: list[dict[str, object]] = []
     trajectories: dict[int, UnitAnswers] = {}
     last_windows: list[np.ndarray] = []
@@ -159,7 +159,7 @@ def score_fleet(
         windows = np.stack(last_windows[start : start + BATCH_WINDOWS])
         positions = np.stack(last_positions[start : start + BATCH_WINDOWS])
         parts.append(_scores(predictor, part[:, 0], part[:, 1], windows, positions))
-    result = FleetScore(concat_units(parts, states), trajectories, skipped)
+    result = FleetScore(concat_units(parts, predictor.no_answers()), trajectories, skipped)
     if reject_out_of_distribution:
         _withhold_out_of_distribution(result)
     return result
