@@ -41,7 +41,7 @@ import torch
 
 from service.providers import SessionConfig, create_session
 from training.data import load_subset
-from training.export import build_graph
+from training.ensemble import build_graph
 from training.model import ModelConfig
 from training.windows import last_windows
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.constants import FILE_COLUMNS, SUBSETS
+from training.constants import FILE_COLUMNS, N_OPERATING_CONDITIONS, SUBSETS
 
 DEFAULT_DATA_DIR = "data/cmapss"
 DOWNLOAD_HINT = (
@@ -88,3 +88,22 @@ def load_subset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Su
         raise ValueError(f"{rul_path} has {len(true_rul)} values but test_{name} has {len(test_units)} units")
     test = [Unit(u, r, float(rul)) for (u, r), rul in zip(test_units, true_rul, strict=True)]
     return Subset(name, train, test)
+
+
+def extra_subset_names(subset: str, extra: str) -> list[str]:
+    """The subsets named in `--extra-train-subsets` ("FD001" or "FD001,FD003"), checked: each
+    must be another subset with as many operating conditions as `subset` (FD001 with FD003,
+    FD002 with FD004), since one preprocessing is fitted on the pooled units."""
+    names = [name.strip().upper() for name in extra.split(",") if name.strip()]
+    flag = "--extra-train-subsets"
+    for name in names:
+        if name not in N_OPERATING_CONDITIONS:
+            raise ValueError(f"{flag}: unknown subset {name!r}; expected some of {', '.join(SUBSETS)}")
+        if name == subset:
+            raise ValueError(f"{flag}: {name} is the subset being trained; name other subsets")
+        if N_OPERATING_CONDITIONS[name] != N_OPERATING_CONDITIONS[subset]:
+            raise ValueError(
+                f"{flag}: {name} has {N_OPERATING_CONDITIONS[name]} operating condition(s) and {subset} "
+                f"{N_OPERATING_CONDITIONS[subset]}; only subsets with the same conditions can be pooled"
+            )
+    return names

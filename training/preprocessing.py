@@ -162,3 +162,20 @@ class Preprocessor(nn.Module):
         z = torch.where(keep, z, 0.0)  # a faulty value never reaches the network
         estimate = z @ self.imputation.T  # (B, W, F) each feature from the unmasked others
         return torch.where(keep, z, estimate)
+
+
+def masked_validation_mask(n_windows: int, n_features: int) -> torch.Tensor:
+    """(N, F) bool: window i has feature i mod F masked, so each feature is masked equally
+    often and the same way in every run (the masked half of the validation criterion)."""
+    mask = torch.zeros(n_windows, n_features, dtype=torch.bool)
+    mask[torch.arange(n_windows), torch.arange(n_windows) % n_features] = True
+    return mask
+
+
+def random_feature_mask(batch: int, n_features: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+    """(B, F) bool: with probability `prob` a window gets one uniformly chosen feature masked."""
+    masked = torch.rand(batch, generator=generator) < prob
+    column = torch.randint(n_features, (batch,), generator=generator)
+    mask = torch.zeros(batch, n_features, dtype=torch.bool)
+    mask[masked, column[masked]] = True
+    return mask

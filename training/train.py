@@ -8,7 +8,6 @@ validation units, conformal calibration on the same validation units, checkpoint
 Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`).
 """
 
-import argparse
 import copy
 import json
 import sys
@@ -22,16 +21,14 @@ from torch import nn
 from tqdm import tqdm
 
 from training.checkpoint import RawReadingsModel, save_checkpoint
-from training.config_cli import add_dataclass_flags, dataclass_from_flags
 from training.constants import (
     CRITICAL_MAX_RUL,
     DEFAULT_WINDOW_LENGTHS,
     DEGRADING_MAX_RUL,
     N_OPERATING_CONDITIONS,
     RUL_CAP,
-    SUBSETS,
 )
-from training.data import load_subset
+from training.data import extra_subset_names, load_subset
 from training.evaluate import torch_predict_fn
 from training.intervals import calibrate_uncapped
 from training.labels import health_labels
@@ -42,12 +39,18 @@ from training.loss_weighting import (
     GABA_FLOOR,
     GABA_WARMUP_STEPS,
     GRADNORM_ALPHA,
-    METHODS,
     LossWeighting,
 )
 from training.metrics import phm08_score, rmse
 from training.model import DualTaskModel, ModelConfig
-from training.preprocessing import PreprocessingStats, Preprocessor, fit_imputation, fit_preprocessing
+from training.preprocessing import (
+    PreprocessingStats,
+    Preprocessor,
+    fit_imputation,
+    fit_preprocessing,
+    masked_validation_mask,
+    random_feature_mask,
+)
 from training.recipes import RECIPES
 from training.test_like import window_weights
 from training.windows import fold_split, last_windows, split_by_unit, stack_windows
@@ -91,42 +94,6 @@ class TrainConfig:
     # from the others (Preprocessor); training with masked windows teaches the network that.
     mask_prob: float = 0.0  # share of training windows with one random feature masked (0: off)
     init_from: str = ""  # start from this checkpoint's weights, preprocessing and unit split (fine-tuning)
-
-
-def extra_subset_names(subset: str, extra: str) -> list[str]:
-    """The subsets named in `--extra-train-subsets` ("FD001" or "FD001,FD003"), checked: each
-    must be another subset with as many operating conditions as `subset` (FD001 with FD003,
-    FD002 with FD004), since one preprocessing is fitted on the pooled units."""
-    names = [name.strip().upper() for name in extra.split(",") if name.strip()]
-    flag = "--extra-train-subsets"
-    for name in names:
-        if name not in N_OPERATING_CONDITIONS:
-            raise ValueError(f"{flag}: unknown subset {name!r}; expected some of {', '.join(SUBSETS)}")
-        if name == subset:
-            raise ValueError(f"{flag}: {name} is the subset being trained; name other subsets")
-        if N_OPERATING_CONDITIONS[name] != N_OPERATING_CONDITIONS[subset]:
-            raise ValueError(
-                f"{flag}: {name} has {N_OPERATING_CONDITIONS[name]} operating condition(s) and {subset} "
-                f"{N_OPERATING_CONDITIONS[subset]}; only subsets with the same conditions can be pooled"
-            )
-    return names
-
-
-def masked_validation_mask(n_windows: int, n_features: int) -> torch.Tensor:
-    """(N, F) bool: window i has feature i mod F masked, so each feature is masked equally
-    often and the same way in every run (the masked half of the validation criterion)."""
-    mask = torch.zeros(n_windows, n_features, dtype=torch.bool)
-    mask[torch.arange(n_windows), torch.arange(n_windows) % n_features] = True
-    return mask
-
-
-def random_feature_mask(batch: int, n_features: int, prob: float, generator: torch.Generator) -> torch.Tensor:
-    """(B, F) bool: with probability `prob` a window gets one uniformly chosen feature masked."""
-    masked = torch.rand(batch, generator=generator) < prob
-    column = torch.randint(n_features, (batch,), generator=generator)
-    mask = torch.zeros(batch, n_features, dtype=torch.bool)
-    mask[masked, column[masked]] = True
-    return mask
 
 
 def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | None:
@@ -316,69 +283,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     return facts
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    recipes = parser.add_argument_group("shipped recipes (training/recipes.py)")
-    recipes.add_argument("--recipe", choices=sorted(RECIPES),
-                         help="train every network of a shipped model's ensemble with its flags, one "
-                              "after the other; flags given beside it override the recipe's")  # fmt: skip
-    recipes.add_argument("--member", help="with --recipe: only this network (e.g. fold0, seed2)")
-    recipes.add_argument("--out-dir", help="with --recipe: where the checkpoints go (default: "
-                                           "models/checkpoints/<recipe>, as shipped)")  # fmt: skip
-    add_dataclass_flags(parser, TrainConfig)
-    add_dataclass_flags(parser, ModelConfig)
-    return parser
-
-
-def _configs(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[TrainConfig, ModelConfig]:
-    args = parser.parse_args(argv)
-    config = dataclass_from_flags(TrainConfig, args)
-    config.subset = config.subset.upper()
-    if config.subset not in SUBSETS:
-        parser.error(f"--subset {config.subset!r}: expected one of {', '.join(SUBSETS)}")
-    if config.loss_weighting not in METHODS:
-        parser.error(f"--loss-weighting {config.loss_weighting!r}: expected one of {', '.join(METHODS)}")
-    try:
-        extra_subset_names(config.subset, config.extra_train_subsets)
-    except ValueError as error:
-        parser.error(str(error))
-    return config, dataclass_from_flags(ModelConfig, args)
-
-
-def recipe_runs(argv: list[str]) -> list[tuple[TrainConfig, ModelConfig]]:
-    """The (config, model config) of each network `argv` asks for: one, or with --recipe each
-    member of that recipe (the recipe's flags first, so that the user's override them; each
-    member's checkpoint at <out-dir>/<member>.pt)."""
-    parser = _parser()
-    return _runs(parser, parser.parse_args(argv), argv)
-
-
-def _runs(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
-) -> list[tuple[TrainConfig, ModelConfig]]:
-    if args.recipe is None:
-        if args.member or args.out_dir:
-            parser.error("--member and --out-dir go with --recipe")
-        return [_configs(parser, argv)]
-    recipe = RECIPES[args.recipe]
-    if args.member is not None and args.member not in recipe.members:
-        parser.error(f"--member {args.member!r}: recipe {args.recipe} has {', '.join(recipe.members)}")
-    out_dir = Path(args.out_dir or f"models/checkpoints/{args.recipe}")
-    members = [args.member] if args.member else list(recipe.members)
-    return [
-        _configs(parser, [*recipe.member_argv(member), *argv, "--out", str(out_dir / f"{member}.pt")])
-        for member in members
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = _parser()
+    from training.train_args import build_parser, planned_runs  # it imports TrainConfig from here
+
+    parser = build_parser()
     args = parser.parse_args(argv)
-    runs = _runs(parser, args, argv)
-    for config, model_config in runs:
+    planned = planned_runs(parser, args, argv)
+    for config, model_config in planned:
         facts = train(config, model_config)
         print(
             json.dumps(
@@ -392,9 +304,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     recipe = args.recipe
-    if recipe and len(runs) == len(RECIPES[recipe].members):
-        checkpoints = " ".join(config.out for config, _ in runs)
-        data_dir = f" --data-dir {runs[0][0].data_dir}" if runs[0][0].data_dir else ""
+    if recipe and len(planned) == len(RECIPES[recipe].members):
+        checkpoints = " ".join(config.out for config, _ in planned)
+        data_dir = f" --data-dir {planned[0][0].data_dir}" if planned[0][0].data_dir else ""
         print(f"next: rul-export --checkpoint {checkpoints} --name {recipe} --recipe {recipe}{data_dir}")
 
 

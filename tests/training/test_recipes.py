@@ -9,7 +9,7 @@ import torch
 from tests.conftest import MODELS_DIR
 from training.export import main as export_main
 from training.recipes import RECIPES
-from training.train import _parser, recipe_runs
+from training.train_args import build_parser, recipe_runs
 
 NOT_RECIPE = {"data_dir", "out"}  # where the data was and the checkpoint went: not the recipe
 
@@ -43,7 +43,7 @@ def test_a_recipe_refuses_an_unknown_member(capsys):
 
 
 def test_help_shows_every_flags_meaning_and_default():
-    text = " ".join(_parser().format_help().split())
+    text = " ".join(build_parser().format_help().split())
     assert "--epochs INT maximum epochs (the cosine schedule spans them) (default: 40)" in text
     assert "--subset STR FD001 | FD002 | FD003 | FD004 (default: 'FD001')" in text
     assert "--lstm-hidden INT, --lstm_hidden INT hidden size per LSTM direction (default: 64)" in text

@@ -10,8 +10,10 @@ import pytest
 
 from tests.conftest import MODELS_DIR, ROOT
 from training.checkpoint import OUTPUT_NAMES
+from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, torch_predict_fn
-from training.export import build_graph, faulty_copies, max_abs_diff, onnx_predict_fn, sha256_of
+from training.export import sha256_of
+from training.parity import faulty_copies, max_abs_diff, onnx_predict_fn
 from training.windows import last_windows
 
 CARDS = sorted(MODELS_DIR.glob("*.json"))

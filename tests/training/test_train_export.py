@@ -9,15 +9,17 @@ import onnxruntime as ort
 import pytest
 
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
-from training.data import load_subset
+from training.data import extra_subset_names, load_subset
+from training.ensemble import build_graph
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
-from training.export import PARITY_TOLERANCE_RUL, build_graph, export, faulty_copies, max_abs_diff, sha256_of
+from training.export import export, sha256_of
 from training.intervals import calibrate_uncapped
 from training.model import ModelConfig
+from training.parity import PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
 from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
-from training.train import TrainConfig, extra_subset_names, main, train
+from training.train import TrainConfig, main, train
 from training.windows import last_windows, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from training.constants import RUL_CAP, SUBSETS
+from training.ensemble import build_graph, calibration_windows
 from training.evaluate import evaluate_checkpoint, evaluate_last_windows, rmse_all_windows, torch_predict_fn
-from training.export import build_graph, calibration_windows
 from training.metrics import rmse
 from training.studies.experiment_tables import tables_markdown
 from training.studies.plans import (  # noqa: F401  (re-exported: the plans, with the runner)

@@ -29,8 +29,8 @@ from service.model_card import ModelCard
 from service.quality import OK, OUT_OF_DISTRIBUTION, QualityExplainer, row_positions
 from training.constants import RUL_CAP, SUBSETS
 from training.data import Unit, load_subset
+from training.ensemble import build_graph
 from training.evaluate import torch_predict_fn
-from training.export import build_graph
 from training.metrics import interval_coverage, rmse
 from training.windows import last_window, stack_windows
 

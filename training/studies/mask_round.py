@@ -25,10 +25,10 @@ import torch
 from training.checkpoint import load_checkpoint
 from training.constants import RUL_CAP
 from training.data import load_subset
-from training.export import with_imputation
+from training.ensemble import with_imputation
 from training.metrics import rmse
+from training.preprocessing import masked_validation_mask
 from training.studies.experiments import SHIPPED_CHECKPOINTS, evaluate_ensemble, mask_finetune_jobs
-from training.train import masked_validation_mask
 from training.windows import stack_windows
 
 

@@ -1,0 +1,108 @@
+"""The served ensemble built from checkpoints: every member with its preprocessing, the input
+checks fitted on the members' training units, and the interval calibrated on their held-out
+windows against the true, uncapped RUL (what rul-export exports and the studies evaluate)."""
+
+import numpy as np
+
+from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
+from training.constants import N_OPERATING_CONDITIONS
+from training.data import Subset, Unit, load_subset
+from training.evaluate import torch_predict_fn
+from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
+from training.preprocessing import Preprocessor, fit_imputation
+from training.quality import QualityCheck, fit_quality
+from training.test_like import window_weights
+from training.windows import stack_windows
+
+
+def with_imputation(
+    member: RawReadingsModel, checkpoint: dict, subset: Subset, data_dir: str | None
+) -> RawReadingsModel:
+    """A member from a checkpoint older than masking gets imputation weights fitted on its
+    own training units (and those pooled from other subsets), as rul-train fits them now."""
+    stats = member.preprocessor.stats
+    if stats.imputation is not None:
+        return member
+    ids = set(checkpoint["split"]["train_units"])
+    units: list[Unit] = [u for u in subset.train if u.unit_id in ids]
+    for name, extra_ids in checkpoint["split"].get("extra_train_units", {}).items():
+        wanted = set(extra_ids)
+        units += [u for u in load_subset(name, data_dir).train if u.unit_id in wanted]
+    member.preprocessor = Preprocessor(fit_imputation(units, stats))
+    return member
+
+
+def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
+    """Members from the checkpoints; a single checkpoint keeps its own calibrated interval,
+    an ensemble is calibrated anew on held-out units (`calibration_windows`)."""
+    loaded = [load_checkpoint(p) for p in checkpoint_paths]
+    members, checkpoints = [m for m, _ in loaded], [c for _, c in loaded]
+    first = checkpoints[0]
+    for path, c in zip(checkpoint_paths, checkpoints, strict=True):
+        same = ("subset", "val_fraction", "split_seed", "folds")
+        if any(c["train_config"].get(k, 0) != first["train_config"].get(k, 0) for k in same) or (
+            c["window_length"] != first["window_length"]
+        ):
+            raise ValueError(f"{path} differs from {checkpoint_paths[0]} in subset, split or window length; "
+                             "an ensemble's members must share them")  # fmt: skip
+    subset = load_subset(first["train_config"]["subset"], data_dir)
+    members = [with_imputation(m, c, subset, data_dir) for m, c in zip(members, checkpoints, strict=True)]
+    window_length = first["window_length"]
+    quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
+                          first["preprocessing"]["feature_names"], window_length)  # fmt: skip
+    check = QualityCheck(quality, window_length)
+    if len(members) == 1 and first["interval"].get("open_above") is not None:
+        bands = IntervalBands(**first["interval"])
+    else:  # against the uncapped truth, open above the cap (intervals.py)
+        predicted, truth, weights, calibrated_on = calibration_windows(members, checkpoints, subset)
+        bands = calibrate_uncapped(
+            predicted, truth, first["interval"]["edges"], first["interval"]["nominal_coverage"],
+            first["rul_cap"], calibrated_on, weights,
+        )  # fmt: skip
+    return ServingGraph(members, IntervalHead(bands), check).eval(), checkpoints, subset
+
+
+def calibration_windows(
+    members: list[RawReadingsModel], checkpoints: list[dict], subset: Subset
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(predicted RUL, true uncapped RUL, weight, description) on windows of units that the
+    predicting network never trained on (a single network: its validation units):
+    - members that share their validation units (a seed ensemble): the ensemble's mean on them;
+    - members with disjoint validation units (a cross-validation ensemble): each member on its
+      own fold, i.e. out-of-fold predictions over every training unit. These are single-network
+      errors, on average no smaller than the ensemble's, so the interval errs on the wide side.
+    Members whose validation units overlap without being equal leave no unit unseen by all of
+    them and no fold structure: refused.
+
+    The weights are test-like (training/test_like.py): each unit counts once, and its window
+    ending at cycle e weighs as many of the subset's test units as were observed for e cycles
+    (+-10); only the test units' lengths are used, never their labels. The every-window set
+    over-represents early, easy windows: on fd001's out-of-fold windows an unweighted 90 %
+    calibration covered 90.0 % of every window but 87.5 % test-like (RESULTS.md, round 12)."""
+    window_length = checkpoints[0]["window_length"]
+    by_id = {u.unit_id: u for u in subset.train}
+
+    def windows(ids: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        units = [by_id[i] for i in sorted(ids)]
+        x, y = stack_windows(units, window_length, None)
+        return x, y, window_weights(units, subset.test, window_length)
+
+    val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
+    if all(v == val_sets[0] for v in val_sets):
+        x_val, y_val, w_val = windows(val_sets[0])
+        uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
+        calibrated_on = "validation windows, true uncapped RUL, test-like weights"
+        return torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, w_val, calibrated_on
+    n_units = len(set().union(*val_sets))
+    if sum(len(v) for v in val_sets) != n_units:
+        raise ValueError("the members' validation units overlap but differ: no calibration set is held out "
+                         "from every member; use one split (seed ensemble) or disjoint folds")  # fmt: skip
+    predicted, truth, weights = [], [], []
+    for member, val_ids in zip(members, val_sets, strict=True):
+        x_val, y_val, w_val = windows(val_ids)
+        predicted.append(torch_predict_fn(member)(x_val)["rul"])
+        truth.append(y_val)
+        weights.append(w_val)
+    calibrated_on = (f"out-of-fold validation windows of {n_units} training units, true uncapped RUL, "
+                     "test-like weights")  # fmt: skip
+    return np.concatenate(predicted), np.concatenate(truth), np.concatenate(weights), calibrated_on

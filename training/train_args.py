@@ -1,0 +1,71 @@
+"""rul-train's command line: every field of TrainConfig and ModelConfig a flag, and
+`--recipe NAME` (training/recipes.py) expanded into the runs of that recipe's members."""
+
+import argparse
+from pathlib import Path
+
+from training.config_cli import add_dataclass_flags, dataclass_from_flags
+from training.constants import SUBSETS
+from training.data import extra_subset_names
+from training.loss_weighting import METHODS
+from training.model import ModelConfig
+from training.recipes import RECIPES
+from training.train import TrainConfig
+from training.train import __doc__ as train_doc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=train_doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    recipes = parser.add_argument_group("shipped recipes (training/recipes.py)")
+    recipes.add_argument("--recipe", choices=sorted(RECIPES),
+                         help="train every network of a shipped model's ensemble with its flags, one "
+                              "after the other; flags given beside it override the recipe's")  # fmt: skip
+    recipes.add_argument("--member", help="with --recipe: only this network (e.g. fold0, seed2)")
+    recipes.add_argument("--out-dir", help="with --recipe: where the checkpoints go (default: "
+                                           "models/checkpoints/<recipe>, as shipped)")  # fmt: skip
+    add_dataclass_flags(parser, TrainConfig)
+    add_dataclass_flags(parser, ModelConfig)
+    return parser
+
+
+def _configs(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[TrainConfig, ModelConfig]:
+    args = parser.parse_args(argv)
+    config = dataclass_from_flags(TrainConfig, args)
+    config.subset = config.subset.upper()
+    if config.subset not in SUBSETS:
+        parser.error(f"--subset {config.subset!r}: expected one of {', '.join(SUBSETS)}")
+    if config.loss_weighting not in METHODS:
+        parser.error(f"--loss-weighting {config.loss_weighting!r}: expected one of {', '.join(METHODS)}")
+    try:
+        extra_subset_names(config.subset, config.extra_train_subsets)
+    except ValueError as error:
+        parser.error(str(error))
+    return config, dataclass_from_flags(ModelConfig, args)
+
+
+def recipe_runs(argv: list[str]) -> list[tuple[TrainConfig, ModelConfig]]:
+    """The (config, model config) of each network `argv` asks for: one, or with --recipe each
+    member of that recipe (the recipe's flags first, so that the user's override them; each
+    member's checkpoint at <out-dir>/<member>.pt)."""
+    parser = build_parser()
+    return planned_runs(parser, parser.parse_args(argv), argv)
+
+
+def planned_runs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
+) -> list[tuple[TrainConfig, ModelConfig]]:
+    if args.recipe is None:
+        if args.member or args.out_dir:
+            parser.error("--member and --out-dir go with --recipe")
+        return [_configs(parser, argv)]
+    recipe = RECIPES[args.recipe]
+    if args.member is not None and args.member not in recipe.members:
+        parser.error(f"--member {args.member!r}: recipe {args.recipe} has {', '.join(recipe.members)}")
+    out_dir = Path(args.out_dir or f"models/checkpoints/{args.recipe}")
+    members = [args.member] if args.member else list(recipe.members)
+    return [
+        _configs(parser, [*recipe.member_argv(member), *argv, "--out", str(out_dir / f"{member}.pt")])
+        for member in members
+    ]
