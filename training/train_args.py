@@ -1,5 +1,11 @@
-"""rul-train's command line: every field of TrainConfig and ModelConfig a flag, and
-`--recipe NAME` (training/recipes.py) expanded into the runs of that recipe's members."""
+"""rul-train: train the dual-task RUL model on one C-MAPSS subset and write a
+self-describing checkpoint.
+
+    rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
+    rul-train --recipe fd001 --data-dir ../shared/data/cmapss     # the shipped fd001's networks
+
+Every field of TrainConfig and ModelConfig is a flag; `--recipe NAME` (training/recipes.py)
+runs each member of that recipe with its flags (training/train.py does the training)."""
 
 import argparse
 from pathlib import Path
@@ -10,13 +16,12 @@ from training.data import extra_subset_names
 from training.loss_weighting import METHODS
 from training.model import ModelConfig
 from training.recipes import RECIPES
-from training.train import TrainConfig
-from training.train import __doc__ as train_doc
+from training.train_config import TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=train_doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     recipes = parser.add_argument_group("shipped recipes (training/recipes.py)")
     recipes.add_argument("--recipe", choices=sorted(RECIPES),

@@ -19,7 +19,8 @@ from training.parity import PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
 from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
-from training.train import TrainConfig, main, train
+from training.train import main, train
+from training.train_config import TrainConfig
 from training.windows import last_windows, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)

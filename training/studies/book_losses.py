@@ -29,41 +29,12 @@ from pathlib import Path
 import torch
 
 from training.evaluate import evaluate_checkpoint
+from training.studies.book_tables import write_tables
 from training.studies.experiments import Job, run
-
-ONE_CONDITION = ["--window-length", "30", "--epochs", "20", "--patience", "20", "--record-test-rmse"]
-SIX_CONDITIONS = [*ONE_CONDITION, "--train-stride", "3"]
-BASE: dict[str, list[str]] = {
-    "FD001": ONE_CONDITION,
-    "FD002": SIX_CONDITIONS,
-    "FD003": ONE_CONDITION,
-    "FD004": SIX_CONDITIONS,
-}
-# Methods, with rul-train's flags; "shipped" is the weighting every shipped model trains with.
-METHODS: dict[str, list[str]] = {
-    "single-task": ["--loss-weighting", "single"],
-    "fixed 0.5/0.5": ["--loss-weighting", "fixed", "--rul-weight", "0.5", "--health-weight", "0.5"],
-    "shipped (fixed 0.7/0.3)": ["--loss-weighting", "fixed", "--rul-weight", "0.7", "--health-weight", "0.3"],
-    "amnl": ["--loss-weighting", "amnl"],  # the current edition: no loss normalisation
-    "gaba": ["--loss-weighting", "gaba"],
-    "grace": ["--loss-weighting", "grace"],
-    "gradnorm": ["--loss-weighting", "gradnorm"],
-    "dwa": ["--loss-weighting", "dwa"],
-}
-SHIPPED = "shipped (fixed 0.7/0.3)"
-# The six-condition subsets first: the book's largest claims are there.
-ORDER = ("FD002", "FD004", "FD001", "FD003")
-SEEDS = 3
-# The book's figures (test RMSE, mean +- std as it prints them): AMNL on each subset, single-task
-# and GABA on FD002 (GABA's NASA score 224).
-BOOK_CLAIMS = {
-    ("amnl", "FD001"): "10.43 ± 1.94",
-    ("amnl", "FD002"): "6.74 ± 0.91",
-    ("amnl", "FD003"): "9.51 ± 1.74",
-    ("amnl", "FD004"): "8.16 ± 2.17",
-    ("single-task", "FD002"): "27.27",
-    ("gaba", "FD002"): "7.53 ± 0.65 (NASA 224)",
-}
+from training.studies.plans import BOOK_BASE as BASE
+from training.studies.plans import BOOK_METHODS as METHODS
+from training.studies.plans import BOOK_ORDER as ORDER
+from training.studies.plans import BOOK_SEEDS as SEEDS
 
 
 def jobs(subsets: tuple[str, ...] = ORDER, seeds: int = SEEDS) -> list[Job]:
@@ -147,8 +118,6 @@ def main(argv: list[str] | None = None) -> None:
         runs_dir = Path(args.runs_dir)
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda j: run_and_record(j, runs_dir, results_dir, args.data_dir), planned))
-    from training.studies.book_tables import write_tables
-
     write_tables(results_dir)
 
 

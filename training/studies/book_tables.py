@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.studies.book_losses import BOOK_CLAIMS, METHODS, ORDER, SHIPPED
+from training.studies.plans import BOOK_CLAIMS, BOOK_ORDER, BOOK_SHIPPED
+from training.studies.plans import BOOK_METHODS as METHODS
 
 COLUMNS = {  # summary key -> where it is in a run's record
     "rmse_capped_truth": ("test", "rmse_capped_truth"),
@@ -65,8 +66,8 @@ def summarize(runs: dict[tuple[str, str], dict[int, dict]]) -> dict:
         entry["test_selection_gain"] = (
             entry["rmse_capped_truth"]["mean"] - entry["test_selected_rmse_capped_truth"]["mean"]
         )
-        if (SHIPPED, subset) in runs and method != SHIPPED:
-            entry["validation_vs_shipped"] = paired_difference(by_seed, runs[(SHIPPED, subset)])
+        if (BOOK_SHIPPED, subset) in runs and method != BOOK_SHIPPED:
+            entry["validation_vs_shipped"] = paired_difference(by_seed, runs[(BOOK_SHIPPED, subset)])
         summary.setdefault(subset, {})[method] = entry
     return summary
 
@@ -86,7 +87,7 @@ def _paired(entry: dict) -> str:
 
 def tables_markdown(summary: dict) -> str:
     lines = []
-    for subset in [s for s in ORDER if s in summary]:
+    for subset in [s for s in BOOK_ORDER if s in summary]:
         lines += [
             f"### {subset}: validation-selected (our protocol), mean ± std over seeds", "",
             "| method | seeds | test RMSE (capped truth) | test RMSE (uncapped) | NASA (capped) | "
@@ -109,7 +110,7 @@ def tables_markdown(summary: dict) -> str:
         "test set (the book's protocol) | gap the test-set choice explains |",
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for subset in [s for s in ORDER if s in summary]:
+    for subset in [s for s in BOOK_ORDER if s in summary]:
         for method in [m for m in METHODS if m in summary[subset]]:
             e = summary[subset][method]
             lines.append(

@@ -114,3 +114,41 @@ METRICS = (
     "rmse_all_windows_capped",
     "validation_rmse", "training_seconds",
 )  # fmt: skip
+
+
+# The book study (training/studies/book_losses.py, issue "The book's three loss designs"): the
+# ablation's cheap base, the book's own 30-cycle window, 20 epochs with every epoch seen
+# (patience 20), each epoch's test RMSE recorded read-only.
+BOOK_ONE_CONDITION = ["--window-length", "30", "--epochs", "20", "--patience", "20", "--record-test-rmse"]
+BOOK_SIX_CONDITIONS = [*BOOK_ONE_CONDITION, "--train-stride", "3"]
+BOOK_BASE: dict[str, list[str]] = {
+    "FD001": BOOK_ONE_CONDITION,
+    "FD002": BOOK_SIX_CONDITIONS,
+    "FD003": BOOK_ONE_CONDITION,
+    "FD004": BOOK_SIX_CONDITIONS,
+}
+# Methods, with rul-train's flags; "shipped" is the weighting every shipped model trains with.
+BOOK_METHODS: dict[str, list[str]] = {
+    "single-task": ["--loss-weighting", "single"],
+    "fixed 0.5/0.5": ["--loss-weighting", "fixed", "--rul-weight", "0.5", "--health-weight", "0.5"],
+    "shipped (fixed 0.7/0.3)": ["--loss-weighting", "fixed", "--rul-weight", "0.7", "--health-weight", "0.3"],
+    "amnl": ["--loss-weighting", "amnl"],  # the current edition: no loss normalisation
+    "gaba": ["--loss-weighting", "gaba"],
+    "grace": ["--loss-weighting", "grace"],
+    "gradnorm": ["--loss-weighting", "gradnorm"],
+    "dwa": ["--loss-weighting", "dwa"],
+}
+BOOK_SHIPPED = "shipped (fixed 0.7/0.3)"
+# The six-condition subsets first: the book's largest claims are there.
+BOOK_ORDER = ("FD002", "FD004", "FD001", "FD003")
+BOOK_SEEDS = 3
+# The book's figures (test RMSE, mean +- std as it prints them): AMNL on each subset, single-task
+# and GABA on FD002 (GABA's NASA score 224).
+BOOK_CLAIMS = {
+    ("amnl", "FD001"): "10.43 ± 1.94",
+    ("amnl", "FD002"): "6.74 ± 0.91",
+    ("amnl", "FD003"): "9.51 ± 1.74",
+    ("amnl", "FD004"): "8.16 ± 2.17",
+    ("single-task", "FD002"): "27.27",
+    ("gaba", "FD002"): "7.53 ± 0.65 (NASA 224)",
+}
