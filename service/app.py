@@ -8,10 +8,10 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -201,15 +201,28 @@ async def predict_default(
 @api.post(
     "/v1/models/reload",
     tags=["models"],
-    responses={409: {"description": "a model failed to load; the previous models keep serving"}},
+    responses={
+        409: {
+            "description": "a model failed to load, or a served model would be dropped without "
+            "allow_removal; the previous models keep serving"
+        },
+    },  # fmt: skip
 )
-async def reload(request: Request) -> dict[str, str]:
+async def reload(
+    request: Request,
+    allow_removal: Annotated[
+        bool,
+        Query(description="stop serving models whose files are gone (otherwise such a reload is refused)"),
+    ] = False,
+) -> dict[str, Any]:
     """Reload every model from the models directory, atomically: all load and replace the
-    served set, or nothing changes (also on SIGHUP). Needs a key when keys are set."""
-    reloaded, message = await reload_models(request.app)
-    if not reloaded:
-        raise HTTPException(409, message)
-    return {"status": "reloaded", "detail": message}
+    served set, or nothing changes (also on SIGHUP, which never drops a model). The answer
+    names what was added, replaced (another file), removed and unchanged. Needs a key when
+    keys are set."""
+    result = await reload_models(request.app, allow_removal)
+    if not result.reloaded:
+        raise HTTPException(409, result.detail)
+    return {"status": "reloaded", "detail": result.detail, **result.changes}
 
 
 def _on_sighup(app: FastAPI) -> None:

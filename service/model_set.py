@@ -9,6 +9,7 @@ nothing: the old models keep serving and the error is returned and logged.
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -59,20 +60,48 @@ async def load_and_install(app: FastAPI) -> None:
     await install(app, models, errors)
 
 
-async def reload_models(app: FastAPI) -> tuple[bool, str]:
-    """Reload every model; install them only if all load. Returns (reloaded?, what happened)."""
+@dataclass(frozen=True)
+class ReloadResult:
+    reloaded: bool
+    detail: str  # one sentence: what was reloaded, or why nothing changed
+    changes: dict[str, list[str]]  # added, replaced (another file), removed, unchanged: model names
+
+
+async def reload_models(app: FastAPI, allow_removal: bool = False) -> ReloadResult:
+    """Reload every model; install them only if all load and, unless `allow_removal`, no
+    model being served would stop being served (its file gone): a reload never drops a model
+    silently."""
     state = service_state(app)
     async with state.reload_lock:
-        settings = state.settings
+        settings, before = state.settings, state.served.models
         models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+        serving = ", ".join(sorted(before)) or "none"
+        changes = {
+            "added": sorted(set(models) - set(before)),
+            "replaced": sorted(
+                n for n in set(models) & set(before) if models[n].card.sha256 != before[n].card.sha256
+            ),
+            "removed": sorted(set(before) - set(models)),
+            "unchanged": sorted(
+                n for n in set(models) & set(before) if models[n].card.sha256 == before[n].card.sha256
+            ),
+        }
         if errors or not models:
             reasons = "; ".join(f"{name}: {why}" for name, why in errors.items()) or "no models found"
-            serving = ", ".join(sorted(state.served.models)) or "none"
             message = f"reload failed, still serving the previous models ({serving}): {reasons}"
             logger.error(message)
-            return False, message
+            return ReloadResult(False, message, changes)
+        if changes["removed"] and not allow_removal:
+            gone = ", ".join(changes["removed"])
+            message = (f"reload would stop serving {gone} (no longer in {settings.models_dir}, "
+                       f"RUL_MODELS_DIR); nothing changed, still serving {serving}: put the file back, "
+                       "or reload with ?allow_removal=true to stop serving it")  # fmt: skip
+            logger.error(message)
+            return ReloadResult(False, message, changes)
         await install(app, models, {})
-        return True, f"reloaded {', '.join(f'{n} {p.card.version}' for n, p in sorted(models.items()))}"
+        loaded = ", ".join(f"{n} {p.card.version}" for n, p in sorted(models.items()))
+        removed = f"; stopped serving {', '.join(changes['removed'])}" if changes["removed"] else ""
+        return ReloadResult(True, f"reloaded {loaded}{removed}", changes)
 
 
 async def shutdown(app: FastAPI) -> None:

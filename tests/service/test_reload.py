@@ -13,7 +13,14 @@ def test_reload_swaps_in_new_models(models_copy):
         (models_copy / "fd001.json").write_text(json.dumps({**card, "version": "2099.1.1"}))
         response = c.post("/v1/models/reload")
         assert response.status_code == 200
-        assert response.json() == {"status": "reloaded", "detail": "reloaded fd001 2099.1.1"}
+        assert response.json() == {
+            "status": "reloaded",
+            "detail": "reloaded fd001 2099.1.1",
+            "added": [],
+            "replaced": [],
+            "removed": [],
+            "unchanged": ["fd001"],
+        }  # same file
         assert c.post("/v1/predict", json=EXAMPLE_REQUEST).json()["model_version"] == "2099.1.1"
         assert 'version="2099.1.1"' in c.get("/metrics").text
 
@@ -61,3 +68,50 @@ def test_reload_needs_a_key_when_keys_are_set():
     with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k"]))) as c:
         assert c.post("/v1/models/reload").status_code == 401
         assert c.post("/v1/models/reload", headers={"X-API-Key": "k"}).status_code == 200
+
+
+def test_reload_never_drops_a_served_model_silently(models_copy):
+    import shutil
+
+    from tests.conftest import MODELS_DIR
+
+    for suffix in (".onnx", ".json"):
+        shutil.copy(MODELS_DIR / f"fd002{suffix}", models_copy / f"fd002{suffix}")
+    with make_client(models_copy) as c:
+        (models_copy / "fd002.onnx").unlink()
+        (models_copy / "fd002.json").unlink()
+        for query in ("", "?allow_removal=false"):  # the default, and said explicitly
+            refused = c.post(f"/v1/models/reload{query}")
+            assert refused.status_code == 409
+            assert refused.json()["detail"] == (
+                f"reload would stop serving fd002 (no longer in {models_copy}, RUL_MODELS_DIR); nothing "
+                "changed, still serving fd001, fd002: put the file back, or reload with ?allow_removal=true "
+                "to stop serving it"
+            )
+            assert c.get("/v1/models/fd002").status_code == 200  # still served
+        # a new model beside it, and the removal allowed: the answer lists what changed
+        for suffix in (".onnx", ".json"):
+            shutil.copy(MODELS_DIR / f"fd003{suffix}", models_copy / f"fd003{suffix}")
+        done = c.post("/v1/models/reload?allow_removal=true")
+        assert done.status_code == 200
+        body = done.json()
+        assert (body["added"], body["removed"], body["unchanged"], body["replaced"]) == (
+            ["fd003"],
+            ["fd002"],
+            ["fd001"],
+            [],
+        )
+        assert body["detail"].endswith("; stopped serving fd002")
+        assert c.get("/v1/models/fd002").status_code == 404
+
+
+def test_a_model_file_swapped_for_another_is_reported_replaced(models_copy):
+    import shutil
+
+    from tests.conftest import MODELS_DIR
+
+    with make_client(models_copy) as c:
+        for suffix in (".onnx", ".json"):  # fd004's files under fd001's name: another file
+            shutil.copy(MODELS_DIR / f"fd004{suffix}", models_copy / f"fd001{suffix}")
+        body = c.post("/v1/models/reload").json()
+        assert (body["replaced"], body["added"], body["removed"]) == (["fd001"], [], [])
