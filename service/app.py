@@ -35,6 +35,7 @@ from service.dependencies import (
 )
 from service.errors import http_error, validation_error
 from service.fast_json import FastJSONRoute
+from service.key_gate import Backoff, KeyGate
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
 from service.predictor import Predictor, WindowError
@@ -269,6 +270,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     # add_middleware wraps what is there: the last added runs first on a request
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # the key is checked from the headers, before any body is read (key_gate.py)
+    backoff = Backoff(settings.auth_free_failures, settings.auth_max_backoff_s)
+    app.add_middleware(KeyGate, keys=settings.api_keys, backoff=backoff)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -12,6 +12,7 @@
 
 import hmac
 import json
+from collections.abc import Mapping
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,27 +20,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.state import service_state
 
 
-def _presented_key(request: Request) -> str | None:
-    """The key a request presents, surrounding whitespace trimmed the same way in both
-    headers. `Authorization: Bearer <key>` wins when both headers are sent."""
-    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request presents (headers by lower-case name), surrounding whitespace trimmed
+    the same way in both headers. `Authorization: Bearer <key>` wins when both are sent."""
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() == "bearer":
         return credentials.strip()
-    return request.headers.get("x-api-key", "").strip()
+    return headers.get("x-api-key", "").strip()
 
 
-def _accepted(presented: str, keys: list[str]) -> bool:
-    accepted = False
+def accepted(presented: str, keys: list[str]) -> bool:
+    matched = False
     for key in keys:  # no early exit: the time taken does not depend on which key matched
-        accepted |= hmac.compare_digest(presented.encode(), key.encode())
-    return accepted
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
 
 
 def has_valid_key(request: Request) -> bool:
     """Whether the request presents one of the configured keys (False when none are set)."""
     keys = service_state(request.app).settings.api_keys
-    presented = _presented_key(request)
-    return bool(keys and presented and _accepted(presented, keys))
+    presented = presented_key(request.headers)
+    return bool(keys and presented and accepted(presented, keys))
 
 
 async def require_api_key(request: Request) -> None:
@@ -47,14 +48,14 @@ async def require_api_key(request: Request) -> None:
     keys = service_state(request.app).settings.api_keys
     if not keys:
         return
-    presented = _presented_key(request)
+    presented = presented_key(request.headers)
     if not presented:
         raise HTTPException(
             401,
             "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not _accepted(presented, keys):
+    if not accepted(presented, keys):
         raise HTTPException(403, "API key not accepted")
 
 

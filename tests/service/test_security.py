@@ -146,3 +146,76 @@ def test_fleet_upload_over_limit_is_413(cmapss_dir):
     with _client(max_body_bytes=len(raw) // 2) as c:
         response = c.post("/v1/models/fd001/score", files={"file": ("test_FD001.txt.gz", raw)})
         assert response.status_code == 413 and "RUL_MAX_BODY_BYTES" in response.json()["detail"]
+
+
+def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read():
+    import asyncio
+
+    from service.key_gate import Backoff, KeyGate
+
+    reached: list[str] = []
+
+    async def app(scope, receive, send):  # the service behind the gate: would read the body
+        reached.append(scope["path"])
+
+    async def never_receive():
+        raise AssertionError("the gate read the body")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    gate = KeyGate(app, ["k-one"], Backoff(5, 300))
+    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "client": ("10.0.0.1", 1),
+             "headers": [(b"content-length", b"54000000")]}  # fmt: skip
+    asyncio.run(gate(scope, never_receive, send))
+    assert sent[0]["status"] == 401 and reached == []
+    sent.clear()
+    asyncio.run(gate({**scope, "path": "/v2/models/fd001/infer", "headers": [(b"x-api-key", b"nope")]},
+                     never_receive, send))  # fmt: skip
+    assert sent[0]["status"] == 403 and json.loads(sent[1]["body"]) == {"error": "API key not accepted"}
+    asyncio.run(gate({**scope, "headers": [(b"authorization", b"Bearer k-one")]}, never_receive, send))
+    assert reached == ["/v1/predict"]  # a right key passes, to the app that reads the body
+
+
+def test_a_large_body_without_a_key_gets_its_401_at_once_through_http(keyed):
+    import time
+
+    body = b'{"windows": [' + b",".join([b'{"readings": [[1.0]]}'] * 2_000_000) + b"]}"  # ~42 MB
+    started = time.perf_counter()
+    response = keyed.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 401 and time.perf_counter() - started < 2.0  # parsing it took 2.75 s
+    broken = keyed.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 401  # not the parser's 400: the key is checked first
+
+
+def test_repeated_wrong_keys_from_one_address_wait_longer_each_time_and_others_do_not():
+    from service.key_gate import Backoff
+
+    now = [100.0]
+    backoff = Backoff(free_failures=3, max_wait_s=8, clock=lambda: now[0])
+    for _ in range(3):
+        backoff.failed("a")
+    assert backoff.wait("a") == 0  # within the free failures
+    waits = []
+    for _ in range(6):
+        backoff.failed("a")
+        waits.append(backoff.wait("a"))
+    assert waits == [1, 2, 4, 8, 8, 8]  # doubling, capped
+    assert backoff.wait("b") == 0  # another client is not slowed
+    now[0] += 8
+    assert backoff.wait("a") == 0
+    backoff.succeeded("a")
+    backoff.failed("a")
+    assert backoff.wait("a") == 0  # a right key cleared the record
+
+
+def test_a_guessing_client_gets_429_with_retry_after_and_open_routes_keep_answering():
+    with _client(api_keys=["k-one"], auth_free_failures=2, auth_max_backoff_s=60) as c:
+        wrong = {"X-API-Key": "guess"}
+        assert [c.get("/v1/models", headers=wrong).status_code for _ in range(3)] == [403, 403, 403]
+        slowed = c.get("/v1/models", headers={"X-API-Key": "k-one"})  # the same address, even with the key
+        assert slowed.status_code == 429 and slowed.headers["retry-after"] == "1"
+        assert slowed.json()["detail"].startswith("too many wrong API keys from testclient; retry after 1 s")
+        assert c.get("/health/live").status_code == 200  # open routes are not gated

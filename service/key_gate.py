@@ -1,0 +1,96 @@
+"""With API keys set, a request to a route that needs one is answered before its body is read,
+and a client that keeps guessing is slowed down.
+
+`require_api_key` (security.py) is a FastAPI dependency, and FastAPI reads and parses a body
+before it solves dependencies: a 54 MB predict body without a key took 2.75 s of parsing to get
+its 401. This ASGI middleware decides from the headers alone, for exactly the routes that need
+a key (`needs_key`): 401 missing, 403 not accepted, in the API's error shape. The body is never
+read by the app; uvicorn discards what the client still sends and keeps the connection.
+
+Guessing: after RUL_AUTH_FREE_FAILURES wrong keys from one client address, each further wrong
+key doubles that address's wait (1 s, 2 s, 4 s, ... up to RUL_AUTH_MAX_BACKOFF_S); while it
+waits, every keyed request from it gets 429 with Retry-After. A right key, once the wait is
+over, clears its record. Other addresses are never affected.
+"""
+
+import json
+import math
+import time
+from collections import OrderedDict
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.security import accepted, presented_key
+
+MAX_CLIENTS = 10_000  # addresses remembered; the oldest is forgotten first
+
+
+def needs_key(path: str) -> bool:
+    """The routes behind a key: every /v1 route and the Open Inference Protocol's model routes
+    (its server metadata and health stay open, as /health/*, /metrics, the dashboard and /docs)."""
+    return path.startswith("/v1/") or path.startswith("/v2/models")
+
+
+class Backoff:
+    """Wrong keys per client address and the wait they have earned (monotonic seconds)."""
+
+    def __init__(self, free_failures: int, max_wait_s: float, clock=time.monotonic):
+        self.free_failures, self.max_wait_s, self.clock = free_failures, max_wait_s, clock
+        self.failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (count, until)
+
+    def wait(self, client: str) -> float:
+        """Seconds `client` must still wait (0: none)."""
+        _, until = self.failures.get(client, (0, 0.0))
+        return max(until - self.clock(), 0.0)
+
+    def failed(self, client: str) -> None:
+        count = self.failures.pop(client, (0, 0.0))[0] + 1
+        beyond = count - self.free_failures
+        until = self.clock() + min(2.0 ** (beyond - 1), self.max_wait_s) if beyond > 0 else 0.0
+        self.failures[client] = (count, until)
+        while len(self.failures) > MAX_CLIENTS:
+            self.failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self.failures.pop(client, None)
+
+
+class KeyGate:
+    """ASGI middleware: the key check of the routes that need one, before their body."""
+
+    def __init__(self, app: ASGIApp, keys: list[str], backoff: Backoff):
+        self.app, self.keys, self.backoff = app, keys, backoff
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.keys or scope["method"] == "OPTIONS" or not needs_key(path):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        wait = self.backoff.wait(client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            await self._refuse(send, path, 429, f"too many wrong API keys from {client}; retry after "
+                               f"{seconds} s", [("retry-after", str(seconds))])  # fmt: skip
+            return
+        key = presented_key(headers)
+        if not key:
+            await self._refuse(send, path, 401, "missing API key: send 'Authorization: Bearer <key>' or "
+                               "'X-API-Key: <key>'", [("www-authenticate", "Bearer")])  # fmt: skip
+            return
+        if not accepted(key, self.keys):
+            self.backoff.failed(client)
+            await self._refuse(send, path, 403, "API key not accepted", [])
+            return
+        self.backoff.succeeded(client)
+        await self.app(scope, receive, send)
+
+    async def _refuse(
+        self, send: Send, path: str, status: int, detail: str, extra: list[tuple[str, str]]
+    ) -> None:
+        body = json.dumps({"error" if path.startswith("/v2") else "detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(k.encode(), v.encode()) for k, v in extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
