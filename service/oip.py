@@ -20,6 +20,7 @@ from service.oip_tensors import (
     HEADER_LENGTH,
     OUTPUT_DTYPES,
     QUALITY_OUTPUT,
+    InferRequest,
     checked_request,
     encode_answer,
     input_tensor,
@@ -75,6 +76,20 @@ def _output_shape(predictor: Predictor, name: str) -> list[int]:
 
 def _output_names(predictor: Predictor) -> list[str]:
     return [*predictor.output_names, QUALITY_OUTPUT]
+
+
+def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]:
+    """The outputs asked for (all when none is named); 400 naming any unknown or repeated one."""
+    known = _output_names(predictor)
+    requested = [o.name for o in request.outputs or []] or known
+    unknown = [n for n in requested if n not in known]
+    if unknown:
+        raise HTTPException(400, f"unknown outputs {unknown}; model {predictor.card.name} has {known}")
+    repeated = sorted({n for n in requested if requested.count(n) > 1})
+    if repeated:
+        times = ", ".join(f"{n!r} {requested.count(n)} times" for n in repeated)
+        raise HTTPException(400, f"outputs requested more than once: {times}; ask for each output once")
+    return requested
 
 
 def _qualities(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[Quality]:
@@ -152,20 +167,20 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     """Open Inference Protocol inference: input `readings` FP32 [batch, window_length, 24]
     (raw readings); outputs rul, health_probs, rul_lower, rul_upper (JSON or binary)."""
     _check_version(predictor, model_version)
-    body, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+    state = service_state(request.app)
+    # decoding and reading the tensor are per-value work: in a worker thread, never on the loop
+    body, binary = await run_in_threadpool(
+        split_body, await request.body(), request.headers.get(HEADER_LENGTH)
+    )
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
     checked = checked_request(body)
-    batch = input_tensor(checked, binary, predictor)
-    requested = [o.name for o in checked.outputs or []] or _output_names(predictor)
-    unknown = [n for n in requested if n not in _output_names(predictor)]
-    if unknown:
-        raise HTTPException(
-            400, f"unknown outputs {unknown}; model {predictor.card.name} has {_output_names(predictor)}"
-        )
+    requested = _requested_outputs(checked, predictor)
+    batch = await run_in_threadpool(
+        input_tensor, checked, binary, predictor, state.settings.max_windows_per_request
+    )
     results = await run_model(request, predictor, batch)
     qualities = await run_in_threadpool(_qualities, predictor, batch, results)
-    state = service_state(request.app)
     state.metrics.observe_quality(predictor.card.name, qualities)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])

@@ -103,40 +103,83 @@ def checked_request(body: dict[str, Any]) -> InferRequest:
     return request
 
 
-def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor) -> np.ndarray:
+def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max_windows: int) -> np.ndarray:
+    """The request's one input as a batch (N, W, C) float32, held to what /v1 holds a request to:
+    at most `max_windows` windows (413, RUL_MAX_WINDOWS_PER_REQUEST), binary data exactly as long
+    as it says, JSON data numbers (not strings or booleans), every value finite."""
     card = predictor.card
     if len(request.inputs) != 1:
         raise HTTPException(400, f"expected exactly one input, {card.input_name!r}")
     tensor = request.inputs[0]
+    name = repr(card.input_name)
     if tensor.name != card.input_name:
-        raise HTTPException(
-            400, f"unknown input {tensor.name!r}; model {card.name} takes {card.input_name!r}"
-        )
+        raise HTTPException(400, f"unknown input {tensor.name!r}; model {card.name} takes {name}")
     if tensor.datatype not in DTYPES:
-        raise HTTPException(400, f"input {card.input_name!r} has datatype {tensor.datatype!r}; expected FP32")
+        raise HTTPException(400, f"input {name} has datatype {tensor.datatype!r}; expected FP32")
     shape = tensor.shape
     expected = [card.window_length, len(card.input_features)]
     if len(shape) != 3 or shape[0] < 1 or shape[1:] != expected:
         wanted = f"[batch, {expected[0]}, {expected[1]}] (batch >= 1)"
-        raise HTTPException(400, f"input {card.input_name!r} has shape {shape}; expected {wanted}")
+        raise HTTPException(400, f"input {name} has shape {shape}; expected {wanted}")
+    if shape[0] > max_windows:
+        raise HTTPException(
+            413, f"request has {shape[0]} windows; the limit is {max_windows} (RUL_MAX_WINDOWS_PER_REQUEST)"
+        )
     count = shape[0] * expected[0] * expected[1]
     size = tensor.parameters.binary_data_size if tensor.parameters else None
-    try:
-        if size is not None:
-            array = np.frombuffer(binary[:size], dtype=DTYPES[tensor.datatype])
-        else:
-            array = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise HTTPException(400, f"input {card.input_name!r} data is not a list of numbers: {exc}") from exc
+    if size is not None:
+        if size != len(binary):
+            raise HTTPException(400, f"input {name} declares binary_data_size {size}, but "
+                                     f"{len(binary)} bytes follow the JSON header")  # fmt: skip
+        itemsize = np.dtype(DTYPES[tensor.datatype]).itemsize
+        if size != count * itemsize:
+            raise HTTPException(400, f"input {name} has {size} bytes of {tensor.datatype}; shape {shape} "
+                                     f"needs {count * itemsize}")  # fmt: skip
+        array = np.frombuffer(binary, dtype=DTYPES[tensor.datatype])
+    else:
+        if binary:
+            raise HTTPException(400, f"{len(binary)} bytes follow the JSON header, but no input declares "
+                                     "binary_data_size")  # fmt: skip
+        array = _json_numbers(tensor.data, name, tensor.datatype)
     if array.size != count:
-        raise HTTPException(
-            400, f"input {card.input_name!r} has {array.size} values; shape {shape} needs {count}"
-        )
+        raise HTTPException(400, f"input {name} has {array.size} values; shape {shape} needs {count}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
         batch = array.reshape(shape).astype(np.float32)
     if not np.isfinite(batch).all():
-        raise HTTPException(400, f"input {card.input_name!r} holds NaN or infinite values")
+        raise HTTPException(400, f"input {name} holds NaN or infinite values")
     return batch
+
+
+def _json_numbers(data: Any, name: str, datatype: str) -> np.ndarray:
+    """JSON tensor data (flat or nested lists) as float64, refusing anything that is not a
+    number of the declared datatype: strings, booleans, objects, null."""
+    if not isinstance(data, list):
+        raise HTTPException(400, f"input {name} has no data: send 'data' or binary_data_size")
+    try:
+        array = np.asarray(data)
+    except ValueError:  # ragged
+        raise HTTPException(400, f"input {name} data is not a list of numbers of one shape") from None
+    if array.dtype.kind not in "iuf" or _holds_a_boolean(data):
+        kinds = {"U": "strings", "S": "strings", "b": "booleans", "O": "values that are not numbers"}
+        found = (
+            "booleans"
+            if array.dtype.kind in "iuf"
+            else kinds.get(array.dtype.kind, "values that are not numbers")
+        )
+        raise HTTPException(400, f"input {name} data holds {found}; {datatype} data must be JSON numbers")
+    return array.astype(np.float64).reshape(-1)
+
+
+def _holds_a_boolean(data: list) -> bool:
+    """Whether nested lists hold true or false among numbers (numpy would read them as 1 and 0)."""
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif value is True or value is False:
+            return True
+    return False
 
 
 def wants_binary(request: InferRequest, name: str) -> bool:

@@ -105,13 +105,28 @@ def test_unknown_model_error_reaches_tritonclient(client):
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [1.0, 2.0]}]},
          "input 'readings' has 2 values; shape [1, 50, 24] needs 1200"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": ["a"] * 1200}]},
-         "input 'readings' data is not a list of numbers: could not convert string to float: 'a'"),
+         "input 'readings' data holds strings; FP32 data must be JSON numbers"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": ["1.5"] * 1200}]},
+         "input 'readings' data holds strings; FP32 data must be JSON numbers"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [True] * 1200}]},
+         "input 'readings' data holds booleans; FP32 data must be JSON numbers"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24],
+                      "data": [[0.5] * 24] * 49 + [[0.5] * 23 + [False]]}]},
+         "input 'readings' data holds booleans; FP32 data must be JSON numbers"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [None] * 1200}]},
+         "input 'readings' data holds values that are not numbers; FP32 data must be JSON numbers"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [1e39] * 1200}]},
          "input 'readings' holds NaN or infinite values"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": "risk"}]},
          "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper', "
          "'quality_flags', 'ood_score', 'quality']"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
+          "outputs": [{"name": n} for n in ("rul", "quality", "rul", "quality", "quality")]},
+         "outputs requested more than once: 'quality' 3 times, 'rul' 2 times; ask for each output once"),
+        ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24],
+                      "parameters": {"binary_data_size": 10**9}}]},
+         "input 'readings' declares binary_data_size 1000000000, but 0 bytes follow the JSON header"),
     ],
 )  # fmt: skip
 def test_infer_errors_are_400_with_error_field(body, error):
@@ -149,3 +164,36 @@ def test_the_tritonclient_snippet_of_docs_api_runs_as_written(server_url, expect
     exec(snippet.replace('url="localhost:8000"', f'url="{server_url}"'), {})  # noqa: S102
     printed = capsys.readouterr().out
     assert f"{expected['rul'][0]:.4g}"[:4] in printed
+
+
+def _binary_request(
+    windows: np.ndarray, declared: int | None = None, extra: bytes = b""
+) -> tuple[bytes, dict]:
+    tensor = windows.astype(np.float32).tobytes()
+    size = len(tensor) if declared is None else declared
+    inputs = [{"name": "readings", "datatype": "FP32", "shape": list(windows.shape),
+               "parameters": {"binary_data_size": size}}]  # fmt: skip
+    header = json.dumps({"inputs": inputs}).encode()
+    return header + tensor + extra, {"inference-header-content-length": str(len(header)),
+                                     "content-type": "application/octet-stream"}  # fmt: skip
+
+
+def test_v2_binary_data_must_be_as_long_as_declared_and_obeys_the_window_limit():
+    from service.settings import Settings as S
+    from tests.service.conftest import TestClient, create_app
+
+    with TestClient(create_app(S(models_dir=MODELS_DIR, providers="cpu", max_windows_per_request=2))) as c:
+        body, headers = _binary_request(WINDOWS)
+        assert c.post("/v2/models/fd001/infer", content=body, headers=headers).status_code == 200
+        short, headers = _binary_request(WINDOWS, declared=10**9)
+        refused = c.post("/v2/models/fd001/infer", content=short, headers=headers)
+        assert refused.status_code == 400 and refused.json()["error"] == (
+            "input 'readings' declares binary_data_size 1000000000, but 9600 bytes follow the JSON header"
+        )
+        longer, headers = _binary_request(WINDOWS, extra=b"\0" * 8)
+        assert c.post("/v2/models/fd001/infer", content=longer, headers=headers).status_code == 400
+        three, headers = _binary_request(np.concatenate([WINDOWS, WINDOWS[:1]]))
+        too_many = c.post("/v2/models/fd001/infer", content=three, headers=headers)
+        assert too_many.status_code == 413 and too_many.json() == {
+            "error": "request has 3 windows; the limit is 2 (RUL_MAX_WINDOWS_PER_REQUEST)"
+        }
