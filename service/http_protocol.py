@@ -5,6 +5,14 @@
   the connection, for the first request) and its body within `body_timeout` seconds of its
   headers, else 408 and the connection is closed: a client sending a byte a second, or a body
   shorter than its Content-Length, is cut off instead of held open for ever.
+- an answer the client does not drain within `write_timeout` seconds (the transport's write
+  buffer stays above its high-water mark) closes the connection: a client that requests a large
+  answer and never reads it holds nothing for long;
+- one client address may hold at most `max_per_client` connections; a further one gets 503 and
+  is closed (what a reverse proxy's per-client limit would otherwise do);
+- the liveness and readiness probes (/health/*, /v2/health/*) are served even when uvicorn's
+  connection limit (RUL_MAX_CONNECTIONS) is reached, so that an orchestrator does not restart a
+  healthy but busy pod.
 Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 """
 
@@ -22,9 +30,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # HttpToolsProtocol's callbacks and on attributes that uvicorn does not document.
 TESTED_UVICORN = "0.54"
 CALLBACKS = ("connection_made", "connection_lost", "data_received", "on_message_begin",
-             "on_headers_complete", "on_message_complete")  # fmt: skip
+             "on_headers_complete", "on_message_complete", "pause_writing", "resume_writing")  # fmt: skip
 # attribute -> the HttpToolsProtocol method that sets it
-ATTRIBUTES = {"loop": "__init__", "logger": "__init__", "cycle": "__init__", "transport": "connection_made"}
+ATTRIBUTES = {"loop": "__init__", "logger": "__init__", "cycle": "__init__", "transport": "connection_made",
+              "connections": "__init__", "client": "connection_made", "limit_concurrency": "__init__",
+              "url": "on_url"}  # fmt: skip
+PROBES = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
 
 END_OF_HEADERS = b"\r\n\r\n"
 
@@ -64,8 +75,14 @@ def check_uvicorn() -> None:
         )
 
 
-def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout: float) -> type:
-    """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes)."""
+def guarded_protocol(
+    max_header_bytes: int,
+    header_timeout: float,
+    body_timeout: float,
+    write_timeout: float = 30.0,
+    max_per_client: int = 100,
+) -> type:
+    """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes, connections)."""
     check_uvicorn()
     headers_late = f"the request headers did not arrive within {header_timeout:g} s (RUL_HEADER_TIMEOUT_S)"
 
@@ -77,6 +94,7 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout:
             self.tail = b""  # the last bytes seen, to find END_OF_HEADERS across packets
             self.read_timer: asyncio.TimerHandle | None = None
             self.refused = False  # answered and closing: what else arrives is dropped
+            self.write_timer: asyncio.TimerHandle | None = None  # armed while the client is not reading
 
         def _arm(self, seconds: float, detail: str) -> None:
             self._disarm()
@@ -106,11 +124,41 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            address = self.client[0] if self.client else None
+            peers = [getattr(c, "client", None) for c in self.connections]
+            same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
+            if same > max_per_client:
+                self.logger.warning("refusing a connection: %d open from %s", same - 1, address)
+                detail = (f"{same - 1} connections from {address} are open; the limit per client address "
+                          f"is {max_per_client} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
+                self._refuse(503, "Service Unavailable", detail)
+                return
             self._arm(header_timeout, headers_late)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self.write_timer is not None:
+                self.write_timer.cancel()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self.write_timer is None:
+                self.write_timer = self.loop.call_later(write_timeout, self._write_timed_out)
+
+        def resume_writing(self) -> None:
+            if self.write_timer is not None:
+                self.write_timer.cancel()
+                self.write_timer = None
+            super().resume_writing()
+
+        def _write_timed_out(self) -> None:
+            """The client has not read the answer for write_timeout seconds: drop the connection
+            and what is buffered for it (a close would wait to flush it)."""
+            self.write_timer = None
+            self.logger.warning("closing a connection: the client did not read its answer within %g s "
+                                "(RUL_WRITE_TIMEOUT_S)", write_timeout)  # fmt: skip
+            self.transport.abort()
 
         def data_received(self, data: bytes) -> None:
             if self.refused:
@@ -139,7 +187,14 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float, body_timeout:
             self.reading_headers = False
             self._arm(body_timeout, f"the request body did not arrive within {body_timeout:g} s "
                                     "(RUL_BODY_TIMEOUT_S): shorter than its Content-Length?")  # fmt: skip
-            super().on_headers_complete()
+            if self.url.split(b"?", 1)[0].decode("latin-1") not in PROBES:
+                super().on_headers_complete()
+                return
+            limit, self.limit_concurrency = self.limit_concurrency, None  # probes pass the limit
+            try:
+                super().on_headers_complete()
+            finally:
+                self.limit_concurrency = limit
 
         def on_message_complete(self) -> None:
             self._disarm()

@@ -58,7 +58,13 @@ def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.C
         port=settings.port,
         log_config=None,
         log_level=log_level,
-        http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_s, settings.body_timeout_s),
+        http=guarded_protocol(
+            settings.max_header_bytes,
+            settings.header_timeout_s,
+            settings.body_timeout_s,
+            settings.write_timeout_s,
+            settings.max_connections_per_client,
+        ),  # fmt: skip
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_connections,
     )

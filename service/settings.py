@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     header_timeout_s: float = 10.0  # a request's headers must arrive within this; else 408, closed
     body_timeout_s: float = 60.0  # its body within this after the headers; else 408, closed
     keep_alive_timeout_s: int = 5  # an idle kept-alive connection is closed after this
-    max_connections: int = 1000  # open connections and running requests; more get 503
+    max_connections: int = 1000  # open connections and running requests; more get 503 (not the probes)
+    max_connections_per_client: int = Field(default=100, ge=1)  # from one address; more get 503, closed
+    write_timeout_s: float = Field(default=30.0, gt=0)  # an answer not drained in this closes its connection
     # Fleet-file uploads (POST /v1/models/{model}/score): limits checked while the file streams
     # in, 413 beyond them; scoring jobs at a time, 503 + Retry-After beyond.
     max_upload_rows: int = 2_000_000  # rows of readings (all of C-MAPSS has 160 359 training rows)

@@ -127,3 +127,90 @@ def test_a_uvicorn_without_those_internals_is_refused_at_start_in_one_sentence(m
                        r".* rely on: HttpToolsProtocol\.on_headers_complete\(\); install the tested release: "
                        r"pip install 'uvicorn\[standard\]~=0\.54\.0'$"):  # fmt: skip
         http_protocol.guarded_protocol(1024, 1.0, 1.0)
+
+
+def _get(port: int, path: str, source: str = "127.0.0.1") -> bytes:
+    """One GET over a fresh connection from `source` (any 127.x address is this host)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
+
+
+def test_one_address_gets_its_cap_of_connections_and_other_addresses_are_still_served():
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_connections_per_client=5)
+    with live_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        held = [
+            socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) for _ in range(5)
+        ]
+        try:
+            time.sleep(0.3)
+            refused = _get(port, "/health/live", source="127.0.0.2")
+            assert refused.startswith(b"HTTP/1.1 503") and b"RUL_MAX_CONNECTIONS_PER_CLIENT" in refused
+            assert b"5 connections from 127.0.0.2 are open; the limit per client address is 5" in refused
+            assert _get(port, "/v1/models", source="127.0.0.3").startswith(b"HTTP/1.1 200")
+        finally:
+            for conn in held:
+                conn.close()
+        time.sleep(0.3)
+        assert _get(port, "/health/live", source="127.0.0.2").startswith(b"HTTP/1.1 200")
+
+
+def test_probes_answer_when_the_connection_limit_is_reached():
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_connections=4)
+    with live_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        held = [
+            socket.create_connection(("127.0.0.1", port), source_address=(f"127.0.1.{i}", 0))
+            for i in range(6)
+        ]
+        try:
+            time.sleep(0.3)
+            assert _get(port, "/v1/models", source="127.0.2.1").startswith(b"HTTP/1.1 503")  # over the limit
+            for probe in ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"):
+                assert _get(port, probe, source="127.0.2.1").startswith(b"HTTP/1.1 200"), probe
+        finally:
+            for conn in held:
+                conn.close()
+
+
+def test_an_answer_the_client_does_not_drain_within_the_write_timeout_drops_the_connection():
+    """The transport calls pause_writing when its buffer passes the high-water mark (the client
+    is not reading) and resume_writing when it drains: the connection is aborted if it stays
+    paused for write_timeout. A loopback socket buffers more than a test's answer, so the
+    protocol is driven as the transport drives it."""
+    import asyncio
+    import logging
+
+    from service.http_protocol import guarded_protocol
+
+    class Transport:
+        aborted = False
+
+        def abort(self):
+            self.aborted = True
+
+    class Flow:
+        def pause_writing(self):
+            pass
+
+        def resume_writing(self):
+            pass
+
+    async def scenario(drain_after: float | None) -> bool:
+        cls = guarded_protocol(1024, 10.0, 10.0, write_timeout=0.2)
+        protocol = cls.__new__(cls)  # no uvicorn server: only what these two callbacks use
+        protocol.loop, protocol.flow, protocol.transport = asyncio.get_running_loop(), Flow(), Transport()
+        protocol.logger, protocol.write_timer = logging.getLogger("test"), None
+        protocol.pause_writing()
+        if drain_after is not None:
+            await asyncio.sleep(drain_after)
+            protocol.resume_writing()
+        await asyncio.sleep(0.4)
+        return protocol.transport.aborted
+
+    assert asyncio.run(scenario(None)) is True  # never drained: dropped after 0.2 s
+    assert asyncio.run(scenario(0.05)) is False  # drained in time: kept
