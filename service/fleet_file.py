@@ -44,6 +44,7 @@ class UploadLimits:
     max_rows: int | None = None  # lines with readings (RUL_MAX_UPLOAD_ROWS)
     max_bytes: int | None = None  # text after decompression (RUL_MAX_UPLOAD_DECOMPRESSED_BYTES)
     max_ratio: float | None = None  # gzip: decompressed / compressed bytes (RUL_MAX_DECOMPRESSION_RATIO)
+    max_units: int | None = None  # distinct units (RUL_MAX_UPLOAD_UNITS)
     max_line: int = 64 * 1024  # characters in one line: a C-MAPSS line has about 200
 
 
@@ -200,6 +201,9 @@ def read_fleet(
         units = rows[:, 0]
         for unit in np.unique(units).astype(int):
             parts.setdefault(int(unit), []).append(rows[units == unit][:, 1:].astype(np.float32))
+        if limits.max_units is not None and len(parts) > limits.max_units:
+            raise FleetTooLarge(f"the file has more than {limits.max_units} units; the limit is "
+                                f"{limits.max_units} (RUL_MAX_UPLOAD_UNITS): split the fleet")  # fmt: skip
 
     for item in numbered:
         pending.append(item)

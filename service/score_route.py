@@ -179,7 +179,10 @@ async def _read_upload(file: UploadFile, settings: Settings) -> dict:
     """The uploaded fleet, read in a worker thread within the upload limits (413 past one,
     422 for a file that is not a fleet)."""
     limits = UploadLimits(
-        settings.max_upload_rows, settings.max_upload_decompressed_bytes, settings.max_decompression_ratio
+        settings.max_upload_rows,
+        settings.max_upload_decompressed_bytes,
+        settings.max_decompression_ratio,
+        max_units=settings.max_upload_units,
     )
     try:
         return await run_in_threadpool(read_fleet, file.file, CHUNK_LINES, limits)

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     # Fleet-file uploads (POST /v1/models/{model}/score): limits checked while the file streams
     # in, 413 beyond them; scoring jobs at a time, 503 + Retry-After beyond.
     max_upload_rows: int = 2_000_000  # rows of readings (all of C-MAPSS has 160 359 training rows)
+    max_upload_units: int = Field(default=20_000, ge=1)  # distinct units in one file (C-MAPSS: at most 260)
     max_upload_decompressed_bytes: int = 1024 * 1024 * 1024  # text after gunzip
     max_decompression_ratio: float = 100.0  # C-MAPSS text compresses about 5x; a gzip bomb 1000x
     max_trajectory_points: int = 500_000  # all_cycles=true: predictions in one answer

@@ -81,3 +81,20 @@ def test_scoring_jobs_beyond_the_limit_get_503_with_retry_after(test_fd001):
         )
         service_state(c.app).scoring.release()
         assert score(c, test_fd001).status_code == 200
+
+
+def test_a_fleet_of_more_units_than_allowed_is_413_whatever_their_size(test_fd001):
+    with client_with(max_upload_units=99) as c:
+        response = score(c, test_fd001)  # 100 units
+        assert response.status_code == 413
+        assert response.json()["detail"] == (
+            "fleet.txt.gz: the file has more than 99 units; the limit is 99 (RUL_MAX_UPLOAD_UNITS): "
+            "split the fleet"
+        )
+        # many tiny units (10 cycles each, a few bytes apiece) are counted the same way
+        row = " ".join(["0"] * 24)
+        tiny = "".join(f"{u} {c} {row}\n" for u in range(1, 201) for c in range(1, 11))
+        refused = c.post("/v1/models/fd001/score", files={"file": ("tiny.txt", tiny)})
+        assert refused.status_code == 413 and "more than 99 units" in refused.json()["detail"]
+    with client_with(max_upload_units=100) as c:
+        assert score(c, test_fd001).status_code == 200
