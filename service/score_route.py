@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from service.answers import UnitAnswers, column_names
+from service.c_heap import trim_c_heap
 from service.dependencies import NamedPredictor
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.predictor import Predictor
@@ -130,6 +131,7 @@ async def _trajectory_stream(
                     time.perf_counter() - started)  # fmt: skip
     finally:
         state.scoring.release()
+        await run_in_threadpool(trim_c_heap)
 
 
 def _unit_trajectory(
