@@ -159,7 +159,7 @@ def attacks(
         "OIP: binary_data_size 10^9, 19 200 bytes sent": (len(lying_size), lambda: post(infer, lying_size, lying_headers)),  # noqa: E501
         "OIP: data as strings": (len(strings), lambda: post(infer, strings)),
         "one FD004 all-cycles score (streamed)": (len(fd004), lambda: all_cycles("fd004", fd004, 1)),
-        "two FD001 all-cycles scores at once (the limit)": (2 * len(fd001), lambda: all_cycles("fd001", fd001, 2)),
+        "two FD001 all-cycles scores at once (the limit)": (2 * len(fd001), lambda: all_cycles("fd001", fd001, 2)),  # noqa: E501
         "100 000 units x 10 cycles": (len(tiny_units), unit_flood),
         "5 clients never reading a 0.66 MB answer": (5 * len(big_answer), lambda: never_read(5)),
         "2 000 idle connections from one address": (0, lambda: idle_connections(2000)),
