@@ -197,3 +197,19 @@ def test_v2_binary_data_must_be_as_long_as_declared_and_obeys_the_window_limit()
         assert too_many.status_code == 413 and too_many.json() == {
             "error": "request has 3 windows; the limit is 2 (RUL_MAX_WINDOWS_PER_REQUEST)"
         }
+
+
+def test_an_output_asked_for_100_000_times_is_refused_at_once():
+    import time
+
+    from tests.service.conftest import make_client
+
+    body = {"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
+            "outputs": [{"name": "quality"}] * 100_000}  # fmt: skip
+    with make_client(MODELS_DIR) as c:
+        started = time.perf_counter()
+        response = c.post("/v2/models/fd001/infer", json=body)
+        assert time.perf_counter() - started < 5.0  # the repeats are counted in one pass
+    assert response.status_code == 400 and response.json() == {
+        "error": "outputs requested more than once: 'quality' 100000 times; ask for each output once"
+    }
