@@ -245,13 +245,16 @@ def run_attacks(
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_arguments(doc: str | None) -> argparse.Namespace:
+    """The command line of both abuse benchmarks."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--only", default="", help="only the attacks whose name holds this (not recorded)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments(__doc__)
     server = start_ours(batching=True, model=None)
     try:
         results = run(server, args.data_dir, args.only)

@@ -11,7 +11,6 @@ but the 503s the limits give, RSS after within 20 % of idle. Writes
 bench/results/abuse_round2.json. Bounded: a few minutes on 2 cores.
 """
 
-import argparse
 import contextlib
 import gzip
 import json
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.abuse import MB, run_attacks
+from bench.abuse import MB, parse_arguments, run_attacks
 from bench.fairness import READINGS
 from bench.model_compute import write_result
 from bench.servers import ROOT, start_ours
@@ -174,12 +173,7 @@ def attacks(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data-dir", required=True, type=Path)
-    parser.add_argument("--only", default="", help="only the attacks whose name holds this (not recorded)")
-    args = parser.parse_args()
+    args = parse_arguments(__doc__)
     scratch = Path(tempfile.mkdtemp(prefix="abuse-models-"))
     models_dir = scratch / "models"
     shutil.copytree(ROOT / "models", models_dir, ignore=shutil.ignore_patterns("checkpoints"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -49,15 +49,15 @@ from service.schemas import (
     card_summary,
 )
 from service.score_route import score_api
-from service.security import BodySizeLimit, require_api_key
+from service.security import BodySizeLimit
 from service.settings import Settings
 from service.state import LOADING, ServiceState
 
 logger = logging.getLogger("service.app")
 T = TypeVar("T")
 router = APIRouter()  # open: health
-# /v1: needs a key when keys are set; JSON bodies parsed with orjson
-api = APIRouter(dependencies=[Depends(require_api_key)], route_class=FastJSONRoute)
+# /v1: needs a key when keys are set (checked before the body: key_gate.py); JSON bodies parsed with orjson
+api = APIRouter(route_class=FastJSONRoute)
 
 
 # Requests with at most this many windows are validated on the event loop (~0.1 ms for a

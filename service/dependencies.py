@@ -17,11 +17,7 @@ from service.predictor import Predictor, window_label
 from service.quality import OUT_OF_DISTRIBUTION, Quality
 from service.security import has_valid_key
 from service.settings import Settings
-from service.state import ServedModels, ServiceState, service_state
-
-
-async def get_state(request: Request) -> ServiceState:
-    return service_state(request.app)
+from service.state import ServedModels, service_state
 
 
 async def get_settings(request: Request) -> Settings:
@@ -84,7 +80,6 @@ def not_ready_reason(request: Request) -> str | None:
     return "; ".join(f"{name}: {why}" for name, why in errors.items()) or "models not loaded yet"
 
 
-StateDep = Annotated[ServiceState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ServedDep = Annotated[ServedModels, Depends(get_served)]

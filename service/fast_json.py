@@ -30,9 +30,9 @@ def loads(data: bytes) -> Any:
 
 
 INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never on the event loop
-# Up to this, a body is decoded by orjson whole (1 000 windows, 2.4 MB: 0.16 s against ~0.4 s
-# for the window-by-window parser); beyond it the window-by-window parser keeps the Python
-# floats of one window alive at a time (bench/README.md "JSON batch path").
+# Up to this, a body is decoded by orjson whole (1 000 windows, 2.4 MB: 0.16-0.39 s, one-off
+# timing, bench/README.md "JSON batch path"); beyond it the window-by-window parser keeps the
+# Python floats of one window alive at a time, which bounds the memory of large bodies.
 ORJSON_BYTES = 8 * 1024 * 1024
 
 

@@ -1,10 +1,11 @@
 """With API keys set, a request to a route that needs one is answered before its body is read,
 and a client that keeps guessing is slowed down.
 
-`require_api_key` (security.py) is a FastAPI dependency, and FastAPI reads and parses a body
-before it solves dependencies: a 54 MB predict body without a key took 2.75 s of parsing to get
-its 401. This ASGI middleware decides from the headers alone, for exactly the routes that need
-a key (`needs_key`): 401 missing, 403 not accepted, in the API's error shape. The body is never
+This is the one key check (security.py compares the keys). It is ASGI middleware, not a
+FastAPI dependency, because FastAPI reads and parses a body before it solves dependencies: as a
+dependency, a 54 MB predict body without a key took 2.75 s of parsing to get its 401 (issue
+"No request stalls the event loop"). It decides from the headers alone, for exactly the routes
+that need a key (`needs_key`): 401 missing, 403 not accepted, in the API's error shape. The body is never
 read by the app; uvicorn discards what the client still sends and keeps the connection.
 
 Guessing: after RUL_AUTH_FREE_FAILURES wrong keys from one client address, each further wrong

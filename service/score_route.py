@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
@@ -24,13 +24,12 @@ from service.dependencies import NamedPredictor
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
 from service.predictor import Predictor
 from service.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
-from service.security import require_api_key
 from service.settings import Settings
 from service.state import ServiceState, service_state
 
 logger = logging.getLogger("service.score_route")
 T = TypeVar("T")
-score_api = APIRouter(dependencies=[Depends(require_api_key)])
+score_api = APIRouter()
 
 
 @score_api.post(

@@ -1,8 +1,9 @@
 """Request safety: optional API keys and a request-body size limit.
 
-- API keys (RUL_API_KEYS, comma-separated): every /v1 route needs `Authorization: Bearer
-  <key>` or `X-API-Key: <key>` (whitespace around the key trimmed in both; the Authorization
-  header wins when both are sent); missing -> 401, not accepted -> 403. Keys are compared in
+- API keys (RUL_API_KEYS, comma-separated): every /v1 and /v2/models route needs
+  `Authorization: Bearer <key>` or `X-API-Key: <key>` (whitespace around the key trimmed in
+  both; the Authorization header wins when both are sent); missing -> 401, not accepted -> 403,
+  answered by key_gate.py from the headers, before the body. Keys are compared in
   constant time (hmac.compare_digest) against every configured key, so the answer time does
   not tell how much of a guess was right. Health, docs and metrics stay open; /health/ready
   tells a caller without a key why it is not ready only by category.
@@ -41,22 +42,6 @@ def has_valid_key(request: Request) -> bool:
     keys = service_state(request.app).settings.api_keys
     presented = presented_key(request.headers)
     return bool(keys and presented and accepted(presented, keys))
-
-
-async def require_api_key(request: Request) -> None:
-    """FastAPI dependency: passes when no keys are configured or a configured key is sent."""
-    keys = service_state(request.app).settings.api_keys
-    if not keys:
-        return
-    presented = presented_key(request.headers)
-    if not presented:
-        raise HTTPException(
-            401,
-            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not accepted(presented, keys):
-        raise HTTPException(403, "API key not accepted")
 
 
 class BodyTooLarge(HTTPException):
