@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from service.quality import Quality
+from service.quality import Quality, flag_subject
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ class Answers:
                 columns |= {
                     "quality_status": [q["status"] for q in values],
                     "ood_score": [q["ood_score"] for q in values],
-                    "flagged_columns": [";".join(f["column"] for f in q["flags"]) for q in values],
+                    "flagged_columns": [
+                        ";".join(flag_subject(f["column"], f["check"]) for f in q["flags"]) for q in values
+                    ],
                 }
             else:
                 columns[name] = values

@@ -77,7 +77,7 @@ async def _predict(
     Beyond INLINE_PREPARE_WINDOWS windows every step but the model's queue runs in a worker
     thread, the answer's JSON included (5 000 predictions: ~0.25 s of Python that would
     otherwise hold up every other request)."""
-    windows = [(w.id, w.readings) for w in body.windows]
+    windows = [(w.id, w.readings, w.cycles) for w in body.windows]
     inline = len(windows) <= INLINE_PREPARE_WINDOWS  # microseconds: a worker thread would cost more
 
     async def off_loop(work: Callable[..., T], *args: Any) -> T:

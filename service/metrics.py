@@ -51,7 +51,8 @@ class Metrics:
         )
         self.flagged = Counter(
             "rul_quality_flagged_windows",
-            "windows with an input column flagged by the model's checks, by model, column and check",
+            'windows with an input column (or, column "window", the whole window) flagged by the model\'s '
+            "checks, by model, column and check",
             ["model", "column", "problem"],
             registry=self.registry,
         )
@@ -79,7 +80,7 @@ class Metrics:
         """Count flagged columns and out-of-distribution windows: sensor trouble and drift."""
         for quality in qualities:
             for flag in quality.flags:
-                self.flagged.labels(model, flag.column, flag.check).inc()
+                self.flagged.labels(model, flag.column or "window", flag.check).inc()
             if quality.status == OUT_OF_DISTRIBUTION:
                 self.out_of_distribution.labels(model).inc()
 

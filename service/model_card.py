@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class Padding(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    rule: str = Field(pattern="^edge$")  # repeat the first cycle at the front
+    # "nan": a short history is sent with leading rows of NaN, which the graph counts and
+    # fills; "edge" (exports before 2026-12-02): the first cycle repeated, refused at load
+    rule: str = Field(pattern="^(nan|edge)$")
     min_cycles: int = Field(ge=1)
 
 
@@ -42,6 +44,16 @@ class QualityChecks(BaseModel):
     stuck_run: list[int]
     settings_z: list[float]
     max_masked: int = Field(ge=0)
+    # The window-level checks (exports since 2026-12-02; absent before, and such a model is
+    # refused at load): window_flags bits, and what explains an inconsistent column and a
+    # window whose wear runs backwards.
+    window_bits: dict[str, int] = Field(default_factory=dict)
+    window_length: int = 0
+    imputation: list[list[float]] | None = None  # (C, C)
+    consistency_z: list[float] | None = None  # (C,)
+    wear: list[float] | None = None  # (C,)
+    direction_slope: list[float] | None = None  # (W + 1,)
+    repeated_allowed: int = 0
 
 
 class ModelCard(BaseModel):

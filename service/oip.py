@@ -97,9 +97,13 @@ def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]
 
 
 def _qualities(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[Quality]:
-    """Each window's quality; its flags' cycles are row positions of the tensor."""
-    positions = np.broadcast_to(np.arange(predictor.window_length), batch.shape[:2])
-    return predictor.explainer.assess_batch(batch, results["quality_flags"], results["ood_score"], positions)
+    """Each window's quality; its flags' cycles are row positions of the tensor (NaN padding
+    rows are not reported)."""
+    padding = np.cumprod(np.isnan(batch).all(axis=2), axis=1).astype(bool)  # (N, W)
+    positions = np.where(padding, -1, np.arange(predictor.window_length))
+    return predictor.explainer.assess_batch(
+        batch, results["quality_flags"], results["ood_score"], positions, results["window_flags"]
+    )
 
 
 @api.get("/models/{model}")
@@ -114,8 +118,14 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
         "parameters": {
             "quality": "quality_flags: bit set per cycle and column ("
             + ", ".join(f"{bit} {name}" for name, bit in (card.quality.bits.items() if card.quality else []))
+            + "); window_flags: bit set per window ("
+            + ", ".join(
+                f"{bit} {name}" for name, bit in (card.quality.window_bits.items() if card.quality else [])
+            )
             + "); ood_score above 1: not like the training data; quality: the v1 API's quality "
             "object per window (status ok | degraded | out_of_distribution, flags, ood_score)",
+            "readings": "a history shorter than the window: whole rows of NaN in front (binary data), "
+            "which the graph counts as padding (short_history)",
             "rul_upper": "+inf (binary) or -1 (JSON data) where the interval is open above: the RUL is "
             "at least rul_lower",
         },

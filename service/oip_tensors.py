@@ -21,7 +21,11 @@ DTYPES = {"FP32": np.float32, "FP64": np.float64}
 # The graph's outputs are FP32 but for the quality flags; "quality" is the service's own: one
 # JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
 QUALITY_OUTPUT = "quality"
-OUTPUT_DTYPES = {"quality_flags": ("INT32", np.int32), QUALITY_OUTPUT: ("BYTES", None)}
+OUTPUT_DTYPES = {
+    "quality_flags": ("INT32", np.int32),
+    "window_flags": ("INT32", np.int32),
+    QUALITY_OUTPUT: ("BYTES", None),
+}
 
 
 class Parameters(BaseModel):
@@ -106,7 +110,9 @@ def checked_request(body: dict[str, Any]) -> InferRequest:
 def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max_windows: int) -> np.ndarray:
     """The request's one input as a batch (N, W, C) float32, held to what /v1 holds a request to:
     at most `max_windows` windows (413, RUL_MAX_WINDOWS_PER_REQUEST), binary data exactly as long
-    as it says, JSON data numbers (not strings or booleans), every value finite."""
+    as it says, JSON data numbers (not strings or booleans), every value finite but for a short
+    history's padding (whole NaN rows at the front; JSON data: null is not a number, so
+    padding needs binary data)."""
     card = predictor.card
     if len(request.inputs) != 1:
         raise HTTPException(400, f"expected exactly one input, {card.input_name!r}")
@@ -145,8 +151,22 @@ def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max
         raise HTTPException(400, f"input {name} has {array.size} values; shape {shape} needs {count}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
         batch = array.reshape(shape).astype(np.float32)
-    if not np.isfinite(batch).all():
-        raise HTTPException(400, f"input {name} holds NaN or infinite values")
+    finite = np.isfinite(batch)
+    if not finite.all():
+        # a short history's front padding (the card's rule 'nan'): whole rows of NaN, only before
+        # the first real cycle; any other NaN or infinity is no reading
+        padding = np.cumprod(np.isnan(batch).all(axis=2), axis=1).astype(bool)  # (N, W)
+        bad = np.argwhere(~finite & ~padding[:, :, None])
+        if len(bad):
+            window, row, column = (int(v) for v in bad[0])
+            raise HTTPException(400, f"input {name} window {window}, row {row}, column {column} "
+                                     f"({card.input_features[column]}) is {batch[window, row, column]}; "
+                                     "values must be finite, except whole rows of NaN before a window's "
+                                     "first cycle (a short history's padding)")  # fmt: skip
+        if padding.all(axis=1).any():
+            window = int(np.flatnonzero(padding.all(axis=1))[0])
+            raise HTTPException(400, f"input {name} window {window} is all padding (NaN rows); send at "
+                                     "least one cycle of readings")  # fmt: skip
     return batch
 
 

@@ -6,7 +6,7 @@ FastAPI; `load_models` loads a whole models directory.
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,19 @@ from service.answers import Answers
 from service.c_heap import trim_c_heap
 from service.model_card import ModelCard
 from service.providers import SessionConfig, create_session
-from service.quality import QualityExplainer, row_positions
+from service.quality import QualityExplainer, cycle_labels, row_positions
 
 logger = logging.getLogger("service.predictor")
-KNOWN_OUTPUTS = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score")
-QUALITY_OUTPUTS = ("quality_flags", "ood_score")
+KNOWN_OUTPUTS = (
+    "rul",
+    "health_probs",
+    "rul_lower",
+    "rul_upper",
+    "quality_flags",
+    "ood_score",
+    "window_flags",
+)
+QUALITY_OUTPUTS = ("quality_flags", "ood_score", "window_flags")
 # ONNX Runtime keeps the memory of its largest run in its arena: one run of 5 000 fd001
 # windows raised the process's peak by 2.5 GB, the same windows in runs of 256 by 114 MB
 # (python one-off, 2026-11-30, CPU). Larger batches are run in pieces of this many windows,
@@ -62,8 +70,9 @@ class PreparedBatch:
     """Windows validated and shaped for the model, with what the answers need to know of them."""
 
     ids: list[str | None]  # the caller's label of each window
-    windows: np.ndarray  # (N, W, C) float32, front-padded (edge) where shorter than W
+    windows: np.ndarray  # (N, W, C) float32, front-padded with NaN rows where shorter than W
     cycles_sent: np.ndarray  # (N,) int: readings each window had
+    cycle_numbers: list[np.ndarray | None]  # the caller's cycle number of each reading, if sent
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -130,12 +139,27 @@ class Predictor:
             raise ModelLoadError(
                 f"model {self.card.name} has no input-quality checks (outputs {list(QUALITY_OUTPUTS)} and "
                 "the card's 'quality'): it was exported before them, and its answers could not say how "
-                "far to trust them; re-export it with rul-export"
+                "far to trust them (a short history, cycles out of order or repeated); re-export it with "
+                "rul-export"
+            )
+        if self.card.padding.rule != "nan":
+            raise ModelLoadError(
+                f"model {self.card.name} takes short windows padded by repeating their first cycle "
+                f"(padding rule {self.card.padding.rule!r}): its graph cannot tell padding from a repeated "
+                "cycle; re-export it with rul-export (padding rule 'nan')"
             )
         self.explainer = QualityExplainer(self.card.quality, self.card.input_features)
 
-    def prepare(self, index: int, window_id: str | None, readings: Any) -> tuple[np.ndarray, int, bool, int]:
-        """Validate one window -> (readings (W, C) float32, cycles used, padded?, cycles sent)."""
+    def prepare(
+        self,
+        index: int,
+        window_id: str | None,
+        readings: Any,
+        cycles: Sequence[int] | np.ndarray | None = None,
+    ) -> tuple[np.ndarray, int, bool, int]:
+        """Validate one window -> (readings (W, C) float32, cycles used, padded?, cycles sent);
+        `cycles`: the caller's cycle number of each reading, which must increase
+        (`check_cycle_numbers`)."""
         if len(readings) == 0:
             raise WindowError(
                 index,
@@ -158,6 +182,8 @@ class Predictor:
                 f"every reading must be a finite number ({len(bad)} such values)",
             )
         n_cycles = len(array)
+        if cycles is not None:
+            check_cycle_numbers(index, window_id, cycles, n_cycles)
         if n_cycles < self.card.padding.min_cycles:
             raise WindowError(
                 index,
@@ -168,8 +194,8 @@ class Predictor:
             )
         window = array[-self.window_length :]
         padded = n_cycles < self.window_length
-        if padded:  # card rule 'edge': repeat the first cycle at the front
-            window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), mode="edge")
+        if padded:  # card rule 'nan': rows of NaN at the front, which the graph counts and fills
+            window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), constant_values=np.nan)
         return window, min(n_cycles, self.window_length), padded, n_cycles
 
     def run(self, batch: np.ndarray, give_back: bool | None = None) -> dict[str, np.ndarray]:
@@ -200,13 +226,17 @@ class Predictor:
         self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
         trim_c_heap()
 
-    def prepare_batch(self, windows: list[tuple[str | None, Any]]) -> PreparedBatch:
-        """Validate and shape [(id, readings (T, C))]. Raises WindowError naming the first bad window."""
-        prepared = [self.prepare(i, wid, readings) for i, (wid, readings) in enumerate(windows)]
+    def prepare_batch(self, windows: list[tuple[str | None, Any, list[int] | None]]) -> PreparedBatch:
+        """Validate and shape [(id, readings (T, C), cycle numbers (T,) or None)]. Raises
+        WindowError naming the first bad window."""
+        prepared = [
+            self.prepare(i, wid, readings, cycles) for i, (wid, readings, cycles) in enumerate(windows)
+        ]
         return PreparedBatch(
-            [wid for wid, _ in windows],
+            [wid for wid, _, _ in windows],
             np.stack([p[0] for p in prepared]),
             np.array([p[3] for p in prepared], dtype=np.int64),
+            [None if cycles is None else np.asarray(cycles, np.int64) for _, _, cycles in windows],
         )
 
     def answers(self, windows: np.ndarray, outputs: dict[str, np.ndarray], positions: np.ndarray) -> Answers:
@@ -214,7 +244,7 @@ class Predictor:
         label in the caller's terms (-1: front padding), as quality flags name cycles."""
         used = (positions >= 0).sum(axis=1)
         quality = self.explainer.assess_batch(
-            windows, outputs["quality_flags"], outputs["ood_score"], positions
+            windows, outputs["quality_flags"], outputs["ood_score"], positions, outputs["window_flags"]
         )
         return Answers(tuple(self.card.health_states), outputs, used, quality)
 
@@ -228,14 +258,37 @@ class Predictor:
         return Answers(tuple(self.card.health_states), outputs, np.zeros(0, np.int64), [])
 
     def answer_batch(self, batch: PreparedBatch, outputs: dict[str, np.ndarray]) -> Answers:
-        """A prepared batch's answers; a quality flag's cycles are positions in the readings sent."""
-        positions = np.stack([row_positions(self.window_length, int(n)) for n in batch.cycles_sent])
+        """A prepared batch's answers; a quality flag's cycles are the cycle numbers sent, or
+        positions in the readings sent."""
+        w = self.window_length
+        positions = np.stack([
+            row_positions(w, int(n)) if cycles is None else cycle_labels(cycles, w, int(n))
+            for n, cycles in zip(batch.cycles_sent, batch.cycle_numbers, strict=True)
+        ])  # fmt: skip
         return self.answers(batch.windows, outputs, positions)
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""
         for batch in (1, 64):
             self.run(np.zeros((batch, self.window_length, self.n_columns), dtype=np.float32))
+
+
+def check_cycle_numbers(
+    index: int, window_id: str | None, cycles: Sequence[int] | np.ndarray, n_cycles: int
+) -> None:
+    """WindowError unless `cycles` has one number per reading, each larger than the one before
+    (oldest first): a decrease or a repeat names its position and both numbers."""
+    if len(cycles) != n_cycles:
+        raise WindowError(index, window_id, f"cycles has {len(cycles)} numbers for {n_cycles} cycles of "
+                                            "readings; send one cycle number per reading")  # fmt: skip
+    numbers = np.asarray(cycles, dtype=np.int64)
+    bad = np.flatnonzero(np.diff(numbers) <= 0)
+    if len(bad):
+        at = int(bad[0]) + 1
+        how = "repeats" if numbers[at] == numbers[at - 1] else "is lower than"
+        problem = (f"cycles[{at}] = {numbers[at]} {how} cycles[{at - 1}] = {numbers[at - 1]}; cycle "
+                   "numbers must increase (readings oldest first, each cycle once)")  # fmt: skip
+        raise WindowError(index, window_id, problem)
 
 
 def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Predictor], dict[str, str]]:

@@ -1,11 +1,17 @@
 """How far to trust each answer: the graph's input-quality outputs (`quality_flags`, a bit set
-per cycle and column, and `ood_score`) turned into the `quality` of a prediction, with one
-sentence per flagged column that gives the values involved.
+per cycle and column; `window_flags`, a bit set per window; `ood_score`) and the cycle numbers
+the client sent, turned into the `quality` of a prediction, with one sentence per flag that
+gives the values involved.
 
 The graph decides (training/quality.py: what is flagged, what is masked); this module only
 explains, with the statistics in the model card, and applies the card's status rule:
-out_of_distribution if ood_score > 1 or more than max_masked sensor columns are flagged;
-degraded if any sensor column is flagged (it was masked); ok otherwise.
+- out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
+  window's cycles run backwards in wear (`direction`) or repeat whole (`repeated_cycles`);
+- degraded if a sensor column is flagged (it was masked), the history is shorter than the
+  model's window (`short_history`: its interval is that history's own), or the client's cycle
+  numbers skip cycles (`cycle_gap`);
+- ok otherwise: every reading within what training shows, per cycle and across sensors, the
+  cycles in time order with none repeated or missing, a full window of history.
 """
 
 from typing import Literal
@@ -20,24 +26,35 @@ OK: Status = "ok"
 DEGRADED: Status = "degraded"
 OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 # A column's checks in the order they are named: the first that fired is its `check`.
-CHECK_ORDER = ("out_of_range", "spike", "stuck", "unknown_condition")
+CHECK_ORDER = ("out_of_range", "spike", "stuck", "unknown_condition", "inconsistent")
+# The whole window's checks: the graph's window_flags bits, then the client's cycle numbers.
+WINDOW_CHECK_ORDER = ("direction", "repeated_cycles", "short_history")
+CYCLE_GAP = "cycle_gap"
+OUT_OF_DISTRIBUTION_CHECKS = {"direction", "repeated_cycles"}
+DEGRADED_CHECKS = {"short_history", CYCLE_GAP}
 
 
 class QualityFlag(BaseModel):
-    column: str = Field(description="the input column, e.g. s_4 or setting_1")
-    check: str = Field(description="out_of_range | spike | stuck | unknown_condition (the first that fired)")
+    column: str | None = Field(description="the input column, e.g. s_4 or setting_1; null: the whole window")
+    check: str = Field(
+        description="a column's: out_of_range | spike | stuck | unknown_condition | inconsistent (the first "
+        "that fired); the window's: direction | repeated_cycles | short_history | cycle_gap"
+    )
     problem: str = Field(description="what is wrong, with the values involved")
-    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first); "
-                              "in scoring, the file's cycle numbers")  # fmt: skip
+    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first), or "
+                              "the cycle numbers sent in `cycles`; in scoring, the file's")  # fmt: skip
 
 
 class Quality(BaseModel):
     """How far to trust one answer (the API's `quality`; the same object on every path)."""
 
     status: Status = Field(
-        description="ok; degraded: a sensor the model reads was flagged and masked (replaced by its "
-        "estimate from the others); out_of_distribution: the window is not like the training data "
-        "(the RUL is still returned, and should not be trusted)"
+        description="ok: every reading within what training shows, alone and against the other sensors, "
+        "the cycles in order with none repeated or missing, a full window of history; degraded: a sensor "
+        "was flagged and masked (replaced by its estimate from the others), the history is short (the "
+        "interval is that history's) or cycles are missing; out_of_distribution: the window is not like "
+        "the training data, its cycles run backwards or repeat (the RUL is still returned, and should "
+        "not be trusted)"
     )
     flags: list[QualityFlag] = Field(default_factory=list)
     ood_score: float = Field(
@@ -46,12 +63,21 @@ class Quality(BaseModel):
 
     def why_out_of_distribution(self) -> str:
         """One sentence for a refusal: the score and the first flags' problems."""
-        why = "; ".join(f"{f.column} {f.problem}" for f in self.flags[:3]) or "unlike the training data"
-        return f"out of distribution (ood_score {self.ood_score:g}): {why}"
+        why = "; ".join(f"{f.column or 'the window'} {f.problem}" for f in self.flags[:3])
+        return f"out of distribution (ood_score {self.ood_score:g}): {why or 'unlike the training data'}"
+
+
+def flag_subject(column: str | None, check: str) -> str:
+    """What a flag is about, in one word: its column, or a whole window's check (column null)."""
+    return column or check
 
 
 def _fmt(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _cycle_span(labels: list[int]) -> str:
+    return f"cycle {labels[0]}" if len(labels) == 1 else f"cycles {labels[0]} to {labels[-1]}"
 
 
 class QualityExplainer:
@@ -65,10 +91,28 @@ class QualityExplainer:
         self.centroids = self.scaled_centroids * np.asarray(checks.settings_scale)  # raw units
         self.center, self.scale = np.asarray(checks.center), np.asarray(checks.scale)  # (K, C)
         self.checked = {index: c for c, index in enumerate(checks.column_index)}  # raw column -> c
+        self.window_bits = checks.window_bits
 
     def _condition(self, row: np.ndarray) -> int:
         scaled = row[: self.n_settings] / np.asarray(self.checks.settings_scale)
         return int(np.argmin(((scaled - self.scaled_centroids) ** 2).sum(-1)))
+
+    def _z(self, rows: np.ndarray) -> np.ndarray:
+        """(T, 24) real rows -> (T, C) robust z-scores of the checked columns, as the graph has them."""
+        scaled = rows[:, : self.n_settings] / np.asarray(self.checks.settings_scale)
+        condition = np.argmin(((scaled[:, None, :] - self.scaled_centroids) ** 2).sum(-1), axis=1)
+        values = rows[:, self.checks.column_index]
+        return (values - self.center[condition]) / self.scale[condition]
+
+    def _inconsistent(self, real_window: np.ndarray, column: int) -> str:
+        c = self.checked[column]
+        z = self._z(real_window.astype(np.float64))
+        residual = float((z - z @ np.asarray(self.checks.imputation).T)[:, c].mean())
+        n, full = len(real_window), self.checks.window_length or len(real_window)
+        allowed = (self.checks.consistency_z or [0.0] * (c + 1))[c] * np.sqrt(full / n)
+        side = "above" if residual > 0 else "below"
+        return (f"reads {abs(residual):.2g} robust s.d. {side} its estimate from the other sensors over all "
+                f"{n} cycles; training windows differ by at most {allowed:.2g}")  # fmt: skip
 
     def _problem(self, check: str, window: np.ndarray, rows: np.ndarray, column: int, real: int) -> str:
         """The sentence for one check of one column; `rows` are the flagged rows of `window`."""
@@ -78,6 +122,8 @@ class QualityExplainer:
             return (f"reads {_fmt(values.min())}" + (f" to {_fmt(values.max())}" if np.ptp(values) else "")
                     + f" in {len(rows)} of {real} cycles, far from every training operating condition "
                     f"(training values of {self.features[column]}: {known})")  # fmt: skip
+        if check == "inconsistent":
+            return self._inconsistent(window[len(window) - real :], column)
         c, k = self.checked[column], self._condition(window[rows[0]])
         center, scale = self.center[k, c], self.scale[k, c]
         if check == "out_of_range":
@@ -97,11 +143,61 @@ class QualityExplainer:
         return (f"reads {_fmt(values[0])} in {len(rows)} consecutive cycles; in training it never repeats "
                 f"the same value {self.checks.stuck_run[c]} times in a row")  # fmt: skip
 
+    def _window_flag(self, check: str, real_window: np.ndarray, labels: np.ndarray) -> QualityFlag:
+        """The whole window's flag `check` (a window_flags bit); real_window (n, 24) its real
+        rows, labels (n,) their cycle labels."""
+        n = len(real_window)
+        if check == "direction":
+            z = self._z(real_window.astype(np.float64))
+            h = z @ np.asarray(self.checks.wear)
+            t = np.arange(n) - (n - 1) / 2
+            slope = float(h @ t / (t @ t))
+            thresholds = self.checks.direction_slope or [float("nan")]
+            allowed = thresholds[min(n, len(thresholds) - 1)]
+            problem = (f"the sensors' wear runs backwards in time: their health index rises {slope:.2g} "
+                       f"cycles of RUL per cycle over the {n} cycles, where training windows rise at most "
+                       f"{allowed:.2g}; are the cycles newest first or out of order?")  # fmt: skip
+            return QualityFlag(column=None, check=check, problem=problem, cycles=[])
+        if check == "repeated_cycles":
+            same = np.flatnonzero((real_window[1:] == real_window[:-1]).all(axis=1)) + 1
+            repeated = [int(labels[i]) for i in same]
+            problem = (f"{len(repeated)} cycles ({_cycle_span(repeated)}) are identical in all "
+                       f"{real_window.shape[1]} columns to the cycle before them; training units repeat a "
+                       f"whole cycle at most {self.checks.repeated_allowed} times: a reading copied to fill "
+                       "the window?")  # fmt: skip
+            return QualityFlag(column=None, check=check, problem=problem, cycles=repeated)
+        full = self.checks.window_length or n
+        problem = (f"uses {n} cycles of history; the model reads {full}: the answer rests on less, and its "
+                   "interval is the one calibrated for histories of this length")  # fmt: skip
+        return QualityFlag(column=None, check=check, problem=problem, cycles=[])
+
+    @staticmethod
+    def _gap_flag(labels: np.ndarray) -> QualityFlag | None:
+        """cycle_gap when the cycle labels of the real rows skip numbers (the client's cycle numbers)."""
+        steps = np.diff(labels)
+        gaps = np.flatnonzero(steps > 1)
+        if not len(gaps):
+            return None
+        first = int(gaps[0])
+        missing = int((steps[gaps] - 1).sum())
+        more = f"; {len(gaps)} gaps in all" if len(gaps) > 1 else ""
+        problem = (f"{missing} cycles missing: the cycles jump from {int(labels[first])} to "
+                   f"{int(labels[first + 1])}{more}; the model reads consecutive cycles")  # fmt: skip
+        return QualityFlag(
+            column=None, check=CYCLE_GAP, problem=problem, cycles=[int(labels[g + 1]) for g in gaps]
+        )
+
     def assess(
-        self, window: np.ndarray, flags: np.ndarray, ood_score: float, positions: np.ndarray
+        self,
+        window: np.ndarray,
+        flags: np.ndarray,
+        ood_score: float,
+        positions: np.ndarray,
+        window_flags: int = 0,
     ) -> Quality:
         """window (W, 24) as the graph read it, flags (W, 24) int, positions (W,): the label of
-        each row in the caller's terms, -1 for the front padding (never reported)."""
+        each row in the caller's terms (its cycle numbers, or positions), -1 for the front
+        padding (never reported); window_flags: the graph's bits for the whole window."""
         real_rows = positions >= 0
         real = int(real_rows.sum())
         result: list[QualityFlag] = []
@@ -123,22 +219,39 @@ class QualityExplainer:
             result.append(
                 QualityFlag(column=self.features[column], check=fired[0], problem=problem, cycles=cycles)
             )
+        labels = positions[real_rows]
+        for check in WINDOW_CHECK_ORDER:
+            if window_flags & self.window_bits.get(check, 0):
+                result.append(self._window_flag(check, window[real_rows], labels))
+        gap = self._gap_flag(labels)
+        if gap is not None:
+            result.append(gap)
+        checks = {f.check for f in result if f.column is None}
         score = float(ood_score)
-        if score > 1.0 or sensors_flagged > self.checks.max_masked:
+        if score > 1.0 or sensors_flagged > self.checks.max_masked or checks & OUT_OF_DISTRIBUTION_CHECKS:
             status = OUT_OF_DISTRIBUTION
         else:
-            status = DEGRADED if sensors_flagged else OK
+            status = DEGRADED if sensors_flagged or checks & DEGRADED_CHECKS else OK
         return Quality(status=status, flags=result, ood_score=round(score, 4))
 
     def assess_batch(
-        self, windows: np.ndarray, flags: np.ndarray, ood_scores: np.ndarray, positions: np.ndarray
+        self,
+        windows: np.ndarray,
+        flags: np.ndarray,
+        ood_scores: np.ndarray,
+        positions: np.ndarray,
+        window_flags: np.ndarray | None = None,
     ) -> list[Quality]:
         """`assess` for a batch: windows (N, W, 24), flags (N, W, 24), ood_scores (N,), positions
-        (N, W). A window with no flag at all (the common case) is settled by its score alone."""
-        flagged = (flags != 0).any(axis=(1, 2)).tolist()
-        scores = ood_scores.tolist()
+        (N, W), window_flags (N,). A window with no flag at all and consecutive labels (the
+        common case) is settled by its score alone."""
+        per_window = np.zeros(len(windows), np.int64) if window_flags is None else np.asarray(window_flags)
+        steps = np.diff(positions, axis=1)
+        gapped = ((steps > 1) & (positions[:, :-1] >= 0)).any(axis=1)
+        flagged = ((flags != 0).any(axis=(1, 2)) | (per_window != 0) | gapped).tolist()
+        scores, bits = ood_scores.tolist(), per_window.tolist()
         return [
-            self.assess(windows[i], flags[i], scores[i], positions[i])
+            self.assess(windows[i], flags[i], scores[i], positions[i], bits[i])
             if flagged[i]
             else Quality(status=OUT_OF_DISTRIBUTION if scores[i] > 1.0 else OK, ood_score=round(scores[i], 4))
             for i in range(len(scores))
@@ -150,3 +263,10 @@ def row_positions(window_length: int, n_cycles: int, first: int = 0) -> np.ndarr
     the last W of them (positions first + n - W ... first + n - 1), front padding -1."""
     positions = np.arange(window_length) + (n_cycles - window_length)
     return np.where(positions >= 0, positions + first, -1)
+
+
+def cycle_labels(cycles: np.ndarray, window_length: int, n_cycles: int) -> np.ndarray:
+    """(W,) the client's cycle number of each row of the window ending at its n-th reading
+    (`cycles` (T,) its cycle numbers), -1 for front padding."""
+    rows = row_positions(window_length, n_cycles)
+    return np.where(rows >= 0, cycles[np.maximum(rows, 0)], -1)

@@ -10,13 +10,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictInt,
     WithJsonSchema,
 )
 
 from service.fleet_file import FEATURES
 from service.quality import Quality
 
-# A real request: the last 30 cycles of test_FD001 units 1 (true RUL 112) and 34 (true RUL 7).
+# A real request: the last 50 cycles of test_FD001 units 9 (true RUL 111) and 34 (true RUL 7),
+# with their cycle numbers.
 EXAMPLE_REQUEST = json.loads((resources.files("service") / "examples" / "predict_fd001.json").read_text())
 
 
@@ -162,6 +164,12 @@ class Window(BaseModel):
     readings: Readings = Field(
         description="cycles oldest first; per cycle 24 numbers: setting_1..3 then s_1..s_21 "
         "(C-MAPSS column order, raw units)"
+    )
+    cycles: list[StrictInt] | None = Field(
+        default=None,
+        description="optional: the engine's cycle number of each reading, one per cycle of `readings`. "
+        "Numbers that decrease or repeat are refused (422 naming the position); missing cycles are "
+        "flagged in `quality` (cycle_gap, status degraded); quality flags then name these numbers",
     )
 
 

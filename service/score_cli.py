@@ -18,6 +18,7 @@ from tqdm import tqdm
 from service.fleet_file import FleetFileError, read_fleet
 from service.predictor import ModelLoadError, Predictor
 from service.providers import ProviderUnavailable, SessionConfig
+from service.quality import flag_subject
 from service.scoring import score_fleet
 from service.settings import Settings
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         result.predictions.units.tolist(), result.predictions.answers.quality, strict=True
     ):
         if quality.status != "ok":
-            columns = ", ".join(f.column for f in quality.flags) or "no single column"
+            columns = ", ".join(flag_subject(f.column, f.check) for f in quality.flags) or "no single column"
             print(f"rul-score: unit {unit} is {quality.status} (flagged: {columns})", file=sys.stderr)
     if args.out and args.out.suffix == ".json":
         body = {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}

@@ -12,7 +12,7 @@ import numpy as np
 
 from service.answers import UnitAnswers, column_names, concat_units
 from service.predictor import Predictor
-from service.quality import OUT_OF_DISTRIBUTION, row_positions
+from service.quality import OUT_OF_DISTRIBUTION, cycle_labels
 
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
 
@@ -67,13 +67,6 @@ def csv_rows(scored: UnitAnswers, header: bool = True) -> list[list[object]]:
 CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "ood_score": 4}
 
 
-def _positions(cycles: np.ndarray, window_length: int, n_cycles: int) -> np.ndarray:
-    """(W,) the file's cycle number of each row of the window ending at the unit's n-th
-    reading, -1 for front padding."""
-    rows = row_positions(window_length, n_cycles)
-    return np.where(rows >= 0, cycles[np.maximum(rows, 0)], -1)
-
-
 def _scores(
     predictor: Predictor, units: np.ndarray, cycles: np.ndarray, windows: np.ndarray, positions: np.ndarray
 ) -> UnitAnswers:
@@ -84,8 +77,9 @@ def _scores(
 
 
 def _trajectory_windows(readings: np.ndarray, window_length: int, min_cycles: int) -> np.ndarray:
-    """A window ending at every cycle from `min_cycles` on, front-padded (edge) when short."""
-    padded = np.pad(readings, ((window_length - min_cycles, 0), (0, 0)), mode="edge")
+    """A window ending at every cycle from `min_cycles` on, front-padded with NaN rows when
+    short (the card's padding rule 'nan': the graph counts the real rows)."""
+    padded = np.pad(readings, ((window_length - min_cycles, 0), (0, 0)), constant_values=np.nan)
     views = np.lib.stride_tricks.sliding_window_view(padded, window_length, axis=0)  # (N, C, W)
     return np.ascontiguousarray(views.transpose(0, 2, 1))  # (N, W, C)
 
@@ -102,7 +96,7 @@ def score_trajectory(
     min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
     windows = _trajectory_windows(readings, window_length, min_cycles)
     ends = np.arange(min_cycles, len(readings) + 1)  # readings each window holds
-    positions = np.stack([_positions(cycles, window_length, int(n)) for n in ends])
+    positions = np.stack([cycle_labels(cycles, window_length, int(n)) for n in ends])
     parts = []
     for start in range(0, len(windows), BATCH_WINDOWS):
         check()
@@ -143,9 +137,9 @@ def score_fleet(
                       f"model {predictor.card.name} needs at least {min_cycles}")  # fmt: skip
             skipped.append({"unit": unit, "cycles": len(readings), "reason": reason})
         else:
-            window, _, _, _ = predictor.prepare(len(last_meta), f"unit {unit}", readings)
+            window, _, _, _ = predictor.prepare(len(last_meta), f"unit {unit}", readings, cycles)
             last_windows.append(window)
-            last_positions.append(_positions(cycles, window_length, len(readings)))
+            last_positions.append(cycle_labels(cycles, window_length, len(readings)))
             last_meta.append((unit, int(cycles[-1])))
             if all_cycles:
                 trajectories[unit] = score_trajectory(predictor, unit, cycles, readings, check)

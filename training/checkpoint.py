@@ -1,7 +1,8 @@
 """The self-describing checkpoint and the raw-readings model it rebuilds.
 
-`ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in; RUL in cycles
-(clamped at 0), health probabilities, the interval bounds and the input-quality outputs out.
+`ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in, short histories
+padded with leading rows of NaN (training/padding.py); RUL in cycles (clamped at 0), health
+probabilities, the interval bounds and the input-quality outputs out.
 Evaluation uses the same
 module, so the numbers in a model card are those of the graph that ships.
 """
@@ -14,13 +15,14 @@ from torch import nn
 
 from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
+from training.padding import fill_padding, real_rows
 from training.preprocessing import PreprocessingStats, Preprocessor
 from training.quality import QualityCheck
 
 CHECKPOINT_FORMAT = "rul-checkpoint/2"
 # The graph's outputs in order (RawReadingsModel gives the first two; a graph without input
 # checks, as rul-evaluate builds from one checkpoint, the first four).
-OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score")
+OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags")
 
 
 class RawReadingsModel(nn.Module):
@@ -36,7 +38,9 @@ class RawReadingsModel(nn.Module):
         self, readings: torch.Tensor, column_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """column_mask (B, 24) bool: raw columns flagged as faulty; the network's features
-        among them are replaced by their estimate from the others (Preprocessor)."""
+        among them are replaced by their estimate from the others (Preprocessor). Leading NaN
+        rows are padding (filled with the first real cycle)."""
+        readings = fill_padding(readings, real_rows(readings))
         mask = None if column_mask is None else column_mask.index_select(-1, self.preprocessor.feature_index)
         rul, health_logits = self.model(self.preprocessor(readings, mask))
         return torch.clamp(rul, min=0.0), torch.softmax(health_logits, dim=-1)
@@ -45,8 +49,9 @@ class RawReadingsModel(nn.Module):
 class ServingGraph(nn.Module):
     """What gets exported: the input checks, the mean of one or more members' RUL and health
     probabilities (sensor columns the checks flag are masked in every member), and the
-    calibrated interval on that mean. (B, W, 24) -> rul, health_probs, rul_lower, rul_upper,
-    quality_flags (B, W, 24) int32, ood_score (B,)."""
+    calibrated interval on that mean, for the window's history length. (B, W, 24), leading
+    NaN rows padding -> rul, health_probs, rul_lower, rul_upper, quality_flags (B, W, 24)
+    int32, ood_score (B,), window_flags (B,) int32."""
 
     def __init__(
         self, members: list[RawReadingsModel], interval: IntervalHead, quality: QualityCheck | None = None
@@ -57,16 +62,19 @@ class ServingGraph(nn.Module):
         self.quality = quality
 
     def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        real = real_rows(readings)  # (B, W)
+        readings = fill_padding(readings, real)
+        n_real = real.float().sum(dim=1)  # (B,)
         if self.quality is None:
-            flags, column_mask, ood_score = None, None, None
+            flags, column_mask, ood_score, window_flags = None, None, None, None
         else:
-            flags, column_mask, ood_score = self.quality(readings)
+            flags, column_mask, ood_score, window_flags = self.quality(readings, real)
         outputs = [member(readings, column_mask) for member in self.members]
         rul = torch.stack([o[0] for o in outputs]).mean(0)  # (B,)
         probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)
         if flags is None:
-            return (rul, probs, *self.interval(rul))
-        return (rul, probs, *self.interval(rul), flags, ood_score)
+            return (rul, probs, *self.interval(rul, n_real))
+        return (rul, probs, *self.interval(rul, n_real), flags, ood_score, window_flags)
 
 
 def save_checkpoint(path: str | Path, model: DualTaskModel, facts: dict[str, Any]) -> None:

@@ -51,8 +51,11 @@ DEGRADING_MAX_RUL = 80
 # as short as 21/19 cycles, hence the shorter windows there.
 DEFAULT_WINDOW_LENGTHS = {"FD001": 30, "FD002": 20, "FD003": 30, "FD004": 15}
 
-# Test units shorter than the window are padded at the front by repeating their first
-# cycle ("edge" padding) and never dropped; below this many cycles there is too little
-# history to say anything and the service refuses the window.
-PADDING_RULE = "edge"
+# Test units shorter than the window are padded at the front and never dropped; below
+# MIN_CYCLES there is too little history to say anything and the service refuses the window.
+# The exported graph is sent rows of NaN in front ("nan": it counts the real cycles and fills
+# the padding with the first real one, training/padding.py); the networks train on windows
+# padded by repeating the first cycle ("edge"), which is what that filling gives.
+PADDING_RULE = "nan"
+TRAINING_PADDING = "edge"
 MIN_CYCLES = 10

@@ -1,18 +1,40 @@
 """The served ensemble built from checkpoints: every member with its preprocessing, the input
 checks fitted on the members' training units, and the interval calibrated on their held-out
-windows against the true, uncapped RUL (what rul-export exports and the studies evaluate)."""
+windows against the true, uncapped RUL, for full windows and for each band of shorter history
+(what rul-export exports and the studies evaluate)."""
+
+from typing import NamedTuple
 
 import numpy as np
 
 from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
-from training.constants import N_OPERATING_CONDITIONS
+from training.constants import N_OPERATING_CONDITIONS, PADDING_RULE
 from training.data import Subset, Unit, load_subset
 from training.evaluate import torch_predict_fn
-from training.intervals import IntervalBands, IntervalHead, calibrate_uncapped
+from training.intervals import (
+    IntervalBands,
+    IntervalHead,
+    calibrate_uncapped,
+    history_bands,
+    with_short_history,
+)
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality import QualityCheck, fit_quality
 from training.test_like import window_weights
-from training.windows import stack_windows
+from training.windows import cut_history, real_cycles, stack_windows
+
+CUT_SEED = 0  # the lengths validation windows are cut to, per history band
+
+
+class Calibration(NamedTuple):
+    """Held-out windows' predictions, one entry per window (`calibration_windows`)."""
+
+    predicted: np.ndarray  # RUL, cycles
+    truth: np.ndarray  # true, uncapped RUL
+    weights: np.ndarray  # test-like
+    cycles_used: np.ndarray  # real cycles in the window
+    cut: np.ndarray  # bool: a copy of a full window cut to a shorter history (`with_cuts`)
+    calibrated_on: str
 
 
 def with_imputation(
@@ -51,22 +73,32 @@ def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[Serv
     quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
                           first["preprocessing"]["feature_names"], window_length)  # fmt: skip
     check = QualityCheck(quality, window_length)
+    held_out = calibration_windows(members, checkpoints, subset)
+    full = held_out.cycles_used == window_length
     if len(members) == 1 and first["interval"].get("open_above") is not None:
         bands = IntervalBands(**first["interval"])
     else:  # against the uncapped truth, open above the cap (intervals.py)
-        predicted, truth, weights, calibrated_on = calibration_windows(members, checkpoints, subset)
         bands = calibrate_uncapped(
-            predicted, truth, first["interval"]["edges"], first["interval"]["nominal_coverage"],
-            first["rul_cap"], calibrated_on, weights,
-        )  # fmt: skip
+            held_out.predicted[full],
+            held_out.truth[full],
+            first["interval"]["edges"],
+            first["interval"]["nominal_coverage"],
+            first["rul_cap"],
+            held_out.calibrated_on,
+            held_out.weights[full],
+        )
+    bands = with_short_history(bands, held_out.predicted, held_out.truth, held_out.cycles_used,
+                               held_out.weights, window_length)  # fmt: skip
     return ServingGraph(members, IntervalHead(bands), check).eval(), checkpoints, subset
 
 
 def calibration_windows(
     members: list[RawReadingsModel], checkpoints: list[dict], subset: Subset
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(predicted RUL, true uncapped RUL, weight, description) on windows of units that the
-    predicting network never trained on (a single network: its validation units):
+) -> Calibration:
+    """Predicted RUL, true uncapped RUL, weight and cycles used of windows of units
+    that the predicting network never trained on (a single network: its validation units),
+    padded as served, each full window also cut to a length in every history band
+    (`with_cuts`):
     - members that share their validation units (a seed ensemble): the ensemble's mean on them;
     - members with disjoint validation units (a cross-validation ensemble): each member on its
       own fold, i.e. out-of-fold predictions over every training unit. These are single-network
@@ -82,27 +114,51 @@ def calibration_windows(
     window_length = checkpoints[0]["window_length"]
     by_id = {u.unit_id: u for u in subset.train}
 
-    def windows(ids: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def windows(ids: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         units = [by_id[i] for i in sorted(ids)]
-        x, y = stack_windows(units, window_length, None)
-        return x, y, window_weights(units, subset.test, window_length)
+        x, y = stack_windows(units, window_length, None, padding=PADDING_RULE)
+        return with_cuts(x, y, window_weights(units, subset.test, window_length))
 
     val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
     if all(v == val_sets[0] for v in val_sets):
-        x_val, y_val, w_val = windows(val_sets[0])
+        x_val, y_val, w_val, cut = windows(val_sets[0])
         uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
-        calibrated_on = "validation windows, true uncapped RUL, test-like weights"
-        return torch_predict_fn(uncalibrated)(x_val)["rul"], y_val, w_val, calibrated_on
+        return Calibration(
+            torch_predict_fn(uncalibrated)(x_val)["rul"],
+            y_val,
+            w_val,
+            real_cycles(x_val),
+            cut,
+            "validation windows, true uncapped RUL, test-like weights",
+        )
     n_units = len(set().union(*val_sets))
     if sum(len(v) for v in val_sets) != n_units:
         raise ValueError("the members' validation units overlap but differ: no calibration set is held out "
                          "from every member; use one split (seed ensemble) or disjoint folds")  # fmt: skip
-    predicted, truth, weights = [], [], []
+    parts = []
     for member, val_ids in zip(members, val_sets, strict=True):
-        x_val, y_val, w_val = windows(val_ids)
-        predicted.append(torch_predict_fn(member)(x_val)["rul"])
-        truth.append(y_val)
-        weights.append(w_val)
+        x_val, y_val, w_val, cut = windows(val_ids)
+        parts.append((torch_predict_fn(member)(x_val)["rul"], y_val, w_val, real_cycles(x_val), cut))
     calibrated_on = (f"out-of-fold validation windows of {n_units} training units, true uncapped RUL, "
                      "test-like weights")  # fmt: skip
-    return np.concatenate(predicted), np.concatenate(truth), np.concatenate(weights), calibrated_on
+    return Calibration(*(np.concatenate([p[k] for p in parts]) for k in range(5)), calibrated_on)
+
+
+def with_cuts(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows (N, W, 24), truth, weights -> the same followed, per history band
+    (intervals.history_bands), by a copy of every full window cut to a length drawn uniformly
+    in the band (what a client with that much history sends), and which are cut copies. A cut
+    window keeps its truth and its weight (the end cycle is the same)."""
+    window_length = x.shape[1]
+    full = np.flatnonzero(real_cycles(x) == window_length)
+    rng = np.random.default_rng(CUT_SEED)
+    xs, ys, ws = [x], [y], [w]
+    for first, last in history_bands(window_length):
+        lengths = rng.integers(first, last + 1, size=len(full))
+        xs.append(cut_history(x[full], lengths))
+        ys.append(y[full])
+        ws.append(w[full])
+    cut = np.arange(sum(len(part) for part in xs)) >= len(x)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), cut

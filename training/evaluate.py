@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from training.checkpoint import OUTPUT_NAMES, load_serving_graph
-from training.constants import HEALTH_STATES, RUL_CAP
+from training.constants import HEALTH_STATES, PADDING_RULE, RUL_CAP
 from training.data import Unit, load_subset
 from training.labels import health_labels
 from training.metrics import accuracy, bootstrap_rmse_interval, interval_coverage, macro_f1, phm08_score, rmse
@@ -92,7 +92,7 @@ def evaluate_last_windows(
 
 def rmse_all_windows(predict: PredictFn, units: list[Unit], window_length: int) -> float:
     """RMSE over every window of `units` against the true RUL capped at RUL_CAP."""
-    readings, true_rul = stack_windows(units, window_length, RUL_CAP)
+    readings, true_rul = stack_windows(units, window_length, RUL_CAP, padding=PADDING_RULE)
     return rmse(predict(readings)["rul"], true_rul)
 
 

@@ -31,7 +31,7 @@ from training.constants import (
 from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
-from training.quality import CHECK_NAMES, QualityStats
+from training.quality import CHECK_NAMES, WINDOW_CHECK_NAMES, QualityStats
 from training.recipes import RECIPES
 from training.static_graph import make_static
 from training.triton import write_triton_repo
@@ -70,17 +70,31 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "above range_z of the column",
             "spike": "|robust z(t) - robust z(t-1)| above jump_z of the column",
             "stuck": "the same value in stuck_run consecutive cycles "
-            "(2 more than the longest run in training)",
+            "(2 more than the longest run in training); whole cycles repeated are repeated_cycles",
             "unknown_condition": "an operational setting farther than settings_z (scaled) from every "
             "training operating condition",
-            "ood_score": "max(mean per-cycle squared Mahalanobis distance / C of the sensor z-scores, "
-            "flagged "
-            "columns imputed, / mahalanobis_threshold; settings distance / settings_z)",
+            "inconsistent": "the column's mean, over the real cycles, of its robust z minus its estimate "
+            "from the other sensors (imputation) above consistency_z x sqrt(window_length / cycles used); "
+            "the "
+            "column blamed is the one whose offset signature best explains the residuals; checked only "
+            "when no per-cycle check fired",
+            "direction": "the least-squares slope over the real cycles of the health index z @ wear "
+            "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
+            "or out of order (window_flags bit)",
+            "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
+            "(the most in any training unit) (window_flags bit)",
+            "short_history": "fewer real cycles than window_length: the interval is calibrated for that "
+            "history band (interval.short_history) (window_flags bit)",
+            "ood_score": "max of: mean per-cycle squared Mahalanobis distance / C of the sensor z-scores "
+            "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
+            "settings_z; direction slope / its threshold; repeated cycles / (repeated_allowed + 0.5)",
         },
         "bits": {name: bit for bit, name in CHECK_NAMES.items()},
-        "status_rule": "out_of_distribution if ood_score > 1 or more than max_masked checked columns are "
-        "flagged; else degraded if any checked column is flagged (it is masked: replaced by its estimate "
-        "from the other sensors in every member); else ok",
+        "window_bits": {name: bit for bit, name in WINDOW_CHECK_NAMES.items()},
+        "status_rule": "out_of_distribution if ood_score > 1, more than max_masked checked columns are "
+        "flagged, or window_flags has direction or repeated_cycles; else degraded if any checked column "
+        "is flagged (it is masked: replaced by its estimate from the other sensors in every member), "
+        "window_flags has short_history, or the client's cycle numbers have a gap; else ok",
         "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
         "estimate from the unflagged sensors (weights fitted on each member's training units)",
         **stats.to_dict(),
@@ -110,10 +124,11 @@ def export(
     graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir)
     first = checkpoints[0]
     config, window_length = first["train_config"], first["window_length"]
-    test_windows, _ = last_windows(subset.test, window_length)
-    # Parity on the test windows, training windows from every operating condition, and
-    # faulty copies of the test windows (the checks and the masking they trigger).
-    train_windows, _ = stack_windows(subset.train[:5], window_length, None)
+    test_windows, _ = last_windows(subset.test, window_length)  # NaN-padded, as served
+    # Parity on the test windows, training windows from every operating condition (a unit's
+    # first windows are short histories), and faulty copies of the test windows (the checks
+    # and the masking they trigger).
+    train_windows, _ = stack_windows(subset.train[:5], window_length, None, padding=PADDING_RULE)
     checked = graph.quality.stats.column_index
     parity_windows = np.concatenate([test_windows, train_windows[::7], faulty_copies(test_windows, checked)])
 
@@ -144,6 +159,8 @@ def export(
             "quality_flags": "int32 bit set per cycle and column, shape [batch, window, 24]: "
             + ", ".join(f"{bit} {name}" for bit, name in CHECK_NAMES.items()),
             "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
+            "window_flags": "int32 bit set per window, shape [batch]: "
+            + ", ".join(f"{bit} {name}" for bit, name in WINDOW_CHECK_NAMES.items()),
         },
         "quality": quality_card(graph.quality.stats),
         "health_states": list(HEALTH_STATES),
@@ -152,8 +169,9 @@ def export(
         "padding": {
             "rule": PADDING_RULE,
             "min_cycles": MIN_CYCLES,
-            "description": "windows shorter than window_length are padded at the front "
-            "by repeating their first cycle; fewer than min_cycles is refused",
+            "description": "windows shorter than window_length are sent padded at the front with rows "
+            "that are NaN in every column; the graph counts the real rows (short_history) and fills the "
+            "padding with the first real cycle; fewer than min_cycles is refused",
         },
         "interval": {
             "method": "split-conformal per predicted-RUL band (Mondrian)",

@@ -13,6 +13,11 @@ prediction: the errors are far from symmetric once the truth is uncapped). A net
 on RUL capped at 125 cannot tell an engine with 130 cycles left from one with 300: where the
 calibrated upper bound would pass the cap (`open_above`), the interval is open above (upper
 bound +inf, "at least rul_lower") and its lower bound is one-sided at 1 - alpha.
+
+A short history (fewer real cycles than the window) predicts worse, so it gets widths of its
+own: the same calibration repeated on the validation windows cut to each history band's
+lengths (`HISTORY_BANDS`, `with_short_history`); the graph picks the band from how many of
+the window's rows are real.
 """
 
 from dataclasses import asdict, dataclass
@@ -20,6 +25,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+
+# Bands of cycles used (first, last) below the full window; the full window is its own band.
+HISTORY_BANDS = ((10, 19), (20, 34), (35, None))  # None: window_length - 1
+
+
+def history_bands(window_length: int) -> list[tuple[int, int]]:
+    """HISTORY_BANDS for a model's window: (first, last) cycles used, each below the window,
+    empty bands left out (a 40-cycle window has 10-19, 20-34 and 35-39)."""
+    bands = [(first, window_length - 1 if last is None else min(last, window_length - 1))
+             for first, last in HISTORY_BANDS]  # fmt: skip
+    return [(first, last) for first, last in bands if first <= last]
 
 
 @dataclass
@@ -33,9 +49,36 @@ class IntervalBands:
     upper_widths: list[float] | None = None
     open_lower_widths: list[float] | None = None
     open_above: float | None = None
+    # Since short-history intervals: per band of cycles used below the full window, widths
+    # calibrated as above on windows cut to those lengths: {"cycles": [first, last],
+    # "half_widths", "upper_widths", "open_lower_widths"}. None: one set for every history.
+    short_history: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_history(self, cycles_used: int) -> "IntervalBands":
+        """The widths used for a window with `cycles_used` real cycles, as bands of their own."""
+        for band in self.short_history or []:
+            if cycles_used <= band["cycles"][1]:
+                return IntervalBands(
+                    self.edges,
+                    band["half_widths"],
+                    self.nominal_coverage,
+                    self.calibrated_on,
+                    band["upper_widths"],
+                    band["open_lower_widths"],
+                    self.open_above,
+                )
+        return IntervalBands(
+            self.edges,
+            self.half_widths,
+            self.nominal_coverage,
+            self.calibrated_on,
+            self.upper_widths,
+            self.open_lower_widths,
+            self.open_above,
+        )
 
 
 def band_index(rul: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -93,8 +136,48 @@ def calibrate_uncapped(
     )  # fmt: skip
 
 
-def interval_bounds(rul: np.ndarray, bands: IntervalBands) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) as the graph computes them; upper is +inf where the interval is open."""
+def with_short_history(
+    bands: IntervalBands, predicted: np.ndarray, true: np.ndarray, cycles_used: np.ndarray,
+    weights: np.ndarray, window_length: int,
+) -> IntervalBands:  # fmt: skip
+    """`bands` (the full window's) with widths per HISTORY_BANDS band, calibrated as
+    `calibrate_uncapped` on predictions of windows cut to `cycles_used` real cycles."""
+    short = []
+    for first, last in history_bands(window_length):
+        in_band = (cycles_used >= first) & (cycles_used <= last) & (weights > 0)
+        if not in_band.any():
+            continue
+        fitted = calibrate_uncapped(
+            predicted[in_band],
+            true[in_band],
+            bands.edges,
+            bands.nominal_coverage,
+            bands.open_above or 0.0,
+            bands.calibrated_on,
+            weights[in_band],
+        )
+        short.append(
+            {
+                "cycles": [first, last],
+                "half_widths": fitted.half_widths,
+                "upper_widths": fitted.upper_widths,
+                "open_lower_widths": fitted.open_lower_widths,
+            }
+        )
+    return IntervalBands(**{**bands.to_dict(), "short_history": short or None})
+
+
+def interval_bounds(
+    rul: np.ndarray, bands: IntervalBands, cycles_used: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) as the graph computes them; upper is +inf where the interval is open.
+    `cycles_used` (N,): real cycles per window (default: full windows)."""
+    if cycles_used is not None and bands.short_history:
+        lower, upper = np.zeros(len(rul)), np.zeros(len(rul))
+        for n in np.unique(cycles_used):
+            at = cycles_used == n
+            lower[at], upper[at] = interval_bounds(rul[at], bands.for_history(int(n)))
+        return lower, upper
     band = band_index(rul, bands.edges)
     lower_width = np.asarray(bands.half_widths)[band]
     upper = rul + np.asarray(bands.upper_widths or bands.half_widths)[band]
@@ -106,23 +189,38 @@ def interval_bounds(rul: np.ndarray, bands: IntervalBands) -> tuple[np.ndarray, 
 
 
 class IntervalHead(nn.Module):
-    """rul (B,) -> (lower (B,) >= 0, upper (B,), +inf when open), as `interval_bounds`."""
+    """rul (B,), cycles used (B,) -> (lower (B,) >= 0, upper (B,), +inf when open), as
+    `interval_bounds`. The widths are tables (history bands, RUL bands), flattened: one
+    gather of band_of_history * (E + 1) + band_of_rul."""
 
     def __init__(self, bands: IntervalBands):
         super().__init__()
         self.bands = bands
+        short = bands.short_history or []
+        tables = [*short, {"half_widths": bands.half_widths, "open_lower_widths": bands.open_lower_widths,
+                           "upper_widths": bands.upper_widths or bands.half_widths}]  # fmt: skip
         self.register_buffer("edges", torch.tensor(bands.edges))  # (E,)
-        self.register_buffer("lower_widths", torch.tensor(bands.half_widths))  # (E + 1,)
         self.register_buffer(
-            "upper_widths", torch.tensor(bands.upper_widths or bands.half_widths)
-        )  # (E + 1,)
+            "history_edges", torch.tensor([float(b["cycles"][1]) for b in short])
+        )  # (H - 1,)
+        self.n_rul_bands = len(bands.edges) + 1
+        self.register_buffer("lower_widths", torch.tensor([t["half_widths"] for t in tables]).flatten())
+        self.register_buffer("upper_widths", torch.tensor([t["upper_widths"] for t in tables]).flatten())
         self.opens = bands.open_above is not None and bands.open_lower_widths is not None
         if self.opens:
-            self.register_buffer("open_lower_widths", torch.tensor(bands.open_lower_widths))  # (E + 1,)
+            self.register_buffer(
+                "open_lower_widths", torch.tensor([t["open_lower_widths"] for t in tables]).flatten()
+            )
             self.open_above = float(bands.open_above)
 
-    def forward(self, rul: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, rul: torch.Tensor, cycles_used: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         band = (rul.unsqueeze(-1) > self.edges).long().sum(-1)  # (B,)
+        if cycles_used is not None and len(self.history_edges):
+            band = band + self.n_rul_bands * (cycles_used.unsqueeze(-1) > self.history_edges).long().sum(-1)
+        elif len(self.history_edges):
+            band = band + self.n_rul_bands * len(self.history_edges)  # a full window
         lower_width = self.lower_widths[band]  # (B,)
         upper = rul + self.upper_widths[band]  # (B,)
         if self.opens:

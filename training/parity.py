@@ -45,6 +45,7 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
         worst_rul > PARITY_TOLERANCE_RUL
         or parity["max_abs_diff_health_probs"] > PARITY_TOLERANCE_PROBS
         or parity["max_abs_diff_quality_flags"] != 0
+        or parity["max_abs_diff_window_flags"] != 0
         or parity["max_abs_diff_ood_score"] > PARITY_TOLERANCE_OOD * ood_scale
     ):
         raise RuntimeError(
@@ -55,17 +56,31 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
     return parity
 
 
+FAULT_KINDS = 7
+
+
 def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
     """Copies of `windows` with one fault each, cycling through `columns` and the fault kinds
-    (dead at 0.0, x10 spike in the last cycle, stuck at the first value): parity of the input
-    checks and of masking, not only of clean windows."""
+    (dead at 0.0, x10 spike in the last cycle, stuck at the first value, a 1 % offset, the
+    cycles reversed, the latest cycle repeated over the last half, the history cut to its last
+    12 cycles): parity of every input check and of masking, not only of clean windows."""
     faulty = windows.copy()
+    half = windows.shape[1] // 2
     for i, window in enumerate(faulty):
-        column, kind = columns[i % len(columns)], i % 3
+        column, kind = columns[i % len(columns)], i % FAULT_KINDS
         if kind == 0:
             window[:, column] = 0.0
         elif kind == 1:
             window[-1, column] *= 10.0
-        else:
+        elif kind == 2:
             window[:, column] = window[0, column]
+        elif kind == 3:
+            window[:, column] *= 1.01
+        elif kind == 4:
+            real = ~np.isnan(window).all(axis=1)
+            window[real] = window[real][::-1]
+        elif kind == 5:
+            window[half:] = window[-1]
+        else:
+            window[:-12] = np.nan
     return faulty

@@ -1,18 +1,40 @@
 """Input-quality checks that live inside the exported graph, so every runtime that serves the
 file (the service, rul-score, Triton) flags a faulty or foreign window the same way.
 
+The graph is told which rows are real (leading NaN rows are padding: training/padding.py), so
+no check guesses padding from repeated rows and every statistic is taken over real cycles.
+
 Per checked sensor column (the sensors the model reads), per cycle:
 - out_of_range: robust z-score |x - median| / (1.4826 MAD) of its operating condition beyond
   the column's threshold (a dead sensor reading 0.0, a spike x10, a wrong unit);
 - spike: a jump of the robust z-score between consecutive cycles beyond the column's threshold;
 - stuck: the same value repeated over more consecutive cycles than the training units ever
   show for that column (all the checked sensors vary from cycle to cycle in C-MAPSS).
+Per checked sensor column, over the window:
+- inconsistent: the column disagrees with its estimate from the other sensors (least-squares
+  weights, `imputation`) by more, on average over the real cycles, than any validation window
+  (a constant offset or a small gain error that stays within range). Which column is to blame
+  is decided by a matched filter: an offset in column c moves every residual along column c of
+  (I - imputation), and the column whose signature best explains the residuals is flagged. It
+  is checked only when no per-cycle check fired and no cycle is repeated (their faults would
+  move every residual).
 Per settings column, per cycle:
 - unknown_condition: the operational setting far from every training operating condition
   (another flight regime or engine type, e.g. FD002 windows sent to fd001).
-Per window, one out-of-distribution score: the larger of the settings' distance and the
-mean per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores, each divided by
-its threshold, so a score above 1 means "not like the training data".
+Per window (the `window_flags` output):
+- direction: the wear seen in the window runs backwards in time. A linear health index (RUL
+  regressed on the sensor z-scores of the training rows) falls over real windows; the
+  least-squares slope of the index over the window's real cycles, in cycles of RUL per cycle,
+  above MARGIN x the 99.5th percentile of the validation windows' slopes with as many real
+  cycles (DIRECTION_QUANTILE) means newest-first or shuffled cycles;
+- repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
+  window has (a latest cycle repeated to fill the window);
+- short_history: fewer real cycles than the window (the interval is that history's own).
+A column flagged by any check is masked (replaced by its estimate from the others).
+One out-of-distribution score per window: the largest of the settings' distance, the mean
+per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
+the direction slope and the repeated-cycle count, each divided by its threshold, so a score
+above 1 means "not like the training data".
 
 Statistics come from the training units of one 80/20 split of the subset (split seed 0);
 every threshold is MARGIN times the largest value seen on its validation units, so no
@@ -26,23 +48,39 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.constants import INPUT_FEATURES, SETTING_NAMES
+from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
 from training.data import Unit
+from training.labels import rul_per_cycle
+from training.padding import fill_padding, real_rows
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
 from training.windows import split_by_unit, stack_windows
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
-OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION = 1, 2, 4, 8
+OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT = 1, 2, 4, 8, 16
 CHECK_NAMES = {
     OUT_OF_RANGE: "out_of_range",
     SPIKE: "spike",
     STUCK: "stuck",
     UNKNOWN_CONDITION: "unknown_condition",
+    INCONSISTENT: "inconsistent",
+}
+# Bits of the `window_flags` output (B,), per window.
+DIRECTION, REPEATED_CYCLES, SHORT_HISTORY = 1, 2, 4
+WINDOW_CHECK_NAMES = {
+    DIRECTION: "direction",
+    REPEATED_CYCLES: "repeated_cycles",
+    SHORT_HISTORY: "short_history",
 }
 MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units
 MIN_Z = 4.0  # a threshold is never below this many robust standard deviations
 STUCK_EXTRA = 2  # stuck: a run this much longer than the longest run in training
 MAX_MASKED = 3  # more flagged sensors than this: too little left to trust, out of distribution
+MIN_SLOPE = 0.02  # the direction threshold is never below this (cycles of RUL per cycle)
+# The direction threshold is MARGIN x this quantile of the validation windows' slopes, not
+# their largest: on fd004 one validation unit's index rises for ~10 cycles near RUL 125
+# (slope 2.9 against 0.11 at the 99th percentile), and its largest would blind the check.
+DIRECTION_QUANTILE = 0.995
+MIN_RESIDUAL = 0.2  # an inconsistency threshold is never below this many robust s.d.
 QUALITY_SPLIT = (0.2, 0)  # (validation fraction, split seed) of the units the checks are fitted on
 
 
@@ -65,6 +103,13 @@ class QualityStats:
     mahalanobis_threshold: float  # threshold on the window's mean squared Mahalanobis distance / C
     max_masked: int  # more flagged sensor columns than this: out of distribution
     calibrated_on: str  # which units gave the statistics and which the thresholds
+    window_length: int = 0  # the full window the window-level thresholds are stated for
+    wear: list[float] | None = None  # (C,) health index = z @ wear (+ a constant): RUL in cycles
+    # threshold on the index's slope, cycles of RUL per cycle, by real cycles in the window
+    # (index n, 0..window_length; shorter windows are noisier, so never stricter)
+    direction_slope: list[float] | None = None
+    consistency_z: list[float] | None = None  # (C,) threshold on |mean residual| over a full window
+    repeated_allowed: int = 0  # most identical consecutive real cycles in any training window
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,13 +126,42 @@ def _longest_run(column: np.ndarray) -> int:
     return int(np.diff(bounds).max())
 
 
-def _windows_mean_d2(units: list[Unit], window_length: int, stats: "QualityStats") -> np.ndarray:
-    """The OOD term of every window of `units`, computed as the graph does (no column masked)."""
+def slope_of_last(h: np.ndarray, n: int) -> np.ndarray:
+    """(N, W) health index -> (N,) least-squares slope over each row's last n values."""
+    t = np.arange(n) - (n - 1) / 2
+    return h[:, -n:] @ t / (t @ t)
+
+
+def _direction_thresholds(h: np.ndarray, real: np.ndarray, window_length: int) -> list[float]:
+    """Per real-cycle count n (0..W): MARGIN x the DIRECTION_QUANTILE of the slopes of the
+    validation windows with n real cycles, natural (a unit's first cycles) or cut from a full
+    window (its last n), then made non-increasing in n (a shorter history is never judged
+    more strictly)."""
+    full = h[real == window_length]
+    largest = np.full(window_length + 1, MIN_SLOPE / MARGIN)
+    for n in range(2, window_length + 1):
+        natural = h[real == n]
+        slopes = [slope_of_last(full, n)] + ([slope_of_last(natural, n)] if len(natural) else [])
+        largest[n] = max(largest[n], np.quantile(np.concatenate(slopes), DIRECTION_QUANTILE))
+    thresholds = MARGIN * np.maximum.accumulate(largest[::-1])[::-1]
+    thresholds[:2] = thresholds[2]
+    return thresholds.tolist()
+
+
+def _window_statistics(
+    units: list[Unit], window_length: int, stats: "QualityStats"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Computed as the graph does, with no column masked, for every window of `units` padded
+    as served: the health index per row (N, W), padding rows last-filled with the first real
+    row's, the real cycles (N,), the mean residuals (N, C) and the Mahalanobis term (N,)."""
     check = QualityCheck(stats, window_length).eval()
-    x, _ = stack_windows(units, window_length, None)
+    x, _ = stack_windows(units, window_length, None, padding=PADDING_RULE)
+    parts = []
     with torch.no_grad():
-        return np.concatenate([check.mean_d2(torch.from_numpy(x[i : i + 4096])).numpy()
-                               for i in range(0, len(x), 4096)])  # fmt: skip
+        for i in range(0, len(x), 4096):
+            parts.append([t.numpy() for t in check.window_statistics(torch.from_numpy(x[i : i + 4096]))])
+    index, real, residual, mean_d2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    return index, real, residual, mean_d2
 
 
 def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window_length: int) -> QualityStats:
@@ -142,8 +216,22 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
         calibrated_on=f"statistics: {len(train)} training units; thresholds: {MARGIN:g} x the largest "
         f"value on {len(val)} validation units (split seed {seed}, {val_fraction:.0%} held out)",
     )
-    stats.mahalanobis_threshold = float(MARGIN * _windows_mean_d2(val, window_length, stats).max())
+    stats.window_length = window_length
+    targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, RUL_CAP) for u in train])
+    design = np.c_[z_train, np.ones(len(z_train))]
+    stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
+    stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
+    index, real, residual, mean_d2 = _window_statistics(val, window_length, stats)
+    stats.direction_slope = _direction_thresholds(index, real, window_length)
+    full = real == window_length
+    stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
+    stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
     return stats
+
+
+def _repeated_rows(readings: np.ndarray) -> int:
+    """How many rows of (T, 24) equal the row before them in every column."""
+    return int((readings[1:] == readings[:-1]).all(axis=1).sum())
 
 
 # The helpers below keep the exported graph free of shape computations (no Shape -> Gather ->
@@ -170,17 +258,17 @@ def _shift_in_zero(x: torch.Tensor) -> torch.Tensor:
 
 
 class QualityCheck(nn.Module):
-    """Raw readings (B, W, 24) -> flags (B, W, 24) int32 bit set per cycle and column,
-    column_mask (B, 24) bool of sensor columns to mask, ood_score (B,) float32.
-
-    Rows equal to the previous row in all 24 columns are the front padding of a short window
-    (the service repeats the first cycle): they never count towards a stuck run."""
+    """Raw readings (B, W, 24), padding filled, and real (B, W) bool -> flags (B, W, 24) int32
+    bit set per cycle and column, column_mask (B, 24) bool of sensor columns to mask,
+    ood_score (B,) float32, window_flags (B,) int32 bit set."""
 
     def __init__(self, stats: QualityStats, window_length: int):
         super().__init__()
         self.stats = stats
         self.n_settings = len(SETTING_NAMES)
         n_cols = len(INPUT_FEATURES)
+        n_checked = len(stats.column_index)
+        self.window_length = window_length
         self.register_buffer("column_index", torch.tensor(stats.column_index, dtype=torch.long))
         self.register_buffer("settings_scale", torch.tensor(stats.settings_scale, dtype=torch.float32))
         self.register_buffer("centroids", torch.tensor(stats.centroids, dtype=torch.float32))  # (K, 3)
@@ -192,9 +280,25 @@ class QualityCheck(nn.Module):
         self.register_buffer("precision", torch.tensor(stats.precision, dtype=torch.float32))  # (C, C)
         self.register_buffer("imputation", torch.tensor(stats.imputation, dtype=torch.float32))  # (C, C)
         self.mahalanobis_threshold = float(stats.mahalanobis_threshold) or 1.0
+        # Window-level checks (absent from statistics fitted before them: never fire).
+        self.register_buffer(
+            "wear", torch.tensor(stats.wear or [0.0] * n_checked, dtype=torch.float32)
+        )  # (C,)
+        no_direction = [float("inf")] * (window_length + 1)
+        self.register_buffer(
+            "direction_slope", torch.tensor(stats.direction_slope or no_direction)
+        )  # (W + 1,)
+        consistency = stats.consistency_z or [float("inf")] * n_checked
+        self.register_buffer("consistency_z", torch.tensor(consistency, dtype=torch.float32))  # (C,)
+        # an offset in column c moves the whitened residuals along column c of (I - A) / thr
+        signature = (torch.eye(n_checked) - self.imputation) / self.consistency_z.unsqueeze(1)
+        signature = torch.nan_to_num(signature / signature.norm(dim=0, keepdim=True).clamp(min=1e-12))
+        self.register_buffer("signature", signature)  # (C, C) unit columns
+        self.repeated_allowed = float(stats.repeated_allowed)
+        self.register_buffer("cycle", torch.arange(window_length, dtype=torch.float32))  # (W,)
         # Scatter the checked columns and the settings into the 24 raw columns (one-hot maps).
-        to_raw = torch.zeros(len(stats.column_index), n_cols)
-        to_raw[torch.arange(len(stats.column_index)), torch.tensor(stats.column_index)] = 1.0
+        to_raw = torch.zeros(n_checked, n_cols)
+        to_raw[torch.arange(n_checked), torch.tensor(stats.column_index)] = 1.0
         self.register_buffer("to_raw", to_raw)  # (C, 24)
         settings_to_raw = torch.zeros(self.n_settings, n_cols)
         settings_to_raw[torch.arange(self.n_settings), torch.arange(self.n_settings)] = 1.0
@@ -219,24 +323,54 @@ class QualityCheck(nn.Module):
         values = readings.index_select(-1, self.column_index)  # (B, W, C)
         return (values - self.center[condition]) / self.scale[condition]  # (B, W, C)
 
-    def _mean_d2(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean over cycles of the squared Mahalanobis distance / C, masked columns imputed."""
+    def _mean_d2(self, z: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Mean over real cycles of the squared Mahalanobis distance / C, masked columns imputed;
+        weight (B, W): 1 / real cycles on real rows, 0 on padding."""
         keep = (~mask).unsqueeze(1)  # (B, 1, C)
         z = torch.where(keep, z, 0.0)
         z = torch.where(keep, z, z @ self.imputation.T)  # (B, W, C)
         d2 = ((z @ self.precision) * z).sum(-1) / z.shape[-1]  # (B, W)
-        return d2.mean(dim=1)  # (B,)
+        return (d2 * weight).sum(dim=1)  # (B,)
 
-    def mean_d2(self, readings: torch.Tensor) -> torch.Tensor:
-        """The Mahalanobis term with no column masked (calibration)."""
+    def _history(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """real (B, W) -> real cycles n (B,), per-row mean weights (B, W), and the factor
+        sqrt(W / n) by which a window mean's noise exceeds a full window's."""
+        n = real.float().sum(dim=1).clamp(min=1.0)  # (B,)
+        weight = real.float() / n.unsqueeze(1)
+        return n, weight, torch.sqrt(self.window_length / n)
+
+    def _slope(self, h: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Least-squares slope of h (B, W) over the real rows (B,)."""
+        r = real.float()
+        t_mean = (self.cycle * r).sum(dim=1, keepdim=True) / n.unsqueeze(1)  # (B, 1)
+        dt = (self.cycle - t_mean) * r  # (B, W)
+        return (dt * h).sum(dim=1) / (dt**2).sum(dim=1).clamp(min=1e-6)
+
+    def _residual(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Mean over real cycles of each column minus its estimate from the others (B, C)."""
+        return ((z - z @ self.imputation.T) * weight.unsqueeze(-1)).sum(dim=1)
+
+    def window_statistics(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(health index (B, W), real cycles (B,), mean residuals (B, C), Mahalanobis term (B,))
+        with no column masked, for windows padded as served (calibration)."""
+        real = real_rows(readings)
+        readings = fill_padding(readings, real)
         condition, _ = self._conditions(readings)
         z = self._robust_z(readings, condition)
-        return self._mean_d2(z, torch.zeros(z.shape[0], z.shape[2], dtype=torch.bool))
+        n, weight, _ = self._history(real)
+        no_mask = torch.zeros(z.shape[0], z.shape[2], dtype=torch.bool)
+        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, no_mask, weight)
 
-    def _stuck(self, readings: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _repeated(readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """(B, W-1): real cycle t + 1 equals cycle t in all 24 columns."""
+        return (readings[:, 1:] == readings[:, :-1]).all(dim=-1) & real[:, :-1]
+
+    def _stuck(self, readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """A whole cycle repeated (every column equal) is `repeated_cycles`, not a stuck sensor."""
         values = readings.index_select(-1, self.column_index)  # (B, W, C)
-        padding = (readings[:, 1:] == readings[:, :-1]).all(dim=-1, keepdim=True)  # (B, W-1, 1)
-        same = ((values[:, 1:] == values[:, :-1]) & ~padding).float()  # (B, W-1, C)
+        counted = real[:, :-1] & ~self._repeated(readings, real)  # (B, W-1)
+        same = ((values[:, 1:] == values[:, :-1]) & counted.unsqueeze(-1)).float()  # (B, W-1, C)
         counts = _shift_in_zero(same).cumsum(dim=1)  # (B, W, C)
         ends = ((counts - _take_cycles(counts, self.index_back)) >= self.run_needed) & self.run_valid
         # mark every cycle of a stuck run: some run ends within [t, t + L - 1]
@@ -244,18 +378,44 @@ class QualityCheck(nn.Module):
         before = _shift_in_zero(ended[:, :-1])
         return (_take_cycles(ended, self.index_forward) - before) > 0  # (B, W, C)
 
-    def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, readings: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         condition, deviation = self._conditions(readings)
         z = self._robust_z(readings, condition)  # (B, W, C)
-        out_of_range = z.abs() > self.range_z
+        n, weight, noise = self._history(real)
+        real_c = real.unsqueeze(-1)  # (B, W, 1)
+        out_of_range = (z.abs() > self.range_z) & real_c
         jump = (z[:, 1:] - z[:, :-1]).abs() > self.jump_z  # (B, W-1, C) the jump into cycle t
-        spike = _shift_in_zero(jump.float())
-        stuck = self._stuck(readings)
-        bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike + STUCK * stuck.float()
-        unknown = UNKNOWN_CONDITION * (deviation > 1.0).float()  # (B, W, 3)
+        spike = _shift_in_zero((jump & real[:, :-1].unsqueeze(-1)).float())
+        stuck = self._stuck(readings, real)
+        bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike + STUCK * stuck.float()  # (B, W, C)
+        per_cycle = bits.amax(dim=1) > 0  # (B, C)
+        repeated = self._repeated(readings, real).float().sum(dim=1)  # (B,)
+        repeated_term = repeated / (self.repeated_allowed + 0.5)  # (B,) above 1: more than training
+        # inconsistent: only where no per-cycle check fired and no cycle is repeated (either
+        # moves every residual); the column that best explains the residuals
+        ratio = self._residual(z, weight) / (self.consistency_z * noise.unsqueeze(1))  # (B, C)
+        fit = (ratio @ self.signature).abs()  # (B, C)
+        blamed = fit >= fit.amax(dim=1, keepdim=True)
+        clean_otherwise = ~per_cycle.any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
+        detected = (ratio.abs().amax(dim=1, keepdim=True) > 1.0) & clean_otherwise
+        inconsistent = (blamed & detected).float()  # (B, C)
+        bits = bits + INCONSISTENT * inconsistent.unsqueeze(1) * real_c.float()
+        unknown = UNKNOWN_CONDITION * ((deviation > 1.0) & real_c).float()  # (B, W, 3)
         flags = (bits @ self.to_raw + unknown @ self.settings_to_raw).to(torch.int32)  # (B, W, 24)
         flagged = (bits.amax(dim=1) > 0).float()  # (B, C)
         column_mask = (flagged @ self.to_raw) > 0  # (B, 24)
-        mahalanobis = self._mean_d2(z, flagged > 0) / self.mahalanobis_threshold  # (B,)
-        settings_term = deviation.amax(dim=(1, 2))  # (B,)
-        return flags, column_mask, torch.maximum(mahalanobis, settings_term)
+        mahalanobis = self._mean_d2(z, flagged > 0, weight) / self.mahalanobis_threshold  # (B,)
+        settings_term = (deviation * real_c.float()).amax(dim=(1, 2))  # (B,)
+        slope = self._slope(z @ self.wear, real, n)
+        direction = slope / self.direction_slope[n.long()]  # (B,)
+        window_flags = (
+            DIRECTION * (direction > 1.0).float()
+            + REPEATED_CYCLES * (repeated_term > 1.0).float()
+            + SHORT_HISTORY * (n < self.window_length).float()
+        ).to(torch.int32)
+        ood = torch.maximum(
+            torch.maximum(mahalanobis, settings_term), torch.maximum(direction, repeated_term)
+        )
+        return flags, column_mask, ood, window_flags

@@ -24,8 +24,10 @@ def _tensor(name: str, dims: list[int], reshape_to_scalar: bool = False, data_ty
 
 def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> str:
     """The Triton config: the batch axis is implicit (max_batch_size > 0), so dims omit it;
-    per-window scalars (rul, bounds, ood_score) are [1] reshaped to [] to match the graph's
-    [batch]; the input-quality flags are INT32 [window, 24]."""
+    per-window scalars (rul, bounds, ood_score, window_flags) are [1] reshaped to [] to match
+    the graph's [batch]; the input-quality flags are INT32 [window, 24], the window flags INT32.
+    A short history is sent as every other window is, padded at the front with NaN rows (the
+    card's padding rule): the graph counts the real rows itself."""
     outputs = []
     for name in card["outputs"]:
         if name == "health_probs":
@@ -34,6 +36,8 @@ def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> 
             outputs.append(
                 _tensor(name, [card["window_length"], len(card["input_features"])], data_type="TYPE_INT32")
             )
+        elif name == "window_flags":
+            outputs.append(_tensor(name, [1], True, data_type="TYPE_INT32"))
         else:
             outputs.append(_tensor(name, [1], True))
     return (

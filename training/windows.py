@@ -2,56 +2,82 @@
 
 import numpy as np
 
-from training.constants import MIN_CYCLES, PADDING_RULE
+from training.constants import MIN_CYCLES, PADDING_RULE, TRAINING_PADDING
 from training.data import Unit
 from training.labels import rul_per_cycle
 
 
-def pad_front(readings: np.ndarray, window_length: int, rule: str = PADDING_RULE) -> np.ndarray:
-    """(T, C) with T < window_length -> (window_length, C), repeating the first cycle."""
+def pad_front(readings: np.ndarray, window_length: int, rule: str = TRAINING_PADDING) -> np.ndarray:
+    """(T, C) with T < window_length -> (window_length, C): "edge" repeats the first cycle (what
+    the networks train on), "nan" puts rows of NaN in front (what the exported graph is sent:
+    training/padding.py; the graph fills them as "edge" does)."""
     missing = window_length - len(readings)
     if missing <= 0:
         return readings
-    if rule != "edge":
-        raise ValueError(f"unknown padding rule {rule!r}; only 'edge' is implemented")
-    return np.pad(readings, ((missing, 0), (0, 0)), mode="edge")
+    if rule == "edge":
+        return np.pad(readings, ((missing, 0), (0, 0)), mode="edge")
+    if rule == "nan":
+        return np.concatenate([np.full((missing, readings.shape[1]), np.nan, readings.dtype), readings])
+    raise ValueError(f"unknown padding rule {rule!r}; expected 'edge' or 'nan'")
 
 
-def last_window(readings: np.ndarray, window_length: int) -> np.ndarray:
-    """The last `window_length` cycles of (T, C), front-padded when T is shorter."""
-    return pad_front(readings[-window_length:], window_length)
+def last_window(readings: np.ndarray, window_length: int, padding: str = PADDING_RULE) -> np.ndarray:
+    """The last `window_length` cycles of (T, C), front-padded (as served) when T is shorter."""
+    return pad_front(readings[-window_length:], window_length, padding)
+
+
+def real_cycles(windows: np.ndarray) -> np.ndarray:
+    """(N, W, C) NaN-padded windows -> (N,) how many rows are real (numpy's `real_rows`)."""
+    padding = np.isnan(windows).all(axis=-1)  # (N, W)
+    return windows.shape[1] - np.cumprod(padding, axis=1).sum(axis=1)
+
+
+def cut_history(windows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(N, W, C) windows -> copies that keep only the last lengths[i] (<= their real rows)
+    cycles of window i, the rest NaN padding: what a client with a shorter history sends."""
+    cut = windows.copy()
+    keep = np.minimum(lengths, real_cycles(windows))
+    rows = np.arange(windows.shape[1])[None, :] < (windows.shape[1] - keep)[:, None]  # (N, W)
+    cut[rows] = np.nan
+    return cut
 
 
 def unit_windows(
-    unit: Unit, window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES
-) -> tuple[np.ndarray, np.ndarray]:
+    unit: Unit, window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES,
+    padding: str = TRAINING_PADDING,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """A window ending at every cycle from the `min_cycles`-th on, with its RUL target.
 
-    Windows ending before cycle `window_length` are front-padded exactly as a short test
-    unit is, so training sees padded inputs, and every window length is validated on the
-    same end cycles. Returns readings (N, W, C) and RUL (N,); a unit shorter than
-    `min_cycles` still gives its one last window, so no unit is ever dropped.
+    Windows ending before cycle `window_length` are front-padded by `padding` ("edge" for
+    the networks, "nan" for the exported graph, which fills it as "edge"), so training sees
+    padded inputs, and every window length is validated on the same end cycles. Returns
+    readings (N, W, C) and RUL (N,); a unit shorter than `min_cycles` still gives its one
+    last window, so no unit is ever dropped.
     """
     readings = unit.readings
     rul = rul_per_cycle(len(readings), unit.final_rul, cap)
     first_end = min(min_cycles, window_length, len(readings))  # cycles in the first window
-    padded = pad_front(readings, len(readings) + window_length - first_end)
+    padded = pad_front(readings, len(readings) + window_length - first_end, padding)
     # (N, C, W) view -> (N, W, C): the i-th window ends at cycle first_end + i
     windows = np.lib.stride_tricks.sliding_window_view(padded, window_length, axis=0)
     return np.ascontiguousarray(windows.transpose(0, 2, 1)), rul[first_end - 1 :]
 
 
 def stack_windows(
-    units: list[Unit], window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES
-) -> tuple[np.ndarray, np.ndarray]:
+    units: list[Unit], window_length: int, cap: float | None, min_cycles: int = MIN_CYCLES,
+    padding: str = TRAINING_PADDING,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Windows of many units concatenated: (N, W, C) readings and (N,) RUL."""
-    parts = [unit_windows(u, window_length, cap, min_cycles) for u in units]
+    parts = [unit_windows(u, window_length, cap, min_cycles, padding) for u in units]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def last_windows(units: list[Unit], window_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit's last window (N, W, C) and its true, uncapped RUL (N,): the test protocol."""
-    readings = np.stack([last_window(u.readings, window_length) for u in units])
+def last_windows(
+    units: list[Unit], window_length: int, padding: str = PADDING_RULE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's last window (N, W, C), padded as served, and its true, uncapped RUL (N,):
+    the test protocol."""
+    readings = np.stack([last_window(u.readings, window_length, padding) for u in units])
     return readings, np.array([u.final_rul for u in units], dtype=np.float32)
 
 

@@ -136,10 +136,11 @@ function qualityCell(quality) {
   if (quality.flags.length) {
     const columns = document.createElement("span");
     columns.className = "flagged";
-    columns.textContent = ` ${quality.flags.map((f) => f.column).join(", ")}`;
+    // a whole window's flag (column null) is shown by its check: short_history, direction, ...
+    columns.textContent = ` ${quality.flags.map((f) => f.column ?? f.check.replaceAll("_", " ")).join(", ")}`;
     wrap.append(columns);
   }
-  wrap.title = quality.flags.map((f) => `${f.column}: ${f.problem}`).join("\n") || `ood_score ${quality.ood_score}`;
+  wrap.title = quality.flags.map((f) => `${f.column ?? "window"}: ${f.problem}`).join("\n") || `ood_score ${quality.ood_score}`;
   return wrap;
 }
 

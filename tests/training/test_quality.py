@@ -1,6 +1,8 @@
 """The input checks inside the graph: each fault flags its column and nothing else, clean
-windows flag nothing, the front padding of a short window is not 'stuck', another engine
-type's settings are out of distribution, and masking leaves clean windows unchanged."""
+windows flag nothing, the NaN padding of a short window is only a short history, cycles
+sent newest first or a latest cycle repeated are window faults, a constant offset within range
+is an inconsistent column, another engine type's settings are out of distribution, and
+masking leaves clean windows unchanged."""
 
 import numpy as np
 import pytest
@@ -8,9 +10,21 @@ import torch
 
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES
 from training.data import load_subset
+from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality import OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, QualityCheck, fit_quality
-from training.windows import last_windows, pad_front, split_by_unit
+from training.quality import (
+    DIRECTION,
+    INCONSISTENT,
+    OUT_OF_RANGE,
+    REPEATED_CYCLES,
+    SHORT_HISTORY,
+    SPIKE,
+    STUCK,
+    UNKNOWN_CONDITION,
+    QualityCheck,
+    fit_quality,
+)
+from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 
 WINDOW = 30
 
@@ -29,13 +43,17 @@ def check(fd001):
 @pytest.fixture(scope="module")
 def windows(fd001):
     x, _ = last_windows(fd001.test, WINDOW)
-    return x  # (100, 30, 24), clean
+    return x[real_cycles(x) == WINDOW]  # clean, every one a full history of 30 cycles
 
 
-def run(check, x):
+def run(check, x, window_flags=False):
+    """flags, mask, ood (and window flags) as the graph computes them on NaN-padded windows."""
+    readings = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     with torch.no_grad():
-        flags, mask, ood = check(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-    return flags.numpy(), mask.numpy(), ood.numpy()
+        real = real_rows(readings)
+        flags, mask, ood, per_window = check(fill_padding(readings, real), real)
+    out = flags.numpy(), mask.numpy(), ood.numpy()
+    return (*out, per_window.numpy()) if window_flags else out
 
 
 def column(name):
@@ -43,8 +61,8 @@ def column(name):
 
 
 def test_clean_test_windows_flag_nothing(check, windows):
-    flags, mask, ood = run(check, windows)
-    assert not flags.any() and not mask.any()
+    flags, mask, ood, per_window = run(check, windows, window_flags=True)
+    assert not flags.any() and not mask.any() and not per_window.any()
     assert (ood < 1.0).all()
 
 
@@ -75,10 +93,62 @@ def test_each_fault_flags_its_column_and_nothing_else(check, windows, fault, bit
         assert (flags[:, -1, j] & OUT_OF_RANGE).all() and not (flags[:, :-1, j] & OUT_OF_RANGE).any()
 
 
-def test_front_padding_of_a_short_window_is_not_stuck(check, fd001):
-    short = np.stack([pad_front(u.readings[:12], WINDOW) for u in fd001.train[:10]])  # 18 repeated rows
-    flags, mask, _ = run(check, short)
-    assert not flags.any() and not mask.any()
+def test_nan_padding_of_a_short_window_is_a_short_history_and_nothing_else(check, fd001, windows):
+    natural = np.stack([pad_front(u.readings[:12], WINDOW, "nan") for u in fd001.train[:10]])  # 18 NaN rows
+    cut = cut_history(windows, np.arange(len(windows)) % 20 + 10)  # 10 to 29 of each unit's last cycles
+    for short in (natural, cut):
+        flags, mask, ood, per_window = run(check, short, window_flags=True)
+        assert not flags.any() and not mask.any() and (ood < 1.0).all()
+        assert (per_window == SHORT_HISTORY).all()
+
+
+def test_the_same_history_padded_by_repeating_its_first_cycle_is_repeated_cycles(check, fd001):
+    """The graph is told which rows are padding (NaN); 18 copies of a real cycle are what a
+    client sends when it fills a window with one reading, and no training window has them."""
+    edge = np.stack([pad_front(u.readings[:12], WINDOW, "edge") for u in fd001.train[:10]])
+    flags, _, ood, per_window = run(check, edge, window_flags=True)
+    assert (per_window & REPEATED_CYCLES).all() and (ood > 1.0).all()
+    assert not (flags & STUCK).any()  # whole cycles repeated are not a stuck sensor
+
+
+@pytest.mark.parametrize("repeats", [3, 10, 25])
+def test_a_latest_cycle_repeated_to_fill_the_window_is_flagged(check, windows, repeats):
+    x = windows.copy()
+    x[:, -repeats:] = x[:, -repeats - 1 : -repeats]
+    flags, mask, ood, per_window = run(check, x, window_flags=True)
+    assert (per_window & REPEATED_CYCLES).all() and (ood > 1.0).all()
+    assert not (flags & STUCK).any() and not mask.any()
+
+
+def test_cycles_newest_first_run_the_wear_backwards_and_are_flagged(check, fd001):
+    """Reversed, the last windows of engines with wear to see (true RUL <= 80) are flagged in
+    nearly every case, and no clean one is; shuffled cycles are flagged as often."""
+    x, rul = last_windows(fd001.test, WINDOW)
+    worn = (real_cycles(x) == WINDOW) & (rul <= 80)
+    reversed_x = x[worn][:, ::-1]
+    _, _, ood, per_window = run(check, reversed_x, window_flags=True)
+    assert ((per_window & DIRECTION) != 0).mean() >= 0.9 and (ood[(per_window & DIRECTION) != 0] > 1).all()
+    _, _, _, clean = run(check, x[worn], window_flags=True)
+    assert not (clean & DIRECTION).any()
+
+
+@pytest.mark.parametrize("offset", [3.0, 6.0])
+@pytest.mark.parametrize("sensor", ["s_4", "s_7", "s_11", "s_12", "s_15", "s_21"])
+def test_a_constant_offset_is_flagged_in_its_column_and_masked(check, windows, sensor, offset):
+    """A constant offset of some robust s.d. on one sensor for the whole window: where it stays
+    inside the range (no per-cycle check fires) it disagrees with the other sensors; either way
+    that column, and only it, is flagged and masked."""
+    j = column(sensor)
+    k = check.stats.column_index.index(j)
+    x = windows.copy()
+    x[:, :, j] += offset * check.stats.scale[0][k]
+    flags, mask, _ = run(check, x)
+    in_range = ~(flags & (OUT_OF_RANGE | SPIKE | STUCK)).any(axis=(1, 2))
+    caught = (flags[:, :, j] != 0).any(axis=1)
+    assert caught.mean() >= 0.95
+    assert ((flags[in_range & caught][:, :, j] & INCONSISTENT) != 0).all()
+    assert mask[caught, j].all() and (mask.sum(axis=1)[caught] == 1).all()
+    assert not np.delete(flags, j, axis=2)[caught].any()
 
 
 def test_a_sensor_stuck_for_part_of_the_window_flags_those_cycles_only(check, windows):
@@ -104,8 +174,8 @@ def test_thresholds_come_from_training_units_and_leave_validation_windows_unflag
     assert "80 training units" in stats.calibrated_on and "20 validation units" in stats.calibrated_on
     check = QualityCheck(stats, WINDOW).eval()
     x, _ = last_windows(val, WINDOW)
-    flags, _, ood = run(check, x)
-    assert not flags.any() and (ood < 1.0).all()
+    flags, _, ood, per_window = run(check, x, window_flags=True)
+    assert not flags.any() and (ood < 1.0).all() and not (per_window & ~SHORT_HISTORY).any()
 
 
 def test_masking_leaves_clean_features_unchanged_and_imputes_a_masked_one(fd001, windows):

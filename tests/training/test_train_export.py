@@ -13,15 +13,16 @@ from training.data import extra_subset_names, load_subset
 from training.ensemble import build_graph
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.export import export, sha256_of
-from training.intervals import calibrate_uncapped
+from training.intervals import IntervalBands, calibrate_uncapped, interval_bounds
 from training.model import ModelConfig
-from training.parity import PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
+from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
+from training.quality import SHORT_HISTORY
 from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
 from training.train import main, train
 from training.train_config import TrainConfig
-from training.windows import last_windows, stack_windows
+from training.windows import cut_history, last_windows, real_cycles, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)
 
@@ -88,7 +89,7 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     assert card["health_states"] == ["normal", "degrading", "critical"]
     assert card["health_thresholds"] == {"critical_max": 30, "degrading_max": 80}
     assert card["rul_cap"] == 125.0
-    assert card["padding"]["rule"] == "edge"
+    assert card["padding"]["rule"] == "nan"
     assert card["metrics"]["test"]["n_units"] == 100
     model = onnx.load(str(out_dir / "tiny.onnx"))
     metadata = {p.key: json.loads(p.value) for p in model.metadata_props}
@@ -98,14 +99,25 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [30, 24]
     assert [o.name for o in model.graph.output] == [
-        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score"
+        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags"
     ]  # fmt: skip
     assert set(card["outputs"]) == {o.name for o in model.graph.output}
     quality = card["quality"]
-    assert quality["bits"] == {"out_of_range": 1, "spike": 2, "stuck": 4, "unknown_condition": 8}
+    assert quality["bits"] == {
+        "out_of_range": 1,
+        "spike": 2,
+        "stuck": 4,
+        "unknown_condition": 8,
+        "inconsistent": 16,
+    }
+    assert quality["window_bits"] == {"direction": 1, "repeated_cycles": 2, "short_history": 4}
+    assert set(quality["checks"]) >= {"inconsistent", "direction", "repeated_cycles", "short_history"}
+    assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
     assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
-    assert card["parity"]["max_abs_diff_quality_flags"] == 0
+    assert (
+        card["parity"]["max_abs_diff_quality_flags"] == 0 and card["parity"]["max_abs_diff_window_flags"] == 0
+    )
 
 
 def test_checks_and_masking_agree_between_pytorch_and_onnxruntime_on_faulty_windows(
@@ -119,13 +131,41 @@ def test_checks_and_masking_agree_between_pytorch_and_onnxruntime_on_faulty_wind
     session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
     got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": faulty}), strict=True))
     np.testing.assert_array_equal(got["quality_flags"], expected["quality_flags"])
-    assert (got["quality_flags"] != 0).any(axis=(1, 2)).all()  # every copy has its fault flagged
+    np.testing.assert_array_equal(got["window_flags"], expected["window_flags"])
+    kind = np.arange(len(faulty)) % FAULT_KINDS
+    column_faults = kind < 3  # dead, spike, stuck: every copy has its fault flagged
+    assert (got["quality_flags"][column_faults] != 0).any(axis=(1, 2)).all()
+    assert (got["window_flags"][kind == 6] == SHORT_HISTORY).all()  # 12 real cycles, nothing else wrong
     for name in ("rul", "rul_lower", "rul_upper"):
         assert max_abs_diff(got[name], expected[name]) <= 1e-3
     np.testing.assert_allclose(got["ood_score"], expected["ood_score"], rtol=1e-3, atol=1e-4)
     # masked: the faulty column barely moves the answer, where the raw fault would move it far
     clean = torch_predict_fn(graph)(windows)["rul"]
-    assert np.mean(np.abs(got["rul"] - clean)) < 2.0
+    assert np.mean(np.abs(got["rul"][column_faults] - clean[column_faults])) < 2.0
+
+
+def test_a_short_history_gets_the_interval_of_its_band(trained, exported, cmapss_dir):
+    """Cut to 15 cycles, a window is predicted from the same 15 cycles however it was padded,
+    and its interval is that of the 10-19 band (card interval.short_history), wider on
+    average than the full window's."""
+    out_dir, card = exported
+    short = card["interval"]["short_history"]
+    assert [band["cycles"] for band in short] == [[10, 19], [20, 29]]
+    session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    windows, _ = last_windows(load_subset("FD001", cmapss_dir).test, 30)
+    windows = windows[real_cycles(windows) == 30]
+    cut = cut_history(windows, np.full(len(windows), 15))
+    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": cut}), strict=True))
+    bounds = interval_bounds(got["rul"].astype(np.float64), IntervalBands(**{k: card["interval"][k] for k in (
+        "edges", "half_widths", "nominal_coverage", "calibrated_on", "upper_widths", "open_lower_widths",
+        "open_above", "short_history")}), np.full(len(cut), 15))  # fmt: skip
+    np.testing.assert_allclose(got["rul_lower"], bounds[0], atol=1e-3)
+    assert (got["window_flags"] & SHORT_HISTORY).all()
+    edge_padded = np.concatenate([np.repeat(windows[:, 15:16], 15, axis=1), windows[:, 15:]], axis=1)
+    # the network sees what it trained on: the edge-padded window (no column is masked here)
+    assert not got["quality_flags"].any()
+    rul_edge = torch_predict_fn(load_checkpoint(trained[0])[0])(edge_padded)["rul"]
+    np.testing.assert_allclose(got["rul"], rul_edge, atol=1e-3)
 
 
 def test_card_test_metrics_equal_torch_evaluation(trained, exported, cmapss_dir):
@@ -255,7 +295,7 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
     # The widths are those of each member's own errors on the fold it did not train on, against
     # the uncapped truth, each window weighted test-like.
     subset = load_subset("FD001", cmapss_dir)
-    predicted, truth, weights = [], [], []
+    predicted, truth, weights, full = [], [], [], []
     for path in paths:
         member, checkpoint = load_checkpoint(path)
         val_ids = set(checkpoint["split"]["validation_units"])
@@ -264,9 +304,11 @@ def test_cross_validation_ensemble_is_calibrated_out_of_fold(cmapss_dir, tmp_pat
         predicted.append(torch_predict_fn(member)(x_val)["rul"])
         truth.append(y_val)
         weights.append(window_weights(units, subset.test, 30))
-    predicted_all, truth_all = np.concatenate(predicted), np.concatenate(truth)
+        full.append(real_cycles(stack_windows(units, 30, None, padding="nan")[0]) == 30)
+    at = np.concatenate(full)  # the full-window band: windows with 30 real cycles
+    predicted_all, truth_all = np.concatenate(predicted)[at], np.concatenate(truth)[at]
     bands = calibrate_uncapped(
-        predicted_all, truth_all, [30.0, 80.0], 0.9, 125.0, "", np.concatenate(weights)
+        predicted_all, truth_all, [30.0, 80.0], 0.9, 125.0, "", np.concatenate(weights)[at]
     )
     np.testing.assert_allclose(card["interval"]["half_widths"], bands.half_widths, rtol=1e-5)
     np.testing.assert_allclose(card["interval"]["upper_widths"], bands.upper_widths, rtol=1e-5)

@@ -126,7 +126,9 @@ def evaluate_ensemble(paths: list[Path], data_dir: str) -> dict[str, float]:
     training unit, out of fold; the comparison the window rounds use) and the summed training
     time."""
     graph, checkpoints, subset = build_graph([str(p) for p in paths], data_dir)
-    held_out_rul, held_out_truth, _, _ = calibration_windows(list(graph.members), checkpoints, subset)
+    held_out = calibration_windows(list(graph.members), checkpoints, subset)
+    uncut = ~held_out.cut  # the windows as they are, not the shorter histories cut from them
+    held_out_rul, held_out_truth = held_out.predicted[uncut], held_out.truth[uncut]
     held_out_truth = np.minimum(held_out_truth, RUL_CAP)  # the pooled RMSE is against the capped truth
     predict, window_length = torch_predict_fn(graph), checkpoints[0]["window_length"]
     metrics = evaluate_last_windows(predict, subset.test, window_length, checkpoints[0]["health_thresholds"])
