@@ -77,14 +77,15 @@ async def _predict(
     Beyond INLINE_PREPARE_WINDOWS windows every step but the model's queue runs in a worker
     thread, the answer's JSON included (5 000 predictions: ~0.25 s of Python that would
     otherwise hold up every other request)."""
-    windows = [(w.id, w.readings, w.cycles) for w in body.windows]
+    windows = [(w.id, w.readings) for w in body.windows]
+    cycles = [w.cycles for w in body.windows]
     inline = len(windows) <= INLINE_PREPARE_WINDOWS  # microseconds: a worker thread would cost more
 
     async def off_loop(work: Callable[..., T], *args: Any) -> T:
         return work(*args) if inline else await run_in_threadpool(work, *args)
 
     try:
-        batch = await off_loop(predictor.prepare_batch, windows)
+        batch = await off_loop(predictor.prepare_batch, windows, cycles)
     except WindowError as exc:
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch.windows)

@@ -53,6 +53,7 @@ class QualityChecks(BaseModel):
     consistency_z: list[float] | None = None  # (C,)
     wear: list[float] | None = None  # (C,)
     direction_slope: list[float] | None = None  # (W + 1,)
+    successive_difference: list[float] | None = None  # (W + 1,)
     repeated_allowed: int = 0
 
 

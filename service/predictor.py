@@ -226,17 +226,21 @@ class Predictor:
         self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
         trim_c_heap()
 
-    def prepare_batch(self, windows: list[tuple[str | None, Any, list[int] | None]]) -> PreparedBatch:
-        """Validate and shape [(id, readings (T, C), cycle numbers (T,) or None)]. Raises
-        WindowError naming the first bad window."""
+    def prepare_batch(
+        self, windows: list[tuple[str | None, Any]], cycles: list[list[int] | None] | None = None
+    ) -> PreparedBatch:
+        """Validate and shape [(id, readings (T, C))], with each window's cycle numbers (T,) or
+        None. Raises WindowError naming the first bad window."""
+        numbers = cycles if cycles is not None else [None] * len(windows)
         prepared = [
-            self.prepare(i, wid, readings, cycles) for i, (wid, readings, cycles) in enumerate(windows)
+            self.prepare(i, wid, readings, n)
+            for i, ((wid, readings), n) in enumerate(zip(windows, numbers, strict=True))
         ]
         return PreparedBatch(
-            [wid for wid, _, _ in windows],
+            [wid for wid, _ in windows],
             np.stack([p[0] for p in prepared]),
             np.array([p[3] for p in prepared], dtype=np.int64),
-            [None if cycles is None else np.asarray(cycles, np.int64) for _, _, cycles in windows],
+            [None if n is None else np.asarray(n, np.int64) for n in numbers],
         )
 
     def answers(self, windows: np.ndarray, outputs: dict[str, np.ndarray], positions: np.ndarray) -> Answers:

@@ -6,7 +6,8 @@ gives the values involved.
 The graph decides (training/quality.py: what is flagged, what is masked); this module only
 explains, with the statistics in the model card, and applies the card's status rule:
 - out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
-  window's cycles run backwards in wear (`direction`) or repeat whole (`repeated_cycles`);
+  window's cycles run backwards in wear (`direction`), jump back and forth in it
+  (`out_of_order`) or repeat whole (`repeated_cycles`);
 - degraded if a sensor column is flagged (it was masked), the history is shorter than the
   model's window (`short_history`: its interval is that history's own), or the client's cycle
   numbers skip cycles (`cycle_gap`);
@@ -28,9 +29,9 @@ OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 # A column's checks in the order they are named: the first that fired is its `check`.
 CHECK_ORDER = ("out_of_range", "spike", "stuck", "unknown_condition", "inconsistent")
 # The whole window's checks: the graph's window_flags bits, then the client's cycle numbers.
-WINDOW_CHECK_ORDER = ("direction", "repeated_cycles", "short_history")
+WINDOW_CHECK_ORDER = ("direction", "out_of_order", "repeated_cycles", "short_history")
 CYCLE_GAP = "cycle_gap"
-OUT_OF_DISTRIBUTION_CHECKS = {"direction", "repeated_cycles"}
+OUT_OF_DISTRIBUTION_CHECKS = {"direction", "out_of_order", "repeated_cycles"}
 DEGRADED_CHECKS = {"short_history", CYCLE_GAP}
 
 
@@ -38,7 +39,7 @@ class QualityFlag(BaseModel):
     column: str | None = Field(description="the input column, e.g. s_4 or setting_1; null: the whole window")
     check: str = Field(
         description="a column's: out_of_range | spike | stuck | unknown_condition | inconsistent (the first "
-        "that fired); the window's: direction | repeated_cycles | short_history | cycle_gap"
+        "that fired); the window's: direction | out_of_order | repeated_cycles | short_history | cycle_gap"
     )
     problem: str = Field(description="what is wrong, with the values involved")
     cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first), or "
@@ -147,9 +148,19 @@ class QualityExplainer:
         """The whole window's flag `check` (a window_flags bit); real_window (n, 24) its real
         rows, labels (n,) their cycle labels."""
         n = len(real_window)
+        h = self._z(real_window.astype(np.float64)) @ np.asarray(
+            self.checks.wear or [0.0] * len(self.checked)
+        )
+        if check == "out_of_order":
+            rms = float(np.sqrt(np.mean(np.diff(h) ** 2))) if n > 1 else 0.0
+            thresholds = self.checks.successive_difference or [float("nan")]
+            allowed = float(np.sqrt(thresholds[min(n, len(thresholds) - 1)]))
+            problem = (f"the sensors' wear jumps back and forth from cycle to cycle: their health index "
+                       f"changes by {rms:.2g} cycles of RUL between consecutive cycles (root mean square), "
+                       f"where training windows change by at most {allowed:.2g}; are the cycles out of "
+                       "order?")  # fmt: skip
+            return QualityFlag(column=None, check=check, problem=problem, cycles=[])
         if check == "direction":
-            z = self._z(real_window.astype(np.float64))
-            h = z @ np.asarray(self.checks.wear)
             t = np.arange(n) - (n - 1) / 2
             slope = float(h @ t / (t @ t))
             thresholds = self.checks.direction_slope or [float("nan")]

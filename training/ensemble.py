@@ -54,9 +54,11 @@ def with_imputation(
     return member
 
 
-def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
-    """Members from the checkpoints; a single checkpoint keeps its own calibrated interval,
-    an ensemble is calibrated anew on held-out units (`calibration_windows`)."""
+def load_members(
+    checkpoint_paths: list[str], data_dir: str | None
+) -> tuple[list[RawReadingsModel], list[dict], Subset]:
+    """The members of an ensemble, their checkpoints and their subset; refuses members that
+    differ in subset, split or window length."""
     loaded = [load_checkpoint(p) for p in checkpoint_paths]
     members, checkpoints = [m for m, _ in loaded], [c for _, c in loaded]
     first = checkpoints[0]
@@ -69,6 +71,15 @@ def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[Serv
                              "an ensemble's members must share them")  # fmt: skip
     subset = load_subset(first["train_config"]["subset"], data_dir)
     members = [with_imputation(m, c, subset, data_dir) for m, c in zip(members, checkpoints, strict=True)]
+    return members, checkpoints, subset
+
+
+def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
+    """Members from the checkpoints; a single checkpoint keeps its own calibrated interval for
+    full windows, an ensemble is calibrated anew on held-out units (`calibration_windows`);
+    the short-history bands are calibrated on held-out windows cut to them in both cases."""
+    members, checkpoints, subset = load_members(checkpoint_paths, data_dir)
+    first = checkpoints[0]
     window_length = first["window_length"]
     quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
                           first["preprocessing"]["feature_names"], window_length)  # fmt: skip

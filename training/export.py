@@ -81,20 +81,23 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "direction": "the least-squares slope over the real cycles of the health index z @ wear "
             "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
             "or out of order (window_flags bit)",
+            "out_of_order": "the mean squared successive difference of the health index over the real "
+            "cycles above successive_difference[cycles used]: cycles shuffled (window_flags bit)",
             "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
             "(the most in any training unit) (window_flags bit)",
             "short_history": "fewer real cycles than window_length: the interval is calibrated for that "
             "history band (interval.short_history) (window_flags bit)",
             "ood_score": "max of: mean per-cycle squared Mahalanobis distance / C of the sensor z-scores "
             "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
-            "settings_z; direction slope / its threshold; repeated cycles / (repeated_allowed + 0.5)",
+            "settings_z; direction slope and successive difference / their thresholds; repeated cycles / "
+            "(repeated_allowed + 0.5); the health index with flagged columns imputed",
         },
         "bits": {name: bit for bit, name in CHECK_NAMES.items()},
         "window_bits": {name: bit for bit, name in WINDOW_CHECK_NAMES.items()},
         "status_rule": "out_of_distribution if ood_score > 1, more than max_masked checked columns are "
-        "flagged, or window_flags has direction or repeated_cycles; else degraded if any checked column "
-        "is flagged (it is masked: replaced by its estimate from the other sensors in every member), "
-        "window_flags has short_history, or the client's cycle numbers have a gap; else ok",
+        "flagged, or window_flags has direction, out_of_order or repeated_cycles; else degraded if any "
+        "checked column is flagged (it is masked: replaced by its estimate from the other sensors in "
+        "every member), window_flags has short_history, or the client's cycle numbers have a gap; else ok",
         "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
         "estimate from the unflagged sensors (weights fitted on each member's training units)",
         **stats.to_dict(),

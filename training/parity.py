@@ -25,8 +25,11 @@ def onnx_predict_fn(path: Path) -> PredictFn:
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """Max |a - b|, where equal infinities (an open upper bound) count as no difference."""
+    """Max |a - b|, where equal infinities (an open upper bound) count as no difference and a
+    NaN on either side as an infinite one (no valid window may give one)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.isnan(a).any() or np.isnan(b).any():
+        return float("inf")
     same_inf = np.isinf(a) & (a == b)
     with np.errstate(invalid="ignore"):  # inf - inf, masked just below
         return float(np.max(np.where(same_inf, 0.0, np.abs(a - b)))) if a.size else 0.0
@@ -66,8 +69,10 @@ def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
     12 cycles): parity of every input check and of masking, not only of clean windows."""
     faulty = windows.copy()
     half = windows.shape[1] // 2
-    for i, window in enumerate(faulty):
+    for i, padded in enumerate(faulty):
         column, kind = columns[i % len(columns)], i % FAULT_KINDS
+        real = ~np.isnan(padded).all(axis=1)  # the NaN padding rows stay padding
+        window = padded[real]
         if kind == 0:
             window[:, column] = 0.0
         elif kind == 1:
@@ -77,10 +82,10 @@ def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
         elif kind == 3:
             window[:, column] *= 1.01
         elif kind == 4:
-            real = ~np.isnan(window).all(axis=1)
-            window[real] = window[real][::-1]
+            window = window[::-1]
         elif kind == 5:
-            window[half:] = window[-1]
-        else:
-            window[:-12] = np.nan
+            window[-half:] = window[-1]
+        padded[real] = window
+        if kind == 6:
+            padded[:-12] = np.nan
     return faulty

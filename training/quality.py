@@ -27,20 +27,28 @@ Per window (the `window_flags` output):
   least-squares slope of the index over the window's real cycles, in cycles of RUL per cycle,
   above MARGIN x the 99.5th percentile of the validation windows' slopes with as many real
   cycles (DIRECTION_QUANTILE) means newest-first or shuffled cycles;
+- out_of_order: the health index jumps from cycle to cycle: its mean squared successive
+  difference over the real cycles above MARGIN x the 99.5th percentile of the validation
+  windows' with as many real cycles. In order, successive cycles differ by the index's noise;
+  shuffled, by the spread of the wear across the window (a worn engine's cycles shuffled,
+  which the direction slope, near 0, does not see);
 - repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
   window has (a latest cycle repeated to fill the window);
 - short_history: fewer real cycles than the window (the interval is that history's own).
 A column flagged by any check is masked (replaced by its estimate from the others).
 One out-of-distribution score per window: the largest of the settings' distance, the mean
 per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
-the direction slope and the repeated-cycle count, each divided by its threshold, so a score
-above 1 means "not like the training data".
+the direction slope, the successive differences and the repeated-cycle count, each divided by
+its threshold, so a score above 1 means "not like the training data". The health index of the
+window-level checks is taken with flagged columns imputed, so one faulty sensor (already
+masked) does not make the whole window look out of order.
 
 Statistics come from the training units of one 80/20 split of the subset (split seed 0);
 every threshold is MARGIN times the largest value seen on its validation units, so no
 validation window is flagged and the rule is fixed before any test unit is looked at.
 """
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -65,11 +73,12 @@ CHECK_NAMES = {
     INCONSISTENT: "inconsistent",
 }
 # Bits of the `window_flags` output (B,), per window.
-DIRECTION, REPEATED_CYCLES, SHORT_HISTORY = 1, 2, 4
+DIRECTION, REPEATED_CYCLES, SHORT_HISTORY, OUT_OF_ORDER = 1, 2, 4, 8
 WINDOW_CHECK_NAMES = {
     DIRECTION: "direction",
     REPEATED_CYCLES: "repeated_cycles",
     SHORT_HISTORY: "short_history",
+    OUT_OF_ORDER: "out_of_order",
 }
 MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units
 MIN_Z = 4.0  # a threshold is never below this many robust standard deviations
@@ -109,6 +118,9 @@ class QualityStats:
     # (index n, 0..window_length; shorter windows are noisier, so never stricter)
     direction_slope: list[float] | None = None
     consistency_z: list[float] | None = None  # (C,) threshold on |mean residual| over a full window
+    # threshold on the index's mean squared successive difference, (cycles of RUL)^2, by real
+    # cycles in the window (index n, 0..window_length)
+    successive_difference: list[float] | None = None
     repeated_allowed: int = 0  # most identical consecutive real cycles in any training window
 
     def to_dict(self) -> dict:
@@ -132,17 +144,24 @@ def slope_of_last(h: np.ndarray, n: int) -> np.ndarray:
     return h[:, -n:] @ t / (t @ t)
 
 
-def _direction_thresholds(h: np.ndarray, real: np.ndarray, window_length: int) -> list[float]:
-    """Per real-cycle count n (0..W): MARGIN x the DIRECTION_QUANTILE of the slopes of the
-    validation windows with n real cycles, natural (a unit's first cycles) or cut from a full
-    window (its last n), then made non-increasing in n (a shorter history is never judged
-    more strictly)."""
+def mssd_of_last(h: np.ndarray, n: int) -> np.ndarray:
+    """(N, W) health index -> (N,) mean squared successive difference over each row's last n."""
+    return (np.diff(h[:, -n:], axis=1) ** 2).mean(axis=1)
+
+
+def _per_history_thresholds(
+    h: np.ndarray, real: np.ndarray, window_length: int, statistic: Callable, floor: float
+) -> list[float]:
+    """Per real-cycle count n (0..W): MARGIN x the DIRECTION_QUANTILE of `statistic(h, n)` over
+    the validation windows with n real cycles, natural (a unit's first cycles) or cut from a
+    full window (its last n), at least `floor`, then made non-increasing in n (a shorter
+    history is never judged more strictly)."""
     full = h[real == window_length]
-    largest = np.full(window_length + 1, MIN_SLOPE / MARGIN)
+    largest = np.full(window_length + 1, floor / MARGIN)
     for n in range(2, window_length + 1):
         natural = h[real == n]
-        slopes = [slope_of_last(full, n)] + ([slope_of_last(natural, n)] if len(natural) else [])
-        largest[n] = max(largest[n], np.quantile(np.concatenate(slopes), DIRECTION_QUANTILE))
+        values = [statistic(full, n)] + ([statistic(natural, n)] if len(natural) else [])
+        largest[n] = max(largest[n], np.quantile(np.concatenate(values), DIRECTION_QUANTILE))
     thresholds = MARGIN * np.maximum.accumulate(largest[::-1])[::-1]
     thresholds[:2] = thresholds[2]
     return thresholds.tolist()
@@ -222,7 +241,8 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
     stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
     index, real, residual, mean_d2 = _window_statistics(val, window_length, stats)
-    stats.direction_slope = _direction_thresholds(index, real, window_length)
+    stats.direction_slope = _per_history_thresholds(index, real, window_length, slope_of_last, MIN_SLOPE)
+    stats.successive_difference = _per_history_thresholds(index, real, window_length, mssd_of_last, 1.0)
     full = real == window_length
     stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
     stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
@@ -288,6 +308,9 @@ class QualityCheck(nn.Module):
         self.register_buffer(
             "direction_slope", torch.tensor(stats.direction_slope or no_direction)
         )  # (W + 1,)
+        self.register_buffer(
+            "successive_difference", torch.tensor(stats.successive_difference or no_direction)
+        )  # (W + 1,)
         consistency = stats.consistency_z or [float("inf")] * n_checked
         self.register_buffer("consistency_z", torch.tensor(consistency, dtype=torch.float32))  # (C,)
         # an offset in column c moves the whitened residuals along column c of (I - A) / thr
@@ -323,14 +346,23 @@ class QualityCheck(nn.Module):
         values = readings.index_select(-1, self.column_index)  # (B, W, C)
         return (values - self.center[condition]) / self.scale[condition]  # (B, W, C)
 
-    def _mean_d2(self, z: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Mean over real cycles of the squared Mahalanobis distance / C, masked columns imputed;
-        weight (B, W): 1 / real cycles on real rows, 0 on padding."""
+    def _impute(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """z (B, W, C) with the columns of mask (B, C) replaced by their estimate from the others."""
         keep = (~mask).unsqueeze(1)  # (B, 1, C)
         z = torch.where(keep, z, 0.0)
-        z = torch.where(keep, z, z @ self.imputation.T)  # (B, W, C)
+        return torch.where(keep, z, z @ self.imputation.T)  # (B, W, C)
+
+    def _mean_d2(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Mean over real cycles of the squared Mahalanobis distance / C; weight (B, W): 1 / real
+        cycles on real rows, 0 on padding."""
         d2 = ((z @ self.precision) * z).sum(-1) / z.shape[-1]  # (B, W)
         return (d2 * weight).sum(dim=1)  # (B,)
+
+    @staticmethod
+    def _mssd(h: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Mean squared successive difference of h (B, W) over the real rows (B,)."""
+        pairs = real[:, :-1].float()  # both rows real (padding only leads)
+        return ((h[:, 1:] - h[:, :-1]) ** 2 * pairs).sum(dim=1) / (n - 1.0).clamp(min=1.0)
 
     def _history(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """real (B, W) -> real cycles n (B,), per-row mean weights (B, W), and the factor
@@ -358,8 +390,7 @@ class QualityCheck(nn.Module):
         condition, _ = self._conditions(readings)
         z = self._robust_z(readings, condition)
         n, weight, _ = self._history(real)
-        no_mask = torch.zeros(z.shape[0], z.shape[2], dtype=torch.bool)
-        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, no_mask, weight)
+        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, weight)
 
     @staticmethod
     def _repeated(readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -406,16 +437,20 @@ class QualityCheck(nn.Module):
         flags = (bits @ self.to_raw + unknown @ self.settings_to_raw).to(torch.int32)  # (B, W, 24)
         flagged = (bits.amax(dim=1) > 0).float()  # (B, C)
         column_mask = (flagged @ self.to_raw) > 0  # (B, 24)
-        mahalanobis = self._mean_d2(z, flagged > 0, weight) / self.mahalanobis_threshold  # (B,)
+        z_filled = self._impute(z, flagged > 0)  # one faulty column (masked) moves no window check
+        mahalanobis = self._mean_d2(z_filled, weight) / self.mahalanobis_threshold  # (B,)
         settings_term = (deviation * real_c.float()).amax(dim=(1, 2))  # (B,)
-        slope = self._slope(z @ self.wear, real, n)
-        direction = slope / self.direction_slope[n.long()]  # (B,)
+        h = z_filled @ self.wear  # (B, W) health index
+        direction = self._slope(h, real, n) / self.direction_slope[n.long()]  # (B,)
+        jumps = self._mssd(h, real, n) / self.successive_difference[n.long()]  # (B,)
         window_flags = (
             DIRECTION * (direction > 1.0).float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()
             + SHORT_HISTORY * (n < self.window_length).float()
+            + OUT_OF_ORDER * (jumps > 1.0).float()
         ).to(torch.int32)
         ood = torch.maximum(
-            torch.maximum(mahalanobis, settings_term), torch.maximum(direction, repeated_term)
+            torch.maximum(mahalanobis, settings_term),
+            torch.maximum(torch.maximum(direction, jumps), repeated_term),
         )
         return flags, column_mask, ood, window_flags

@@ -46,7 +46,12 @@ def oip_body(tensor: dict | None = None, **request) -> str:
             oip_body({"parameters": {"binary_data_size": float("inf")}}),
             "binary_data_size: Input should be a valid",
         ),
-        (oip_body({"data": [1e400] * 1200}), "input 'readings' holds NaN or infinite values"),
+        (
+            oip_body({"data": [1e400] * 1200}),
+            "input 'readings' window 0, row 0, column 0 (setting_1) is inf; "
+            "values must be finite, except whole rows of NaN before a window's first cycle "
+            "(a short history's padding)",
+        ),
     ],
 )
 def test_malformed_inference_requests_are_400_with_a_sentence(client, body, error):

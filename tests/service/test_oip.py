@@ -42,11 +42,13 @@ def test_health_and_metadata_through_tritonclient(client):
     metadata = client.get_model_metadata("fd001")
     assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 50, 24]}]
     assert [o["name"] for o in metadata["outputs"]] == [
-        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "quality"
+        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags",
+        "quality",
     ]  # fmt: skip
     assert metadata["outputs"][1]["shape"] == [-1, 3]
     assert metadata["outputs"][4] == {"name": "quality_flags", "datatype": "INT32", "shape": [-1, 50, 24]}
-    assert metadata["outputs"][6] == {"name": "quality", "datatype": "BYTES", "shape": [-1]}
+    assert metadata["outputs"][6] == {"name": "window_flags", "datatype": "INT32", "shape": [-1]}
+    assert metadata["outputs"][7] == {"name": "quality", "datatype": "BYTES", "shape": [-1]}
     assert "out_of_distribution" in metadata["parameters"]["quality"]
 
 
@@ -116,11 +118,12 @@ def test_unknown_model_error_reaches_tritonclient(client):
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [None] * 1200}]},
          "input 'readings' data holds values that are not numbers; FP32 data must be JSON numbers"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [1e39] * 1200}]},
-         "input 'readings' holds NaN or infinite values"),
+         "input 'readings' window 0, row 0, column 0 (setting_1) is inf; values must be finite, except whole "
+         "rows of NaN before a window's first cycle (a short history's padding)"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": "risk"}]},
          "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper', "
-         "'quality_flags', 'ood_score', 'quality']"),
+         "'quality_flags', 'ood_score', 'window_flags', 'quality']"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": n} for n in ("rul", "quality", "rul", "quality", "quality")]},
          "outputs requested more than once: 'quality' 3 times, 'rul' 2 times; ask for each output once"),

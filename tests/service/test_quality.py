@@ -123,16 +123,21 @@ def faulty_fleet(cmapss_dir) -> bytes:
 
 
 def test_score_reports_quality_per_unit_in_json_and_csv(client, faulty_fleet):
+    """Of the units with a full history, only unit 3 (its s_4 dead) is not ok; those with fewer
+    cycles than the window (7 of FD001's test units) are degraded with short_history alone."""
     body = client.post("/v1/models/fd001/score", files={"file": ("f.txt", faulty_fleet)}).json()
-    statuses = {p["unit"]: p["quality"]["status"] for p in body["predictions"]}
-    assert statuses[3] == "degraded" and sum(s != "ok" for s in statuses.values()) == 1
+    full = {p["unit"]: p["quality"]["status"] for p in body["predictions"] if p["cycles_used"] == 50}
+    assert full[3] == "degraded" and sum(s != "ok" for s in full.values()) == 1
+    short = [p["quality"] for p in body["predictions"] if p["cycles_used"] < 50]
+    assert len(short) == 7 and all([f["check"] for f in q["flags"]] == ["short_history"] for q in short)
     (flag,) = body["predictions"][2]["quality"]["flags"]
     assert flag["column"] == "s_4" and flag["cycles"][-1] == body["predictions"][2]["cycle"]  # file cycles
     text = client.post("/v1/models/fd001/score", files={"file": ("f.txt", faulty_fleet)},
                        headers={"accept": "text/csv"}).text  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[2]["quality_status"] == "degraded" and rows[2]["flagged_columns"] == "s_4"
-    assert rows[0]["quality_status"] == "ok" and rows[0]["flagged_columns"] == ""
+    assert rows[0]["cycles_used"] == "31" and rows[0]["flagged_columns"] == "short_history"
+    assert rows[3]["quality_status"] == "ok" and rows[3]["flagged_columns"] == ""
 
 
 def test_rul_score_writes_quality_columns_and_names_flagged_units(faulty_fleet, tmp_path, capsys):
@@ -142,5 +147,7 @@ def test_rul_score_writes_quality_columns_and_names_flagged_units(faulty_fleet, 
         [str(fleet), "--model", str(MODELS_DIR / "fd001.onnx"), "--out", str(out), "--providers", "cpu"]
     )
     rows = list(csv.DictReader(out.open()))
-    assert [r["unit"] for r in rows if r["quality_status"] != "ok"] == ["3"]
-    assert "rul-score: unit 3 is degraded (flagged: s_4)" in capsys.readouterr().err
+    assert [r["unit"] for r in rows if r["quality_status"] != "ok" and r["cycles_used"] == "50"] == ["3"]
+    err = capsys.readouterr().err
+    assert "rul-score: unit 3 is degraded (flagged: s_4)" in err
+    assert "rul-score: unit 1 is degraded (flagged: short_history)" in err

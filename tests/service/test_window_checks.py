@@ -56,6 +56,17 @@ def test_a_critical_engine_sent_newest_first_is_never_a_healthy_ok(client):
     )
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_critical_engine_sent_shuffled_is_out_of_distribution(client, seed):
+    shuffled = NEAR_FAILURE[np.random.default_rng(seed).permutation(50)]
+    prediction = one(client, shuffled)
+    assert prediction["quality"]["status"] == "out_of_distribution"
+    flags = [f for f in prediction["quality"]["flags"] if f["check"] in ("out_of_order", "direction")]
+    assert flags and flags[0]["column"] is None
+    if flags[0]["check"] == "out_of_order":
+        assert "jumps back and forth from cycle to cycle" in flags[0]["problem"]
+
+
 @pytest.mark.parametrize(
     ("cycles", "message"),
     [
@@ -116,7 +127,7 @@ def test_a_short_history_is_degraded_and_says_how_many_cycles_it_used(client, cy
 def test_a_constant_offset_within_range_is_an_inconsistent_sensor_masked(client):
     clean = one(client, WINDOW[1])
     offset = WINDOW[1].copy()
-    offset[:, S_11] += 0.3  # s_11 (~47.5 psia) 0.3 high: in range, about 3 robust s.d. of fd001
+    offset[:, S_11] += 0.3  # s_11 (~47.5 psia) 0.3 high: within its range
     prediction = one(client, offset)
     assert prediction["quality"]["status"] == "degraded"
     (flag,) = prediction["quality"]["flags"]

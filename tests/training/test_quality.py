@@ -15,6 +15,7 @@ from training.preprocessing import Preprocessor, fit_preprocessing
 from training.quality import (
     DIRECTION,
     INCONSISTENT,
+    OUT_OF_ORDER,
     OUT_OF_RANGE,
     REPEATED_CYCLES,
     SHORT_HISTORY,
@@ -130,6 +131,33 @@ def test_cycles_newest_first_run_the_wear_backwards_and_are_flagged(check, fd001
     assert ((per_window & DIRECTION) != 0).mean() >= 0.9 and (ood[(per_window & DIRECTION) != 0] > 1).all()
     _, _, _, clean = run(check, x[worn], window_flags=True)
     assert not (clean & DIRECTION).any()
+
+
+def test_shuffled_cycles_of_a_worn_engine_jump_and_are_flagged(check, fd001):
+    """Shuffled, the last windows of engines near failure (true RUL <= 30) jump back and forth
+    in wear from cycle to cycle: nearly every one is flagged out_of_order or direction."""
+    x, rul = last_windows(fd001.test, WINDOW)
+    near = (real_cycles(x) == WINDOW) & (rul <= 30)
+    rng = np.random.default_rng(3)
+    shuffled = np.stack([w[rng.permutation(WINDOW)] for w in x[near]])
+    _, _, ood, per_window = run(check, shuffled, window_flags=True)
+    caught = (per_window & (OUT_OF_ORDER | DIRECTION)) != 0
+    assert caught.mean() >= 0.9 and (ood[caught] > 1).all()
+    _, _, _, clean = run(check, x[near], window_flags=True)
+    assert not (clean & OUT_OF_ORDER).any()
+
+
+def test_one_faulty_sensor_does_not_make_the_window_look_out_of_order(check, windows):
+    """The window checks read the health index with flagged columns imputed: a spike or a dead
+    sensor is that column's flag only (in all but the odd window already near a threshold)."""
+    for fault in ("spike", "dead"):
+        x = windows.copy()
+        if fault == "spike":
+            x[:, 25, column("s_11")] *= 10.0
+        else:
+            x[:, :, column("s_11")] = 0.0
+        _, _, _, per_window = run(check, x, window_flags=True)
+        assert (per_window != 0).mean() <= 0.02, fault
 
 
 @pytest.mark.parametrize("offset", [3.0, 6.0])

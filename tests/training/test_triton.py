@@ -15,8 +15,12 @@ def test_config_pbtxt_declares_the_cards_shapes_and_dynamic_batching():
     assert f'name: "readings"\n    data_type: TYPE_FP32\n    dims: [ {CARD["window_length"]}, 24 ]' in text
     assert 'name: "rul"\n    data_type: TYPE_FP32\n    dims: [ 1 ]\n    reshape: { shape: [ ] }' in text
     assert 'name: "health_probs"\n    data_type: TYPE_FP32\n    dims: [ 3 ]\n  }' in text
-    assert text.count("reshape") == 4  # rul, rul_lower, rul_upper, ood_score
+    assert text.count("reshape") == 5  # rul, rul_lower, rul_upper, ood_score, window_flags
     assert 'name: "quality_flags"\n    data_type: TYPE_INT32\n    dims: [ 50, 24 ]\n  }' in text
+    window_flags = (
+        'name: "window_flags"\n    data_type: TYPE_INT32\n    dims: [ 1 ]\n    reshape: { shape: [ ] }'  # noqa: E501
+    )
+    assert window_flags in text
     assert "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}" in text
 
 
