@@ -110,7 +110,8 @@ def test_export_writes_card_and_metadata_per_contract(exported):
         "unknown_condition": 8,
         "inconsistent": 16,
     }
-    assert quality["window_bits"] == {"direction": 1, "repeated_cycles": 2, "short_history": 4}
+    window_bits = {"direction": 1, "repeated_cycles": 2, "short_history": 4, "out_of_order": 8}
+    assert quality["window_bits"] == window_bits
     assert set(quality["checks"]) >= {"inconsistent", "direction", "repeated_cycles", "short_history"}
     assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
