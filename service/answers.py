@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from service.planning import DEFAULT_PLANNING, Planning, failure_probabilities, rul_at_risk
 from service.quality import Quality, flag_subject
 
 
@@ -23,9 +24,19 @@ class Answers:
     outputs: dict[str, np.ndarray]  # the graph's outputs by name, one row per window
     cycles_used: np.ndarray  # (N,) int: real cycles the model read (the rest was front padding)
     quality: list[Quality]  # flags' cycles in the caller's terms
+    levels: tuple[float, ...] = ()  # the model card's distribution levels (rul_quantiles' columns)
+    cap: float = 125.0  # the model's RUL cap: the distribution is open above it
+    planning: Planning = DEFAULT_PLANNING  # the horizons and risk asked
 
     def __len__(self) -> int:
         return len(self.cycles_used)
+
+    def planned(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H) P(RUL <= horizon), (N,) RUL at the risk asked (service/planning.py)."""
+        quantiles = self.outputs["rul_quantiles"].reshape(len(self), len(self.levels))
+        horizons, risk = self.planning.horizons, self.planning.risk
+        return (failure_probabilities(quantiles, self.levels, horizons, self.cap),
+                rul_at_risk(quantiles, self.levels, risk, self.cap))  # fmt: skip
 
     def fields(self) -> dict[str, list]:
         """Every answer field, in the API's order: a JSON-ready list per field."""
@@ -33,6 +44,8 @@ class Answers:
         has_interval = "rul_lower" in out
         probs = out["health_probs"].reshape(n, len(self.health_states))
         upper = np.where(np.isfinite(out["rul_upper"]), out["rul_upper"], np.nan) if has_interval else None
+        failure, at_risk = self.planned()
+        horizons, risk = self.planning.horizons, self.planning.risk
         return {
             "rul": out["rul"].tolist(),
             "rul_lower": out["rul_lower"].tolist() if has_interval else [None] * n,
@@ -40,6 +53,11 @@ class Answers:
             "rul_upper": [None if u != u else u for u in upper.tolist()] if upper is not None else [None] * n,
             "health_state": [self.health_states[k] for k in np.argmax(probs, axis=1).tolist()] if n else [],
             "health_probabilities": [dict(zip(self.health_states, p, strict=True)) for p in probs.tolist()],
+            "failure_probabilities": [
+                [{"within_cycles": h, "probability": p} for h, p in zip(horizons, row, strict=True)]
+                for row in failure.tolist()
+            ],
+            "rul_at_risk": [{"risk": risk, "rul": r} for r in at_risk.tolist()],
             "cycles_used": self.cycles_used.tolist(),
             "padded": (self.cycles_used < self.window_length()).tolist(),
             "quality": [quality_record(q) for q in self.quality],
@@ -56,13 +74,20 @@ class Answers:
 
     def columns(self) -> dict[str, list]:
         """The flat columns of CSV and Spark: the window's cycles_used and padded first, then
-        every other field in its order, the probabilities one column per state (`p_<state>`)
-        and the quality as its status, score and flagged columns (';'-separated)."""
+        every other field in its order, the probabilities one column per state (`p_<state>`),
+        the failure probabilities one column per horizon (`failure_probability_<h>`), the RUL at
+        risk as `rul_at_risk` and `risk`, and the quality as its status, score and flagged
+        columns (';'-separated)."""
         fields = self.fields()
         columns = {"cycles_used": fields.pop("cycles_used"), "padded": fields.pop("padded")}
         for name, values in fields.items():
             if name == "health_probabilities":
                 columns |= {f"p_{s}": [p[s] for p in values] for s in self.health_states}
+            elif name == "failure_probabilities":
+                for j, h in enumerate(self.planning.horizons):
+                    columns[f"failure_probability_{h}"] = [row[j]["probability"] for row in values]
+            elif name == "rul_at_risk":
+                columns |= {"rul_at_risk": [v["rul"] for v in values], "risk": [v["risk"] for v in values]}
             elif name == "quality":
                 columns |= {
                     "quality_status": [q["status"] for q in values],
@@ -91,13 +116,20 @@ def quality_record(quality: Quality) -> dict:
     return {"status": quality.status, "flags": flags, "ood_score": quality.ood_score}
 
 
-def column_names(health_states: list[str] | tuple[str, ...]) -> list[str]:
+def column_names(
+    health_states: list[str] | tuple[str, ...], planning: Planning = DEFAULT_PLANNING
+) -> list[str]:
     """The columns of a scored fleet (CSV, `rul-score`, Spark), in order: unit, cycle, then
     `Answers.columns` (those of no window, so that the two never differ)."""
     none = np.zeros(0, dtype=np.float32)
-    outputs = {"rul": none, "health_probs": np.zeros((0, len(health_states)), np.float32),
-               "quality_flags": np.zeros((0, 1, 1), np.int32)}  # fmt: skip
-    return ["unit", "cycle", *Answers(tuple(health_states), outputs, np.zeros(0, np.int64), []).columns()]
+    outputs = {
+        "rul": none,
+        "health_probs": np.zeros((0, len(health_states)), np.float32),
+        "quality_flags": np.zeros((0, 1, 1), np.int32),
+        "rul_quantiles": np.zeros((0, 0), np.float32),
+    }
+    empty = Answers(tuple(health_states), outputs, np.zeros(0, np.int64), [], planning=planning)
+    return ["unit", "cycle", *empty.columns()]
 
 
 def concat(parts: list[Answers]) -> Answers:
@@ -105,11 +137,11 @@ def concat(parts: list[Answers]) -> Answers:
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    return Answers(
-        first.health_states,
-        {name: np.concatenate([p.outputs[name] for p in parts]) for name in first.outputs},
-        np.concatenate([p.cycles_used for p in parts]),
-        [q for p in parts for q in p.quality],
+    return replace(
+        first,
+        outputs={name: np.concatenate([p.outputs[name] for p in parts]) for name in first.outputs},
+        cycles_used=np.concatenate([p.cycles_used for p in parts]),
+        quality=[q for p in parts for q in p.quality],
     )
 
 

@@ -38,6 +38,7 @@ from service.fast_json import FastJSONRoute
 from service.key_gate import Backoff, KeyGate
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
+from service.planning import PlanningError, asked
 from service.predictor import Predictor, WindowError
 from service.request_id import RequestId
 from service.schemas import (
@@ -85,11 +86,12 @@ async def _predict(
         return work(*args) if inline else await run_in_threadpool(work, *args)
 
     try:
+        planning = asked(body.horizons, body.risk, settings.planning(), predictor.card.rul_cap)
         batch = await off_loop(predictor.prepare_batch, windows, cycles)
-    except WindowError as exc:
+    except (PlanningError, WindowError) as exc:
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch.windows)
-    answers = await off_loop(predictor.answer_batch, batch, outputs)
+    answers = await off_loop(predictor.answer_batch, batch, outputs, planning)
     metrics.observe_quality(predictor.card.name, answers.quality)
     if settings.reject_out_of_distribution:
         refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
@@ -148,12 +150,15 @@ async def ready(request: Request, served: ServedDep) -> Readiness | JSONResponse
 
 
 @api.get("/v1/models", tags=["models"])
-async def list_models(served: ServedDep) -> ModelList:
-    """Every served model's card with the execution provider in use, and models that failed."""
+async def list_models(served: ServedDep, settings: SettingsDep) -> ModelList:
+    """Every served model's card with the execution provider in use, models that failed, and
+    the horizons and risk answered when a request does not ask."""
     return ModelList(
         default_model=served.default_model,
         models=[_summary(served.models[name]) for name in sorted(served.models)],
         unavailable=served.load_errors,
+        default_horizons=settings.default_horizons,
+        default_risk=settings.default_risk,
     )
 
 
@@ -176,7 +181,8 @@ async def predict(
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> Response:
-    """RUL, interval and health state for each window, with the named model."""
+    """RUL, interval, health state, failure probabilities within the horizons asked and the RUL
+    at the risk asked, for each window, with the named model."""
     return await _predict(request, predictor, body, settings, metrics)
 
 

@@ -26,6 +26,16 @@ class Interval(BaseModel):
     nominal_coverage: float
 
 
+class Distribution(BaseModel):
+    """The graph's rul_quantiles output (training/distribution.py): its quantile levels, in
+    column order; a quantile above open_above is +inf (the distribution is open there)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    levels: list[float] = Field(min_length=2)
+    open_above: float
+
+
 class QualityChecks(BaseModel):
     """The input checks inside the graph (training/quality.py): the statistics the service
     needs to explain a flag in words and the rule that turns the outputs into a status."""
@@ -72,4 +82,5 @@ class ModelCard(BaseModel):
     padding: Padding
     interval: Interval | None = None
     quality: QualityChecks | None = None  # None: a model exported before the checks
+    distribution: Distribution | None = None  # None: exports before 2026.12.02.2, refused at load
     sha256: str = Field(pattern="^[0-9a-f]{64}$")

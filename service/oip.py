@@ -20,6 +20,7 @@ from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of
 from service.oip_tensors import (
     HEADER_LENGTH,
     OUTPUT_DTYPES,
+    PLANNING_OUTPUTS,
     QUALITY_OUTPUT,
     InferRequest,
     checked_request,
@@ -27,6 +28,7 @@ from service.oip_tensors import (
     input_tensor,
     split_body,
 )
+from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
 from service.predictor import Predictor
 from service.quality import Quality
 from service.schemas import EXAMPLE_REQUEST
@@ -71,11 +73,38 @@ def _output_shape(predictor: Predictor, name: str) -> list[int]:
         return [-1, len(card.health_states)]
     if name == "quality_flags":
         return [-1, card.window_length, len(card.input_features)]
+    if name == "rul_quantiles":
+        return [-1, len(card.distribution.levels) if card.distribution else 0]
+    if name == "failure_probabilities":
+        return [-1, -1]  # one column per horizon asked
     return [-1]
 
 
 def _output_names(predictor: Predictor) -> list[str]:
-    return [*predictor.output_names, QUALITY_OUTPUT]
+    return [*predictor.output_names, QUALITY_OUTPUT, *PLANNING_OUTPUTS]
+
+
+def _planning(request: InferRequest, predictor: Predictor, defaults: Planning) -> Planning:
+    """The request parameters horizons and risk, the settings' where absent; 400 naming the
+    parameter for values the model cannot answer."""
+    parameters = request.parameters
+    horizons, risk = (parameters.horizons, parameters.risk) if parameters else (None, None)
+    try:
+        return asked(horizons, risk, defaults, predictor.card.rul_cap)
+    except PlanningError as exc:
+        raise HTTPException(400, f"parameters.{exc}") from exc
+
+
+def _planned(
+    predictor: Predictor, results: dict[str, np.ndarray], planning: Planning
+) -> dict[str, np.ndarray]:
+    """`results` with the planning outputs (service/planning.py) added."""
+    card = predictor.card
+    levels, cap = card.distribution.levels if card.distribution else [], card.rul_cap
+    quantiles = results["rul_quantiles"]
+    failure = failure_probabilities(quantiles, levels, planning.horizons, cap).astype(np.float32)
+    at_risk = rul_at_risk(quantiles, levels, planning.risk, cap).astype(np.float32)
+    return {**results, "failure_probabilities": failure, "rul_at_risk": at_risk}
 
 
 def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]:
@@ -128,6 +157,13 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
             "which the graph counts as padding (short_history)",
             "rul_upper": "+inf (binary) or -1 (JSON data) where the interval is open above: the RUL is "
             "at least rul_lower",
+            "rul_quantiles": "the RUL at quantile levels "
+            + ", ".join(f"{level:g}" for level in (card.distribution.levels if card.distribution else []))
+            + "; +inf (binary) or -1 (JSON data) where the distribution is open above the RUL cap",
+            "failure_probabilities": "P(RUL <= h) for each horizon h of the request parameter horizons "
+            "(whole cycles, at most the RUL cap; default RUL_DEFAULT_HORIZONS), shape [batch, horizons]",
+            "rul_at_risk": "the RUL left with probability >= 1 - risk, for the request parameter risk "
+            "in (0, 0.5] (default RUL_DEFAULT_RISK)",
         },
     }
 
@@ -179,7 +215,9 @@ _INFER_OPENAPI = {
 @api.post("/models/{model}/versions/{model_version}/infer", openapi_extra=_INFER_OPENAPI)
 async def infer(request: Request, predictor: NamedPredictor, model_version: str = "") -> Response:
     """Open Inference Protocol inference: input `readings` FP32 [batch, window_length, 24]
-    (raw readings); outputs rul, health_probs, rul_lower, rul_upper (JSON or binary)."""
+    (raw readings); outputs the graph's (rul, health_probs, rul_lower, rul_upper, the quality
+    outputs, rul_quantiles) and the service's (quality, failure_probabilities and rul_at_risk
+    for the request parameters horizons and risk), JSON or binary."""
     _check_version(predictor, model_version)
     state = service_state(request.app)
     # decoding and reading the tensor are per-value work: in a worker thread, never on the loop
@@ -190,6 +228,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
         raise HTTPException(400, "the inference request must be a JSON object")
     checked = await run_in_threadpool(checked_request, body)  # a body may list 100 000 outputs
     requested = _requested_outputs(checked, predictor)
+    planning = _planning(checked, predictor, state.settings.planning())
     batch = await run_in_threadpool(
         input_tensor, checked, binary, predictor, state.settings.max_windows_per_request
     )
@@ -198,6 +237,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     state.metrics.observe_quality(predictor.card.name, qualities)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
+    results = await run_in_threadpool(_planned, predictor, results, planning)
     header, data = await run_in_threadpool(encode_answer, predictor, checked, requested, results, qualities)
     if not data:
         return Response(header, media_type="application/json")

@@ -9,7 +9,16 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import HTTPException
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from service import fast_json
 from service.answers import quality_record
@@ -21,6 +30,11 @@ DTYPES = {"FP32": np.float32, "FP64": np.float64}
 # The graph's outputs are FP32 but for the quality flags; "quality" is the service's own: one
 # JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
 QUALITY_OUTPUT = "quality"
+# Also the service's own, from rul_quantiles and the request's parameters horizons and risk
+# (service/planning.py): P(RUL <= h) [batch, horizons], the RUL at the risk [batch].
+PLANNING_OUTPUTS = ("failure_probabilities", "rul_at_risk")
+# +inf is no JSON number: where the graph gives it (open above the cap), JSON data says -1
+OPEN_OUTPUTS = ("rul_upper", "rul_quantiles")
 OUTPUT_DTYPES = {
     "quality_flags": ("INT32", np.int32),
     "window_flags": ("INT32", np.int32),
@@ -36,6 +50,8 @@ class Parameters(BaseModel):
     binary_data_size: StrictInt | None = Field(default=None, ge=0)
     binary_data: StrictBool | None = None
     binary_data_output: StrictBool | None = None
+    horizons: list[StrictInt] | None = None  # request parameters: what failure_probabilities answers
+    risk: StrictFloat | None = None  # and rul_at_risk
 
 
 class InputTensor(BaseModel):
@@ -234,8 +250,8 @@ def encode_answer(
         else:
             value = np.ascontiguousarray(results[name], dtype=dtype)
             entry = {"name": name, "datatype": datatype, "shape": list(value.shape)}
-            raw = value.tobytes()  # binary as the graph gives it (rul_upper +inf when open, as on Triton)
-            if name == "rul_upper":  # +inf is no JSON number: -1 in JSON data, as the metadata says
+            raw = value.tobytes()  # binary as the graph gives it (+inf when open, as on Triton)
+            if name in OPEN_OUTPUTS:  # -1 in JSON data, as the metadata says
                 value = np.where(np.isfinite(value), value, -1.0).astype(np.float32)
             data = value.reshape(-1).tolist()
         if wants_binary(request, name):

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from service.answers import Answers
 from service.c_heap import trim_c_heap
 from service.model_card import ModelCard
+from service.planning import DEFAULT_PLANNING, Planning
 from service.providers import SessionConfig, create_session
 from service.quality import QualityExplainer, cycle_labels, row_positions
 
@@ -29,6 +30,7 @@ KNOWN_OUTPUTS = (
     "quality_flags",
     "ood_score",
     "window_flags",
+    "rul_quantiles",
 )
 QUALITY_OUTPUTS = ("quality_flags", "ood_score", "window_flags")
 # ONNX Runtime keeps the memory of its largest run in its arena: one run of 5 000 fd001
@@ -142,6 +144,12 @@ class Predictor:
                 "far to trust them (a short history, cycles out of order or repeated); re-export it with "
                 "rul-export"
             )
+        if "rul_quantiles" not in self.output_names or self.card.distribution is None:
+            raise ModelLoadError(
+                f"model {self.card.name} has no predictive distribution (output 'rul_quantiles' and the "
+                "card's 'distribution'): it was exported before it, and could not answer failure "
+                "probabilities or a RUL at risk; re-export it with rul-export"
+            )
         if self.card.padding.rule != "nan":
             raise ModelLoadError(
                 f"model {self.card.name} takes short windows padded by repeating their first cycle "
@@ -243,25 +251,42 @@ class Predictor:
             [None if n is None else np.asarray(n, np.int64) for n in numbers],
         )
 
-    def answers(self, windows: np.ndarray, outputs: dict[str, np.ndarray], positions: np.ndarray) -> Answers:
+    def answers(
+        self,
+        windows: np.ndarray,
+        outputs: dict[str, np.ndarray],
+        positions: np.ndarray,
+        planning: Planning = DEFAULT_PLANNING,
+    ) -> Answers:
         """The graph's outputs for windows (N, W, C) -> their answers. positions (N, W): each row's
-        label in the caller's terms (-1: front padding), as quality flags name cycles."""
+        label in the caller's terms (-1: front padding), as quality flags name cycles; planning:
+        the horizons and risk asked (checked first: `planning_problem`)."""
         used = (positions >= 0).sum(axis=1)
         quality = self.explainer.assess_batch(
             windows, outputs["quality_flags"], outputs["ood_score"], positions, outputs["window_flags"]
         )
-        return Answers(tuple(self.card.health_states), outputs, used, quality)
+        return self._answers(outputs, used, quality, planning)
 
-    def no_answers(self) -> Answers:
+    def _answers(
+        self, outputs: dict[str, np.ndarray], used: np.ndarray, quality: list, planning: Planning
+    ) -> Answers:
+        levels = tuple(self.card.distribution.levels) if self.card.distribution else ()
+        states = tuple(self.card.health_states)
+        return Answers(states, outputs, used, quality, levels, self.card.rul_cap, planning)
+
+    def no_answers(self, planning: Planning = DEFAULT_PLANNING) -> Answers:
         """The answers of no window (a fleet whose every unit was skipped)."""
         shapes = {
             "health_probs": (0, len(self.card.health_states)),
             "quality_flags": (0, self.window_length, self.n_columns),
+            "rul_quantiles": (0, len(self.card.distribution.levels) if self.card.distribution else 0),
         }
         outputs = {name: np.zeros(shapes.get(name, (0,)), np.float32) for name in self.output_names}
-        return Answers(tuple(self.card.health_states), outputs, np.zeros(0, np.int64), [])
+        return self._answers(outputs, np.zeros(0, np.int64), [], planning)
 
-    def answer_batch(self, batch: PreparedBatch, outputs: dict[str, np.ndarray]) -> Answers:
+    def answer_batch(
+        self, batch: PreparedBatch, outputs: dict[str, np.ndarray], planning: Planning = DEFAULT_PLANNING
+    ) -> Answers:
         """A prepared batch's answers; a quality flag's cycles are the cycle numbers sent, or
         positions in the readings sent."""
         w = self.window_length
@@ -269,7 +294,7 @@ class Predictor:
             row_positions(w, int(n)) if cycles is None else cycle_labels(cycles, w, int(n))
             for n, cycles in zip(batch.cycles_sent, batch.cycle_numbers, strict=True)
         ])  # fmt: skip
-        return self.answers(batch.windows, outputs, positions)
+        return self.answers(batch.windows, outputs, positions, planning)
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from service.fleet_file import FEATURES
+from service.planning import MAX_HORIZONS, MAX_RISK
 from service.quality import Quality
 
 # A real request: the last 50 cycles of test_FD001 units 9 (true RUL 111) and 34 (true RUL 7),
@@ -173,10 +174,45 @@ class Window(BaseModel):
     )
 
 
+Horizons = Annotated[
+    list[Annotated[StrictInt, Field(ge=1)]] | None,
+    Field(
+        default=None,
+        max_length=MAX_HORIZONS,
+        description="optional: horizons in cycles; each answer gives P(failure within each). "
+        "Whole numbers >= 1, each once, at most the model's rul_cap; default RUL_DEFAULT_HORIZONS",
+    ),
+]
+Risk = Annotated[
+    float | None,
+    Field(
+        default=None,
+        gt=0,
+        le=MAX_RISK,
+        description="optional: the risk the caller accepts, in (0, 0.5]; each answer gives the RUL "
+        "left with probability at least 1 - risk (rul_at_risk); default RUL_DEFAULT_RISK",
+    ),
+]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     windows: list[Window] = Field(min_length=1)
+    horizons: Horizons
+    risk: Risk
+
+
+class FailureProbability(BaseModel):
+    within_cycles: int = Field(description="the horizon asked, cycles")
+    probability: float = Field(description="P(true RUL <= within_cycles), from the calibrated distribution")
+
+
+class RulAtRisk(BaseModel):
+    risk: float = Field(description="the risk asked")
+    rul: float = Field(
+        description="the engine has at least this many cycles left, with probability >= 1 - risk"
+    )
 
 
 class Answer(BaseModel):
@@ -190,6 +226,8 @@ class Answer(BaseModel):
     )
     health_state: str = Field(description="normal | degrading | critical")
     health_probabilities: dict[str, float]
+    failure_probabilities: list[FailureProbability] = Field(description="one per horizon asked, in order")
+    rul_at_risk: RulAtRisk
     cycles_used: int = Field(description="cycles of the window the model read")
     padded: bool = Field(description="true when the window was shorter than the model's and was padded")
     quality: Quality = Field(description="how far to trust this answer")
@@ -228,6 +266,8 @@ class ModelList(BaseModel):
     default_model: str | None
     models: list[ModelSummary]
     unavailable: dict[str, str] = Field(description="models that failed to load, with the reason")
+    default_horizons: list[int] = Field(description="failure_probabilities' horizons when none are asked")
+    default_risk: float = Field(description="rul_at_risk's risk when none is asked")
 
 
 class Readiness(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from service.fleet_file import FleetFileError, read_fleet
+from service.planning import Planning, PlanningError, asked
 from service.predictor import ModelLoadError, Predictor
 from service.providers import ProviderUnavailable, SessionConfig
 from service.quality import flag_subject
@@ -55,22 +56,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--master", default="local[*]", help="with --engine spark: the Spark master")
     parser.add_argument("--reject-out-of-distribution", action="store_true",
                         help="list out-of-distribution units as skipped, not predicted")  # fmt: skip
+    parser.add_argument("--horizons", type=int, nargs="+",
+                        help="horizons in cycles for the failure_probability_<h> columns "
+                             "(default: RUL_DEFAULT_HORIZONS, else 30)")  # fmt: skip
+    parser.add_argument("--risk", type=float,
+                        help="the risk for the rul_at_risk column, in (0, 0.5] (default: RUL_DEFAULT_RISK, "
+                             "else 0.05)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        args.model = model_path(args.model, Settings().models_dir)
-    except ValueError as exc:
+        settings = Settings()
+        args.model = model_path(args.model, settings.models_dir)
+    except ValueError as exc:  # pydantic's ValidationError (a bad RUL_* variable) included
         sys.exit(f"rul-score: {exc}")
+    defaults = settings.planning()
+    args.planning = Planning(tuple(args.horizons or defaults.horizons), args.risk or defaults.risk)
     if args.engine == "spark":
         _run_on_spark(args)
         return
     try:
-        predictor = Predictor.load(args.model, SessionConfig(args.providers or Settings().providers))
+        predictor = Predictor.load(args.model, SessionConfig(args.providers or settings.providers))
+        args.planning = asked(args.horizons, args.risk, settings.planning(), predictor.card.rul_cap)
         with open(args.file, "rb") as f:
             fleet = read_fleet(f)
-    except (OSError, ModelLoadError, ProviderUnavailable, FleetFileError, ValidationError) as exc:
+    except (
+        OSError,
+        ModelLoadError,
+        ProviderUnavailable,
+        FleetFileError,
+        ValidationError,
+        PlanningError,
+    ) as exc:  # noqa: E501
         sys.exit(f"rul-score: {exc}")
     with tqdm(total=len(fleet), unit="unit", desc=args.file.name, file=sys.stderr) as bar:
-        result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution)
+        result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution,
+                             planning=args.planning)  # fmt: skip
     for skipped in result.skipped:
         print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
     for unit, quality in zip(

@@ -22,6 +22,7 @@ from service.answers import UnitAnswers, column_names
 from service.c_heap import trim_c_heap
 from service.dependencies import NamedPredictor
 from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
+from service.planning import Planning, PlanningError, asked
 from service.predictor import Predictor
 from service.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
 from service.settings import Settings
@@ -54,6 +55,16 @@ async def score(
         ),
     ],
     all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
+    horizons: Annotated[
+        list[int] | None,
+        Query(
+            description="horizons in cycles for failure_probabilities, repeated: "
+            "?horizons=10&horizons=40 (default RUL_DEFAULT_HORIZONS)"
+        ),  # fmt: skip
+    ] = None,
+    risk: Annotated[
+        float | None, Query(description="the risk for rul_at_risk, in (0, 0.5] (default RUL_DEFAULT_RISK)")
+    ] = None,
 ) -> Response:
     """Score a fleet file: one prediction per unit at its last cycle (and, with
     `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
@@ -63,6 +74,10 @@ async def score(
     settings = state.settings
     reject = settings.reject_out_of_distribution
     as_csv = "text/csv" in request.headers.get("accept", "")
+    try:
+        planning = asked(horizons, risk, settings.planning(), predictor.card.rul_cap)
+    except PlanningError as exc:
+        raise HTTPException(422, str(exc)) from exc
     await _take_scoring_slot(state)
     try:
         fleet = await _read_upload(file, settings)
@@ -70,7 +85,7 @@ async def score(
             _check_trajectory_points(fleet, predictor, settings)
         # every unit's last cycle first (one window each); with all_cycles the trajectories follow
         result = await _while_connected(
-            request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled)
+            request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
         )
     except BaseException:
         state.scoring.release()
@@ -115,7 +130,8 @@ async def _trajectory_stream(
     started, units = time.perf_counter(), result.predictions.units.tolist()
     try:
         if as_csv:
-            names = column_names(result.predictions.answers.health_states)
+            answers = result.predictions.answers
+            names = column_names(answers.health_states, answers.planning)
             yield (",".join(names) + "\r\n").encode()
         else:
             head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version,
@@ -123,7 +139,10 @@ async def _trajectory_stream(
             yield head[:-1] + b',"trajectories":['
         for i, unit in enumerate(units):
             cycles, readings = fleet[unit]
-            yield await run_in_threadpool(_unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0)
+            planning = result.predictions.answers.planning
+            yield await run_in_threadpool(
+                _unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0, planning
+            )
         if not as_csv:
             yield b"]}"
         logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,
@@ -134,9 +153,15 @@ async def _trajectory_stream(
 
 
 def _unit_trajectory(
-    predictor: Predictor, unit: int, cycles: np.ndarray, readings: np.ndarray, as_csv: bool, first: bool
+    predictor: Predictor,
+    unit: int,
+    cycles: np.ndarray,
+    readings: np.ndarray,
+    as_csv: bool,
+    first: bool,
+    planning: Planning,
 ) -> bytes:
-    points = score_trajectory(predictor, unit, cycles, readings)
+    points = score_trajectory(predictor, unit, cycles, readings, planning=planning)
     if as_csv:
         return _csv_text(points, False).encode()
     return (b"" if first else b",") + orjson.dumps({"unit": unit, "points": points.records()})

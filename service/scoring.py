@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.answers import UnitAnswers, column_names, concat_units
+from service.planning import DEFAULT_PLANNING, Planning
 from service.predictor import Predictor
 from service.quality import OUT_OF_DISTRIBUTION, cycle_labels
 
@@ -54,25 +55,32 @@ class FleetScore:
 def csv_rows(scored: UnitAnswers, header: bool = True) -> list[list[object]]:
     """[header +] a row per answer: `column_names`, numbers rounded (RUL 3 decimals,
     probabilities 5, OOD score 4); an empty rul_upper: open above, the RUL is at least rul_lower."""
-    names = column_names(scored.answers.health_states)
+    names = column_names(scored.answers.health_states, scored.answers.planning)
     columns = scored.columns()
     for name, digits in CSV_DIGITS.items():
         columns[name] = ["" if v is None else f"{v:.{digits}f}" for v in columns[name]]
-    for state in scored.answers.health_states:
-        columns[f"p_{state}"] = [f"{v:.5f}" for v in columns[f"p_{state}"]]
+    probabilities = [f"p_{state}" for state in scored.answers.health_states]
+    probabilities += [f"failure_probability_{h}" for h in scored.answers.planning.horizons]
+    for name in probabilities:
+        columns[name] = [f"{v:.5f}" for v in columns[name]]
     rows = [list(row) for row in zip(*(columns[name] for name in names), strict=True)]
     return [[*names], *rows] if header else rows
 
 
-CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "ood_score": 4}
+CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "rul_at_risk": 3, "ood_score": 4}
 
 
 def _scores(
-    predictor: Predictor, units: np.ndarray, cycles: np.ndarray, windows: np.ndarray, positions: np.ndarray
+    predictor: Predictor,
+    units: np.ndarray,
+    cycles: np.ndarray,
+    windows: np.ndarray,
+    positions: np.ndarray,
+    planning: Planning,
 ) -> UnitAnswers:
     """One ONNX Runtime run over windows (N, W, 24); units, cycles: (N,) each; positions (N, W):
     the cycle number of each window row (-1: padding)."""
-    answers = predictor.answers(windows, predictor.run(windows), positions)
+    answers = predictor.answers(windows, predictor.run(windows), positions, planning)
     return UnitAnswers(np.asarray(units, dtype=np.int64), np.asarray(cycles, dtype=np.int64), answers)
 
 
@@ -90,6 +98,7 @@ def score_trajectory(
     cycles: np.ndarray,
     readings: np.ndarray,
     check: Callable[[], None] = lambda: None,
+    planning: Planning = DEFAULT_PLANNING,
 ) -> UnitAnswers:
     """One unit's answer at every cycle from the model's minimum on (a unit at least that long),
     in runs of BATCH_WINDOWS windows; `check` is called before each run (it raises to stop)."""
@@ -103,8 +112,8 @@ def score_trajectory(
         stop = start + BATCH_WINDOWS
         parts.append(_scores(predictor, np.full(len(windows[start:stop]), unit),
                              cycles[min_cycles - 1 :][start:stop], windows[start:stop],
-                             positions[start:stop]))  # fmt: skip
-    return concat_units(parts, predictor.no_answers())
+                             positions[start:stop], planning))  # fmt: skip
+    return concat_units(parts, predictor.no_answers(planning))
 
 
 def score_fleet(
@@ -114,11 +123,13 @@ def score_fleet(
     progress: Callable[[int], None] | None = None,
     reject_out_of_distribution: bool = False,
     cancelled: Callable[[], bool] = lambda: False,
+    planning: Planning = DEFAULT_PLANNING,
 ) -> FleetScore:
     """Score every unit of `fleet` ({unit: (cycles, readings (T, 24))}). Blocking. With
     `reject_out_of_distribution`, a unit whose last window is out of distribution is listed
     under `skipped` with the reason instead of predicted. `cancelled` is asked before every
-    unit and every run of windows; when it says True, ScoringCancelled is raised."""
+    unit and every run of windows; when it says True, ScoringCancelled is raised. `planning`:
+    the horizons and risk every answer is for."""
 
     def check() -> None:
         if cancelled():
@@ -142,7 +153,7 @@ def score_fleet(
             last_positions.append(cycle_labels(cycles, window_length, len(readings)))
             last_meta.append((unit, int(cycles[-1])))
             if all_cycles:
-                trajectories[unit] = score_trajectory(predictor, unit, cycles, readings, check)
+                trajectories[unit] = score_trajectory(predictor, unit, cycles, readings, check, planning)
         if progress:
             progress(1)
     meta = np.array(last_meta, dtype=np.int64).reshape(-1, 2)  # (units, 2): unit, cycle
@@ -152,8 +163,8 @@ def score_fleet(
         part = meta[start : start + BATCH_WINDOWS]
         windows = np.stack(last_windows[start : start + BATCH_WINDOWS])
         positions = np.stack(last_positions[start : start + BATCH_WINDOWS])
-        parts.append(_scores(predictor, part[:, 0], part[:, 1], windows, positions))
-    result = FleetScore(concat_units(parts, predictor.no_answers()), trajectories, skipped)
+        parts.append(_scores(predictor, part[:, 0], part[:, 1], windows, positions, planning))
+    result = FleetScore(concat_units(parts, predictor.no_answers(planning)), trajectories, skipped)
     if reject_out_of_distribution:
         _withhold_out_of_distribution(result)
     return result

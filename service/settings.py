@@ -8,6 +8,14 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.planning import (
+    DEFAULT_HORIZONS,
+    DEFAULT_RISK,
+    MAX_HORIZONS,
+    MAX_RISK,
+    Planning,
+    planning_problem,
+)
 from service.providers import ProviderChoice, SessionConfig
 
 # A comma-separated environment variable: RUL_API_KEYS=key1,key2
@@ -83,8 +91,26 @@ class Settings(BaseSettings):
     # and the problem instead of an answer (predict and /v2 infer); false: answered and flagged
     reject_out_of_distribution: bool = False
     cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
+    # A planner's questions when a request does not ask (service/planning.py): P(failure within
+    # each horizon, cycles), and the RUL left at this risk. RUL_DEFAULT_HORIZONS=10,30
+    default_horizons: Annotated[list[int], NoDecode] = Field(
+        default=list(DEFAULT_HORIZONS), min_length=1, max_length=MAX_HORIZONS
+    )
+    default_risk: float = Field(default=DEFAULT_RISK, gt=0, le=MAX_RISK)
 
-    _split = field_validator("api_keys", "cors_origins", mode="before")(split_list)
+    _split = field_validator("api_keys", "cors_origins", "default_horizons", mode="before")(split_list)
+
+    @field_validator("default_horizons")
+    @classmethod
+    def _horizons(cls, horizons: list[int]) -> list[int]:
+        problem = planning_problem(horizons, DEFAULT_RISK, float("inf"))
+        if problem:
+            raise ValueError(problem[1])
+        return horizons
+
+    def planning(self) -> Planning:
+        """The horizons and risk answered when a request does not ask."""
+        return Planning(tuple(self.default_horizons), self.default_risk)
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(

@@ -14,6 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from service.planning import DEFAULT_HORIZONS, DEFAULT_PLANNING, DEFAULT_RISK, Planning
 from spark_scoring.job import read_telemetry, score_fleet_spark
 
 
@@ -29,13 +30,22 @@ def spark_session(master: str | None) -> SparkSession:
 
 
 def score_to(
-    master: str | None, source: str, model: str, out: str, all_cycles: bool, providers: str, program: str
+    master: str | None,
+    source: str,
+    model: str,
+    out: str,
+    all_cycles: bool,
+    providers: str,
+    program: str,
+    planning: Planning = DEFAULT_PLANNING,
 ) -> None:
     """Score `source` into `out` in a session for `master`, stopped at the end; bad input or
     an unreadable path exits naming it, after `program`."""
     spark = spark_session(master)
     try:
-        scores = score_fleet_spark(read_telemetry(spark, source), model, all_cycles, providers)  # type: ignore[arg-type]
+        telemetry = read_telemetry(spark, source)
+        scores = score_fleet_spark(telemetry, model, all_cycles, providers, None,  # type: ignore[arg-type]
+                                   list(planning.horizons), planning.risk)  # fmt: skip
         if out.endswith(".csv"):
             scores.write.mode("overwrite").csv(out, header=True)
         else:
@@ -51,9 +61,8 @@ def run(args: argparse.Namespace) -> None:
     if not args.out:
         sys.exit("rul-score: --engine spark needs --out (a .parquet or .csv path; Spark writes a directory)")
     providers = args.providers or "cpu"
-    score_to(
-        args.master, str(args.file), str(args.model), str(args.out), args.all_cycles, providers, "rul-score"
-    )
+    score_to(args.master, str(args.file), str(args.model), str(args.out), args.all_cycles, providers,
+             "rul-score", args.planning)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,8 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", help="where to write the scores (.csv: CSV, else Parquet)")
     parser.add_argument("--all-cycles", action="store_true", help="a prediction at every cycle of every unit")
     parser.add_argument("--providers", default="cpu", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--horizons", type=int, nargs="+", default=list(DEFAULT_HORIZONS),
+                        help="horizons in cycles for the failure_probability_<h> columns")  # fmt: skip
+    parser.add_argument("--risk", type=float, default=DEFAULT_RISK, help="the risk for rul_at_risk")
     args = parser.parse_args(argv)
-    score_to(None, args.input, args.model, args.out, args.all_cycles, args.providers, "rul-score on Spark")
+    planning = Planning(tuple(args.horizons), args.risk)
+    score_to(None, args.input, args.model, args.out, args.all_cycles, args.providers, "rul-score on Spark",
+             planning)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pyspark.sql import types as T
 from service.answers import UnitAnswers, column_names
 from service.fleet_file import FEATURES
 from service.model_card import ModelCard
+from service.planning import Planning, asked
 from service.predictor import Predictor
 from service.providers import ProviderChoice, SessionConfig
 from service.scoring import score_fleet
@@ -44,7 +45,7 @@ REQUIRED = ["unit", "cycle", *FEATURES]
 _PREDICTORS: dict[str, Predictor] = {}  # per Python worker process: model file -> loaded model
 
 
-def output_schema(df: DataFrame, health_states: list[str]) -> T.StructType:
+def output_schema(df: DataFrame, health_states: list[str], planning: Planning) -> T.StructType:
     """The key columns as they come, then rul-score's columns."""
     keys = [f for f in df.schema.fields if f.name not in REQUIRED]
     types: dict[str, T.DataType] = {  # every other column is a double
@@ -52,7 +53,7 @@ def output_schema(df: DataFrame, health_states: list[str]) -> T.StructType:
         "padded": T.BooleanType(), "health_state": T.StringType(),
         "quality_status": T.StringType(), "flagged_columns": T.StringType(),
     }  # fmt: skip
-    columns = column_names(health_states)
+    columns = column_names(health_states, planning)
     return T.StructType([*keys, *(T.StructField(c, types.get(c, T.DoubleType())) for c in columns)])
 
 
@@ -104,14 +105,19 @@ def score_fleet_spark(
     all_cycles: bool = False,
     providers: ProviderChoice = "cpu",
     partitions: int | None = None,
+    horizons: list[int] | None = None,
+    risk: float | None = None,
 ) -> DataFrame:
     """A DataFrame of predictions for the telemetry `df` (checked first: check_input) with the
     model `model` (<name>.onnx with its <name>.json card beside it). Lazy, like any Spark
     transformation: write or collect it. `partitions`: how many pieces the fleet is split into
-    by unit (default: twice the default parallelism)."""
+    by unit (default: twice the default parallelism). `horizons` and `risk`: what the
+    failure_probability_<h> and rul_at_risk columns answer (default: service/planning.py's);
+    ValueError naming the field for values the model cannot answer."""
     check_input(df)
     model_path = Path(model).resolve()
     card = ModelCard.model_validate_json(model_path.with_suffix(".json").read_bytes())
+    planning = asked(horizons, risk, Planning(), card.rul_cap)
     spark = df.sparkSession
     spark.sparkContext.addFile(str(model_path))
     spark.sparkContext.addFile(str(model_path.with_suffix(".json")))
@@ -122,8 +128,8 @@ def score_fleet_spark(
     count = partitions or 2 * spark.sparkContext.defaultParallelism
     ordered = typed.repartition(count, *keys, "unit").sortWithinPartitions(*keys, "unit", "cycle")
     score = partial(_score_partitions, model_file=model_path.name, providers=providers,
-                    all_cycles=all_cycles, keys=keys, health_states=card.health_states)  # fmt: skip
-    return ordered.mapInPandas(score, output_schema(df, card.health_states))
+                    all_cycles=all_cycles, keys=keys, planning=planning)  # fmt: skip
+    return ordered.mapInPandas(score, output_schema(df, card.health_states, planning))
 
 
 def _predictor(model_file: str, providers: ProviderChoice) -> Predictor:
@@ -145,7 +151,7 @@ def _score_partitions(
     providers: ProviderChoice,
     all_cycles: bool,
     keys: list[str],
-    health_states: list[str],
+    planning: Planning,
 ) -> Iterator[pd.DataFrame]:
     """Arrow batches of a partition sorted by keys, unit and cycle -> predictions, scored
     SCORE_ROWS rows at a time. A unit's rows may go on into the next batch: the last unit
@@ -162,14 +168,14 @@ def _score_partitions(
         last = (ids == ids.iloc[-1]).all(axis=1).to_numpy()
         gathered, size = [rows[last]], int(last.sum())
         if not last.all():
-            yield _score(_predictor(model_file, providers), rows[~last], all_cycles, keys, health_states)
+            yield _score(_predictor(model_file, providers), rows[~last], all_cycles, keys, planning)
     if size:
         rows = pd.concat(gathered, ignore_index=True)
-        yield _score(_predictor(model_file, providers), rows, all_cycles, keys, health_states)
+        yield _score(_predictor(model_file, providers), rows, all_cycles, keys, planning)
 
 
 def _score(
-    predictor: Predictor, rows: pd.DataFrame, all_cycles: bool, keys: list[str], health_states: list[str]
+    predictor: Predictor, rows: pd.DataFrame, all_cycles: bool, keys: list[str], planning: Planning
 ) -> pd.DataFrame:
     """Every unit in `rows` (whole units, sorted by cycle), per key group, with score_fleet."""
     frames = []
@@ -182,7 +188,7 @@ def _score(
             if len(repeated):
                 raise ValueError(f"unit {unit} has cycle {repeated[0]} twice; each cycle must appear once")
             fleet[int(unit)] = (cycles, unit_rows[FEATURES].to_numpy(np.float32))
-        frame = _frame(score_fleet(predictor, fleet, all_cycles).scored())
+        frame = _frame(score_fleet(predictor, fleet, all_cycles, planning=planning).scored())
         for name, value in zip(keys, key if isinstance(key, tuple) else (key,), strict=True):
             frame.insert(keys.index(name), name, value)
         frames.append(frame)

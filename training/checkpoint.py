@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.distribution import QuantileHead
 from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
 from training.padding import fill_padding, real_rows
@@ -21,8 +22,18 @@ from training.quality import QualityCheck
 
 CHECKPOINT_FORMAT = "rul-checkpoint/2"
 # The graph's outputs in order (RawReadingsModel gives the first two; a graph without input
-# checks, as rul-evaluate builds from one checkpoint, the first four).
-OUTPUT_NAMES = ("rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags")
+# checks, as rul-evaluate builds from one checkpoint, the first four; one without a predictive
+# distribution the first seven).
+OUTPUT_NAMES = (
+    "rul",
+    "health_probs",
+    "rul_lower",
+    "rul_upper",
+    "quality_flags",
+    "ood_score",
+    "window_flags",
+    "rul_quantiles",
+)
 
 
 class RawReadingsModel(nn.Module):
@@ -49,17 +60,23 @@ class RawReadingsModel(nn.Module):
 class ServingGraph(nn.Module):
     """What gets exported: the input checks, the mean of one or more members' RUL and health
     probabilities (sensor columns the checks flag are masked in every member), and the
-    calibrated interval on that mean, for the window's history length. (B, W, 24), leading
-    NaN rows padding -> rul, health_probs, rul_lower, rul_upper, quality_flags (B, W, 24)
-    int32, ood_score (B,), window_flags (B,) int32."""
+    calibrated interval and predictive distribution on that mean, for the window's history
+    length. (B, W, 24), leading NaN rows padding -> rul, health_probs, rul_lower, rul_upper,
+    quality_flags (B, W, 24) int32, ood_score (B,), window_flags (B,) int32, rul_quantiles
+    (B, levels)."""
 
     def __init__(
-        self, members: list[RawReadingsModel], interval: IntervalHead, quality: QualityCheck | None = None
+        self,
+        members: list[RawReadingsModel],
+        interval: IntervalHead,
+        quality: QualityCheck | None = None,
+        distribution: QuantileHead | None = None,
     ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.interval = interval
         self.quality = quality
+        self.distribution = distribution
 
     def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
         real = real_rows(readings)  # (B, W)
@@ -74,7 +91,10 @@ class ServingGraph(nn.Module):
         probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)
         if flags is None:
             return (rul, probs, *self.interval(rul, n_real))
-        return (rul, probs, *self.interval(rul, n_real), flags, ood_score, window_flags)
+        checked = (rul, probs, *self.interval(rul, n_real), flags, ood_score, window_flags)
+        if self.distribution is None:
+            return checked
+        return (*checked, self.distribution(rul, n_real))
 
 
 def save_checkpoint(path: str | Path, model: DualTaskModel, facts: dict[str, Any]) -> None:

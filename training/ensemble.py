@@ -1,7 +1,8 @@
 """The served ensemble built from checkpoints: every member with its preprocessing, the input
-checks fitted on the members' training units, and the interval calibrated on their held-out
-windows against the true, uncapped RUL, for full windows and for each band of shorter history
-(what rul-export exports and the studies evaluate)."""
+checks fitted on the members' training units, and the interval and the predictive
+distribution calibrated on their held-out windows against the true, uncapped RUL, for full
+windows and for each band of shorter history (what rul-export exports and the studies
+evaluate)."""
 
 from typing import NamedTuple
 
@@ -10,6 +11,7 @@ import numpy as np
 from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
 from training.constants import N_OPERATING_CONDITIONS, PADDING_RULE
 from training.data import Subset, Unit, load_subset
+from training.distribution import QuantileHead, calibrate_quantiles
 from training.evaluate import torch_predict_fn
 from training.intervals import (
     IntervalBands,
@@ -100,7 +102,18 @@ def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[Serv
         )
     bands = with_short_history(bands, held_out.predicted, held_out.truth, held_out.cycles_used,
                                held_out.weights, window_length)  # fmt: skip
-    return ServingGraph(members, IntervalHead(bands), check).eval(), checkpoints, subset
+    quantiles = calibrate_quantiles(
+        held_out.predicted,
+        held_out.truth,
+        held_out.weights,
+        held_out.cycles_used,
+        window_length,
+        bands.edges,
+        first["rul_cap"],
+        held_out.calibrated_on,
+    )
+    graph = ServingGraph(members, IntervalHead(bands), check, QuantileHead(quantiles))
+    return graph.eval(), checkpoints, subset
 
 
 def calibration_windows(

@@ -49,7 +49,8 @@ def protocol_metrics(
     outputs: dict[str, np.ndarray], true_rul: np.ndarray, health_thresholds: dict[str, float]
 ) -> dict[str, float | list[float]]:
     """RMSE (and its 90 % bootstrap interval over the units), PHM08, health accuracy and
-    macro-F1 (and interval coverage/width if present)."""
+    macro-F1 (and interval coverage/width, and the share of units below each RUL quantile, if
+    present)."""
     rul = outputs["rul"]
     predicted_health = outputs["health_probs"].argmax(axis=1)
     true_health = health_labels(
@@ -79,6 +80,9 @@ def protocol_metrics(
             float(np.mean(upper[closed] - lower[closed])) if closed.any() else 0.0
         )
         metrics["interval_open_share"] = float(np.mean(~closed))
+    if "rul_quantiles" in outputs:  # per quantile level: the share of units whose truth is below it
+        below = true_rul[:, None] < outputs["rul_quantiles"]
+        metrics["quantile_share_below"] = np.mean(below, axis=0).tolist()
     return metrics
 
 

@@ -164,6 +164,8 @@ def export(
             "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
             "window_flags": "int32 bit set per window, shape [batch]: "
             + ", ".join(f"{bit} {name}" for bit, name in WINDOW_CHECK_NAMES.items()),
+            "rul_quantiles": "RUL quantiles at distribution.levels, cycles, non-decreasing, shape "
+            "[batch, levels]; +inf above distribution.open_above (the distribution is open there)",
         },
         "quality": quality_card(graph.quality.stats),
         "health_states": list(HEALTH_STATES),
@@ -182,6 +184,18 @@ def export(
             "test_coverage": test_metrics["interval_coverage"],
             "test_coverage_capped_truth": test_metrics["interval_coverage_capped_truth"],
             "test_mean_width": test_metrics["interval_mean_width"],
+        },
+        "distribution": {
+            "method": "conformal predictive distribution per predicted-RUL and history band "
+            "(training/distribution.py)",
+            **graph.distribution.bands.to_dict(),
+            "test_share_below": dict(
+                zip(
+                    map(str, graph.distribution.bands.levels),
+                    test_metrics["quantile_share_below"],
+                    strict=True,
+                )
+            ),  # fmt: skip
         },
         "ensemble": {
             "members": len(checkpoints),

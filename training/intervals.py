@@ -94,16 +94,23 @@ def conformal_one_sided(scores: np.ndarray, level: float) -> float:
     return max(float(ordered[min(rank, len(ordered)) - 1]), 0.0)
 
 
-def weighted_conformal(scores: np.ndarray, weights: np.ndarray, level: float) -> float:
-    """The weighted form of `conformal_one_sided` (Tibshirani et al., "Conformal prediction
+def weighted_conformal_score(scores: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The weighted conformal quantile of `scores` (Tibshirani et al., "Conformal prediction
     under covariate shift", NeurIPS 2019): the smallest score whose cumulative weight reaches
-    level, the level raised as ceil((n + 1) level) / n for the effective sample size n."""
+    level, the level raised as ceil((n + 1) level) / n for the effective sample size n, so that
+    P(score <= it) >= level for an exchangeable new point."""
     order = np.argsort(scores, kind="stable")
     s, w = np.asarray(scores, dtype=np.float64)[order], np.asarray(weights, dtype=np.float64)[order]
     n_eff = w.sum() ** 2 / np.sum(w**2)
     target = min(np.ceil((n_eff + 1) * level) / n_eff, 1.0)
     index = int(np.searchsorted(np.cumsum(w) / w.sum(), target - 1e-12))
-    return max(float(s[min(index, len(s) - 1)]), 0.0)
+    return float(s[min(index, len(s) - 1)])
+
+
+def weighted_conformal(scores: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The weighted form of `conformal_one_sided`: `weighted_conformal_score`, at least 0 (the
+    interval always holds the prediction)."""
+    return max(weighted_conformal_score(scores, weights, level), 0.0)
 
 
 def calibrate_uncapped(
@@ -203,7 +210,6 @@ class IntervalHead(nn.Module):
         self.register_buffer(
             "history_edges", torch.tensor([float(b["cycles"][1]) for b in short])
         )  # (H - 1,)
-        self.n_rul_bands = len(bands.edges) + 1
         self.register_buffer("lower_widths", torch.tensor([t["half_widths"] for t in tables]).flatten())
         self.register_buffer("upper_widths", torch.tensor([t["upper_widths"] for t in tables]).flatten())
         self.opens = bands.open_above is not None and bands.open_lower_widths is not None
@@ -216,11 +222,7 @@ class IntervalHead(nn.Module):
     def forward(
         self, rul: torch.Tensor, cycles_used: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        band = (rul.unsqueeze(-1) > self.edges).long().sum(-1)  # (B,)
-        if cycles_used is not None and len(self.history_edges):
-            band = band + self.n_rul_bands * (cycles_used.unsqueeze(-1) > self.history_edges).long().sum(-1)
-        elif len(self.history_edges):
-            band = band + self.n_rul_bands * len(self.history_edges)  # a full window
+        band = band_of_window(rul, cycles_used, self.edges, self.history_edges)
         lower_width = self.lower_widths[band]  # (B,)
         upper = rul + self.upper_widths[band]  # (B,)
         if self.opens:
@@ -228,3 +230,18 @@ class IntervalHead(nn.Module):
             upper = torch.where(is_open, float("inf"), upper)
             lower_width = torch.where(is_open, self.open_lower_widths[band], lower_width)
         return torch.clamp(rul - lower_width, min=0.0), upper
+
+
+def band_of_window(
+    rul: torch.Tensor, cycles_used: torch.Tensor | None, edges: torch.Tensor, history_edges: torch.Tensor
+) -> torch.Tensor:
+    """(B,) index into a table of (history band, RUL band) rows flattened, history band major:
+    history_band * (len(edges) + 1) + rul_band; no cycles_used: full windows (the last history
+    band)."""
+    band = (rul.unsqueeze(-1) > edges).long().sum(-1)  # (B,)
+    if not len(history_edges):
+        return band
+    n_rul_bands = len(edges) + 1
+    if cycles_used is None:
+        return band + n_rul_bands * len(history_edges)
+    return band + n_rul_bands * (cycles_used.unsqueeze(-1) > history_edges).long().sum(-1)

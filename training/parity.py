@@ -42,7 +42,7 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
     parity: dict[str, float] = {"n_windows": len(readings)}
     for name in OUTPUT_NAMES:
         parity[f"max_abs_diff_{name}"] = max_abs_diff(expected[name], got[name])
-    worst_rul = max(parity[f"max_abs_diff_{n}"] for n in ("rul", "rul_lower", "rul_upper"))
+    worst_rul = max(parity[f"max_abs_diff_{n}"] for n in ("rul", "rul_lower", "rul_upper", "rul_quantiles"))
     ood_scale = max(1.0, float(np.max(np.abs(expected["ood_score"]))))
     if (
         worst_rul > PARITY_TOLERANCE_RUL

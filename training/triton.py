@@ -25,7 +25,8 @@ def _tensor(name: str, dims: list[int], reshape_to_scalar: bool = False, data_ty
 def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> str:
     """The Triton config: the batch axis is implicit (max_batch_size > 0), so dims omit it;
     per-window scalars (rul, bounds, ood_score, window_flags) are [1] reshaped to [] to match
-    the graph's [batch]; the input-quality flags are INT32 [window, 24], the window flags INT32.
+    the graph's [batch]; the input-quality flags are INT32 [window, 24], the window flags INT32, the RUL
+    quantiles [levels].
     A short history is sent as every other window is, padded at the front with NaN rows (the
     card's padding rule): the graph counts the real rows itself."""
     outputs = []
@@ -38,6 +39,8 @@ def config_pbtxt(card: dict[str, Any], max_batch_size: int = MAX_BATCH_SIZE) -> 
             )
         elif name == "window_flags":
             outputs.append(_tensor(name, [1], True, data_type="TYPE_INT32"))
+        elif name == "rul_quantiles":
+            outputs.append(_tensor(name, [len(card["distribution"]["levels"])]))
         else:
             outputs.append(_tensor(name, [1], True))
     return (

@@ -3,7 +3,10 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const state = { models: [], result: null, selected: null };
+const state = { models: [], result: null, selected: null, horizon: null, risk: null };
+// Horizons the trajectory view shades the RUL's distribution with: the probability mass in
+// each band between two of them (the last ends at the models' RUL cap).
+const SHADE_HORIZONS = [10, 20, 30, 40, 50, 60, 80, 100, 125];
 
 function headers() {
   const key = $("api-key").value.trim();
@@ -36,6 +39,9 @@ async function loadModels() {
   const select = $("model");
   select.replaceChildren(...body.models.map((m) => new Option(`${m.name} (${m.version})`, m.name)));
   if (body.default_model) select.value = body.default_model;
+  // the service's defaults (RUL_DEFAULT_HORIZONS, RUL_DEFAULT_RISK) until the user picks others
+  if (!$("horizon").value) $("horizon").value = body.default_horizons[0];
+  if (!$("risk").value) $("risk").value = body.default_risk;
   describeModel();
 }
 
@@ -52,12 +58,17 @@ async function score(event) {
   const file = $("file").files[0];
   if (!file) { showError("Choose a fleet file first."); return; }
   const model = $("model").value;
+  const horizon = Number($("horizon").value), risk = Number($("risk").value);
   const form = new FormData();
   form.append("file", file);
+  // the horizon asked, and those the trajectory's shading needs (the service refuses repeats)
+  const horizons = [...new Set([horizon, ...SHADE_HORIZONS])];
+  const query = new URLSearchParams([["all_cycles", "true"], ["risk", String(risk)],
+    ...horizons.map((h) => ["horizons", String(h)])]);
   $("score").disabled = true;
   status(`Scoring ${file.name} with ${model}…`);
   try {
-    const response = await fetch(`/v1/models/${encodeURIComponent(model)}/score?all_cycles=true`,
+    const response = await fetch(`/v1/models/${encodeURIComponent(model)}/score?${query}`,
       { method: "POST", body: form, headers: headers() });
     if (!response.ok) {
       if (response.status === 401 || response.status === 403) $("key-field").hidden = false;
@@ -66,6 +77,8 @@ async function score(event) {
       return;
     }
     state.result = await response.json();
+    state.horizon = horizon;
+    state.risk = risk;
     render();
     status(`Scored ${state.result.units} units with ${state.result.model} ${state.result.model_version}.`);
   } catch (err) {
@@ -76,8 +89,16 @@ async function score(event) {
   }
 }
 
+// P(RUL <= the horizon picked) of an answer, from its failure_probabilities.
+function failureProbability(p, horizon = state.horizon) {
+  const entry = p.failure_probabilities.find((f) => f.within_cycles === horizon);
+  return entry ? entry.probability : NaN;
+}
+
+// Most likely to fail within the horizon first; then the lowest RUL.
 function sortedPredictions() {
-  return [...state.result.predictions].sort((a, b) => a.rul - b.rul || a.unit - b.unit);
+  return [...state.result.predictions].sort((a, b) =>
+    failureProbability(b) - failureProbability(a) || a.rul - b.rul || a.unit - b.unit);
 }
 
 function render() {
@@ -89,6 +110,10 @@ function render() {
   $("fleet-summary").textContent += ` · ${counts.critical} critical, ${counts.degrading} degrading, ${counts.normal} normal`;
   const warned = rows.filter((p) => p.quality.status !== "ok").length;
   if (warned) $("fleet-summary").textContent += ` · ⚠ ${warned} with input warnings`;
+  $("p-fail-head").textContent = `P(fail ≤ ${state.horizon} cycles)`;
+  $("at-risk-head").textContent = `RUL at risk ${state.risk}`;
+  $("units-caption").textContent = `Units sorted by the probability of failing within ${state.horizon} cycles, ` +
+    "then by predicted RUL. Select a row (Enter or click) to see its trajectory.";
   const tbody = $("units").tBodies[0];
   tbody.replaceChildren(...rows.map(row));
   drawBars(rows);
@@ -111,7 +136,8 @@ function row(p) {
   badge.className = `badge ${p.health_state}`;
   badge.textContent = p.health_state;
   const probs = p.health_probabilities;
-  tr.append(cell(String(p.unit)), cell(String(p.cycle)), cell(p.rul.toFixed(1)), cell(intervalText(p)), cell("", badge),
+  tr.append(cell(String(p.unit)), cell(String(p.cycle)), cell(failureProbability(p).toFixed(3)),
+    cell(p.rul.toFixed(1)), cell(intervalText(p)), cell(p.rul_at_risk.rul.toFixed(1)), cell("", badge),
     cell(probs.normal.toFixed(3)), cell(probs.degrading.toFixed(3)), cell(probs.critical.toFixed(3)),
     cell("", qualityCell(p.quality)));
   const open = () => showTrajectory(p.unit, tr);
@@ -199,12 +225,33 @@ function drawTrajectory(points) {
     const lower = [...points].reverse().map((p) => `${x(p.cycle)},${y(p.rul_lower)}`);
     nodes.push(el("polygon", { class: "band interval", points: [...upper, ...lower].join(" ") }));
   }
+  nodes.push(...distributionShading(points, x, y));
   nodes.push(el("polyline", { class: "line", points: points.map((p) => `${x(p.cycle)},${y(p.rul)}`).join(" ") }));
   nodes.push(el("line", { class: "axis", x1: left, x2: width - 10, y1: y(0), y2: y(0) }));
   [0, 30, 80, 125].forEach((v) => nodes.push(el("text", { x: 4, y: y(v) + 4 }, String(v))));
   nodes.push(el("text", { x: left, y: height - 6 }, `cycle ${x0}`));
   nodes.push(el("text", { x: width - 80, y: height - 6 }, `cycle ${x1}`));
   svg.replaceChildren(...nodes);
+}
+
+// The RUL's distribution at every cycle: one rect per cycle and band between two shading
+// horizons, as opaque as the probability that the RUL lies in the band.
+function distributionShading(points, x, y) {
+  const nodes = [];
+  const step = points.length > 1 ? x(points[1].cycle) - x(points[0].cycle) : 4;
+  points.forEach((p) => {
+    let below = 0, from = 0;
+    SHADE_HORIZONS.forEach((h) => {
+      const upTo = failureProbability(p, h);
+      const mass = upTo - below;
+      if (mass > 0.01) {
+        nodes.push(el("rect", { class: "mass", x: x(p.cycle) - step / 2, y: y(h), width: Math.max(step, 1),
+          height: y(from) - y(h), "fill-opacity": Math.min(mass * 1.5, 0.9).toFixed(3) }));
+      }
+      below = upTo; from = h;
+    });
+  });
+  return nodes;
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -20,11 +20,12 @@ def _answers(n: int = 2) -> Answers:
         "health_probs": np.array([[0.1, 0.2, 0.7], [0.9, 0.05, 0.05]], np.float32)[:n],
         "quality_flags": np.zeros((n, 50, 24), np.int32),
         "ood_score": np.array([0.5, 0.25], np.float32)[:n],
+        "rul_quantiles": np.array([[4.0, 12.5, 21.0], [110.0, np.inf, np.inf]], np.float32)[:n],
     }
     from service.quality import Quality
 
     quality = [Quality(status="ok", ood_score=0.5), Quality(status="ok", ood_score=0.25)][:n]
-    return Answers(STATES, outputs, np.array([50, 12])[:n], quality)
+    return Answers(STATES, outputs, np.array([50, 12])[:n], quality, (0.05, 0.5, 0.95), 125.0)
 
 
 def test_records_and_columns_are_cut_from_the_same_fields():
@@ -34,6 +35,8 @@ def test_records_and_columns_are_cut_from_the_same_fields():
         "rul": 12.5, "rul_lower": 5.0, "rul_upper": 20.0, "health_state": "critical",
         "health_probabilities": {"normal": np.float32(0.1).item(), "degrading": np.float32(0.2).item(),
                                  "critical": np.float32(0.7).item()},
+        "failure_probabilities": [{"within_cycles": 30, "probability": 0.95}],
+        "rul_at_risk": {"risk": 0.05, "rul": 4.0},
         "cycles_used": 50, "padded": False, "quality": {"status": "ok", "flags": [], "ood_score": 0.5},
     }  # fmt: skip
     assert second["rul_upper"] is None and second["padded"] is True and second["health_state"] == "normal"

@@ -101,10 +101,13 @@ def test_predict_example_returns_rul_interval_and_health(client):
         "rul_upper",
         "health_state",
         "health_probabilities",
+        "failure_probabilities",
+        "rul_at_risk",
         "cycles_used",
         "padded",
         "quality",
     }
+    assert first["failure_probabilities"][0]["within_cycles"] == 30 and first["rul_at_risk"]["risk"] == 0.05
     assert first["quality"] == {"status": "ok", "flags": [], "ood_score": first["quality"]["ood_score"]}
     assert 0 < first["quality"]["ood_score"] < 1
     assert list(first["health_probabilities"]) == ["normal", "degrading", "critical"]
@@ -298,6 +301,7 @@ def test_score_csv_with_all_cycles(client, cmapss_dir):
     lines = response.text.splitlines()
     assert lines[0].split(",") == ["unit", "cycle", "cycles_used", "padded", "rul", "rul_lower", "rul_upper",
                                    "health_state", "p_normal", "p_degrading", "p_critical",
+                                   "failure_probability_30", "rul_at_risk", "risk",
                                    "quality_status", "ood_score", "flagged_columns"]  # fmt: skip
     assert len(lines) == 1 + 22 and lines[1].startswith("1,10,10,True,")
 

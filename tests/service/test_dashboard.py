@@ -59,7 +59,11 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     fleet.write_text("\n".join(lines) + "\n")
     with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))) as api:
         predictions = api.post("/v1/models/fd001/score", files={"file": ("f.txt", fleet.read_bytes())}).json()
-    lowest = min(predictions["predictions"], key=lambda p: (p["rul"], p["unit"]))
+    # ranked by P(failure within the default horizon), then by RUL
+    (horizon,) = Settings().default_horizons
+    ranked = sorted(predictions["predictions"], key=lambda p: (
+        -p["failure_probabilities"][0]["probability"], p["rul"], p["unit"]))  # fmt: skip
+    lowest = ranked[0]
 
     page.goto(base_url + "/")
     expect(page.locator("#model")).to_have_value("fd001")
@@ -69,8 +73,14 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     rows = page.locator("#units tbody tr")
     expect(rows).to_have_count(100, timeout=60_000)  # scoring every cycle of 100 units takes a while
     first = rows.nth(0).locator("td")
+    expect(page.locator("#horizon")).to_have_value(str(horizon))
+    expect(page.locator("#p-fail-head")).to_have_text(f"P(fail ≤ {horizon} cycles)")
     expect(first.nth(0)).to_have_text(str(lowest["unit"]))
-    expect(first.nth(2)).to_have_text(f"{lowest['rul']:.1f}")
+    expect(first.nth(2)).to_have_text(f"{lowest['failure_probabilities'][0]['probability']:.3f}")
+    expect(first.nth(3)).to_have_text(f"{lowest['rul']:.1f}")
+    expect(first.nth(5)).to_have_text(f"{lowest['rul_at_risk']['rul']:.1f}")
+    last = rows.nth(99).locator("td")
+    assert float(last.nth(2).inner_text()) <= float(first.nth(2).inner_text())
     expect(page.locator("#bars rect")).to_have_count(100)
     faulty = page.locator("#units tbody tr[data-unit='3']")
     expect(faulty.locator(".badge.quality")).to_have_text("⚠ degraded")
@@ -90,6 +100,7 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     )
     expect(page.locator("#trajectory-chart polyline")).to_have_count(1)
     expect(page.locator("#trajectory-chart rect.band")).to_have_count(2)  # degrading and critical bands
+    assert page.locator("#trajectory-chart rect.mass").count() > 0  # the RUL's distribution, shaded
     shot = Path(os.environ.get("RUL_SCREENSHOT", tmp_path / "dashboard.png"))
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

@@ -43,12 +43,13 @@ def test_health_and_metadata_through_tritonclient(client):
     assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 50, 24]}]
     assert [o["name"] for o in metadata["outputs"]] == [
         "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags",
-        "quality",
+        "rul_quantiles", "quality", "failure_probabilities", "rul_at_risk",
     ]  # fmt: skip
     assert metadata["outputs"][1]["shape"] == [-1, 3]
     assert metadata["outputs"][4] == {"name": "quality_flags", "datatype": "INT32", "shape": [-1, 50, 24]}
     assert metadata["outputs"][6] == {"name": "window_flags", "datatype": "INT32", "shape": [-1]}
-    assert metadata["outputs"][7] == {"name": "quality", "datatype": "BYTES", "shape": [-1]}
+    assert metadata["outputs"][7] == {"name": "rul_quantiles", "datatype": "FP32", "shape": [-1, 20]}
+    assert metadata["outputs"][8] == {"name": "quality", "datatype": "BYTES", "shape": [-1]}
     assert "out_of_distribution" in metadata["parameters"]["quality"]
 
 
@@ -123,7 +124,8 @@ def test_unknown_model_error_reaches_tritonclient(client):
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": "risk"}]},
          "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper', "
-         "'quality_flags', 'ood_score', 'window_flags', 'quality']"),
+         "'quality_flags', 'ood_score', 'window_flags', 'rul_quantiles', 'quality', 'failure_probabilities', "
+         "'rul_at_risk']"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": n} for n in ("rul", "quality", "rul", "quality", "quality")]},
          "outputs requested more than once: 'quality' 3 times, 'rul' 2 times; ask for each output once"),

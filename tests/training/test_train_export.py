@@ -10,6 +10,7 @@ import pytest
 
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
 from training.data import extra_subset_names, load_subset
+from training.distribution import LEVELS, QuantileBands, quantiles_of
 from training.ensemble import build_graph
 from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.export import export, sha256_of
@@ -99,9 +100,15 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [30, 24]
     assert [o.name for o in model.graph.output] == [
-        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags"
+        "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags",
+        "rul_quantiles",
     ]  # fmt: skip
     assert set(card["outputs"]) == {o.name for o in model.graph.output}
+    distribution = card["distribution"]
+    assert distribution["levels"] == list(LEVELS) and distribution["open_above"] == 125.0
+    assert len(distribution["offsets"]) == 3 and [b["cycles"] for b in distribution["short_history"]] == [
+        [10, 19], [20, 29]]  # fmt: skip
+    assert set(distribution["test_share_below"]) == {str(level) for level in LEVELS}
     quality = card["quality"]
     assert quality["bits"] == {
         "out_of_range": 1,
@@ -143,6 +150,31 @@ def test_checks_and_masking_agree_between_pytorch_and_onnxruntime_on_faulty_wind
     # masked: the faulty column barely moves the answer, where the raw fault would move it far
     clean = torch_predict_fn(graph)(windows)["rul"]
     assert np.mean(np.abs(got["rul"][column_faults] - clean[column_faults])) < 2.0
+
+
+def test_rul_quantiles_are_monotone_and_agree_between_pytorch_and_onnxruntime(trained, exported, cmapss_dir):
+    """On clean, faulty and short windows: the same quantiles in both (+inf where open), non-
+    decreasing along the levels, at least 0; the 5 % quantile is the interval's lower bound's
+    one-sided form (never above the prediction there) and the card's offsets give them."""
+    out_dir, card = exported
+    graph, _, subset = build_graph([str(trained[0])], str(cmapss_dir))
+    windows, _ = last_windows(subset.test, 30)
+    cut = cut_history(
+        windows[real_cycles(windows) == 30], np.full(int((real_cycles(windows) == 30).sum()), 15)
+    )
+    readings = np.concatenate([windows, faulty_copies(windows, graph.quality.stats.column_index), cut])
+    expected = torch_predict_fn(graph)(readings)["rul_quantiles"]
+    session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"readings": readings}), strict=True))
+    assert got["rul_quantiles"].shape == (len(readings), len(LEVELS))
+    assert max_abs_diff(got["rul_quantiles"], expected) <= 1e-3
+    q = got["rul_quantiles"]
+    assert (q[:, 1:] >= q[:, :-1]).all() and (q >= 0).all()
+    assert np.isinf(q).any() and np.isfinite(q[:, 0]).all()  # open above the cap, never at the bottom
+    bands = QuantileBands(**{k: card["distribution"][k] for k in (
+        "levels", "edges", "offsets", "open_above", "calibrated_on", "short_history")})  # fmt: skip
+    used = real_cycles(readings)
+    np.testing.assert_allclose(quantiles_of(got["rul"], bands, used), q, atol=1e-3)
 
 
 def test_a_short_history_gets_the_interval_of_its_band(trained, exported, cmapss_dir):

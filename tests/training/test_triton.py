@@ -21,6 +21,7 @@ def test_config_pbtxt_declares_the_cards_shapes_and_dynamic_batching():
         'name: "window_flags"\n    data_type: TYPE_INT32\n    dims: [ 1 ]\n    reshape: { shape: [ ] }'  # noqa: E501
     )
     assert window_flags in text
+    assert 'name: "rul_quantiles"\n    data_type: TYPE_FP32\n    dims: [ 20 ]\n  }' in text
     assert "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}" in text
 
 
