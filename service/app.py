@@ -39,7 +39,7 @@ from service.key_gate import Backoff, KeyGate
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
 from service.planning import PlanningError, asked
-from service.predictor import Predictor, WindowError
+from service.predictor import Predictor
 from service.request_id import RequestId
 from service.schemas import (
     ModelList,
@@ -53,6 +53,7 @@ from service.score_route import score_api
 from service.security import BodySizeLimit
 from service.settings import Settings
 from service.state import LOADING, ServiceState
+from service.window_input import WindowError
 
 logger = logging.getLogger("service.app")
 T = TypeVar("T")

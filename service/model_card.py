@@ -6,6 +6,19 @@ training config, ...) is kept as is and returned by GET /v1/models/{model}.
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The exported graph's outputs, in order (training/checkpoint.py's OUTPUT_NAMES, which
+# rul-export writes; the service, which never imports training, reads them from here).
+GRAPH_OUTPUTS = (
+    "rul",
+    "health_probs",
+    "rul_lower",
+    "rul_upper",
+    "quality_flags",
+    "ood_score",
+    "window_flags",
+    "rul_quantiles",
+)
+
 
 class Padding(BaseModel):
     model_config = ConfigDict(extra="allow")

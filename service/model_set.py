@@ -10,15 +10,42 @@ nothing: the old models keep serving and the error is returned and logged.
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service.batcher import Batcher
-from service.predictor import Predictor, load_models
+from service.predictor import Predictor
+from service.providers import SessionConfig
 from service.state import ServedModels, service_state
 
 logger = logging.getLogger("service.model_set")
+
+
+def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """Load and warm up every `<name>.onnx` in `models_dir`.
+
+    Returns (models by name, load errors by name): one bad model never stops the others.
+    """
+    models: dict[str, Predictor] = {}
+    errors: dict[str, str] = {}
+    if not models_dir.is_dir():
+        return models, {"*": f"models directory {models_dir.resolve()} does not exist (RUL_MODELS_DIR)"}
+    for onnx_path in sorted(models_dir.glob("*.onnx")):
+        name = onnx_path.stem
+        try:
+            predictor = Predictor.load(onnx_path, config)
+            predictor.warm_up()
+        except Exception as exc:  # any failure is reported for this model; the others still load
+            logger.error("model %s not loaded: %s", name, exc)
+            errors[name] = str(exc)
+            continue
+        models[name] = predictor
+        logger.info("model %s %s loaded on %s", name, predictor.card.version, predictor.provider)
+    if not models and not errors:
+        errors["*"] = f"no <name>.onnx files in {models_dir.resolve()} (RUL_MODELS_DIR)"
+    return models, errors
 
 
 def _choose_default(configured: str, models: dict[str, Predictor]) -> str | None:

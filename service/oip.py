@@ -237,7 +237,8 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     state.metrics.observe_quality(predictor.card.name, qualities)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
-    results = await run_in_threadpool(_planned, predictor, results, planning)
+    if any(name in PLANNING_OUTPUTS for name in requested):
+        results = await run_in_threadpool(_planned, predictor, results, planning)
     header, data = await run_in_threadpool(encode_answer, predictor, checked, requested, results, qualities)
     if not data:
         return Response(header, media_type="application/json")

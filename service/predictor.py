@@ -4,7 +4,6 @@ FastAPI; `load_models` loads a whole models directory.
 """
 
 import hashlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,22 +15,12 @@ import onnxruntime as ort
 
 from service.answers import Answers
 from service.c_heap import trim_c_heap
-from service.model_card import ModelCard
+from service.model_card import GRAPH_OUTPUTS, ModelCard
 from service.planning import DEFAULT_PLANNING, Planning
 from service.providers import SessionConfig, create_session
 from service.quality import QualityExplainer, cycle_labels, row_positions
+from service.window_input import WindowError, check_cycle_numbers, column_problem
 
-logger = logging.getLogger("service.predictor")
-KNOWN_OUTPUTS = (
-    "rul",
-    "health_probs",
-    "rul_lower",
-    "rul_upper",
-    "quality_flags",
-    "ood_score",
-    "window_flags",
-    "rul_quantiles",
-)
 QUALITY_OUTPUTS = ("quality_flags", "ood_score", "window_flags")
 # ONNX Runtime keeps the memory of its largest run in its arena: one run of 5 000 fd001
 # windows raised the process's peak by 2.5 GB, the same windows in runs of 256 by 114 MB
@@ -51,18 +40,6 @@ SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
-def window_label(index: int, window_id: str | None) -> str:
-    """How errors name a window: "window 3 (id 'engine-17')", or "window 3" without an id."""
-    return f"window {index}" + (f" (id {window_id!r})" if window_id is not None else "")
-
-
-class WindowError(ValueError):
-    """A window the model cannot take; the message names the window and the problem."""
-
-    def __init__(self, index: int, window_id: str | None, problem: str):
-        super().__init__(f"{window_label(index, window_id)}: {problem}")
-
-
 class ModelLoadError(RuntimeError):
     """A model file that cannot be served: missing, altered, unreadable or wrong shape."""
 
@@ -80,19 +57,6 @@ class PreparedBatch:
         return len(self.ids)
 
 
-def _column_problem(readings: Any, features: list[str]) -> str | None:
-    """The first cycle whose width differs from the card's input features, described."""
-    if isinstance(readings, np.ndarray) and readings.ndim == 2:
-        readings = readings[:1]  # a table (schemas.py): every cycle has the first one's width
-    for cycle, row in enumerate(readings):
-        if len(row) != len(features):
-            return (
-                f"cycle {cycle} has {len(row)} columns; expected {len(features)}: "
-                f"{features[0]} ... {features[-1]} (3 operational settings, then sensors 1-21)"
-            )
-    return None
-
-
 class Predictor:
     """One loaded model: its card, its ONNX Runtime session and the provider actually used."""
 
@@ -104,7 +68,7 @@ class Predictor:
         self.n_columns = len(card.input_features)
         # rul, health_probs and the quality outputs always; rul_lower and rul_upper when the
         # model has an interval
-        self.output_names = [o.name for o in session.get_outputs() if o.name in KNOWN_OUTPUTS]
+        self.output_names = [o.name for o in session.get_outputs() if o.name in GRAPH_OUTPUTS]
         # called after every run with (model name, windows, seconds): the app's metrics hook
         self.on_run: Callable[[str, int, float], None] | None = None
         self._check_signature()
@@ -175,7 +139,7 @@ class Predictor:
                 "readings are empty; send at least "
                 f"{self.card.padding.min_cycles} cycles of {self.n_columns} values",
             )
-        problem = _column_problem(readings, self.card.input_features)
+        problem = column_problem(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
         array = np.asarray(readings, dtype=np.float32)  # (T, C)
@@ -300,46 +264,3 @@ class Predictor:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""
         for batch in (1, 64):
             self.run(np.zeros((batch, self.window_length, self.n_columns), dtype=np.float32))
-
-
-def check_cycle_numbers(
-    index: int, window_id: str | None, cycles: Sequence[int] | np.ndarray, n_cycles: int
-) -> None:
-    """WindowError unless `cycles` has one number per reading, each larger than the one before
-    (oldest first): a decrease or a repeat names its position and both numbers."""
-    if len(cycles) != n_cycles:
-        raise WindowError(index, window_id, f"cycles has {len(cycles)} numbers for {n_cycles} cycles of "
-                                            "readings; send one cycle number per reading")  # fmt: skip
-    numbers = np.asarray(cycles, dtype=np.int64)
-    bad = np.flatnonzero(np.diff(numbers) <= 0)
-    if len(bad):
-        at = int(bad[0]) + 1
-        how = "repeats" if numbers[at] == numbers[at - 1] else "is lower than"
-        problem = (f"cycles[{at}] = {numbers[at]} {how} cycles[{at - 1}] = {numbers[at - 1]}; cycle "
-                   "numbers must increase (readings oldest first, each cycle once)")  # fmt: skip
-        raise WindowError(index, window_id, problem)
-
-
-def load_models(models_dir: Path, config: SessionConfig) -> tuple[dict[str, Predictor], dict[str, str]]:
-    """Load and warm up every `<name>.onnx` in `models_dir`.
-
-    Returns (models by name, load errors by name): one bad model never stops the others.
-    """
-    models: dict[str, Predictor] = {}
-    errors: dict[str, str] = {}
-    if not models_dir.is_dir():
-        return models, {"*": f"models directory {models_dir.resolve()} does not exist (RUL_MODELS_DIR)"}
-    for onnx_path in sorted(models_dir.glob("*.onnx")):
-        name = onnx_path.stem
-        try:
-            predictor = Predictor.load(onnx_path, config)
-            predictor.warm_up()
-        except Exception as exc:  # any failure is reported for this model; the others still load
-            logger.error("model %s not loaded: %s", name, exc)
-            errors[name] = str(exc)
-            continue
-        models[name] = predictor
-        logger.info("model %s %s loaded on %s", name, predictor.card.version, predictor.provider)
-    if not models and not errors:
-        errors["*"] = f"no <name>.onnx files in {models_dir.resolve()} (RUL_MODELS_DIR)"
-    return models, errors

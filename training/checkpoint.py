@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.model_card import GRAPH_OUTPUTS
 from training.distribution import QuantileHead
 from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
@@ -24,16 +25,7 @@ CHECKPOINT_FORMAT = "rul-checkpoint/2"
 # The graph's outputs in order (RawReadingsModel gives the first two; a graph without input
 # checks, as rul-evaluate builds from one checkpoint, the first four; one without a predictive
 # distribution the first seven).
-OUTPUT_NAMES = (
-    "rul",
-    "health_probs",
-    "rul_lower",
-    "rul_upper",
-    "quality_flags",
-    "ood_score",
-    "window_flags",
-    "rul_quantiles",
-)
+OUTPUT_NAMES = GRAPH_OUTPUTS
 
 
 class RawReadingsModel(nn.Module):

@@ -21,7 +21,8 @@ from training.intervals import (
     with_short_history,
 )
 from training.preprocessing import Preprocessor, fit_imputation
-from training.quality import QualityCheck, fit_quality
+from training.quality import QualityCheck
+from training.quality_fit import fit_quality
 from training.test_like import window_weights
 from training.windows import cut_history, real_cycles, stack_windows
 

@@ -43,25 +43,20 @@ its threshold, so a score above 1 means "not like the training data". The health
 window-level checks is taken with flagged columns imputed, so one faulty sensor (already
 masked) does not make the whole window look out of order.
 
-Statistics come from the training units of one 80/20 split of the subset (split seed 0);
+Statistics come from the training units of one 80/20 split of the subset (split seed 0;
+training/quality_fit.py fits them);
 every threshold is MARGIN times the largest value seen on its validation units, so no
 validation window is flagged and the rule is fixed before any test unit is looked at.
 """
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
-from training.data import Unit
-from training.labels import rul_per_cycle
+from training.constants import INPUT_FEATURES, SETTING_NAMES
 from training.padding import fill_padding, real_rows
-from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
-from training.windows import split_by_unit, stack_windows
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
 OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT = 1, 2, 4, 8, 16
@@ -80,17 +75,6 @@ WINDOW_CHECK_NAMES = {
     SHORT_HISTORY: "short_history",
     OUT_OF_ORDER: "out_of_order",
 }
-MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units
-MIN_Z = 4.0  # a threshold is never below this many robust standard deviations
-STUCK_EXTRA = 2  # stuck: a run this much longer than the longest run in training
-MAX_MASKED = 3  # more flagged sensors than this: too little left to trust, out of distribution
-MIN_SLOPE = 0.02  # the direction threshold is never below this (cycles of RUL per cycle)
-# The direction threshold is MARGIN x this quantile of the validation windows' slopes, not
-# their largest: on fd004 one validation unit's index rises for ~10 cycles near RUL 125
-# (slope 2.9 against 0.11 at the 99th percentile), and its largest would blind the check.
-DIRECTION_QUANTILE = 0.995
-MIN_RESIDUAL = 0.2  # an inconsistency threshold is never below this many robust s.d.
-QUALITY_SPLIT = (0.2, 0)  # (validation fraction, split seed) of the units the checks are fitted on
 
 
 @dataclass
@@ -125,133 +109,6 @@ class QualityStats:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _robust_z(rows: np.ndarray, condition: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return (rows - center[condition]) / scale[condition]  # (N, C)
-
-
-def _longest_run(column: np.ndarray) -> int:
-    """The longest run of equal consecutive values in a 1-D array."""
-    change = np.flatnonzero(np.diff(column) != 0)
-    bounds = np.concatenate([[-1], change, [len(column) - 1]])
-    return int(np.diff(bounds).max())
-
-
-def slope_of_last(h: np.ndarray, n: int) -> np.ndarray:
-    """(N, W) health index -> (N,) least-squares slope over each row's last n values."""
-    t = np.arange(n) - (n - 1) / 2
-    return h[:, -n:] @ t / (t @ t)
-
-
-def mssd_of_last(h: np.ndarray, n: int) -> np.ndarray:
-    """(N, W) health index -> (N,) mean squared successive difference over each row's last n."""
-    return (np.diff(h[:, -n:], axis=1) ** 2).mean(axis=1)
-
-
-def _per_history_thresholds(
-    h: np.ndarray, real: np.ndarray, window_length: int, statistic: Callable, floor: float
-) -> list[float]:
-    """Per real-cycle count n (0..W): MARGIN x the DIRECTION_QUANTILE of `statistic(h, n)` over
-    the validation windows with n real cycles, natural (a unit's first cycles) or cut from a
-    full window (its last n), at least `floor`, then made non-increasing in n (a shorter
-    history is never judged more strictly)."""
-    full = h[real == window_length]
-    largest = np.full(window_length + 1, floor / MARGIN)
-    for n in range(2, window_length + 1):
-        natural = h[real == n]
-        values = [statistic(full, n)] + ([statistic(natural, n)] if len(natural) else [])
-        largest[n] = max(largest[n], np.quantile(np.concatenate(values), DIRECTION_QUANTILE))
-    thresholds = MARGIN * np.maximum.accumulate(largest[::-1])[::-1]
-    thresholds[:2] = thresholds[2]
-    return thresholds.tolist()
-
-
-def _window_statistics(
-    units: list[Unit], window_length: int, stats: "QualityStats"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Computed as the graph does, with no column masked, for every window of `units` padded
-    as served: the health index per row (N, W), padding rows last-filled with the first real
-    row's, the real cycles (N,), the mean residuals (N, C) and the Mahalanobis term (N,)."""
-    check = QualityCheck(stats, window_length).eval()
-    x, _ = stack_windows(units, window_length, None, padding=PADDING_RULE)
-    parts = []
-    with torch.no_grad():
-        for i in range(0, len(x), 4096):
-            parts.append([t.numpy() for t in check.window_statistics(torch.from_numpy(x[i : i + 4096]))])
-    index, real, residual, mean_d2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    return index, real, residual, mean_d2
-
-
-def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window_length: int) -> QualityStats:
-    """Fit the checks on `units` (a subset's training units): statistics on an 80 % split of
-    them, thresholds on the other 20 % (QUALITY_SPLIT)."""
-    val_fraction, seed = QUALITY_SPLIT
-    train, val = split_by_unit(units, val_fraction, seed)
-    prep = fit_preprocessing(train, n_conditions)
-    index = [INPUT_FEATURES.index(c) for c in columns]
-    n_set = len(SETTING_NAMES)
-
-    rows = np.concatenate([u.readings for u in train]).astype(np.float64)
-    condition = assign_conditions(rows[:, :n_set], prep)
-    center, scale = [], []
-    for k in range(n_conditions):
-        in_k = rows[condition == k][:, index]
-        median = np.median(in_k, axis=0)
-        mad = 1.4826 * np.median(np.abs(in_k - median), axis=0)
-        center.append(median)
-        scale.append(np.where(mad > 0, mad, np.maximum(in_k.std(axis=0), 1e-4)))
-    center_a, scale_a = np.array(center), np.array(scale)
-    z_train = _robust_z(rows[:, index], condition, center_a, scale_a)
-    precision = np.linalg.inv(np.cov(z_train, rowvar=False) + 1e-6 * np.eye(len(index)))
-
-    def per_unit(unit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cond = assign_conditions(unit_rows[:, :n_set], prep)
-        z = _robust_z(unit_rows[:, index], cond, center_a, scale_a)
-        scaled = unit_rows[:, :n_set] / np.asarray(prep.settings_scale)
-        deviation = np.abs(scaled - np.asarray(prep.centroids)[cond])
-        return z, np.abs(np.diff(z, axis=0)), deviation
-
-    parts = [per_unit(u.readings.astype(np.float64)) for u in val]
-    z_val = np.concatenate([p[0] for p in parts])
-    jumps = np.concatenate([p[1] for p in parts])
-    deviation = np.concatenate([p[2] for p in parts])
-    runs = [max(_longest_run(u.readings[:, j]) for u in train) for j in index]
-    stats = QualityStats(
-        columns=list(columns),
-        column_index=index,
-        settings_scale=prep.settings_scale,
-        centroids=prep.centroids,
-        center=center_a.tolist(),
-        scale=scale_a.tolist(),
-        range_z=np.maximum(MARGIN * np.abs(z_val).max(axis=0), MIN_Z).tolist(),
-        jump_z=np.maximum(MARGIN * jumps.max(axis=0), MIN_Z).tolist(),
-        stuck_run=[r + STUCK_EXTRA for r in runs],
-        settings_z=np.maximum(MARGIN * deviation.max(axis=0), MIN_Z).tolist(),
-        precision=precision.tolist(),
-        imputation=imputation_weights(z_train).tolist(),
-        mahalanobis_threshold=0.0,
-        max_masked=MAX_MASKED,
-        calibrated_on=f"statistics: {len(train)} training units; thresholds: {MARGIN:g} x the largest "
-        f"value on {len(val)} validation units (split seed {seed}, {val_fraction:.0%} held out)",
-    )
-    stats.window_length = window_length
-    targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, RUL_CAP) for u in train])
-    design = np.c_[z_train, np.ones(len(z_train))]
-    stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
-    stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
-    index, real, residual, mean_d2 = _window_statistics(val, window_length, stats)
-    stats.direction_slope = _per_history_thresholds(index, real, window_length, slope_of_last, MIN_SLOPE)
-    stats.successive_difference = _per_history_thresholds(index, real, window_length, mssd_of_last, 1.0)
-    full = real == window_length
-    stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
-    stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
-    return stats
-
-
-def _repeated_rows(readings: np.ndarray) -> int:
-    """How many rows of (T, 24) equal the row before them in every column."""
-    return int((readings[1:] == readings[:-1]).all(axis=1).sum())
 
 
 # The helpers below keep the exported graph free of shape computations (no Shape -> Gather ->

@@ -71,7 +71,7 @@ def test_a_host_without_cuda_starts_quietly_and_says_so_once_in_our_words():
     what was tried, what is missing and what runs."""
     code = (
         "import logging; from pathlib import Path; logging.basicConfig()\n"
-        "from service.predictor import load_models; from service.providers import SessionConfig\n"
+        "from service.model_set import load_models; from service.providers import SessionConfig\n"
         "models, errors = load_models(Path('models'), SessionConfig('auto'))\n"
         "print('ACTIVE', sorted({m.provider for m in models.values()}), errors)"
     )

@@ -23,8 +23,8 @@ from training.quality import (
     STUCK,
     UNKNOWN_CONDITION,
     QualityCheck,
-    fit_quality,
 )
+from training.quality_fit import fit_quality
 from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 
 WINDOW = 30
