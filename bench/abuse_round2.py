@@ -68,6 +68,9 @@ def attacks(
     tiny_units = gzip.compress(
         "".join(f"{u} {c} {row}\n" for u in range(1, 100_001) for c in range(1, 11)).encode()
     )
+    units_at_cap = gzip.compress(  # RUL_MAX_UPLOAD_UNITS' default: the largest file allowed
+        "".join(f"{u} {c} {row}\n" for u in range(1, 20_001) for c in range(1, 11)).encode()
+    )
     no_key_54mb = json.dumps({"windows": [{"readings": READINGS}] * 5700}).encode()
     big_answer = json.dumps({"windows": [{"readings": READINGS}] * 2000}).encode()  # a ~0.66 MB answer
 
@@ -109,6 +112,37 @@ def attacks(
             conn.close()
         return sorted(statuses)
 
+    def never_read_scores(clients: int) -> list[str]:
+        """`clients` uploads of test_FD001 asking for every cycle's prediction (a 7.6 MB JSON
+        answer), none of them read: two are scored (RUL_MAX_CONCURRENT_SCORES), the rest 503."""
+        upload = http.build_request("POST", "/v1/models/fd001/score?all_cycles=true",
+                                    files={"file": ("test_FD001.txt.gz", fd001)})  # fmt: skip
+        content = upload.read()
+        head = "".join(f"{k}: {v}\r\n" for k, v in upload.headers.items() if k.lower() != "connection")
+        request = f"POST {upload.url.raw_path.decode()} HTTP/1.1\r\n{head}\r\n".encode() + content
+        sockets = []
+        for _ in range(clients):
+            conn = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.6", 0))
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.sendall(request)
+            sockets.append(conn)
+        time.sleep(120)  # two scores (~70 s here, at once), then the write timeout (30 s)
+        statuses: dict[str, int] = {}
+        for conn in sockets:
+            conn.settimeout(2)
+            try:
+                first = conn.recv(12)
+                received = len(first)
+                while chunk := conn.recv(1 << 20):
+                    received += len(chunk)
+                outcome = ("503" if first.startswith(b"HTTP/1.1 503")
+                           else "closed before the end" if received < 7 * MB else "drained")  # fmt: skip
+            except (ConnectionResetError, TimeoutError):
+                outcome = "reset by the server"
+            statuses[outcome] = statuses.get(outcome, 0) + 1
+            conn.close()
+        return [f"{n} x {outcome}" for outcome, n in sorted(statuses.items())]
+
     def idle_connections(count: int) -> list[str]:
         held, refused = [], 0
         for _ in range(count):
@@ -147,8 +181,8 @@ def attacks(
                                       "data": [str(v) for v in window.ravel().tolist()]}]}).encode()  # fmt: skip  # noqa: E501
     infer = "/v2/models/fd001/infer"
 
-    def unit_flood() -> list[str]:
-        return [str(http.post("/v1/models/fd001/score", files={"file": ("tiny.gz", tiny_units)}).status_code)]
+    def unit_flood(content: bytes) -> list[str]:
+        return [str(http.post("/v1/models/fd001/score", files={"file": ("tiny.gz", content)}).status_code)]
 
     def without_key() -> list[str]:
         headers = {"content-type": "application/json"}
@@ -163,8 +197,10 @@ def attacks(
         "OIP: data as strings": (len(strings), lambda: post(infer, strings)),
         "one FD004 all-cycles score (streamed)": (len(fd004), lambda: all_cycles("fd004", fd004, 1)),
         "two FD001 all-cycles scores at once (the limit)": (2 * len(fd001), lambda: all_cycles("fd001", fd001, 2)),  # noqa: E501
-        "100 000 units x 10 cycles": (len(tiny_units), unit_flood),
+        "100 000 units x 10 cycles": (len(tiny_units), lambda: unit_flood(tiny_units)),
+        "20 000 units x 10 cycles (the unit cap)": (len(units_at_cap), lambda: unit_flood(units_at_cap)),
         "5 clients never reading a 0.66 MB answer": (5 * len(big_answer), lambda: never_read(5)),
+        "30 clients never reading a 7.6 MB all-cycles answer": (30 * len(fd001), lambda: never_read_scores(30)),  # noqa: E501
         "2 000 idle connections from one address": (0, lambda: idle_connections(2000)),
         "54 MB predict body without a key": (len(no_key_54mb), without_key),
         "4 000 wrong API keys": (0, lambda: wrong_keys(4000)),
@@ -183,7 +219,9 @@ def main() -> None:
     try:
         port = int(server.url.rsplit(":", 1)[1])
         table = attacks(args.data_dir, server.url, port, models_dir)
-        results = run_attacks(server, table, args.only, busy_expected=("two FD001", "2 000 idle"))
+        results = run_attacks(
+            server, table, args.only, busy_expected=("two FD001", "2 000 idle", "30 clients")
+        )
     finally:
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)

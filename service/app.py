@@ -35,6 +35,7 @@ from service.dependencies import (
 )
 from service.errors import http_error, validation_error
 from service.fast_json import FastJSONRoute
+from service.http_protocol import ChunkedAnswers
 from service.key_gate import Backoff, KeyGate
 from service.metrics import Metrics, RequestMetrics
 from service.model_set import load_and_install, reload_models, shutdown
@@ -291,4 +292,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestId)
+    app.add_middleware(ChunkedAnswers, max_bytes=settings.max_buffered_bytes)  # http_protocol.py
     return app

@@ -8,6 +8,10 @@
 - an answer the client does not drain within `write_timeout` seconds (the transport's write
   buffer stays above its high-water mark) closes the connection: a client that requests a large
   answer and never reads it holds nothing for long;
+- at most about twice `max_buffered` bytes of an answer wait in a connection's write buffer:
+  the high-water mark is set to it and `ChunkedAnswers` hands an answer's body to uvicorn in
+  pieces of that size, each written only once the buffer is below the mark (a 7.6 MB answer
+  sent in one piece sat whole in the buffer of a client that did not read it);
 - one client address may hold at most `max_per_client` connections; a further one gets 503 and
   is closed (what a reverse proxy's per-client limit would otherwise do);
 - the liveness and readiness probes (/health/*, /v2/health/*) are served even when uvicorn's
@@ -23,6 +27,7 @@ import re
 from importlib.metadata import version
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -81,6 +86,7 @@ def guarded_protocol(
     body_timeout: float,
     write_timeout: float = 30.0,
     max_per_client: int = 100,
+    max_buffered: int = 256 * 1024,
 ) -> type:
     """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes, connections)."""
     check_uvicorn()
@@ -124,6 +130,7 @@ def guarded_protocol(
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            transport.set_write_buffer_limits(high=max_buffered)
             address = self.client[0] if self.client else None
             peers = [getattr(c, "client", None) for c in self.connections]
             same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
@@ -201,3 +208,32 @@ def guarded_protocol(
             super().on_message_complete()
 
     return GuardedHttpToolsProtocol
+
+
+class ChunkedAnswers:
+    """ASGI middleware: an answer's body goes to the server in pieces of at most `max_bytes`
+    (RUL_MAX_BUFFERED_BYTES). uvicorn writes a piece only once the connection's write buffer is
+    below its high-water mark (guarded_protocol sets it to the same size), so a client that
+    reads slowly, or not at all, holds at most about two pieces in the buffer, whatever the
+    answer's size. Streamed answers' chunks are split the same way."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_in_pieces(message: Message) -> None:
+            body = message.get("body", b"")
+            if message["type"] != "http.response.body" or len(body) <= self.max_bytes:
+                await send(message)
+                return
+            view, more = memoryview(body), message.get("more_body", False)
+            for start in range(0, len(body), self.max_bytes):
+                end = start + self.max_bytes
+                await send({"type": "http.response.body", "body": bytes(view[start:end]),
+                            "more_body": more or end < len(body)})  # fmt: skip
+
+        await self.app(scope, receive, send_in_pieces)

@@ -64,6 +64,7 @@ def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.C
             settings.body_timeout_s,
             settings.write_timeout_s,
             settings.max_connections_per_client,
+            settings.max_buffered_bytes,
         ),  # fmt: skip
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_connections,

@@ -109,8 +109,21 @@ def _planned(
 
 def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]:
     """The outputs asked for (all when none is named); 400 naming any unknown or repeated one."""
+    return _checked_names([o.name for o in request.outputs or []] or _output_names(predictor), predictor)
+
+
+def _check_output_count(body: dict[str, Any], predictor: Predictor) -> None:
+    """Before the request is validated: a list of more outputs than the model has must repeat
+    or invent some; it is refused from the names alone (400), so that 100 000 entries are
+    never turned into 100 000 validated objects."""
+    outputs = body.get("outputs")
+    if isinstance(outputs, list) and len(outputs) > len(_output_names(predictor)):
+        names = [o.get("name") if isinstance(o, dict) else None for o in outputs]
+        _checked_names([n if isinstance(n, str) else repr(n) for n in names], predictor)
+
+
+def _checked_names(requested: list[str], predictor: Predictor) -> list[str]:
     known = _output_names(predictor)
-    requested = [o.name for o in request.outputs or []] or known
     counts = Counter(requested)  # one pass: 100 000 names asked for cost microseconds, not minutes
     unknown = [n for n in counts if n not in known]
     if unknown:
@@ -226,7 +239,8 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     )
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
-    checked = await run_in_threadpool(checked_request, body)  # a body may list 100 000 outputs
+    _check_output_count(body, predictor)
+    checked = await run_in_threadpool(checked_request, body)
     requested = _requested_outputs(checked, predictor)
     planning = _planning(checked, predictor, state.settings.planning())
     batch = await run_in_threadpool(

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     max_connections: int = 1000  # open connections and running requests; more get 503 (not the probes)
     max_connections_per_client: int = Field(default=100, ge=1)  # from one address; more get 503, closed
     write_timeout_s: float = Field(default=30.0, gt=0)  # an answer not drained in this closes its connection
+    # an answer's bytes waiting in one connection's write buffer: about twice this at most
+    max_buffered_bytes: int = Field(default=256 * 1024, ge=4096)
     # Fleet-file uploads (POST /v1/models/{model}/score): limits checked while the file streams
     # in, 413 beyond them; scoring jobs at a time, 503 + Retry-After beyond.
     max_upload_rows: int = 2_000_000  # rows of readings (all of C-MAPSS has 160 359 training rows)

@@ -55,6 +55,14 @@ def models_copy(tmp_path: Path) -> Path:
 @contextmanager
 def live_server(settings: Settings) -> Iterator[str]:
     """A real uvicorn server on a free loopback port, in a thread; yields 'http://127.0.0.1:PORT'."""
+    with live_uvicorn(settings) as (url, _):
+        yield url
+
+
+@contextmanager
+def live_uvicorn(settings: Settings) -> Iterator[tuple[str, uvicorn.Server]]:
+    """As live_server, also yielding the uvicorn.Server (its connections, for tests that look
+    at what the server holds)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -66,7 +74,7 @@ def live_server(settings: Settings) -> Iterator[str]:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start in 30 s"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         thread.join(timeout=10)

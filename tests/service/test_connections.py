@@ -214,3 +214,69 @@ def test_an_answer_the_client_does_not_drain_within_the_write_timeout_drops_the_
 
     assert asyncio.run(scenario(None)) is True  # never drained: dropped after 0.2 s
     assert asyncio.run(scenario(0.05)) is False  # drained in time: kept
+
+
+def test_an_unread_answer_holds_at_most_two_pieces_in_its_write_buffer():
+    """RUL_MAX_BUFFERED_BYTES: a client that does not read a 60 kB answer (the OpenAPI document)
+    leaves at most about two pieces of 4 kB waiting in the server's buffer, not the whole
+    answer; once it reads, the answer arrives whole. The kernel's buffers are made small on
+    both sides, so that the server's own buffer is what fills."""
+    import json
+
+    from tests.service.conftest import live_uvicorn
+
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_buffered_bytes=4096)
+    with live_uvicorn(settings) as (url, server):
+        conn = socket.socket()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+        deadline = time.monotonic() + 5
+        while not server.server_state.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (protocol,) = server.server_state.connections
+        protocol.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        conn.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(1.0)
+        waiting = protocol.transport.get_write_buffer_size()
+        assert 0 < waiting <= 2 * 4096, waiting
+        answer = b""
+        conn.settimeout(5)
+        while chunk := conn.recv(65536):
+            answer += chunk
+        conn.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and len(body) > 40_000
+    assert json.loads(body)["openapi"]
+
+
+def test_answers_reach_the_server_in_pieces_no_larger_than_the_cap():
+    import asyncio
+
+    from service.http_protocol import ChunkedAnswers
+
+    whole, streamed = bytes(range(256)) * 400, b"x" * 25_000  # 102 400 bytes; 25 000
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/whole":
+            await send({"type": "http.response.body", "body": whole})
+        else:
+            await send({"type": "http.response.body", "body": streamed, "more_body": True})
+            await send({"type": "http.response.body", "body": b"end", "more_body": False})
+
+    def pieces(path: str) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(ChunkedAnswers(app, max_bytes=10_000)({"type": "http", "path": path}, None, send))
+        return [m for m in sent if m["type"] == "http.response.body"]
+
+    body = pieces("/whole")
+    assert [len(m["body"]) for m in body] == [10_000] * 10 + [2_400]
+    assert b"".join(m["body"] for m in body) == whole
+    assert [m["more_body"] for m in body] == [True] * 10 + [False]
+    body = pieces("/streamed")
+    assert [len(m["body"]) for m in body] == [10_000, 10_000, 5_000, 3]
+    assert [m.get("more_body") for m in body] == [True, True, True, False]

@@ -218,3 +218,22 @@ def test_an_output_asked_for_100_000_times_is_refused_at_once():
     assert response.status_code == 400 and response.json() == {
         "error": "outputs requested more than once: 'quality' 100000 times; ask for each output once"
     }
+
+
+def test_a_list_of_more_outputs_than_the_model_has_is_refused_from_the_names():
+    from tests.service.conftest import make_client
+
+    tensor = {"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}
+    invented = [{"name": f"o{i}"} for i in range(5000)]
+    repeated_pair = [{"name": "rul"}, {"name": "quality"}] * 40
+    with make_client(MODELS_DIR) as c:
+        invented, repeated_pair, not_names = (
+            c.post("/v2/models/fd001/infer", json={"inputs": [tensor], "outputs": outputs})
+            for outputs in (invented, repeated_pair, [{"name": 7}] * 40)
+        )
+    assert invented.status_code == 400
+    assert invented.json()["error"].startswith("unknown outputs ['o0', 'o1', 'o2', 'o3', 'o4' and 4995 more]")
+    assert repeated_pair.status_code == 400 and repeated_pair.json()["error"] == (
+        "outputs requested more than once: 'quality' 40 times, 'rul' 40 times; ask for each output once"
+    )
+    assert not_names.status_code == 400 and "unknown outputs ['7']" in not_names.json()["error"]

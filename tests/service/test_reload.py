@@ -115,3 +115,21 @@ def test_a_model_file_swapped_for_another_is_reported_replaced(models_copy):
             shutil.copy(MODELS_DIR / f"fd004{suffix}", models_copy / f"fd001{suffix}")
         body = c.post("/v1/models/reload").json()
         assert (body["replaced"], body["added"], body["removed"]) == (["fd001"], [], [])
+
+
+def test_the_heap_is_frozen_after_start_and_a_reload_lets_the_replaced_models_go(models_copy):
+    """service/model_set.settle_heap: what is alive after start-up is out of the collector's
+    sight (a full collection no longer walks it while holding the interpreter), and the
+    models a reload replaced are still collected, even though they were frozen."""
+    import gc
+    import weakref
+
+    with make_client(models_copy) as c:
+        assert gc.get_freeze_count() > 10_000
+        served = c.app.state.service.served
+        old = [weakref.ref(served.models["fd001"]), weakref.ref(served.batchers["fd001"])]
+        del served
+        assert c.post("/v1/models/reload").status_code == 200
+        assert [ref() for ref in old] == [None, None]
+        assert gc.get_freeze_count() > 10_000
+        assert c.post("/v1/predict", json=EXAMPLE_REQUEST).status_code == 200
