@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import oip
-from service.answers import Answers
+from service.answers import Answers, json_array
 from service.dependencies import (
     DefaultPredictor,
     MetricsDep,
@@ -104,9 +104,12 @@ async def _predict(
 
 def _predict_body(predictor: Predictor, ids: list[str | None], answers: Answers) -> bytes:
     """The PredictResponse as JSON: each prediction its id, then its answer (schemas.Prediction)."""
-    predictions = [{"id": i, **answer} for i, answer in zip(ids, answers.records(), strict=True)]
-    return orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version,
-                         "predictions": predictions})  # fmt: skip
+
+    def records(piece: slice) -> list[dict]:
+        return [{"id": i, **a} for i, a in zip(ids[piece], answers.select(piece).records(), strict=True)]
+
+    head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version})
+    return head[:-1] + b',"predictions":' + json_array(len(answers), records) + b"}"
 
 
 STATIC_DIR = Path(__file__).parent / "static"

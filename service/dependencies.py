@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.batcher import QueueFull
 from service.metrics import Metrics
 from service.predictor import Predictor
-from service.quality import OUT_OF_DISTRIBUTION, Quality
+from service.quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.security import has_valid_key
 from service.settings import Settings
 from service.state import ServedModels, service_state
@@ -88,7 +88,7 @@ NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
 
 
-def refuse_out_of_distribution(qualities: list[tuple[str | None, Quality]]) -> None:
+def refuse_out_of_distribution(qualities: list[tuple[str | None, WindowQuality]]) -> None:
     """RUL_REJECT_OUT_OF_DISTRIBUTION: a 422 naming each out-of-distribution window and why."""
     refused = [(i, wid, q) for i, (wid, q) in enumerate(qualities) if q.status == OUT_OF_DISTRIBUTION]
     if not refused:

@@ -30,7 +30,7 @@ from service.oip_tensors import (
 )
 from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
 from service.predictor import Predictor
-from service.quality import Quality
+from service.quality import WindowQuality
 from service.schemas import EXAMPLE_REQUEST
 from service.state import service_state
 
@@ -138,7 +138,9 @@ def _checked_names(requested: list[str], predictor: Predictor) -> list[str]:
     return requested
 
 
-def _qualities(predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]) -> list[Quality]:
+def _qualities(
+    predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]
+) -> list[WindowQuality]:
     """Each window's quality; its flags' cycles are row positions of the tensor (NaN padding
     rows are not reported)."""
     padding = np.cumprod(np.isnan(batch).all(axis=2), axis=1).astype(bool)  # (N, W)

@@ -23,7 +23,7 @@ from pydantic import (
 from service import fast_json
 from service.answers import quality_record
 from service.predictor import Predictor
-from service.quality import Quality
+from service.quality import WindowQuality
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {"FP32": np.float32, "FP64": np.float64}
@@ -235,7 +235,7 @@ def encode_answer(
     request: InferRequest,
     requested: list[str],
     results: dict[str, np.ndarray],
-    qualities: list[Quality],
+    qualities: list[WindowQuality],
 ) -> tuple[bytes, bytes]:
     """The inference answer: its JSON header and the binary tensors it announces (empty when
     every output is JSON data)."""

@@ -15,7 +15,7 @@ explains, with the statistics in the model card, and applies the card's status r
   cycles in time order with none repeated or missing, a full window of history.
 """
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -61,6 +61,29 @@ class Quality(BaseModel):
     ood_score: float = Field(
         default=0.0, description="out-of-distribution score; above 1: not like the training data"
     )
+
+
+# What the service builds and passes around: the fields of QualityFlag and Quality (the API's
+# schema, above) in tuples. The garbage collector stops tracking a plain tuple of strings and
+# numbers after its first pass (not a NamedTuple, nor a pydantic model): as pydantic models,
+# the qualities of a 20 000-unit fleet were 1.4 million tracked objects, and each full
+# collection walked them all while holding the interpreter (up to 1.2 s in which no request
+# was answered, bench/README.md). So a window's flags are kept as plain tuples and read as Flags.
+class Flag(NamedTuple):
+    column: str | None
+    check: str
+    problem: str
+    cycles: tuple[int, ...]
+
+
+class WindowQuality(NamedTuple):
+    status: Status
+    flag_rows: tuple[tuple, ...] = ()  # each flag's fields, in Flag's order, as a plain tuple
+    ood_score: float = 0.0
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        return tuple(Flag._make(row) for row in self.flag_rows)
 
     def why_out_of_distribution(self) -> str:
         """One sentence for a refusal: the score and the first flags' problems."""
@@ -144,7 +167,7 @@ class QualityExplainer:
         return (f"reads {_fmt(values[0])} in {len(rows)} consecutive cycles; in training it never repeats "
                 f"the same value {self.checks.stuck_run[c]} times in a row")  # fmt: skip
 
-    def _window_flag(self, check: str, real_window: np.ndarray, labels: np.ndarray) -> QualityFlag:
+    def _window_flag(self, check: str, real_window: np.ndarray, labels: np.ndarray) -> Flag:
         """The whole window's flag `check` (a window_flags bit); real_window (n, 24) its real
         rows, labels (n,) their cycle labels."""
         n = len(real_window)
@@ -159,7 +182,7 @@ class QualityExplainer:
                        f"changes by {rms:.2g} cycles of RUL between consecutive cycles (root mean square), "
                        f"where training windows change by at most {allowed:.2g}; are the cycles out of "
                        "order?")  # fmt: skip
-            return QualityFlag(column=None, check=check, problem=problem, cycles=[])
+            return Flag(None, check, problem, ())
         if check == "direction":
             t = np.arange(n) - (n - 1) / 2
             slope = float(h @ t / (t @ t))
@@ -168,7 +191,7 @@ class QualityExplainer:
             problem = (f"the sensors' wear runs backwards in time: their health index rises {slope:.2g} "
                        f"cycles of RUL per cycle over the {n} cycles, where training windows rise at most "
                        f"{allowed:.2g}; are the cycles newest first or out of order?")  # fmt: skip
-            return QualityFlag(column=None, check=check, problem=problem, cycles=[])
+            return Flag(None, check, problem, ())
         if check == "repeated_cycles":
             same = np.flatnonzero((real_window[1:] == real_window[:-1]).all(axis=1)) + 1
             repeated = [int(labels[i]) for i in same]
@@ -176,14 +199,14 @@ class QualityExplainer:
                        f"{real_window.shape[1]} columns to the cycle before them; training units repeat a "
                        f"whole cycle at most {self.checks.repeated_allowed} times: a reading copied to fill "
                        "the window?")  # fmt: skip
-            return QualityFlag(column=None, check=check, problem=problem, cycles=repeated)
+            return Flag(None, check, problem, tuple(repeated))
         full = self.checks.window_length or n
         problem = (f"uses {n} cycles of history; the model reads {full}: the answer rests on less, and its "
                    "interval is the one calibrated for histories of this length")  # fmt: skip
-        return QualityFlag(column=None, check=check, problem=problem, cycles=[])
+        return Flag(None, check, problem, ())
 
     @staticmethod
-    def _gap_flag(labels: np.ndarray) -> QualityFlag | None:
+    def _gap_flag(labels: np.ndarray) -> Flag | None:
         """cycle_gap when the cycle labels of the real rows skip numbers (the client's cycle numbers)."""
         steps = np.diff(labels)
         gaps = np.flatnonzero(steps > 1)
@@ -194,9 +217,7 @@ class QualityExplainer:
         more = f"; {len(gaps)} gaps in all" if len(gaps) > 1 else ""
         problem = (f"{missing} cycles missing: the cycles jump from {int(labels[first])} to "
                    f"{int(labels[first + 1])}{more}; the model reads consecutive cycles")  # fmt: skip
-        return QualityFlag(
-            column=None, check=CYCLE_GAP, problem=problem, cycles=[int(labels[g + 1]) for g in gaps]
-        )
+        return Flag(None, CYCLE_GAP, problem, tuple(int(labels[g + 1]) for g in gaps))
 
     def assess(
         self,
@@ -205,13 +226,13 @@ class QualityExplainer:
         ood_score: float,
         positions: np.ndarray,
         window_flags: int = 0,
-    ) -> Quality:
+    ) -> WindowQuality:
         """window (W, 24) as the graph read it, flags (W, 24) int, positions (W,): the label of
         each row in the caller's terms (its cycle numbers, or positions), -1 for the front
         padding (never reported); window_flags: the graph's bits for the whole window."""
         real_rows = positions >= 0
         real = int(real_rows.sum())
-        result: list[QualityFlag] = []
+        result: list[Flag] = []
         sensors_flagged = 0
         for column in np.flatnonzero((flags != 0).any(axis=0)):
             column_flags = np.where(real_rows, flags[:, column], 0)
@@ -225,11 +246,9 @@ class QualityExplainer:
                 rows = np.flatnonzero(column_flags & self.checks.bits[check])
                 problems.append(self._problem(check, window, rows, int(column), real))
             rows = np.flatnonzero(column_flags)
-            cycles = [int(p) for p in positions[rows]]
+            cycles = tuple(int(p) for p in positions[rows])
             problem = "; ".join(problems)
-            result.append(
-                QualityFlag(column=self.features[column], check=fired[0], problem=problem, cycles=cycles)
-            )
+            result.append(Flag(self.features[column], fired[0], problem, cycles))
         labels = positions[real_rows]
         for check in WINDOW_CHECK_ORDER:
             if window_flags & self.window_bits.get(check, 0):
@@ -243,7 +262,7 @@ class QualityExplainer:
             status = OUT_OF_DISTRIBUTION
         else:
             status = DEGRADED if sensors_flagged or checks & DEGRADED_CHECKS else OK
-        return Quality(status=status, flags=result, ood_score=round(score, 4))
+        return WindowQuality(status, tuple(tuple(flag) for flag in result), round(score, 4))
 
     def assess_batch(
         self,
@@ -252,7 +271,7 @@ class QualityExplainer:
         ood_scores: np.ndarray,
         positions: np.ndarray,
         window_flags: np.ndarray | None = None,
-    ) -> list[Quality]:
+    ) -> list[WindowQuality]:
         """`assess` for a batch: windows (N, W, 24), flags (N, W, 24), ood_scores (N,), positions
         (N, W), window_flags (N,). A window with no flag at all and consecutive labels (the
         common case) is settled by its score alone."""
@@ -264,7 +283,7 @@ class QualityExplainer:
         return [
             self.assess(windows[i], flags[i], scores[i], positions[i], bits[i])
             if flagged[i]
-            else Quality(status=OUT_OF_DISTRIBUTION if scores[i] > 1.0 else OK, ood_score=round(scores[i], 4))
+            else WindowQuality(OUT_OF_DISTRIBUTION if scores[i] > 1.0 else OK, (), round(scores[i], 4))
             for i in range(len(scores))
         ]
 

@@ -8,7 +8,6 @@ Output is CSV, or JSON when --out ends in .json (stdout when --out is not given)
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -99,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             columns = ", ".join(flag_subject(f.column, f.check) for f in quality.flags) or "no single column"
             print(f"rul-score: unit {unit} is {quality.status} (flagged: {columns})", file=sys.stderr)
     if args.out and args.out.suffix == ".json":
-        body = {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
-        args.out.write_text(json.dumps(body) + "\n")
+        head = {"model": predictor.card.name, "model_version": predictor.card.version}
+        args.out.write_bytes(result.json(head) + b"\n")
         return
     rows = result.csv_rows()
     if args.out:

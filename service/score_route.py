@@ -114,9 +114,7 @@ def _csv_text(scores: UnitAnswers, header: bool) -> str:
 
 def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
     """The score answer as JSON: model, version, units, predictions (schemas.UnitScore) and skipped."""
-    return orjson.dumps(
-        {"model": predictor.card.name, "model_version": predictor.card.version, **result.as_json()}
-    )
+    return result.json({"model": predictor.card.name, "model_version": predictor.card.version})
 
 
 async def _trajectory_stream(
@@ -134,8 +132,7 @@ async def _trajectory_stream(
             names = column_names(answers.health_states, answers.planning)
             yield (",".join(names) + "\r\n").encode()
         else:
-            head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version,
-                                 **result.as_json()})  # fmt: skip
+            head = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
             yield head[:-1] + b',"trajectories":['
         for i, unit in enumerate(units):
             cycles, readings = fleet[unit]

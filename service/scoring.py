@@ -5,12 +5,13 @@ Used by `POST /v1/models/{model}/score` and by the offline `rul-score` command; 
 nothing of FastAPI.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
-from service.answers import UnitAnswers, column_names, concat_units
+from service.answers import UnitAnswers, column_names, concat_units, json_array
 from service.planning import DEFAULT_PLANNING, Planning
 from service.predictor import Predictor
 from service.quality import OUT_OF_DISTRIBUTION, cycle_labels
@@ -28,17 +29,20 @@ class FleetScore:
     trajectories: dict[int, UnitAnswers] = field(default_factory=dict)  # with all_cycles
     skipped: list[dict[str, object]] = field(default_factory=list)  # units too short, with why
 
-    def as_json(self) -> dict[str, object]:
-        body: dict[str, object] = {
-            "units": len(self.predictions),
-            "predictions": self.predictions.records(),
-            "skipped": self.skipped,
-        }
+    def json(self, head: Mapping[str, object]) -> bytes:
+        """The answer as one JSON object: `head`'s members (model, version), then units,
+        predictions, skipped and, where scored, trajectories; the predictions made in pieces
+        (answers.json_array)."""
+        predictions = self.predictions
+        body = (orjson.dumps({**head, "units": len(predictions)})[:-1] + b',"predictions":'
+                + json_array(len(predictions), lambda piece: predictions.select(piece).records())
+                + b',"skipped":' + orjson.dumps(self.skipped))  # fmt: skip
         if self.trajectories:
-            body["trajectories"] = [
-                {"unit": unit, "points": points.records()} for unit, points in self.trajectories.items()
+            trajectories = [
+                {"unit": u, "points": points.records()} for u, points in self.trajectories.items()
             ]
-        return body
+            body += b',"trajectories":' + orjson.dumps(trajectories)
+        return body + b"}"
 
     def scored(self) -> UnitAnswers:
         """Every trajectory point (all_cycles), else every unit's last-cycle answer."""

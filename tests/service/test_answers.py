@@ -1,5 +1,7 @@
 """The one place answers are made: every path's fields come from `Answers.fields`."""
 
+import json
+
 import numpy as np
 
 from service.answers import Answers, column_names
@@ -22,9 +24,9 @@ def _answers(n: int = 2) -> Answers:
         "ood_score": np.array([0.5, 0.25], np.float32)[:n],
         "rul_quantiles": np.array([[4.0, 12.5, 21.0], [110.0, np.inf, np.inf]], np.float32)[:n],
     }
-    from service.quality import Quality
+    from service.quality import WindowQuality
 
-    quality = [Quality(status="ok", ood_score=0.5), Quality(status="ok", ood_score=0.25)][:n]
+    quality = [WindowQuality("ok", (), 0.5), WindowQuality("ok", (), 0.25)][:n]
     return Answers(STATES, outputs, np.array([50, 12])[:n], quality, (0.05, 0.5, 0.95), 125.0)
 
 
@@ -74,7 +76,7 @@ def test_a_field_added_in_fields_reaches_predict_score_csv_and_the_column_list(m
 
     fleet = read_fleet(io.BytesIO((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
     scored = score_fleet(predictor, {1: fleet[1]})
-    assert "margin" in scored.as_json()["predictions"][0]
+    assert "margin" in json.loads(scored.json({}))["predictions"][0]
     assert "margin" in scored.csv_rows()[0]
     assert "margin" in column_names(STATES)
     assert predict(predictor, [("w", window)])[0].rul == record["rul"]  # the schema ignores what it lacks

@@ -429,11 +429,12 @@ def test_all_cycles_json_is_streamed_unit_by_unit_and_equals_the_scoring_of_the_
     body = json.loads(b"".join(chunks))
     assert list(body) == ["model", "model_version", "units", "predictions", "skipped", "trajectories"]
     predictor = Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
-    whole = score_fleet(predictor, read_fleet(io.BytesIO(three.encode())), all_cycles=True).as_json()
+    whole = score_fleet(predictor, read_fleet(io.BytesIO(three.encode())), all_cycles=True).json({})
+    whole = json.loads(whole)
     assert [t["unit"] for t in body["trajectories"]] == [1, 2, 3]
     for streamed, expected in zip(body["trajectories"], whole["trajectories"], strict=True):
         assert [p["cycle"] for p in streamed["points"]] == [p["cycle"] for p in expected["points"]]
         assert [p["rul"] for p in streamed["points"]] == pytest.approx(
             [p["rul"] for p in expected["points"]], abs=1e-3
         )
-    assert body["predictions"] == json.loads(json.dumps(whole["predictions"]))
+    assert body["predictions"] == whole["predictions"]

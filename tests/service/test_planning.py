@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from service.answers import Answers, column_names
 from service.app import create_app
 from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
-from service.quality import Quality
+from service.quality import WindowQuality
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
@@ -68,7 +68,7 @@ def test_answers_give_the_fields_and_one_csv_column_per_horizon():
         "ood_score": np.array([0.5, 0.25], np.float32),
         "rul_quantiles": QUANTILES[:2],
     }
-    quality = [Quality(status="ok", ood_score=0.5), Quality(status="ok", ood_score=0.25)]
+    quality = [WindowQuality("ok", (), 0.5), WindowQuality("ok", (), 0.25)]
     planning = Planning((10, 30), 0.05)
     states = ("normal", "degrading", "critical")
     answers = Answers(states, outputs, np.array([50, 50]), quality, LEVELS, 125.0, planning)
