@@ -94,7 +94,7 @@ async def _predict(
         raise HTTPException(422, str(exc)) from exc
     outputs = await run_model(request, predictor, batch.windows)
     answers = await off_loop(predictor.answer_batch, batch, outputs, planning)
-    metrics.observe_quality(predictor.card.name, answers.quality)
+    await off_loop(metrics.observe_quality, predictor.card.name, answers.quality)
     if settings.reject_out_of_distribution:
         refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
     return Response(

@@ -8,8 +8,9 @@ ones window by window into float32 (service/request_limits.py), which bounds the
 predict body's window and cycle counts are checked before FastAPI validates it.
 """
 
+import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
@@ -18,6 +19,8 @@ from fastapi.routing import APIRoute
 
 from service.request_limits import check_window_text, check_windows, decode_predict_body, stdlib_loads
 from service.state import service_state
+
+T = TypeVar("T")
 
 
 def loads(data: bytes) -> Any:
@@ -36,14 +39,31 @@ INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never
 ORJSON_BYTES = 8 * 1024 * 1024
 
 
+# Large bodies are decoded one at a time. Decoding is Python work, bound by the interpreter
+# lock: five bodies decoded at once take as long as one after the other, and every thread that
+# wants the lock delays the event loop's next turn (five 19 MB predict bodies at once:
+# /health/live p99 104 ms, max 280-870 ms; bench/README.md, "Abuse, second round").
+DECODING = threading.Lock()
+
+
+def in_turn(size: int, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` (in a worker thread), decoding a body of `size` bytes: over INLINE_BYTES,
+    one body at a time (DECODING); a small one never waits for a large one."""
+    if size <= INLINE_BYTES:
+        return work(*args)
+    with DECODING:
+        return work(*args)
+
+
 def decode_large(body: bytes, settings: Any) -> Any:
     """A body over INLINE_BYTES (in a worker thread), within the window and cycle limits."""
-    if len(body) > ORJSON_BYTES:
-        return decode_predict_body(body, settings)
-    check_window_text(body, settings)
-    data = loads(body)
-    check_windows(data, settings)
-    return data
+    with DECODING:
+        if len(body) > ORJSON_BYTES:
+            return decode_predict_body(body, settings)
+        check_window_text(body, settings)
+        data = loads(body)
+        check_windows(data, settings)
+        return data
 
 
 class FastJSONRequest(Request):

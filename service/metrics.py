@@ -1,6 +1,7 @@
 """Prometheus metrics (prometheus-client), one registry per app so that several apps (tests,
 reloads) never collide. Served by GET /metrics in the text exposition format."""
 
+import collections
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -77,12 +78,18 @@ class Metrics:
         self.batch_size.labels(model).observe(windows)
 
     def observe_quality(self, model: str, qualities: list[WindowQuality]) -> None:
-        """Count flagged columns and out-of-distribution windows: sensor trouble and drift."""
-        for quality in qualities:
-            for flag in quality.flags:
-                self.flagged.labels(model, flag.column or "window", flag.check).inc()
-            if quality.status == OUT_OF_DISTRIBUTION:
-                self.out_of_distribution.labels(model).inc()
+        """Count flagged columns and out-of-distribution windows: sensor trouble and drift.
+        Counted first, then one increment per series: 20 000 flagged windows are a pass over
+        their flags, not 340 000 increments. Python work: callers run it off the event loop
+        for large answers."""
+        flagged = collections.Counter(
+            (column or "window", check) for q in qualities for column, check, *_ in q.flag_rows
+        )
+        for (column, check), count in flagged.items():
+            self.flagged.labels(model, column, check).inc(count)
+        outside = sum(q.status == OUT_OF_DISTRIBUTION for q in qualities)
+        if outside:
+            self.out_of_distribution.labels(model).inc(outside)
 
     def set_models(self, models: dict[str, tuple[str, str]]) -> None:
         """{name: (version, provider)} -> rul_model_info, replacing what was there."""

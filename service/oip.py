@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
+from service.fast_json import in_turn
 from service.oip_tensors import (
     HEADER_LENGTH,
     OUTPUT_DTYPES,
@@ -236,8 +237,9 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     _check_version(predictor, model_version)
     state = service_state(request.app)
     # decoding and reading the tensor are per-value work: in a worker thread, never on the loop
+    raw = await request.body()
     body, binary = await run_in_threadpool(
-        split_body, await request.body(), request.headers.get(HEADER_LENGTH)
+        in_turn, len(raw), split_body, raw, request.headers.get(HEADER_LENGTH)
     )
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
@@ -245,12 +247,11 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     checked = await run_in_threadpool(checked_request, body)
     requested = _requested_outputs(checked, predictor)
     planning = _planning(checked, predictor, state.settings.planning())
-    batch = await run_in_threadpool(
-        input_tensor, checked, binary, predictor, state.settings.max_windows_per_request
-    )
+    limit = state.settings.max_windows_per_request
+    batch = await run_in_threadpool(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
     results = await run_model(request, predictor, batch)
     qualities = await run_in_threadpool(_qualities, predictor, batch, results)
-    state.metrics.observe_quality(predictor.card.name, qualities)
+    await run_in_threadpool(state.metrics.observe_quality, predictor.card.name, qualities)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
     if any(name in PLANNING_OUTPUTS for name in requested):

@@ -17,6 +17,7 @@ import orjson
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from service.answers import UnitAnswers, column_names
 from service.c_heap import trim_c_heap
@@ -87,23 +88,25 @@ async def score(
         result = await _while_connected(
             request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
         )
+        await run_in_threadpool(
+            state.metrics.observe_quality, predictor.card.name, result.predictions.answers.quality
+        )
     except BaseException:
         state.scoring.release()
         raise
-    state.metrics.observe_quality(predictor.card.name, result.predictions.answers.quality)
     if all_cycles:  # streamed unit by unit; the slot is held until the last byte is sent
         stream = _trajectory_stream(state, predictor, fleet, result, as_csv)
         return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
     try:
         if as_csv:
-            return Response(
-                await run_in_threadpool(_csv_text, result.predictions, True), media_type="text/csv"
-            )
-        return Response(
-            await run_in_threadpool(_score_body, predictor, result), media_type="application/json"
-        )
+            body: str | bytes = await run_in_threadpool(_csv_text, result.predictions, True)
+            media_type = "text/csv"
+        else:
+            body, media_type = await run_in_threadpool(_score_body, predictor, result), "application/json"
     finally:
         state.scoring.release()
+    # once the answer is sent, the fleet and its answers are freed: their pages go back to the system
+    return Response(body, media_type=media_type, background=BackgroundTask(trim_c_heap))
 
 
 def _csv_text(scores: UnitAnswers, header: bool) -> str:
