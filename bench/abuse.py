@@ -5,7 +5,7 @@
 
 Per attack: the statuses answered, the time, the server's peak RSS growth over its RSS just
 before (Linux: VmHWM, reset through /proc/PID/clear_refs before each attack), its RSS a
-second after, and the /health/live latencies a separate thread measured meanwhile (every 20
+second after, and the /health/live latencies a separate process measured meanwhile (every 20
 ms). Targets: no 5xx, no process death, peak growth <= 10x the body (and <= 1 GB for any
 upload), /health/live p99 <= 100 ms, RSS after within 20 % of the idle RSS. Writes
 bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
@@ -14,9 +14,11 @@ bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
 import argparse
 import gzip
 import json
+import signal
 import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -43,31 +45,51 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # proc(5): resets VmHWM to the current RSS
 
 
+# The probe, as a process of its own (python -c): the benchmark's own threads (a client reading
+# a large answer, say) must not delay it. It prints "ready" once it has an answer, then, when
+# interrupted, every latency in ms (a timeout: 2 000) on one line.
+PROBE = """
+import sys, time, httpx
+latencies = []
+try:
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            started = time.perf_counter()
+            try:
+                client.get(sys.argv[1])
+                latencies.append((time.perf_counter() - started) * 1000)
+            except httpx.HTTPError:
+                latencies.append(2000.0)
+            if len(latencies) == 1:
+                print("ready", flush=True)
+            time.sleep(0.02)
+except KeyboardInterrupt:
+    pass
+print(" ".join(f"{x:.2f}" for x in latencies), flush=True)
+"""
+
+
 class LivenessProbe:
-    """GET /health/live every 20 ms in a thread of its own; latencies in ms (a timeout: 2 000)."""
+    """GET /health/live every 20 ms from a separate process; latencies in ms (a timeout: 2 000)."""
 
     def __init__(self, url: str):
-        self.url, self.latencies, self.stop = url + "/health/live", [], threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=2.0) as client:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    client.get(self.url)
-                    self.latencies.append((time.perf_counter() - started) * 1000)
-                except httpx.HTTPError:
-                    self.latencies.append(2000.0)
-                time.sleep(0.02)
+        self.url, self.latencies = url + "/health/live", []
+        self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "LivenessProbe":
-        self.thread.start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PROBE, self.url], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "ready": the probe runs before the attack starts
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+        assert self.process is not None and self.process.stdout is not None
+        self.process.send_signal(signal.SIGINT)
+        line = self.process.stdout.readline()
+        self.process.wait(timeout=30)
+        self.latencies = [float(x) for x in line.split()]
 
 
 def gzip_stream(chunk: bytes, total: int) -> bytes:

@@ -1,7 +1,7 @@
 """The second round of attacks (issue "No request stalls the event loop"), measured as
 bench/abuse.py measures the first: against a live `rul-serve` (all four shipped models, CPU,
 API keys set, its own copy of the models directory) on loopback, one attack at a time, with a
-separate thread probing /health/live every 20 ms.
+separate process probing /health/live every 20 ms.
 
     python -m bench.abuse_round2 --data-dir ../shared/data/cmapss
 

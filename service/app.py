@@ -109,7 +109,7 @@ def _predict_body(predictor: Predictor, ids: list[str | None], answers: Answers)
         return [{"id": i, **a} for i, a in zip(ids[piece], answers.select(piece).records(), strict=True)]
 
     head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version})
-    return head[:-1] + b',"predictions":' + json_array(len(answers), records) + b"}"
+    return b"".join([head[:-1], b',"predictions":', *json_array(len(answers), records), b"}"])
 
 
 STATIC_DIR = Path(__file__).parent / "static"

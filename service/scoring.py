@@ -34,15 +34,13 @@ class FleetScore:
         predictions, skipped and, where scored, trajectories; the predictions made in pieces
         (answers.json_array)."""
         predictions = self.predictions
-        body = (orjson.dumps({**head, "units": len(predictions)})[:-1] + b',"predictions":'
-                + json_array(len(predictions), lambda piece: predictions.select(piece).records())
-                + b',"skipped":' + orjson.dumps(self.skipped))  # fmt: skip
+        parts = [orjson.dumps({**head, "units": len(predictions)})[:-1], b',"predictions":',
+                 *json_array(len(predictions), lambda piece: predictions.select(piece).records()),
+                 b',"skipped":', orjson.dumps(self.skipped)]  # fmt: skip
         if self.trajectories:
-            trajectories = [
-                {"unit": u, "points": points.records()} for u, points in self.trajectories.items()
-            ]
-            body += b',"trajectories":' + orjson.dumps(trajectories)
-        return body + b"}"
+            trajectories = [{"unit": u, "points": p.records()} for u, p in self.trajectories.items()]
+            parts += [b',"trajectories":', orjson.dumps(trajectories)]
+        return b"".join([*parts, b"}"])  # one copy of the whole answer
 
     def scored(self) -> UnitAnswers:
         """Every trajectory point (all_cycles), else every unit's last-cycle answer."""
