@@ -97,9 +97,9 @@ async def _predict(
     await off_loop(metrics.observe_quality, predictor.card.name, answers.quality)
     if settings.reject_out_of_distribution:
         refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
-    return Response(
-        await off_loop(_predict_body, predictor, batch.ids, answers), media_type="application/json"
-    )
+    answer_json = await off_loop(_predict_body, predictor, batch.ids, answers)
+    await off_loop(answers.release)
+    return Response(answer_json, media_type="application/json")
 
 
 def _predict_body(predictor: Predictor, ids: list[str | None], answers: Answers) -> bytes:

@@ -99,7 +99,7 @@ async def score(
         return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
     try:
         if as_csv:
-            body: str | bytes = await run_in_threadpool(_csv_text, result.predictions, True)
+            body: str | bytes = await run_in_threadpool(_csv_text, result.predictions, True, True)
             media_type = "text/csv"
         else:
             body, media_type = await run_in_threadpool(_score_body, predictor, result), "application/json"
@@ -109,15 +109,20 @@ async def score(
     return Response(body, media_type=media_type, background=BackgroundTask(trim_c_heap))
 
 
-def _csv_text(scores: UnitAnswers, header: bool) -> str:
+def _csv_text(scores: UnitAnswers, header: bool, release: bool = False) -> str:
     text = io.StringIO()
     csv.writer(text).writerows(csv_rows(scores, header))
+    if release:  # the whole answer: its qualities freed here, in pieces (Answers.release)
+        scores.answers.release()
     return text.getvalue()
 
 
 def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
-    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore) and skipped."""
-    return result.json({"model": predictor.card.name, "model_version": predictor.card.version})
+    """The score answer as JSON: model, version, units, predictions (schemas.UnitScore) and
+    skipped; then the predictions' qualities are freed here, in pieces (Answers.release)."""
+    body = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
+    result.predictions.answers.release()
+    return body
 
 
 async def _trajectory_stream(

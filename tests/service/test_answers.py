@@ -80,3 +80,14 @@ def test_a_field_added_in_fields_reaches_predict_score_csv_and_the_column_list(m
     assert "margin" in scored.csv_rows()[0]
     assert "margin" in column_names(STATES)
     assert predict(predictor, [("w", window)])[0].rul == record["rul"]  # the schema ignores what it lacks
+
+
+def test_release_frees_every_quality_and_leaves_the_answer_made():
+    from service.quality import Flag, WindowQuality
+
+    flag = tuple(Flag("s_2", "out_of_range", "reads 0", (1, 2)))
+    quality = [WindowQuality("degraded", (flag,), 0.5) for _ in range(1234)]
+    answers = _answers(2)
+    answers = Answers(answers.health_states, answers.outputs, answers.cycles_used, quality)
+    answers.release()
+    assert answers.quality == [] and quality == []
