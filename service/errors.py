@@ -18,14 +18,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "the request body"
 
 
-async def validation_error(request: Request, exc: Exception) -> Response:
-    """A request that does not fit the schema: one bounded sentence that names where and what
-    (never the whole input echoed back), in the path's error shape; 400 for malformed JSON,
-    415 for a body sent as another content type."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+def describe_invalid(errors: list[Any], content_type: str) -> tuple[int, str]:
+    """(status, one bounded sentence) for pydantic's errors of a request: where and what, never
+    the whole input echoed back; 400 for malformed JSON, 415 for a body sent as another content
+    type. Shared by the handler below and by bodies validated in a worker thread (fast_json.py)."""
     first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
-    content_type = request.headers.get("content-type", "none")
     if tuple(first.get("loc", ())) == ("body",) and "json" not in content_type:
         status, sentence = (
             415,
@@ -44,7 +41,13 @@ async def validation_error(request: Request, exc: Exception) -> Response:
         more = f"; and {len(errors) - 1} more problems" if len(errors) > 1 else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         status, sentence = 422, f"{_location(tuple(first['loc']))}: {message}{got}{more}"
-    sentence = sentence[:500].encode("utf-8", "backslashreplace").decode("utf-8")
+    return status, sentence[:500].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    """A request that does not fit the schema, answered in the path's error shape."""
+    assert isinstance(exc, RequestValidationError)
+    status, sentence = describe_invalid(list(exc.errors()), request.headers.get("content-type", "none"))
     key = "error" if request.url.path.startswith("/v2") else "detail"
     return JSONResponse({key: sentence}, status_code=status)
 

@@ -5,7 +5,10 @@ library, so the NaN/Infinity literals that Python's json.dumps writes still reac
 per-window checks and get their precise error message; malformed JSON fails there as before.
 Bodies over INLINE_BYTES are decoded in a worker thread: up to ORJSON_BYTES by orjson, larger
 ones window by window into float32 (service/request_limits.py), which bounds their memory; a
-predict body's window and cycle counts are checked before FastAPI validates it.
+predict body's window and cycle counts are checked before FastAPI validates it. A large body
+is also validated against the route's body model in that thread: validating 2 000 windows on
+the event loop, while another body was being decoded, stalled it 0.4-0.8 s (bench/README.md,
+"Abuse, second round"); FastAPI then finds a model instance and does not validate it again.
 """
 
 import threading
@@ -13,10 +16,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
+from service.errors import describe_invalid
 from service.request_limits import check_window_text, check_windows, decode_predict_body, stdlib_loads
 from service.state import service_state
 
@@ -55,23 +60,35 @@ def in_turn(size: int, work: Callable[..., T], *args: Any) -> T:
         return work(*args)
 
 
-def decode_large(body: bytes, settings: Any) -> Any:
-    """A body over INLINE_BYTES (in a worker thread), within the window and cycle limits."""
+def decode_large(body: bytes, settings: Any, model: type[BaseModel] | None = None) -> Any:
+    """A body over INLINE_BYTES (in a worker thread), within the window and cycle limits, and
+    validated as `model` when given: its instance, or the HTTPException of its first problem
+    (FastAPI would answer a RequestValidationError raised here with its own 400)."""
     with DECODING:
         if len(body) > ORJSON_BYTES:
-            return decode_predict_body(body, settings)
-        check_window_text(body, settings)
-        data = loads(body)
-        check_windows(data, settings)
-        return data
+            data = decode_predict_body(body, settings)
+        else:
+            check_window_text(body, settings)
+            data = loads(body)
+            check_windows(data, settings)
+        if model is None:
+            return data
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            status, sentence = describe_invalid(errors, "application/json")
+            raise HTTPException(status, sentence) from None
 
 
 class FastJSONRequest(Request):
     """A Request whose `json()` decodes with `loads` within the request limits, once (its own
-    cache: nothing of Starlette's private state is read or written)."""
+    cache: nothing of Starlette's private state is read or written); a large body is validated
+    as `body_model` (the route's) in the decoding thread."""
 
     decoded: Any = None
     has_decoded = False
+    body_model: type[BaseModel] | None = None
 
     async def json(self) -> Any:
         if not self.has_decoded:
@@ -79,20 +96,32 @@ class FastJSONRequest(Request):
             if len(body) <= INLINE_BYTES:
                 data = loads(body)
                 check_windows(data, settings)  # 413 before any window is validated
-            else:  # checks the same limits while it decodes
-                data = await run_in_threadpool(decode_large, body, settings)
+            else:  # checks the same limits while it decodes, and validates
+                data = await run_in_threadpool(decode_large, body, settings, self.body_model)
             self.decoded, self.has_decoded = data, True
         return self.decoded
 
 
 class FastJSONRoute(APIRoute):
     """An APIRoute whose handler reads JSON bodies with `loads` (FastAPI's documented way to
-    customise the request: a Request subclass handed over by the route class)."""
+    customise the request: a Request subclass handed over by the route class). `body_model`:
+    the pydantic model of a route whose one body parameter is a whole JSON body."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        params = self.dependant.body_params
+        annotation = params[0].field_info.annotation if len(params) == 1 else None
+        whole = len(params) == 1 and not getattr(params[0].field_info, "embed", False)
+        self.body_model: type[BaseModel] | None = None
+        if whole and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            self.body_model = annotation
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def fast_json_handler(request: Request) -> Response:
-            return await handler(FastJSONRequest(request.scope, request.receive))
+            fast = FastJSONRequest(request.scope, request.receive)
+            fast.body_model = self.body_model
+            return await handler(fast)
 
         return fast_json_handler
