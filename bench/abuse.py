@@ -14,7 +14,6 @@ bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
 import argparse
 import gzip
 import json
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,50 +45,55 @@ def reset_peak(pid: int) -> None:
 
 
 # The probe, as a process of its own (python -c): the benchmark's own threads (a client reading
-# a large answer, say) must not delay it. It prints "ready" once it has an answer, then, when
-# interrupted, every latency in ms (a timeout: 2 000) on one line.
+# a large answer, say) must not delay it. It prints "ready" once it has an answer, then, once
+# its stdin is closed, every latency in ms (a timeout: 2 000) on one line and the wall-clock
+# time each probe was sent on the next. (It was stopped by SIGINT before, which a probe once
+# swallowed inside httpx: it never stopped.)
 PROBE = """
-import sys, time, httpx
-latencies = []
-try:
-    with httpx.Client(timeout=2.0) as client:
-        while True:
-            started = time.perf_counter()
-            try:
-                client.get(sys.argv[1])
-                latencies.append((time.perf_counter() - started) * 1000)
-            except httpx.HTTPError:
-                latencies.append(2000.0)
-            if len(latencies) == 1:
-                print("ready", flush=True)
-            time.sleep(0.02)
-except KeyboardInterrupt:
-    pass
-print(" ".join(f"{x:.2f}" for x in latencies), flush=True)
+import sys, threading, time, httpx
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+latencies, sent = [], []
+with httpx.Client(timeout=2.0) as client:
+    while not stop.is_set():
+        sent.append(time.time())
+        started = time.perf_counter()
+        try:
+            client.get(sys.argv[1])
+            latencies.append((time.perf_counter() - started) * 1000)
+        except httpx.HTTPError:
+            latencies.append(2000.0)
+        if len(latencies) == 1:
+            print("ready", flush=True)
+        time.sleep(0.02)
+print(" ".join(f"{x:.2f}" for x in latencies))
+print(" ".join(f"{x:.4f}" for x in sent), flush=True)
 """
 
 
 class LivenessProbe:
-    """GET /health/live every 20 ms from a separate process; latencies in ms (a timeout: 2 000)."""
+    """GET /health/live every 20 ms from a separate process; latencies in ms (a timeout: 2 000)
+    and when each probe was sent (`started`, time.time())."""
 
     def __init__(self, url: str):
-        self.url, self.latencies = url + "/health/live", []
+        self.url, self.latencies, self.started = url + "/health/live", [], []
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "LivenessProbe":
         self.process = subprocess.Popen(
-            [sys.executable, "-c", PROBE, self.url], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", PROBE, self.url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
         self.process.stdout.readline()  # "ready": the probe runs before the attack starts
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        self.process.send_signal(signal.SIGINT)
-        line = self.process.stdout.readline()
+        assert self.process is not None and self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        line, sent = self.process.stdout.readline(), self.process.stdout.readline()
         self.process.wait(timeout=30)
         self.latencies = [float(x) for x in line.split()]
+        self.started = [float(x) for x in sent.split()]
 
 
 def gzip_stream(chunk: bytes, total: int) -> bytes:

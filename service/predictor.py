@@ -129,7 +129,8 @@ class Predictor:
         readings: Any,
         cycles: Sequence[int] | np.ndarray | None = None,
     ) -> tuple[np.ndarray, int, bool, int]:
-        """Validate one window -> (readings (W, C) float32, cycles used, padded?, cycles sent);
+        """Validate one window -> (its last W readings or fewer (n, C) float32, cycles used,
+        padded?, cycles sent), to be batched by `stack`;
         `cycles`: the caller's cycle number of each reading, which must increase
         (`check_cycle_numbers`)."""
         if len(readings) == 0:
@@ -164,11 +165,19 @@ class Predictor:
                 f"needs at least {self.card.padding.min_cycles} (windows shorter than "
                 f"{self.window_length} are padded)",
             )
-        window = array[-self.window_length :]
-        padded = n_cycles < self.window_length
-        if padded:  # card rule 'nan': rows of NaN at the front, which the graph counts and fills
-            window = np.pad(window, ((self.window_length - n_cycles, 0), (0, 0)), constant_values=np.nan)
-        return window, min(n_cycles, self.window_length), padded, n_cycles
+        window = array[-self.window_length :]  # padded by `stack`
+        return window, min(n_cycles, self.window_length), n_cycles < self.window_length, n_cycles
+
+    def stack(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """Windows of at most W cycles (`prepare`) -> one (N, W, C) float32 batch, a shorter one
+        padded as the card's rule 'nan' says: rows of NaN at the front, which the graph counts
+        and fills. One allocation for the batch: padding 20 000 windows one by one (np.pad,
+        4.8 kB each) held the interpreter lock in malloc and page faults long enough to stall
+        the event loop 150-300 ms (bench/README.md, "Abuse, second round")."""
+        batch = np.full((len(windows), self.window_length, self.n_columns), np.nan, dtype=np.float32)
+        for row, window in zip(batch, windows, strict=True):
+            row[self.window_length - len(window) :] = window
+        return batch
 
     def run(self, batch: np.ndarray, give_back: bool | None = None) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> the model's outputs by name ({"rul": (B,), ...}), run in pieces
@@ -210,7 +219,7 @@ class Predictor:
         ]
         return PreparedBatch(
             [wid for wid, _ in windows],
-            np.stack([p[0] for p in prepared]),
+            self.stack([p[0] for p in prepared]),
             np.array([p[3] for p in prepared], dtype=np.int64),
             [None if n is None else np.asarray(n, np.int64) for n in numbers],
         )

@@ -29,6 +29,18 @@ def test_cmapss_text_groups_units_and_sorts_cycles():
     assert readings[0, 3] == np.float32(518.67)
 
 
+def test_units_split_across_chunks_and_interleaved_come_back_whole_and_in_order():
+    """The fleet is sorted once as a whole (fleet_file._by_unit), not unit by unit per chunk."""
+    order = [(3, 2), (1, 3), (3, 1), (2, 1), (1, 1), (3, 3), (1, 2)]
+    text = "\n".join(_row(u, c) for u, c in order)
+    fleet = read_fleet(io.BytesIO(text.encode()), chunk_lines=2)  # four chunks
+    assert list(fleet) == [1, 2, 3]
+    assert [fleet[u][0].tolist() for u in fleet] == [[1, 2, 3], [1], [1, 2, 3]]
+    assert all(r.flags.c_contiguous and r.shape == (len(c), 24) for c, r in fleet.values())
+    with pytest.raises(FleetFileError, match="unit 3 has the same cycle number twice"):
+        read_fleet(io.BytesIO((text + "\n" + _row(3, 2)).encode()), chunk_lines=2)
+
+
 def test_gzip_is_detected_by_magic_bytes(cmapss_dir):
     raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
     fleet = read_fleet(io.BytesIO(raw), chunk_lines=1000)  # several chunks
