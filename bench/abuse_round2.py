@@ -34,6 +34,19 @@ KEY = "abuse-key"
 AUTH = {"X-API-Key": KEY}
 
 
+def tiny_fleet(units: int) -> bytes:
+    """A gzipped fleet file of `units` units x 10 cycles of zeros."""
+    row = " ".join(["0"] * 24)
+    return gzip.compress(
+        "".join(f"{u} {c} {row}\n" for u in range(1, units + 1) for c in range(1, 11)).encode()
+    )
+
+
+def predict_body(windows: int) -> bytes:
+    """A /v1/predict body of `windows` copies of one fd001 window (~9.5 kB each)."""
+    return json.dumps({"windows": [{"readings": READINGS}] * windows}).encode()
+
+
 def attacks(
     data_dir: Path, url: str, port: int, models_dir: Path
 ) -> dict[str, tuple[int, Callable[[], list[str]]]]:
@@ -64,15 +77,10 @@ def attacks(
     lying_size, lying_headers = binary_body(4, declared=10**9)
     fd004 = (data_dir / "test_FD004.txt.gz").read_bytes()
     fd001 = (data_dir / "test_FD001.txt.gz").read_bytes()
-    row = " ".join(["0"] * 24)
-    tiny_units = gzip.compress(
-        "".join(f"{u} {c} {row}\n" for u in range(1, 100_001) for c in range(1, 11)).encode()
-    )
-    units_at_cap = gzip.compress(  # RUL_MAX_UPLOAD_UNITS' default: the largest file allowed
-        "".join(f"{u} {c} {row}\n" for u in range(1, 20_001) for c in range(1, 11)).encode()
-    )
-    no_key_54mb = json.dumps({"windows": [{"readings": READINGS}] * 5700}).encode()
-    big_answer = json.dumps({"windows": [{"readings": READINGS}] * 2000}).encode()  # a ~0.66 MB answer
+    tiny_units = tiny_fleet(100_000)
+    units_at_cap = tiny_fleet(20_000)  # RUL_MAX_UPLOAD_UNITS' default: the largest file allowed
+    no_key_54mb = predict_body(5700)
+    big_answer = predict_body(2000)  # a ~0.66 MB answer
 
     def post(path: str, body: bytes, headers: dict[str, str] | None = None) -> list[str]:
         merged = {"content-type": "application/json", **(headers or {})}

@@ -1,10 +1,11 @@
-"""Does the event loop stall while large predict bodies arrive? The harness that found the
-last liveness miss of the second abuse round (bench/README.md, "Abuse, second round"): five
-raw-socket clients send a 19 MB predict body (2 000 fd001 windows) each, at once, to
-`rul-serve` (all shipped models, CPU, a key set), while a separate process probes
-/health/live every 20 ms; per run, the probe's worst latencies and when they came.
+"""Does the event loop stall while large requests are worked on? The harness that found the
+last liveness misses of the second abuse round (bench/README.md, "Abuse, second round"): five
+raw-socket clients send a 19 MB predict body (2 000 fd001 windows) each, at once, or (--attack
+units) one client uploads a fleet of 20 000 units x 10 cycles for scoring, to `rul-serve` (all
+shipped models, CPU, a key set), while a separate process probes /health/live every 20 ms; per
+run, the probe's worst latencies and when they came (seconds after the send).
 
-    python -m bench.body_stall --runs 6 [--stacks DIR]
+    python -m bench.body_stall --runs 6 [--attack units] [--stacks DIR] [--set RUL_X=V]
 
 --stacks: the server samples every thread's stack every 2 ms into DIR/stacks_<run>.txt
 (bench/stack_sampler), and the main thread's frames during each run's worst probe are
@@ -12,7 +13,6 @@ printed. Target, as the abuse round's: max <= 250 ms. About a minute a run on 2 
 """
 
 import argparse
-import gzip
 import json
 import socket
 import time
@@ -21,17 +21,11 @@ from pathlib import Path
 import httpx
 
 from bench.abuse import LivenessProbe
-from bench.fairness import READINGS
+from bench.abuse_round2 import predict_body, tiny_fleet
 from bench.servers import ROOT, start_ours
 
 KEY = "stall-key"
 CLIENTS = 5
-
-
-def units_at_cap() -> bytes:
-    """A fleet file of 20 000 units x 10 cycles (RUL_MAX_UPLOAD_UNITS' default), gzipped."""
-    row = " ".join(["0"] * 24)
-    return gzip.compress("".join(f"{u} {c} {row}\n" for u in range(1, 20_001) for c in range(1, 11)).encode())
 
 
 def one_run(stacks: Path | None, run: int, attack: str, more: dict[str, str]) -> dict:
@@ -39,11 +33,10 @@ def one_run(stacks: Path | None, run: int, attack: str, more: dict[str, str]) ->
     if stacks is not None:
         settings |= {"PYTHONPATH": str(ROOT / "bench" / "stack_sampler"),
                      "STACK_SAMPLES_OUT": str(stacks / f"stacks_{run}.txt")}  # fmt: skip
-    server = start_ours(batching=True, model=None, settings=settings)
-    body = json.dumps({"windows": [{"readings": READINGS}] * 2000}).encode()
+    upload = tiny_fleet(20_000) if attack == "units" else predict_body(2000)  # 20 000: the unit cap's default
     head = (f"POST /v1/predict HTTP/1.1\r\nHost: stall\r\nX-API-Key: {KEY}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
-    upload = units_at_cap() if attack == "units" else b""
+            f"Content-Type: application/json\r\nContent-Length: {len(upload)}\r\n\r\n").encode()  # fmt: skip
+    server = start_ours(batching=True, model=None, settings=settings)
     port = int(server.url.rsplit(":", 1)[1])
     try:
         with LivenessProbe(server.url) as probe:
@@ -55,7 +48,7 @@ def one_run(stacks: Path | None, run: int, attack: str, more: dict[str, str]) ->
             else:
                 clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(CLIENTS)]
                 for conn in clients:
-                    conn.sendall(head + body)
+                    conn.sendall(head + upload)
                 time.sleep(40)  # decoding and the model: ~35 s for the five here
                 for conn in clients:
                     conn.close()

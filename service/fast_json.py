@@ -109,12 +109,12 @@ class FastJSONRoute(APIRoute):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        params = self.dependant.body_params
-        annotation = params[0].field_info.annotation if len(params) == 1 else None
-        whole = len(params) == 1 and not getattr(params[0].field_info, "embed", False)
         self.body_model: type[BaseModel] | None = None
-        if whole and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            self.body_model = annotation
+        if len(self.dependant.body_params) == 1:
+            info = self.dependant.body_params[0].field_info
+            model = info.annotation
+            if not getattr(info, "embed", False) and isinstance(model, type) and issubclass(model, BaseModel):
+                self.body_model = model
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

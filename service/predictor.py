@@ -57,6 +57,16 @@ class PreparedBatch:
         return len(self.ids)
 
 
+def front_padded(rows: Sequence[np.ndarray], shape: tuple[int, ...], fill: float, dtype: type) -> np.ndarray:
+    """Arrays of shape (n <= shape[0], *shape[1:]) -> one (N, *shape) array, each right-aligned
+    with `fill` in front: a batch made in one allocation, not array by array (padding 20 000
+    windows one by one stalled the event loop: bench/README.md, "Abuse, second round")."""
+    out: np.ndarray = np.full((len(rows), *shape), fill, dtype=dtype)
+    for row, values in zip(out, rows, strict=True):
+        row[shape[0] - len(values) :] = values
+    return out
+
+
 class Predictor:
     """One loaded model: its card, its ONNX Runtime session and the provider actually used."""
 
@@ -171,13 +181,8 @@ class Predictor:
     def stack(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Windows of at most W cycles (`prepare`) -> one (N, W, C) float32 batch, a shorter one
         padded as the card's rule 'nan' says: rows of NaN at the front, which the graph counts
-        and fills. One allocation for the batch: padding 20 000 windows one by one (np.pad,
-        4.8 kB each) held the interpreter lock in malloc and page faults long enough to stall
-        the event loop 150-300 ms (bench/README.md, "Abuse, second round")."""
-        batch = np.full((len(windows), self.window_length, self.n_columns), np.nan, dtype=np.float32)
-        for row, window in zip(batch, windows, strict=True):
-            row[self.window_length - len(window) :] = window
-        return batch
+        and fills (`front_padded`)."""
+        return front_padded(windows, (self.window_length, self.n_columns), np.nan, np.float32)
 
     def run(self, batch: np.ndarray, give_back: bool | None = None) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> the model's outputs by name ({"rul": (B,), ...}), run in pieces

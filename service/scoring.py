@@ -13,7 +13,7 @@ import orjson
 
 from service.answers import UnitAnswers, column_names, concat_units, json_array
 from service.planning import DEFAULT_PLANNING, Planning
-from service.predictor import Predictor
+from service.predictor import Predictor, front_padded
 from service.quality import OUT_OF_DISTRIBUTION, cycle_labels
 
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
@@ -118,15 +118,6 @@ def score_trajectory(
     return concat_units(parts, predictor.no_answers(planning))
 
 
-def _labels(last_cycles: list[np.ndarray], window_length: int) -> np.ndarray:
-    """(N, W) each window's cycle numbers (`quality.cycle_labels`), -1 for front padding, in one
-    array: per unit, a few small numpy arrays each (20 000 units) stalled the event loop."""
-    labels = np.full((len(last_cycles), window_length), -1, dtype=np.int64)
-    for row, cycles in zip(labels, last_cycles, strict=True):
-        row[window_length - len(cycles) :] = cycles
-    return labels
-
-
 def score_fleet(
     predictor: Predictor,
     fleet: dict[int, tuple[np.ndarray, np.ndarray]],
@@ -173,7 +164,8 @@ def score_fleet(
         check()
         part = meta[start : start + BATCH_WINDOWS]
         windows = predictor.stack(last_windows[start : start + BATCH_WINDOWS])
-        positions = _labels(last_cycles[start : start + BATCH_WINDOWS], window_length)
+        # each row's cycle number (quality.cycle_labels), -1 for front padding
+        positions = front_padded(last_cycles[start : start + BATCH_WINDOWS], (window_length,), -1, np.int64)
         parts.append(_scores(predictor, part[:, 0], part[:, 1], windows, positions, planning))
     result = FleetScore(concat_units(parts, predictor.no_answers(planning)), trajectories, skipped)
     if reject_out_of_distribution:

@@ -86,10 +86,11 @@ def test_scoring_stops_when_asked_between_units_and_runs(predictor, fd001_test):
 
 
 def test_last_window_labels_are_each_windows_cycle_numbers():
-    """scoring._labels (one array for the fleet) gives what quality.cycle_labels gives per unit."""
+    """The fleet's row labels, made in one array (predictor.front_padded, as score_fleet makes
+    them), are what quality.cycle_labels gives per unit."""
+    from service.predictor import front_padded
     from service.quality import cycle_labels
-    from service.scoring import _labels
 
     units = [np.arange(5, 12), np.arange(100, 180, 2), np.arange(3)]
     expected = np.stack([cycle_labels(c, 30, len(c)) for c in units])
-    assert np.array_equal(_labels([c[-30:] for c in units], 30), expected)
+    assert np.array_equal(front_padded([c[-30:] for c in units], (30,), -1, np.int64), expected)

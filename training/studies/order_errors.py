@@ -27,10 +27,11 @@ import torch
 from service.quality import OK
 from training.constants import RUL_CAP
 from training.data import Unit, load_subset
+from training.metrics import rmse
 from training.quality import QualityCheck, QualityStats
 from training.quality_fit import QUALITY_SPLIT
 from training.studies.fault_eval import Served
-from training.windows import split_by_unit
+from training.windows import split_by_unit, unit_windows
 
 BANDS = [(0, 30), (30, 60), (60, 90), (90, 125), (125, 10_000)]
 PERMUTATIONS = 5
@@ -40,14 +41,12 @@ def every_window(
     units: list[Unit], window_length: int, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every full window of `units` (N, W, 24), its true RUL (N,) and its unit's id (N,)."""
-    windows, truth, ids = [], [], []
-    for unit in units:
-        readings, n = unit.readings.astype(np.float32), len(unit.readings)
-        for end in range(window_length, n + 1, stride):
-            windows.append(readings[end - window_length : end])
-            truth.append(unit.final_rul + n - end)
-            ids.append(unit.unit_id)
-    return np.stack(windows), np.array(truth, dtype=float), np.array(ids)
+    full = [u for u in units if len(u.readings) >= window_length]
+    parts = [unit_windows(u, window_length, None, window_length) for u in full]
+    windows = [w[::stride] for w, _ in parts]
+    truth = np.concatenate([rul[::stride] for _, rul in parts]).astype(float)
+    ids = np.concatenate([np.full(len(w), u.unit_id) for u, w in zip(full, windows, strict=True)])
+    return np.concatenate(windows).astype(np.float32), truth, ids
 
 
 class Level:
@@ -94,8 +93,8 @@ def by_band(truth: np.ndarray, error: np.ndarray, keep: np.ndarray) -> dict[str,
     return bands
 
 
-def rmse(error: np.ndarray) -> float | None:
-    return float(np.sqrt(np.mean(error**2))) if len(error) else None
+def ok_rmse(rul: np.ndarray, capped: np.ndarray, ok: np.ndarray) -> float | None:
+    return rmse(rul[ok], capped[ok]) if ok.any() else None
 
 
 def study(name: str, data_dir: str, models_dir: Path, seed: int = 0) -> dict:
@@ -138,19 +137,20 @@ def study(name: str, data_dir: str, models_dir: Path, seed: int = 0) -> dict:
     }
     for fault, (windows, fault_truth) in faults.items():
         rul, ok = served_rul(served, windows)
-        error = rul - np.minimum(fault_truth, RUL_CAP)
+        capped = np.minimum(fault_truth, RUL_CAP)
+        error = rul - capped
         caught = (rul - level(windows)) > threshold
         critical = fault_truth <= 30
         result[fault] = {
             "windows": len(windows),
             "as_checked_today": {
                 "ok": int(ok.sum()),
-                "ok_rmse": rmse(error[ok]),
+                "ok_rmse": ok_rmse(rul, capped, ok),
                 "by_true_rul": by_band(fault_truth, error, ok),
             },  # fmt: skip
             "with_level": {
                 "ok": int((ok & ~caught).sum()),
-                "ok_rmse": rmse(error[ok & ~caught]),
+                "ok_rmse": ok_rmse(rul, capped, ok & ~caught),
                 "critical_ok": int((ok & ~caught & critical).sum()),
                 "by_true_rul": by_band(fault_truth, error, ok & ~caught),
             },  # fmt: skip
