@@ -78,6 +78,8 @@ class QualityChecks(BaseModel):
     direction_slope: list[float] | None = None  # (W + 1,)
     successive_difference: list[float] | None = None  # (W + 1,)
     repeated_allowed: int = 0
+    # the learned order check's summary (exports since 2026-12-03): its threshold explains it
+    order_detector: dict | None = None
 
 
 class ModelCard(BaseModel):

@@ -178,10 +178,17 @@ class QualityExplainer:
             rms = float(np.sqrt(np.mean(np.diff(h) ** 2))) if n > 1 else 0.0
             thresholds = self.checks.successive_difference or [float("nan")]
             allowed = float(np.sqrt(thresholds[min(n, len(thresholds) - 1)]))
-            problem = (f"the sensors' wear jumps back and forth from cycle to cycle: their health index "
-                       f"changes by {rms:.2g} cycles of RUL between consecutive cycles (root mean square), "
-                       f"where training windows change by at most {allowed:.2g}; are the cycles out of "
-                       "order?")  # fmt: skip
+            if rms > allowed or not self.checks.order_detector:
+                problem = (f"the sensors' wear jumps back and forth from cycle to cycle: their health index "
+                           f"changes by {rms:.2g} cycles of RUL between consecutive cycles (root mean "
+                           f"square), where training windows change by at most {allowed:.2g}; are the "
+                           "cycles out of order?")  # fmt: skip
+            else:  # the graph's learned order check fired (a full window)
+                problem = (f"the {n} cycles do not follow each other as an engine's do: the learned order "
+                           "check (trained against reordered windows) scores this window as reordered, "
+                           "above every validation window in order, though its health index changes by "
+                           f"only {rms:.2g} cycles of RUL between consecutive cycles; are the cycles out "
+                           "of order?")  # fmt: skip
             return Flag(None, check, problem, ())
         if check == "direction":
             t = np.arange(n) - (n - 1) / 2

@@ -30,6 +30,7 @@ from training.constants import (
 )
 from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
+from training.order_check import OrderFit
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
 from training.quality import CHECK_NAMES, WINDOW_CHECK_NAMES, QualityStats
 from training.recipes import RECIPES
@@ -82,14 +83,18 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
             "or out of order (window_flags bit)",
             "out_of_order": "the mean squared successive difference of the health index over the real "
-            "cycles above successive_difference[cycles used]: cycles shuffled (window_flags bit)",
+            "cycles above successive_difference[cycles used], or, on a full window, the learned order "
+            "check's score above order_detector.threshold (a 1-D convolutional network on the sensor "
+            "z-scores, flagged columns imputed, trained against reordered windows: "
+            "training/order_check.py): cycles shuffled (window_flags bit)",
             "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
             "(the most in any training unit) (window_flags bit)",
             "short_history": "fewer real cycles than window_length: the interval is calibrated for that "
             "history band (interval.short_history) (window_flags bit)",
             "ood_score": "max of: mean per-cycle squared Mahalanobis distance / C of the sensor z-scores "
             "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
-            "settings_z; direction slope and successive difference / their thresholds; repeated cycles / "
+            "settings_z; direction slope and successive difference / their thresholds (on a full window at "
+            "least exp(order score - order_detector.threshold)); repeated cycles / "
             "(repeated_allowed + 0.5); the health index with flagged columns imputed",
         },
         "bits": {name: bit for bit, name in CHECK_NAMES.items()},
@@ -101,6 +106,7 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
         "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
         "estimate from the unflagged sensors (weights fitted on each member's training units)",
         **stats.to_dict(),
+        "order_detector": OrderFit(**stats.order_detector).summary() if stats.order_detector else None,
     }
 
 

@@ -31,14 +31,17 @@ Per window (the `window_flags` output):
   difference over the real cycles above MARGIN x the 99.5th percentile of the validation
   windows' with as many real cycles. In order, successive cycles differ by the index's noise;
   shuffled, by the spread of the wear across the window (a worn engine's cycles shuffled,
-  which the direction slope, near 0, does not see);
+  which the direction slope, near 0, does not see); or, on a full window, the learned order
+  check (training/order_check.py, a small network trained against reordered windows) scores
+  it above every validation window in order;
 - repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
   window has (a latest cycle repeated to fill the window);
 - short_history: fewer real cycles than the window (the interval is that history's own).
 A column flagged by any check is masked (replaced by its estimate from the others).
 One out-of-distribution score per window: the largest of the settings' distance, the mean
 per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
-the direction slope, the successive differences and the repeated-cycle count, each divided by
+the direction slope, the successive differences (or exp(learned order score - its threshold)) and
+the repeated-cycle count, each divided by
 its threshold, so a score above 1 means "not like the training data". The health index of the
 window-level checks is taken with flagged columns imputed, so one faulty sensor (already
 masked) does not make the whole window look out of order.
@@ -56,6 +59,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.constants import INPUT_FEATURES, SETTING_NAMES
+from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
@@ -106,6 +110,9 @@ class QualityStats:
     # cycles in the window (index n, 0..window_length)
     successive_difference: list[float] | None = None
     repeated_allowed: int = 0  # most identical consecutive real cycles in any training window
+    # the learned order check (training/order_check.py OrderFit: weights and threshold); the
+    # card carries its summary, without the weights
+    order_detector: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,6 +183,9 @@ class QualityCheck(nn.Module):
         self.register_buffer("signature", signature)  # (C, C) unit columns
         self.repeated_allowed = float(stats.repeated_allowed)
         self.register_buffer("cycle", torch.arange(window_length, dtype=torch.float32))  # (W,)
+        fit = stats.order_detector
+        self.order = load_detector(fit, n_checked, window_length) if fit and "state" in fit else None
+        self.order_threshold = float(fit["threshold"]) if self.order is not None else 0.0
         # Scatter the checked columns and the settings into the 24 raw columns (one-hot maps).
         to_raw = torch.zeros(n_checked, n_cols)
         to_raw[torch.arange(n_checked), torch.tensor(stats.column_index)] = 1.0
@@ -300,6 +310,11 @@ class QualityCheck(nn.Module):
         h = z_filled @ self.wear  # (B, W) health index
         direction = self._slope(h, real, n) / self.direction_slope[n.long()]  # (B,)
         jumps = self._mssd(h, real, n) / self.successive_difference[n.long()]  # (B,)
+        if self.order is not None:  # learned order check, full windows only: above 1 flags
+            full = (n >= self.window_length).float()
+            jumps = torch.maximum(
+                jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
+            )
         window_flags = (
             DIRECTION * (direction > 1.0).float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()

@@ -3,6 +3,7 @@ the statistics and thresholds (`QualityStats`) taken from the training units of 
 thresholded on its validation units, in numpy; `QualityCheck` applies them inside the graph."""
 
 from collections.abc import Callable
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ import torch
 from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
 from training.data import Unit
 from training.labels import rul_per_cycle
+from training.order_check import fit_order_detector
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
 from training.quality import QualityCheck, QualityStats
 from training.windows import split_by_unit, stack_windows
@@ -146,7 +148,23 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
     full = real == window_length
     stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
     stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
+    z_windows = [_full_windows_z(part, window_length, stats) for part in (train, val)]
+    stats.order_detector = asdict(fit_order_detector(*z_windows))
     return stats
+
+
+def _full_windows_z(units: list[Unit], window_length: int, stats: QualityStats) -> torch.Tensor:
+    """Every full window of `units` as the graph's sensor z-scores (N, W, C)."""
+    check = QualityCheck(stats, window_length).eval()
+    windows = [
+        np.lib.stride_tricks.sliding_window_view(u.readings, window_length, axis=0).transpose(0, 2, 1)
+        for u in units
+        if len(u.readings) >= window_length
+    ]
+    x = torch.from_numpy(np.concatenate(windows).astype(np.float32))
+    with torch.no_grad():
+        condition, _ = check._conditions(x)
+        return check._robust_z(x, condition)
 
 
 def _repeated_rows(readings: np.ndarray) -> int:

@@ -4,12 +4,15 @@ sent newest first or a latest cycle repeated are window faults, a constant offse
 is an inconsistent column, another engine type's settings are out of distribution, and
 masking leaves clean windows unchanged."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES
 from training.data import load_subset
+from training.order_check import reorder_index
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
 from training.quality import (
@@ -25,6 +28,7 @@ from training.quality import (
     QualityCheck,
 )
 from training.quality_fit import fit_quality
+from training.studies.order_errors import every_window
 from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 
 WINDOW = 30
@@ -145,6 +149,54 @@ def test_shuffled_cycles_of_a_worn_engine_jump_and_are_flagged(check, fd001):
     assert caught.mean() >= 0.9 and (ood[caught] > 1).all()
     _, _, _, clean = run(check, x[near], window_flags=True)
     assert not (clean & OUT_OF_ORDER).any()
+
+
+def without_order_detector(check):
+    return QualityCheck(dataclasses.replace(check.stats, order_detector=None), WINDOW).eval()
+
+
+def test_the_learned_order_check_catches_the_newest_cycles_sent_newest_first(check, fd001):
+    """The newest 20 of 30 cycles newest first, engines near failure: the health index's
+    slope and successive differences miss most (the oldest cycles stay in order), the learned
+    order check (training/order_check.py) flags nearly every one. (Shorter parts reversed, or
+    the oldest cycles, are caught less often: docs/results/faults.md.)"""
+    x, rul = last_windows(fd001.test, WINDOW)
+    moved = x[(real_cycles(x) == WINDOW) & (rul <= 30)].copy()
+    moved[:, -20:] = moved[:, -20:][:, ::-1]
+    _, _, ood, per_window = run(check, moved, window_flags=True)
+    caught = (per_window & OUT_OF_ORDER) != 0
+    assert caught.mean() >= 0.9 and (ood[caught] > 1).all()
+    _, _, _, by_index_alone = run(without_order_detector(check), moved, window_flags=True)
+    assert ((by_index_alone & (OUT_OF_ORDER | DIRECTION)) != 0).mean() <= caught.mean() - 0.3
+
+
+def test_the_learned_order_check_judges_full_windows_only_and_passes_clean_ones(check, fd001, windows):
+    """A short history's leading rows are padding (it is short_history already): shuffled, it
+    gets the same flags and score with or without the learned check. Every clean full test
+    window, not only the last, is flagged out_of_order in at most 1 % of cases."""
+    rng = np.random.default_rng(6)
+    short = np.stack([np.r_[np.full((12, 24), np.nan), w[-18:][rng.permutation(18)]] for w in windows])
+    with_check, without = (
+        run(check, short, window_flags=True),
+        run(without_order_detector(check), short, True),
+    )
+    for a, b in zip(with_check, without, strict=True):
+        np.testing.assert_array_equal(a, b)
+    every, _, _ = every_window(fd001.test, WINDOW)
+    _, _, _, per_window = run(check, every, window_flags=True)
+    assert ((per_window & OUT_OF_ORDER) != 0).mean() <= 0.01
+
+
+def test_reorder_index_draws_every_order_fault_as_a_permutation():
+    order = reorder_index(4000, WINDOW, torch.Generator().manual_seed(0))
+    assert (order.sort(dim=1).values == torch.arange(WINDOW)).all()  # each row a permutation
+    identity, newest_first = torch.arange(WINDOW), torch.arange(WINDOW - 1, -1, -1)
+    assert (order == newest_first).all(dim=1).float().mean() > 0.1  # one kind in five
+    rotated = ((order.roll(1, dims=1) + 1) % WINDOW == order).all(dim=1) & (order[:, 0] != 0)
+    assert rotated.float().mean() > 0.1
+    assert (order == identity).all(
+        dim=1
+    ).float().mean() < 0.05  # a part reversed or shuffled of length 1 only
 
 
 def test_one_faulty_sensor_does_not_make_the_window_look_out_of_order(check, windows):

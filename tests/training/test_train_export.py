@@ -123,6 +123,9 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
     assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
+    order = quality["order_detector"]  # the learned order check's summary, its weights in the graph only
+    assert set(order) == {"hidden", "parameters", "threshold", "faults_trained_on", "calibrated_on"}
+    assert "validation units" in order["calibrated_on"] and "out_of_order" in quality["checks"]
     assert (
         card["parity"]["max_abs_diff_quality_flags"] == 0 and card["parity"]["max_abs_diff_window_flags"] == 0
     )

@@ -1,0 +1,138 @@
+"""The learned order check: a small network, inside the exported graph, that tells a window whose
+cycles follow each other as an engine's do from one whose cycles were sent out of order.
+
+Why a network: the hand-made window checks (training/quality.py) see the order only through one
+linear health index, whose cycle-to-cycle noise hides the wear trend of a 40-50 cycle window
+until an engine is close to failure; a shuffled window of a worn engine passes them, and the
+RUL networks, which read the trend across all the sensors, answer it as a healthier engine
+(docs/results/faults.md, "Why the order checks miss"). This detector reads the same sensor
+z-scores as the checks (flagged columns imputed) and is trained, on the training units of the
+quality split, to tell every full window in order from copies of it reordered the ways a client
+can get a window wrong (ORDER_FAULTS: shuffled, newest first, part of the window shuffled or
+reversed, the window rotated so that its newest cycles come first). Its threshold is the
+largest score of the validation units' windows in order, so no validation window is flagged;
+it judges full windows only (a short history is `short_history` already, and its leading rows
+are padding).
+
+The graph stays free of shape computations (quality.py): the position of each cycle enters as
+a learned bias per channel and cycle, added after the first convolution, not as a channel
+concatenated to the input.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+HIDDEN = 32  # channels of each convolution
+KERNEL = 5  # cycles each convolution sees
+Z_LIMIT = 10.0  # z-scores are clipped to +-Z_LIMIT (a faulty reading is the other checks' job)
+# Passes over the training windows, ORDER_BATCH in order and as many reordered per step. Short
+# on purpose: measured on fd003 and fd004 (scratch runs, docs/results/faults.md), 8 passes keep
+# the clean windows' scores tight; 25 passes of a wider network spread them (the network learns
+# the training units' windows), which loosens the threshold and halves what it detects.
+EPOCHS = 8
+ORDER_BATCH = 256
+LEARNING_RATE = 2e-3
+ORDER_FAULTS = ("shuffled", "newest first", "part shuffled", "part reversed", "rotated")
+
+
+class OrderDetector(nn.Module):
+    """z (B, W, C) sensor z-scores -> (B,) score (a logit): high means out of order."""
+
+    def __init__(self, n_columns: int, window_length: int, hidden: int = HIDDEN):
+        super().__init__()
+        pad = KERNEL // 2
+        self.first = nn.Conv1d(n_columns, hidden, KERNEL, padding=pad)
+        self.position = nn.Parameter(torch.zeros(hidden, window_length))  # (H, W)
+        self.rest = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, KERNEL, padding=pad),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, KERNEL, padding=pad),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.clamp(-Z_LIMIT, Z_LIMIT).transpose(1, 2)  # (B, C, W)
+        features = self.rest(self.first(x) + self.position)  # (B, H, W)
+        pooled = torch.cat([features.mean(dim=-1), features.amax(dim=-1)], dim=-1)  # (B, 2H)
+        return self.head(pooled).squeeze(-1)
+
+
+def reorder_index(batch: int, window_length: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, W) row orders, one ORDER_FAULTS kind per window, drawn at random: each window's
+    rows are taken in that order. A part is 1/4 to all of the window; a rotation moves 1/4 to
+    3/4 of it to the front."""
+    w = window_length
+    t = torch.arange(w, dtype=torch.float32).expand(batch, w)  # (B, W)
+    kind = torch.randint(0, len(ORDER_FAULTS), (batch, 1), generator=generator)
+    length = torch.randint(max(2, w // 4), w + 1, (batch, 1), generator=generator).float()
+    start = (torch.rand(batch, 1, generator=generator) * (w - length + 1)).floor()
+    inside = (t >= start) & (t < start + length)
+    noise = torch.rand(batch, w, generator=generator)
+    shift = torch.randint(w // 4, 3 * w // 4 + 1, (batch, 1), generator=generator).float()
+    keys = torch.where(kind == 0, noise, t)
+    keys = torch.where(kind == 1, -t, keys)
+    keys = torch.where((kind == 2) & inside, start + noise * length, keys)
+    keys = torch.where((kind == 3) & inside, 2 * start + length - 1 - t, keys)
+    keys = torch.where(kind == 4, (t + shift) % w, keys)
+    return keys.argsort(dim=1)
+
+
+@dataclass
+class OrderFit:
+    """The fitted detector, as plain lists for the checkpoint (not the card: `summary`)."""
+
+    hidden: int
+    state: dict[str, list]  # parameter name -> nested lists
+    threshold: float  # the largest score of a validation window in order
+    calibrated_on: str
+
+    def summary(self) -> dict:
+        parameters = sum(int(np.asarray(v).size) for v in self.state.values())
+        return {"hidden": self.hidden, "parameters": parameters, "threshold": self.threshold,
+                "faults_trained_on": list(ORDER_FAULTS), "calibrated_on": self.calibrated_on}  # fmt: skip
+
+
+def load_detector(fit: dict, n_columns: int, window_length: int) -> OrderDetector:
+    detector = OrderDetector(n_columns, window_length, fit["hidden"])
+    detector.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in fit["state"].items()})
+    return detector.eval()
+
+
+def scores(detector: OrderDetector, z: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.cat([detector(z[i : i + 4096]) for i in range(0, len(z), 4096)]).numpy()
+
+
+def fit_order_detector(z_train: torch.Tensor, z_val: torch.Tensor, seed: int = 0) -> OrderFit:
+    """Train on z_train (N, W, C), every full window in order of the training units, against
+    reordered copies of them, for EPOCHS passes; threshold on z_val, the validation units' full
+    windows in order."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n, w, c = z_train.shape
+    steps = max(1, EPOCHS * n // ORDER_BATCH)
+    detector = OrderDetector(c, w)
+    optimiser = torch.optim.Adam(detector.parameters(), lr=LEARNING_RATE)
+    labels = torch.cat([torch.zeros(ORDER_BATCH), torch.ones(ORDER_BATCH)])
+    for _ in range(steps):
+        pick = torch.randint(0, n, (ORDER_BATCH,), generator=generator)
+        in_order = z_train[pick]
+        order = reorder_index(ORDER_BATCH, w, generator)
+        reordered = in_order.gather(1, order.unsqueeze(-1).expand(-1, -1, c))
+        logits = detector(torch.cat([in_order, reordered]))
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    detector.eval()
+    threshold = float(scores(detector, z_val).max())
+    state = {k: v.tolist() for k, v in detector.state_dict().items()}
+    note = (f"trained on {n} full windows of the training units in order against reordered copies "
+            f"({EPOCHS} passes, {steps} steps, seed {seed}); threshold: the largest score of "
+            f"{len(z_val)} full windows in order of the validation units")  # fmt: skip
+    return OrderFit(HIDDEN, state, threshold, note)
