@@ -20,6 +20,7 @@ from training.intervals import (
     history_bands,
     with_short_history,
 )
+from training.order_check import OrderFit
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality import QualityCheck
 from training.quality_fit import fit_quality
@@ -77,15 +78,18 @@ def load_members(
     return members, checkpoints, subset
 
 
-def build_graph(checkpoint_paths: list[str], data_dir: str | None) -> tuple[ServingGraph, list[dict], Subset]:
+def build_graph(
+    checkpoint_paths: list[str], data_dir: str | None, order_fit: OrderFit | None = None
+) -> tuple[ServingGraph, list[dict], Subset]:
     """Members from the checkpoints; a single checkpoint keeps its own calibrated interval for
     full windows, an ensemble is calibrated anew on held-out units (`calibration_windows`);
-    the short-history bands are calibrated on held-out windows cut to them in both cases."""
+    the short-history bands are calibrated on held-out windows cut to them in both cases. The
+    learned order check is `order_fit` if given, else trained anew (fit_quality)."""
     members, checkpoints, subset = load_members(checkpoint_paths, data_dir)
     first = checkpoints[0]
     window_length = first["window_length"]
     quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
-                          first["preprocessing"]["feature_names"], window_length)  # fmt: skip
+                          first["preprocessing"]["feature_names"], window_length, order_fit)  # fmt: skip
     check = QualityCheck(quality, window_length)
     held_out = calibration_windows(members, checkpoints, subset)
     full = held_out.cycles_used == window_length

@@ -30,7 +30,7 @@ from training.constants import (
 )
 from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
-from training.order_check import OrderFit
+from training.order_check import OrderFit, read_fit, save_fit
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
 from training.quality import CHECK_NAMES, WINDOW_CHECK_NAMES, QualityStats
 from training.recipes import RECIPES
@@ -125,12 +125,30 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def default_order_check(checkpoint_paths: list[str]) -> Path:
+    """Where the learned order check is kept: order_check.pt beside the first checkpoint."""
+    return Path(checkpoint_paths[0]).parent / "order_check.pt"
+
+
 def export(
-    checkpoint_paths: list[str], name: str, version: str, out_dir: str, data_dir: str | None, recipe: str = ""
+    checkpoint_paths: list[str],
+    name: str,
+    version: str,
+    out_dir: str,
+    data_dir: str | None,
+    recipe: str = "",
+    order_check: Path | None = None,
 ) -> dict:
     """Build, check and write `<out_dir>/<name>.onnx` and its card; `recipe`: the name in
-    training/recipes.py the checkpoints were trained with, recorded in the card."""
-    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir)
+    training/recipes.py the checkpoints were trained with, recorded in the card. The learned
+    order check is read from `order_check` (default: `default_order_check`) where that file
+    exists, so that a re-export builds the same graph on any machine; else it is trained here
+    and written there."""
+    order_check = order_check or default_order_check(checkpoint_paths)
+    saved = read_fit(order_check) if order_check.exists() else None
+    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, saved)
+    if saved is None:
+        save_fit(OrderFit(**graph.quality.stats.order_detector), order_check)
     first = checkpoints[0]
     config, window_length = first["train_config"], first["window_length"]
     test_windows, _ = last_windows(subset.test, window_length)  # NaN-padded, as served
@@ -229,6 +247,7 @@ def export(
             "config": config,
             "model_config": first["model_config"],
             "checkpoints": list(checkpoint_paths),
+            "order_check": str(order_check),
             "training_seconds": [c["training_seconds"] for c in checkpoints],
             "torch_version": torch.__version__,
         },
@@ -265,6 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )
+    parser.add_argument("--order-check", type=Path,
+                        help="the learned order check's weights: read from this file when it exists, "
+                             "else trained and written there (default: order_check.pt beside the "
+                             "first checkpoint)")  # fmt: skip
     parser.add_argument(
         "--triton-repo",
         type=Path,
@@ -277,7 +300,13 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{onnx_path} exists (a shipped model, if --out-dir is models): pass --force to "
                          "overwrite it, or choose another --name or --out-dir")  # fmt: skip
         card = export(
-            args.checkpoint, args.name, args.version, args.out_dir, args.data_dir, args.recipe or ""
+            args.checkpoint,
+            args.name,
+            args.version,
+            args.out_dir,
+            args.data_dir,
+            args.recipe or "",
+            args.order_check,
         )
         print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],
                           "test": card["metrics"]["test"]}, indent=2))  # fmt: skip

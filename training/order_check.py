@@ -19,7 +19,8 @@ a learned bias per channel and cycle, added after the first convolution, not as 
 concatenated to the input.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,7 +98,26 @@ class OrderFit:
                 "faults_trained_on": list(ORDER_FAULTS), "calibrated_on": self.calibrated_on}  # fmt: skip
 
 
+def save_fit(fit: OrderFit, path: Path) -> None:
+    """Write the fitted detector (weights as float32 tensors) for a later re-export (`read_fit`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: torch.tensor(v, dtype=torch.float32) for k, v in fit.state.items()}
+    torch.save({**asdict(fit), "state": state}, path)
+
+
+def read_fit(path: Path) -> OrderFit:
+    """The detector `save_fit` wrote: a re-export that reads it builds the graph it was shipped
+    with (training the detector again on another CPU gives other weights, and so other scores)."""
+    saved = torch.load(path, weights_only=True)
+    return OrderFit(**{**saved, "state": {k: v.tolist() for k, v in saved["state"].items()}})
+
+
 def load_detector(fit: dict, n_columns: int, window_length: int) -> OrderDetector:
+    trained_for = tuple(np.shape(fit["state"]["first.weight"]))[1], np.shape(fit["state"]["position"])[1]
+    if trained_for != (n_columns, window_length):
+        raise ValueError(f"the learned order check was trained for {trained_for[0]} sensors and windows of "
+                         f"{trained_for[1]} cycles, not {n_columns} and {window_length}: train it anew "
+                         "(rul-export --order-check pointing at a file that does not exist)")  # fmt: skip
     detector = OrderDetector(n_columns, window_length, fit["hidden"])
     detector.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in fit["state"].items()})
     return detector.eval()

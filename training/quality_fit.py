@@ -11,7 +11,7 @@ import torch
 from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
 from training.data import Unit
 from training.labels import rul_per_cycle
-from training.order_check import fit_order_detector
+from training.order_check import OrderFit, fit_order_detector
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
 from training.quality import QualityCheck, QualityStats
 from training.windows import split_by_unit, stack_windows
@@ -85,9 +85,16 @@ def _window_statistics(
     return index, real, residual, mean_d2
 
 
-def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window_length: int) -> QualityStats:
+def fit_quality(
+    units: list[Unit],
+    n_conditions: int,
+    columns: list[str],
+    window_length: int,
+    order_fit: OrderFit | None = None,
+) -> QualityStats:
     """Fit the checks on `units` (a subset's training units): statistics on an 80 % split of
-    them, thresholds on the other 20 % (QUALITY_SPLIT)."""
+    them, thresholds on the other 20 % (QUALITY_SPLIT). `order_fit`: the learned order check
+    trained before (order_check.read_fit), or None to train it here on the same split."""
     val_fraction, seed = QUALITY_SPLIT
     train, val = split_by_unit(units, val_fraction, seed)
     prep = fit_preprocessing(train, n_conditions)
@@ -148,8 +155,10 @@ def fit_quality(units: list[Unit], n_conditions: int, columns: list[str], window
     full = real == window_length
     stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
     stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
-    z_windows = [_full_windows_z(part, window_length, stats) for part in (train, val)]
-    stats.order_detector = asdict(fit_order_detector(*z_windows))
+    if order_fit is None:
+        in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
+        order_fit = fit_order_detector(in_train, in_val)
+    stats.order_detector = asdict(order_fit)
     return stats
 
 

@@ -12,7 +12,7 @@ import torch
 
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES
 from training.data import load_subset
-from training.order_check import reorder_index
+from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
 from training.quality import (
@@ -197,6 +197,21 @@ def test_reorder_index_draws_every_order_fault_as_a_permutation():
     assert (order == identity).all(
         dim=1
     ).float().mean() < 0.05  # a part reversed or shuffled of length 1 only
+
+
+def test_a_saved_order_check_round_trips_and_refuses_another_window_shape(check, tmp_path):
+    fit = OrderFit(**check.stats.order_detector)
+    save_fit(fit, tmp_path / "order_check.pt")
+    back = read_fit(tmp_path / "order_check.pt")
+    assert back.summary() == fit.summary() and back.state.keys() == fit.state.keys()
+    z = torch.randn(8, WINDOW, len(check.stats.columns))
+    n = len(check.stats.columns)
+    np.testing.assert_array_equal(
+        scores(load_detector(dataclasses.asdict(back), n, WINDOW), z),
+        scores(load_detector(check.stats.order_detector, n, WINDOW), z),
+    )
+    with pytest.raises(ValueError, match=f"windows of {WINDOW} cycles, not {n} and {WINDOW + 5}"):
+        load_detector(dataclasses.asdict(back), n, WINDOW + 5)
 
 
 def test_one_faulty_sensor_does_not_make_the_window_look_out_of_order(check, windows):

@@ -16,6 +16,7 @@ from training.evaluate import evaluate_checkpoint, torch_predict_fn
 from training.export import export, sha256_of
 from training.intervals import IntervalBands, calibrate_uncapped, interval_bounds
 from training.model import ModelConfig
+from training.order_check import read_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
 from training.quality import SHORT_HISTORY
@@ -123,9 +124,12 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
     assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
-    order = quality["order_detector"]  # the learned order check's summary, its weights in the graph only
+    order = quality["order_detector"]  # the learned order check's summary; its weights: graph and file
     assert set(order) == {"hidden", "parameters", "threshold", "faults_trained_on", "calibrated_on"}
     assert "validation units" in order["calibrated_on"] and "out_of_order" in quality["checks"]
+    saved = read_fit(Path(card["training"]["order_check"]))  # written beside the checkpoint, for re-exports
+    assert Path(card["training"]["order_check"]).parent == Path(card["training"]["checkpoints"][0]).parent
+    assert saved.summary() == order
     assert (
         card["parity"]["max_abs_diff_quality_flags"] == 0 and card["parity"]["max_abs_diff_window_flags"] == 0
     )
