@@ -67,6 +67,20 @@ def test_a_critical_engine_sent_shuffled_is_out_of_distribution(client, seed):
         assert "jumps back and forth from cycle to cycle" in flags[0]["problem"]
 
 
+@pytest.mark.parametrize("reversed_cycles", [15, 20, 25])
+def test_the_learned_order_check_names_itself_where_the_health_index_does_not_jump(client, reversed_cycles):
+    """Unit 34's newest cycles reversed in place: the health index barely jumps (its successive
+    differences pass), but the graph's learned order check fires, and the problem says so."""
+    readings = np.r_[NEAR_FAILURE[:-reversed_cycles], NEAR_FAILURE[-reversed_cycles:][::-1]]
+    prediction = one(client, readings)
+    assert prediction["quality"]["status"] == "out_of_distribution"
+    assert prediction["quality"]["ood_score"] > 1.0
+    (flag,) = [f for f in prediction["quality"]["flags"] if f["check"] == "out_of_order"]
+    assert flag["column"] is None
+    assert flag["problem"].startswith("the 50 cycles do not follow each other as an engine's do: the learned")
+    assert "scores this window as reordered" in flag["problem"] and "out of order?" in flag["problem"]
+
+
 @pytest.mark.parametrize(
     ("cycles", "message"),
     [
