@@ -80,6 +80,7 @@ class QualityChecks(BaseModel):
     repeated_allowed: int = 0
     # the learned order check's summary (exports since 2026-12-03): its threshold explains it
     order_detector: dict | None = None
+    noise_mssd: list[list[float]] | None = None  # (W + 1, C) the noisy check (exports since 2026-12-04)
 
 
 class ModelCard(BaseModel):

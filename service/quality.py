@@ -27,7 +27,7 @@ OK: Status = "ok"
 DEGRADED: Status = "degraded"
 OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 # A column's checks in the order they are named: the first that fired is its `check`.
-CHECK_ORDER = ("out_of_range", "spike", "stuck", "unknown_condition", "inconsistent")
+CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "inconsistent")
 # The whole window's checks: the graph's window_flags bits, then the client's cycle numbers.
 WINDOW_CHECK_ORDER = ("direction", "out_of_order", "repeated_cycles", "short_history")
 CYCLE_GAP = "cycle_gap"
@@ -38,8 +38,9 @@ DEGRADED_CHECKS = {"short_history", CYCLE_GAP}
 class QualityFlag(BaseModel):
     column: str | None = Field(description="the input column, e.g. s_4 or setting_1; null: the whole window")
     check: str = Field(
-        description="a column's: out_of_range | spike | stuck | unknown_condition | inconsistent (the first "
-        "that fired); the window's: direction | out_of_order | repeated_cycles | short_history | cycle_gap"
+        description="a column's: out_of_range | spike | stuck | noisy | unknown_condition | inconsistent "
+        "(the first that fired); the window's: direction | out_of_order | repeated_cycles | short_history | "
+        "cycle_gap"
     )
     problem: str = Field(description="what is wrong, with the values involved")
     cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first), or "
@@ -138,6 +139,18 @@ class QualityExplainer:
         return (f"reads {abs(residual):.2g} robust s.d. {side} its estimate from the other sensors over all "
                 f"{n} cycles; training windows differ by at most {allowed:.2g}")  # fmt: skip
 
+    def _noisy(self, real_window: np.ndarray, column: int) -> str:
+        c = self.checked[column]
+        z = self._z(real_window.astype(np.float64))
+        residual = (z - z @ np.asarray(self.checks.imputation).T)[:, c]
+        n = len(real_window)
+        rms = float(np.sqrt(np.mean(np.diff(residual) ** 2))) if n > 1 else 0.0
+        thresholds = self.checks.noise_mssd or [[float("nan")] * (c + 1)]
+        allowed = float(np.sqrt(thresholds[min(n, len(thresholds) - 1)][c]))
+        return (f"is noisy: its difference from its estimate from the other sensors changes by {rms:.2g} "
+                f"robust s.d. between consecutive cycles (root mean square over {n} cycles), where "
+                f"training windows change by at most {allowed:.2g}; a loose or failing sensor?")  # fmt: skip
+
     def _problem(self, check: str, window: np.ndarray, rows: np.ndarray, column: int, real: int) -> str:
         """The sentence for one check of one column; `rows` are the flagged rows of `window`."""
         values = window[rows, column]
@@ -148,6 +161,8 @@ class QualityExplainer:
                     f"(training values of {self.features[column]}: {known})")  # fmt: skip
         if check == "inconsistent":
             return self._inconsistent(window[len(window) - real :], column)
+        if check == "noisy":
+            return self._noisy(window[len(window) - real :], column)
         c, k = self.checked[column], self._condition(window[rows[0]])
         center, scale = self.center[k, c], self.scale[k, c]
         if check == "out_of_range":

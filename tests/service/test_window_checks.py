@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from service.schemas import EXAMPLE_REQUEST
+from tests.conftest import MODELS_DIR
 from tests.service.test_oip import _binary_request
+from training.constants import INPUT_FEATURES
 
 WINDOW = [np.asarray(w["readings"], dtype=np.float64) for w in EXAMPLE_REQUEST["windows"]]  # (50, 24) each
 CYCLES = [w["cycles"] for w in EXAMPLE_REQUEST["windows"]]
@@ -147,6 +149,26 @@ def test_a_constant_offset_within_range_is_an_inconsistent_sensor_masked(client)
     (flag,) = prediction["quality"]["flags"]
     assert flag["column"] == "s_11" and flag["check"] == "inconsistent"
     assert "robust s.d. above its estimate from the other sensors over all 50 cycles" in flag["problem"]
+    assert abs(prediction["rul"] - clean["rul"]) < 10  # masked: estimated from the other sensors
+
+
+@pytest.mark.parametrize("sensor", ["s_4", "s_11", "s_21"])
+def test_a_noisy_sensor_within_range_is_flagged_noisy_and_masked(client, sensor):
+    """A sensor that flickers about its mean from cycle to cycle (+-a: jumps of 2a, under the
+    card's spike threshold, readings within range): its difference from its estimate from the
+    other sensors changes far more between consecutive cycles than in any training window."""
+    card = json.loads((MODELS_DIR / "fd001.json").read_text())["quality"]
+    c, raw_column = card["columns"].index(sensor), INPUT_FEATURES.index(sensor)
+    amplitude = 0.4 * card["jump_z"][c] * card["scale"][0][c]  # raw units: jumps of 0.8 x the threshold
+    clean = one(client, WINDOW[0])
+    noisy = WINDOW[0].copy()
+    noisy[:, raw_column] = WINDOW[0][:, raw_column].mean() + amplitude * (-1.0) ** np.arange(50)
+    prediction = one(client, noisy)
+    assert prediction["quality"]["status"] == "degraded"
+    (flag,) = prediction["quality"]["flags"]
+    assert flag["column"] == sensor and flag["check"] == "noisy" and len(flag["cycles"]) == 50
+    assert flag["problem"].startswith("is noisy: its difference from its estimate from the other sensors")
+    assert flag["problem"].endswith("a loose or failing sensor?")
     assert abs(prediction["rul"] - clean["rul"]) < 10  # masked: estimated from the other sensors
 
 

@@ -18,6 +18,7 @@ from training.preprocessing import Preprocessor, fit_preprocessing
 from training.quality import (
     DIRECTION,
     INCONSISTENT,
+    NOISY,
     OUT_OF_ORDER,
     OUT_OF_RANGE,
     REPEATED_CYCLES,
@@ -244,6 +245,44 @@ def test_a_constant_offset_is_flagged_in_its_column_and_masked(check, windows, s
     assert ((flags[in_range & caught][:, :, j] & INCONSISTENT) != 0).all()
     assert mask[caught, j].all() and (mask.sum(axis=1)[caught] == 1).all()
     assert not np.delete(flags, j, axis=2)[caught].any()
+
+
+@pytest.mark.parametrize("level", [2.0, 3.0])
+@pytest.mark.parametrize("sensor", ["s_2", "s_9", "s_11", "s_14", "s_17", "s_21"])
+def test_a_noisy_sensor_is_flagged_in_its_column_and_masked(check, windows, sensor, level):
+    """Gaussian noise of some robust s.d. on one sensor, its mean near 0 (`inconsistent` misses
+    it): flagged in that column (noisy, or a spike where one jump is large), and masked."""
+    j = column(sensor)
+    k = check.stats.column_index.index(j)
+    x = windows.copy()
+    noise = np.random.default_rng(k).standard_normal(x.shape[:2])
+    x[:, :, j] += level * check.stats.scale[0][k] * noise
+    flags, mask, _ = run(check, x)
+    caught = (flags[:, :, j] != 0).any(axis=1)
+    assert caught.mean() >= 0.97
+    assert mask[caught, j].all() and (mask.sum(axis=1)[caught] == 1).all()
+    assert not (np.delete(flags, j, axis=2) & NOISY).any()
+
+
+@pytest.mark.parametrize("sensor", ["s_2", "s_9", "s_11", "s_14", "s_17", "s_21"])
+def test_noise_within_range_and_under_the_jump_threshold_is_the_noisy_check(check, windows, sensor):
+    """A sensor reading its window's mean +- a, the sign drawn at random each cycle (and never the
+    same value twice): no reading out of range, no jump (about 2a) over the spike threshold, no
+    run of equal values, so no per-cycle check fires; its
+    residual from the other sensors varies from cycle to cycle as no validation window's does."""
+    j = column(sensor)
+    k = check.stats.column_index.index(j)
+    a = 0.4 * check.stats.jump_z[k] * check.stats.scale[0][k]  # jumps under 0.81 x the spike threshold
+    x = windows.copy()
+    rng = np.random.default_rng(k)
+    signs = rng.choice([-1.0, 1.0], size=x.shape[:2]) + 0.01 * rng.random(x.shape[:2])  # no two equal
+    x[:, :, j] = x[:, :, j].mean(axis=1, keepdims=True) + a * signs
+    flags, mask, _ = run(check, x)
+    assert ((flags[:, :, j] & (OUT_OF_RANGE | SPIKE | STUCK)) != 0).any(axis=1).mean() <= 0.05
+    noisy = ((flags[:, :, j] & NOISY) != 0).all(axis=1)  # every real cycle of the column
+    assert noisy.mean() >= 0.95
+    assert mask[noisy, j].all() and (mask.sum(axis=1)[noisy] == 1).all()
+    assert not (np.delete(flags, j, axis=2) & NOISY).any()
 
 
 def test_a_sensor_stuck_for_part_of_the_window_flags_those_cycles_only(check, windows):

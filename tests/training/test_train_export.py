@@ -19,7 +19,7 @@ from training.model import ModelConfig
 from training.order_check import read_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
-from training.quality import SHORT_HISTORY
+from training.quality import NOISY, SHORT_HISTORY
 from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
 from training.train import main, train
@@ -117,11 +117,14 @@ def test_export_writes_card_and_metadata_per_contract(exported):
         "stuck": 4,
         "unknown_condition": 8,
         "inconsistent": 16,
+        "noisy": 32,
     }
     window_bits = {"direction": 1, "repeated_cycles": 2, "short_history": 4, "out_of_order": 8}
     assert quality["window_bits"] == window_bits
-    assert set(quality["checks"]) >= {"inconsistent", "direction", "repeated_cycles", "short_history"}
+    window_checks = {"direction", "repeated_cycles", "short_history"}
+    assert set(quality["checks"]) >= {"inconsistent", "noisy", *window_checks}
     assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
+    assert np.shape(quality["noise_mssd"]) == (31, len(quality["columns"]))
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
     assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
     order = quality["order_detector"]  # the learned order check's summary; its weights: graph and file
@@ -151,6 +154,8 @@ def test_checks_and_masking_agree_between_pytorch_and_onnxruntime_on_faulty_wind
     column_faults = kind < 3  # dead, spike, stuck: every copy has its fault flagged
     assert (got["quality_flags"][column_faults] != 0).any(axis=(1, 2)).all()
     assert (got["window_flags"][kind == 6] == SHORT_HISTORY).all()  # 12 real cycles, nothing else wrong
+    noisy = (got["quality_flags"][kind == 8] & NOISY).any(axis=(1, 2))  # 3 in-window s.d. of noise
+    assert noisy.mean() >= 0.9
     for name in ("rul", "rul_lower", "rul_upper"):
         assert max_abs_diff(got[name], expected[name]) <= 1e-3
     np.testing.assert_allclose(got["ood_score"], expected["ood_score"], rtol=1e-3, atol=1e-4)

@@ -44,10 +44,22 @@ def _drift(cycles: np.ndarray, column: int, scale: float, rng: np.random.Generat
     return cycles
 
 
-@fault("noise (+3 scale Gaussian)")
-def _noise(cycles: np.ndarray, column: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    cycles[:, column] += rng.normal(0.0, 3.0 * scale, len(cycles))
-    return cycles
+def _noise(size: float, last: int | None = None) -> Callable:
+    """Gaussian noise of `size` robust s.d. on the column, over the window or its `last` cycles
+    (a connector that has just come loose)."""
+
+    def inject(cycles: np.ndarray, column: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+        rows = slice(-last, None) if last else slice(None)
+        cycles[rows, column] += rng.normal(0.0, size * scale, len(cycles[rows]))
+        return cycles
+
+    return inject
+
+
+FAULTS["noise (+3 scale Gaussian)"] = _noise(3.0)
+FAULTS["noise (+2 scale Gaussian)"] = _noise(2.0)
+FAULTS["noise (+1.5 scale Gaussian)"] = _noise(1.5)
+FAULTS["noise (+3 scale Gaussian, the last 10 cycles)"] = _noise(3.0, last=10)
 
 
 def _offset(size: float) -> Callable:
