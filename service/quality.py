@@ -129,10 +129,14 @@ class QualityExplainer:
         values = rows[:, self.checks.column_index]
         return (values - self.center[condition]) / self.scale[condition]
 
+    def _residual(self, real_window: np.ndarray, c: int) -> np.ndarray:
+        """(n,) checked column c minus its estimate from the other sensors, per real cycle."""
+        z = self._z(real_window.astype(np.float64))
+        return (z - z @ np.asarray(self.checks.imputation).T)[:, c]
+
     def _inconsistent(self, real_window: np.ndarray, column: int) -> str:
         c = self.checked[column]
-        z = self._z(real_window.astype(np.float64))
-        residual = float((z - z @ np.asarray(self.checks.imputation).T)[:, c].mean())
+        residual = float(self._residual(real_window, c).mean())
         n, full = len(real_window), self.checks.window_length or len(real_window)
         allowed = (self.checks.consistency_z or [0.0] * (c + 1))[c] * np.sqrt(full / n)
         side = "above" if residual > 0 else "below"
@@ -141,8 +145,7 @@ class QualityExplainer:
 
     def _noisy(self, real_window: np.ndarray, column: int) -> str:
         c = self.checked[column]
-        z = self._z(real_window.astype(np.float64))
-        residual = (z - z @ np.asarray(self.checks.imputation).T)[:, c]
+        residual = self._residual(real_window, c)
         n = len(real_window)
         rms = float(np.sqrt(np.mean(np.diff(residual) ** 2))) if n > 1 else 0.0
         thresholds = self.checks.noise_mssd or [[float("nan")] * (c + 1)]

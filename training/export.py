@@ -32,7 +32,7 @@ from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.order_check import OrderFit, read_fit, save_fit
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
-from training.quality import CHECK_NAMES, WINDOW_CHECK_NAMES, QualityStats
+from training.quality_stats import CHECK_NAMES, WINDOW_CHECK_NAMES, quality_card
 from training.recipes import RECIPES
 from training.static_graph import make_static
 from training.triton import write_triton_repo
@@ -60,59 +60,6 @@ def export_onnx(graph: ServingGraph, example: np.ndarray, path: Path) -> None:
         )
     program.save(str(path))
     onnx.save(make_static(onnx.load(str(path))), str(path))
-
-
-def quality_card(stats: QualityStats) -> dict[str, Any]:
-    """The card's account of the input checks: what is checked, the thresholds, how they were
-    calibrated, and the rule that turns the outputs into a status."""
-    return {
-        "checks": {
-            "out_of_range": "robust z-score |x - median| / (1.4826 MAD) of the cycle's operating condition "
-            "above range_z of the column",
-            "spike": "|robust z(t) - robust z(t-1)| above jump_z of the column",
-            "stuck": "the same value in stuck_run consecutive cycles "
-            "(2 more than the longest run in training); whole cycles repeated are repeated_cycles",
-            "unknown_condition": "an operational setting farther than settings_z (scaled) from every "
-            "training operating condition",
-            "inconsistent": "the column's mean, over the real cycles, of its robust z minus its estimate "
-            "from the other sensors (imputation) above consistency_z x sqrt(window_length / cycles used); "
-            "the "
-            "column blamed is the one whose offset signature best explains the residuals; checked only "
-            "when no per-cycle or noisy check fired",
-            "noisy": "the mean squared successive difference, over the real cycles, of the column's robust "
-            "z minus its estimate from the other sensors (imputation) above noise_mssd[cycles used] "
-            "(2 x the largest on validation windows with as many cycles); the column blamed is the one "
-            "whose noise signature (the squared column of I - imputation) best explains the excess; checked "
-            "only when no per-cycle check fired",
-            "direction": "the least-squares slope over the real cycles of the health index z @ wear "
-            "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
-            "or out of order (window_flags bit)",
-            "out_of_order": "the mean squared successive difference of the health index over the real "
-            "cycles above successive_difference[cycles used], or, on a full window, the learned order "
-            "check's score above order_detector.threshold (a 1-D convolutional network on the sensor "
-            "z-scores, flagged columns imputed, trained against reordered windows: "
-            "training/order_check.py): cycles shuffled (window_flags bit)",
-            "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
-            "(the most in any training unit) (window_flags bit)",
-            "short_history": "fewer real cycles than window_length: the interval is calibrated for that "
-            "history band (interval.short_history) (window_flags bit)",
-            "ood_score": "max of: mean per-cycle squared Mahalanobis distance / C of the sensor z-scores "
-            "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
-            "settings_z; direction slope and successive difference / their thresholds (on a full window at "
-            "least exp(order score - order_detector.threshold)); repeated cycles / "
-            "(repeated_allowed + 0.5); the health index with flagged columns imputed",
-        },
-        "bits": {name: bit for bit, name in CHECK_NAMES.items()},
-        "window_bits": {name: bit for bit, name in WINDOW_CHECK_NAMES.items()},
-        "status_rule": "out_of_distribution if ood_score > 1, more than max_masked checked columns are "
-        "flagged, or window_flags has direction, out_of_order or repeated_cycles; else degraded if any "
-        "checked column is flagged (it is masked: replaced by its estimate from the other sensors in "
-        "every member), window_flags has short_history, or the client's cycle numbers have a gap; else ok",
-        "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
-        "estimate from the unflagged sensors (weights fitted on each member's training units)",
-        **stats.to_dict(),
-        "order_detector": OrderFit(**stats.order_detector).summary() if stats.order_detector else None,
-    }
 
 
 def write_metadata(path: Path, card: dict[str, Any]) -> None:

@@ -62,97 +62,26 @@ every threshold is MARGIN times the largest value seen on its validation units, 
 validation window is flagged and the rule is fixed before any test unit is looked at.
 """
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from training.constants import INPUT_FEATURES, SETTING_NAMES
 from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
-
-# Bits of the `quality_flags` output (B, W, 24), per cycle and column.
-OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT, NOISY = 1, 2, 4, 8, 16, 32
-CHECK_NAMES = {
-    OUT_OF_RANGE: "out_of_range",
-    SPIKE: "spike",
-    STUCK: "stuck",
-    UNKNOWN_CONDITION: "unknown_condition",
-    INCONSISTENT: "inconsistent",
-    NOISY: "noisy",
-}
-# Bits of the `window_flags` output (B,), per window.
-DIRECTION, REPEATED_CYCLES, SHORT_HISTORY, OUT_OF_ORDER = 1, 2, 4, 8
-WINDOW_CHECK_NAMES = {
-    DIRECTION: "direction",
-    REPEATED_CYCLES: "repeated_cycles",
-    SHORT_HISTORY: "short_history",
-    OUT_OF_ORDER: "out_of_order",
-}
-
-
-@dataclass
-class QualityStats:
-    """Everything the checks need, as plain lists for the checkpoint and the model card."""
-
-    columns: list[str]  # checked sensor columns, in the model's feature order
-    column_index: list[int]  # their positions among the 24 raw columns
-    settings_scale: list[float]  # (3,) as in preprocessing
-    centroids: list[list[float]]  # (K, 3) operating conditions in scaled-settings space
-    center: list[list[float]]  # (K, C) per-condition median of each checked column
-    scale: list[list[float]]  # (K, C) per-condition robust scale (1.4826 MAD; std if MAD is 0)
-    range_z: list[float]  # (C,) out_of_range threshold on |robust z|
-    jump_z: list[float]  # (C,) spike threshold on |robust z(t) - robust z(t-1)|
-    stuck_run: list[int]  # (C,) this many equal consecutive values is stuck
-    settings_z: list[float]  # (3,) unknown_condition threshold on |setting - nearest centroid| (scaled)
-    precision: list[list[float]]  # (C, C) inverse covariance of the robust z-scores (training rows)
-    imputation: list[list[float]]  # (C, C) estimates a masked column's z from the others
-    mahalanobis_threshold: float  # threshold on the window's mean squared Mahalanobis distance / C
-    max_masked: int  # more flagged sensor columns than this: out of distribution
-    calibrated_on: str  # which units gave the statistics and which the thresholds
-    window_length: int = 0  # the full window the window-level thresholds are stated for
-    wear: list[float] | None = None  # (C,) health index = z @ wear (+ a constant): RUL in cycles
-    # threshold on the index's slope, cycles of RUL per cycle, by real cycles in the window
-    # (index n, 0..window_length; shorter windows are noisier, so never stricter)
-    direction_slope: list[float] | None = None
-    consistency_z: list[float] | None = None  # (C,) threshold on |mean residual| over a full window
-    # threshold on the index's mean squared successive difference, (cycles of RUL)^2, by real
-    # cycles in the window (index n, 0..window_length)
-    successive_difference: list[float] | None = None
-    repeated_allowed: int = 0  # most identical consecutive real cycles in any training window
-    # the learned order check (training/order_check.py OrderFit: weights and threshold); the
-    # card carries its summary, without the weights
-    order_detector: dict | None = None
-    # (W + 1, C) threshold on each column's mean squared successive difference of its robust z,
-    # by real cycles in the window (index n): the noisy check (absent before 2026.12.04)
-    noise_mssd: list[list[float]] | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# The helpers below keep the exported graph free of shape computations (no Shape -> Gather ->
-# Concat chains, which ONNX Runtime's GPU providers run on the CPU): every shape they need is
-# fixed by the window length and the columns; only the batch axis broadcasts.
-
-
-def _flat_index(index: torch.Tensor) -> torch.Tensor:
-    """(W, C) cycle indices -> (W * C,) positions in a window flattened cycle by cycle:
-    index[t, c] * C + c."""
-    n_columns = index.shape[1]
-    return (index * n_columns + torch.arange(n_columns)).flatten()
-
-
-def _take_cycles(x: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
-    """x (B, W, C) -> out[b, t, c] = x[b, index[t, c], c] for the index behind `flat_index`
-    (`_flat_index`): one gather of constant positions along the flattened window."""
-    return x.flatten(1).index_select(1, flat_index).view(x.shape)
-
-
-def _shift_in_zero(x: torch.Tensor) -> torch.Tensor:
-    """x (B, T, C) float -> (B, T + 1, C): a cycle of zeros in front."""
-    return F.pad(x, (0, 0, 1, 0))
+from training.quality_stats import (
+    DIRECTION,
+    INCONSISTENT,
+    NOISY,
+    OUT_OF_ORDER,
+    OUT_OF_RANGE,
+    REPEATED_CYCLES,
+    SHORT_HISTORY,
+    SPIKE,
+    STUCK,
+    UNKNOWN_CONDITION,
+    QualityStats,
+)
+from training.stuck_runs import StuckRuns, shift_in_zero
 
 
 class QualityCheck(nn.Module):
@@ -217,14 +146,7 @@ class QualityCheck(nn.Module):
         settings_to_raw = torch.zeros(self.n_settings, n_cols)
         settings_to_raw[torch.arange(self.n_settings), torch.arange(self.n_settings)] = 1.0
         self.register_buffer("settings_to_raw", settings_to_raw)  # (3, 24)
-        # Stuck runs, with the window length fixed per model: a run of L equal values ends at
-        # cycle t if the L - 1 comparisons up to t are all equal (cumulative counts, gathered).
-        t = torch.arange(window_length).unsqueeze(1)  # (W, 1)
-        run = torch.tensor(stats.stuck_run).unsqueeze(0)  # (1, C)
-        self.register_buffer("index_back", _flat_index(torch.clamp(t - run + 1, min=0)))  # (W * C,)
-        self.register_buffer("run_valid", t - run + 1 >= 0)  # (W, C)
-        self.register_buffer("index_forward", _flat_index(torch.clamp(t + run - 1, max=window_length - 1)))
-        self.register_buffer("run_needed", (run - 1).float())  # (1, C)
+        self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
@@ -251,9 +173,13 @@ class QualityCheck(nn.Module):
 
     @staticmethod
     def _mssd(h: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """Mean squared successive difference of h (B, W) over the real rows (B,)."""
+        """Mean squared successive difference over the real rows of h (B, W) -> (B,), or of
+        each column of h (B, W, C) -> (B, C)."""
         pairs = real[:, :-1].float()  # both rows real (padding only leads)
-        return ((h[:, 1:] - h[:, :-1]) ** 2 * pairs).sum(dim=1) / (n - 1.0).clamp(min=1.0)
+        count = (n - 1.0).clamp(min=1.0)
+        if h.dim() == 3:
+            pairs, count = pairs.unsqueeze(-1), count.unsqueeze(-1)
+        return ((h[:, 1:] - h[:, :-1]) ** 2 * pairs).sum(dim=1) / count
 
     def _history(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """real (B, W) -> real cycles n (B,), per-row mean weights (B, W), and the factor
@@ -269,9 +195,14 @@ class QualityCheck(nn.Module):
         dt = (self.cycle - t_mean) * r  # (B, W)
         return (dt * h).sum(dim=1) / (dt**2).sum(dim=1).clamp(min=1e-6)
 
-    def _residual(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Mean over real cycles of each column minus its estimate from the others (B, C)."""
-        return ((z - z @ self.imputation.T) * weight.unsqueeze(-1)).sum(dim=1)
+    def _residual(self, z: torch.Tensor) -> torch.Tensor:
+        """Each column minus its estimate from the others, per cycle (B, W, C)."""
+        return z - z @ self.imputation.T
+
+    @staticmethod
+    def _window_mean(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Mean of x (B, W, C) over the real cycles (weight (B, W), `_history`) -> (B, C)."""
+        return (x * weight.unsqueeze(-1)).sum(dim=1)
 
     def window_statistics(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(health index (B, W), real cycles (B,), mean residuals (B, C), Mahalanobis term (B,),
@@ -282,7 +213,8 @@ class QualityCheck(nn.Module):
         condition, _ = self._conditions(readings)
         z = self._robust_z(readings, condition)
         n, weight, _ = self._history(real)
-        return z @ self.wear, n, self._residual(z, weight), self._mean_d2(z, weight), z
+        residual = self._window_mean(self._residual(z), weight)
+        return z @ self.wear, n, residual, self._mean_d2(z, weight), z
 
     @staticmethod
     def _repeated(readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -293,13 +225,7 @@ class QualityCheck(nn.Module):
         """A whole cycle repeated (every column equal) is `repeated_cycles`, not a stuck sensor."""
         values = readings.index_select(-1, self.column_index)  # (B, W, C)
         counted = real[:, :-1] & ~self._repeated(readings, real)  # (B, W-1)
-        same = ((values[:, 1:] == values[:, :-1]) & counted.unsqueeze(-1)).float()  # (B, W-1, C)
-        counts = _shift_in_zero(same).cumsum(dim=1)  # (B, W, C)
-        ends = ((counts - _take_cycles(counts, self.index_back)) >= self.run_needed) & self.run_valid
-        # mark every cycle of a stuck run: some run ends within [t, t + L - 1]
-        ended = ends.float().cumsum(dim=1)  # (B, W, C)
-        before = _shift_in_zero(ended[:, :-1])
-        return (_take_cycles(ended, self.index_forward) - before) > 0  # (B, W, C)
+        return self.stuck_runs((values[:, 1:] == values[:, :-1]) & counted.unsqueeze(-1))
 
     def forward(
         self, readings: torch.Tensor, real: torch.Tensor
@@ -310,7 +236,7 @@ class QualityCheck(nn.Module):
         real_c = real.unsqueeze(-1)  # (B, W, 1)
         out_of_range = (z.abs() > self.range_z) & real_c
         jump = (z[:, 1:] - z[:, :-1]).abs() > self.jump_z  # (B, W-1, C) the jump into cycle t
-        spike = _shift_in_zero((jump & real[:, :-1].unsqueeze(-1)).float())
+        spike = shift_in_zero((jump & real[:, :-1].unsqueeze(-1)).float())
         stuck = self._stuck(readings, real)
         bits = OUT_OF_RANGE * out_of_range.float() + SPIKE * spike + STUCK * stuck.float()  # (B, W, C)
         per_cycle = bits.amax(dim=1) > 0  # (B, C)
@@ -318,10 +244,8 @@ class QualityCheck(nn.Module):
         # in a residual; a column's own noise does not); blamed like inconsistent, below. Only
         # where no per-cycle check fired: a dead or stuck column leaves its partners' residuals
         # with the wear it shared with them (fd003's s_8 and s_13), which is not noise.
-        residual = z - z @ self.imputation.T  # (B, W, C)
-        pairs = real[:, :-1].unsqueeze(-1).float()  # (B, W-1, 1) both cycles real
-        squared = ((residual[:, 1:] - residual[:, :-1]) ** 2 * pairs).sum(dim=1)  # (B, C)
-        noise_ratio = squared / (n - 1.0).clamp(min=1.0).unsqueeze(1) / self.noise_mssd[n.long()]  # (B, C)
+        residual = self._residual(z)  # (B, W, C)
+        noise_ratio = self._mssd(residual, real, n) / self.noise_mssd[n.long()]  # (B, C)
         noise_fit = noise_ratio @ self.noise_signature  # (B, C)
         noisy = (
             (noise_fit >= noise_fit.amax(dim=1, keepdim=True))
@@ -333,7 +257,7 @@ class QualityCheck(nn.Module):
         repeated_term = repeated / (self.repeated_allowed + 0.5)  # (B,) above 1: more than training
         # inconsistent: only where no per-cycle check fired and no cycle is repeated (either
         # moves every residual); the column that best explains the residuals
-        ratio = self._residual(z, weight) / (self.consistency_z * noise.unsqueeze(1))  # (B, C)
+        ratio = self._window_mean(residual, weight) / (self.consistency_z * noise.unsqueeze(1))  # (B, C)
         fit = (ratio @ self.signature).abs()  # (B, C)
         blamed = fit >= fit.amax(dim=1, keepdim=True)
         clean_otherwise = ~(per_cycle | noisy).any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)

@@ -13,7 +13,8 @@ from training.data import Unit
 from training.labels import rul_per_cycle
 from training.order_check import OrderFit, fit_order_detector
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
-from training.quality import QualityCheck, QualityStats
+from training.quality import QualityCheck
+from training.quality_stats import QualityStats
 from training.windows import split_by_unit, stack_windows
 
 MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units

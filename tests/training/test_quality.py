@@ -15,7 +15,9 @@ from training.data import load_subset
 from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality import (
+from training.quality import QualityCheck
+from training.quality_fit import fit_quality
+from training.quality_stats import (
     DIRECTION,
     INCONSISTENT,
     NOISY,
@@ -26,9 +28,7 @@ from training.quality import (
     SPIKE,
     STUCK,
     UNKNOWN_CONDITION,
-    QualityCheck,
 )
-from training.quality_fit import fit_quality
 from training.studies.order_errors import every_window
 from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 

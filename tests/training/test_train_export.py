@@ -19,7 +19,7 @@ from training.model import ModelConfig
 from training.order_check import read_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff
 from training.preprocessing import fit_preprocessing
-from training.quality import NOISY, SHORT_HISTORY
+from training.quality_stats import NOISY, SHORT_HISTORY
 from training.studies.experiments import evaluate_ensemble
 from training.test_like import window_weights
 from training.train import main, train

@@ -28,8 +28,9 @@ from service.quality import OK
 from training.constants import RUL_CAP
 from training.data import Unit, load_subset
 from training.metrics import rmse
-from training.quality import QualityCheck, QualityStats
+from training.quality import QualityCheck
 from training.quality_fit import QUALITY_SPLIT
+from training.quality_stats import QualityStats
 from training.studies.fault_eval import Served
 from training.windows import split_by_unit, unit_windows
 
