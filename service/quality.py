@@ -7,7 +7,8 @@ The graph decides (training/quality.py: what is flagged, what is masked); this m
 explains, with the statistics in the model card, and applies the card's status rule:
 - out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
   window's cycles run backwards in wear (`direction`), jump back and forth in it
-  (`out_of_order`) or repeat whole (`repeated_cycles`);
+  (`out_of_order`) or repeat whole (`repeated_cycles`); the graph answers a window of the first
+  two for its cycles taken in order of wear (training/wear_order.py), and the flag says so;
 - degraded if a sensor column is flagged (it was masked), the history is shorter than the
   model's window (`short_history`: its interval is that history's own), or the client's cycle
   numbers skip cycles (`cycle_gap`);
@@ -32,6 +33,9 @@ CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "
 WINDOW_CHECK_ORDER = ("direction", "out_of_order", "repeated_cycles", "short_history")
 CYCLE_GAP = "cycle_gap"
 OUT_OF_DISTRIBUTION_CHECKS = {"direction", "out_of_order", "repeated_cycles"}
+# what the graph answers for a window whose order is in doubt (training/wear_order.py)
+WEAR_ORDER_NOTE = (" The answer is the model's for these cycles taken in order of wear (their health "
+                   "index), not in the order sent")  # fmt: skip
 DEGRADED_CHECKS = {"short_history", CYCLE_GAP}
 
 
@@ -207,7 +211,7 @@ class QualityExplainer:
                            "above every validation window in order, though its health index changes by "
                            f"only {rms:.2g} cycles of RUL between consecutive cycles; are the cycles out "
                            "of order?")  # fmt: skip
-            return Flag(None, check, problem, ())
+            return Flag(None, check, problem + WEAR_ORDER_NOTE, ())
         if check == "direction":
             t = np.arange(n) - (n - 1) / 2
             slope = float(h @ t / (t @ t))
@@ -216,7 +220,7 @@ class QualityExplainer:
             problem = (f"the sensors' wear runs backwards in time: their health index rises {slope:.2g} "
                        f"cycles of RUL per cycle over the {n} cycles, where training windows rise at most "
                        f"{allowed:.2g}; are the cycles newest first or out of order?")  # fmt: skip
-            return Flag(None, check, problem, ())
+            return Flag(None, check, problem + WEAR_ORDER_NOTE, ())
         if check == "repeated_cycles":
             same = np.flatnonzero((real_window[1:] == real_window[:-1]).all(axis=1)) + 1
             repeated = [int(labels[i]) for i in same]

@@ -76,8 +76,8 @@ class ServingGraph(nn.Module):
         n_real = real.float().sum(dim=1)  # (B,)
         if self.quality is None:
             flags, column_mask, ood_score, window_flags = None, None, None, None
-        else:
-            flags, column_mask, ood_score, window_flags = self.quality(readings, real)
+        else:  # a window whose order is in doubt is read in order of wear (training/wear_order.py)
+            flags, column_mask, ood_score, window_flags, readings = self.quality(readings, real)
         outputs = [member(readings, column_mask) for member in self.members]
         rul = torch.stack([o[0] for o in outputs]).mean(0)  # (B,)
         probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)

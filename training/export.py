@@ -130,7 +130,8 @@ def export(
         "input_name": "readings",
         "input_features": list(INPUT_FEATURES),
         "outputs": {
-            "rul": "cycles, >= 0, shape [batch]",
+            "rul": "cycles, >= 0, shape [batch]; a window flagged direction or out_of_order is answered "
+            "for its cycles in order of wear (quality.wear_order)",
             "health_probs": "probabilities of health_states, shape [batch, 3]",
             "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
             "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]; +inf where "

@@ -47,6 +47,9 @@ Per window (the `window_flags` output):
 - repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
   window has (a latest cycle repeated to fill the window);
 - short_history: fewer real cycles than the window (the interval is that history's own).
+A window flagged `direction` or `out_of_order` is read by the networks in order of wear
+(training/wear_order.py), so its answer errs on the early side instead of calling a worn engine
+healthy.
 A column flagged by any check is masked (replaced by its estimate from the others).
 One out-of-distribution score per window: the largest of the settings' distance, the mean
 per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
@@ -82,12 +85,14 @@ from training.quality_stats import (
     QualityStats,
 )
 from training.stuck_runs import StuckRuns, shift_in_zero
+from training.wear_order import WearOrder
 
 
 class QualityCheck(nn.Module):
     """Raw readings (B, W, 24), padding filled, and real (B, W) bool -> flags (B, W, 24) int32
     bit set per cycle and column, column_mask (B, 24) bool of sensor columns to mask,
-    ood_score (B,) float32, window_flags (B,) int32 bit set."""
+    ood_score (B,) float32, window_flags (B,) int32 bit set, and the readings the networks read
+    (B, W, 24): the window's, its real cycles in order of wear where its order is in doubt."""
 
     def __init__(self, stats: QualityStats, window_length: int):
         super().__init__()
@@ -147,6 +152,7 @@ class QualityCheck(nn.Module):
         settings_to_raw[torch.arange(self.n_settings), torch.arange(self.n_settings)] = 1.0
         self.register_buffer("settings_to_raw", settings_to_raw)  # (3, 24)
         self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
+        self.wear_order = WearOrder(window_length)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
@@ -229,7 +235,7 @@ class QualityCheck(nn.Module):
 
     def forward(
         self, readings: torch.Tensor, real: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         condition, deviation = self._conditions(readings)
         z = self._robust_z(readings, condition)  # (B, W, C)
         n, weight, noise = self._history(real)
@@ -279,6 +285,7 @@ class QualityCheck(nn.Module):
             jumps = torch.maximum(
                 jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
             )
+        in_doubt = (direction > 1.0) | (jumps > 1.0)  # the order: read in order of wear (wear_order.py)
         window_flags = (
             DIRECTION * (direction > 1.0).float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()
@@ -289,4 +296,4 @@ class QualityCheck(nn.Module):
             torch.maximum(mahalanobis, settings_term),
             torch.maximum(torch.maximum(direction, jumps), repeated_term),
         )
-        return flags, column_mask, ood, window_flags
+        return flags, column_mask, ood, window_flags, self.wear_order(readings, h, real, in_doubt)

@@ -116,6 +116,9 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
         "every member), window_flags has short_history, or the client's cycle numbers have a gap; else ok",
         "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
         "estimate from the unflagged sensors (weights fitted on each member's training units)",
+        "wear_order": "a window flagged direction or out_of_order is read by the networks with its real "
+        "cycles sorted by the health index, highest (least worn) first, not in the order sent "
+        "(training/wear_order.py); every other window as sent",
         **stats.to_dict(),
         "order_detector": OrderFit(**stats.order_detector).summary() if stats.order_detector else None,
     }

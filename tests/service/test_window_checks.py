@@ -40,11 +40,22 @@ def test_the_example_with_its_cycle_numbers_is_ok(client):
         assert prediction["quality"]["status"] == "ok" and prediction["quality"]["flags"] == []
 
 
+def answered_in_order_of_wear(prediction: dict, in_order: dict) -> None:
+    """A window whose order is in doubt: out_of_distribution, and answered as the graph reads it
+    (its cycles in order of wear), so a critical engine is never called healthy."""
+    assert prediction["quality"]["status"] == "out_of_distribution"
+    assert prediction["health_state"] == in_order["health_state"] == "critical"
+    assert abs(prediction["rul"] - in_order["rul"]) < 10.0
+    order_flags = [f for f in prediction["quality"]["flags"] if f["check"] in ("direction", "out_of_order")]
+    assert order_flags and all("taken in order of wear" in f["problem"] for f in order_flags)
+
+
 def test_a_critical_engine_sent_newest_first_is_never_a_healthy_ok(client):
     """Unit 34 (7 cycles left) newest first, as ORDER BY cycle DESC gives it: without cycle
-    numbers the graph sees its wear run backwards; with them, the service refuses it."""
+    numbers the graph sees its wear run backwards and reads the cycles in order of wear; with
+    them, the service refuses it."""
     prediction = one(client, NEAR_FAILURE[::-1])
-    assert prediction["quality"]["status"] == "out_of_distribution"
+    answered_in_order_of_wear(prediction, one(client, NEAR_FAILURE))
     (flag,) = [f for f in prediction["quality"]["flags"] if f["check"] == "direction"]
     assert flag["column"] is None and "wear runs backwards in time" in flag["problem"]
     assert "newest first" in flag["problem"]
@@ -62,7 +73,7 @@ def test_a_critical_engine_sent_newest_first_is_never_a_healthy_ok(client):
 def test_a_critical_engine_sent_shuffled_is_out_of_distribution(client, seed):
     shuffled = NEAR_FAILURE[np.random.default_rng(seed).permutation(50)]
     prediction = one(client, shuffled)
-    assert prediction["quality"]["status"] == "out_of_distribution"
+    answered_in_order_of_wear(prediction, one(client, NEAR_FAILURE))
     flags = [f for f in prediction["quality"]["flags"] if f["check"] in ("out_of_order", "direction")]
     assert flags and flags[0]["column"] is None
     if flags[0]["check"] == "out_of_order":
@@ -75,7 +86,7 @@ def test_the_learned_order_check_names_itself_where_the_health_index_does_not_ju
     differences pass), but the graph's learned order check fires, and the problem says so."""
     readings = np.r_[NEAR_FAILURE[:-reversed_cycles], NEAR_FAILURE[-reversed_cycles:][::-1]]
     prediction = one(client, readings)
-    assert prediction["quality"]["status"] == "out_of_distribution"
+    answered_in_order_of_wear(prediction, one(client, NEAR_FAILURE))
     assert prediction["quality"]["ood_score"] > 1.0
     (flag,) = [f for f in prediction["quality"]["flags"] if f["check"] == "out_of_order"]
     assert flag["column"] is None

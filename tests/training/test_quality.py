@@ -57,7 +57,7 @@ def run(check, x, window_flags=False):
     readings = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     with torch.no_grad():
         real = real_rows(readings)
-        flags, mask, ood, per_window = check(fill_padding(readings, real), real)
+        flags, mask, ood, per_window, _ = check(fill_padding(readings, real), real)
     out = flags.numpy(), mask.numpy(), ood.numpy()
     return (*out, per_window.numpy()) if window_flags else out
 
