@@ -4,9 +4,12 @@ that change (read from git), side by side in interleaved rounds, at batch 1 and 
 subset's real test windows; and the outputs compared on them.
 
     python -m bench.static_graph --data-dir ../shared/data/cmapss [--before-commit 8b11d6b~1]
+    python -m bench.static_graph --data-dir ../shared/data/cmapss --before-commit 87bf55e \
+        --result wear_order   # the cost of reading windows in doubt in order of wear
 
 The change is for GPU providers (no nodes left for the CPU between device kernels); on the CPU
-it should be neutral. Writes bench/results/static_graph.json.
+it should be neutral. Writes bench/results/static_graph.json (or `--result`'s name: the same
+side-by-side comparison serves any later change to the graphs).
 """
 
 import argparse
@@ -68,6 +71,7 @@ def main() -> None:
         "--before-commit", default=BEFORE_COMMIT, help="where the earlier models are read from"
     )
     parser.add_argument("--models", nargs="+", default=["fd001", "fd004"])
+    parser.add_argument("--result", default="static_graph", help="name of the result file in bench/results")
     args = parser.parse_args()
     results = {"machine": machine("cpu"), "before_commit": args.before_commit, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +85,7 @@ def main() -> None:
                   f"{r['outputs_identical_on_test_windows']}; batch 1 {r['batch_1_ms']['before']:.2f} -> "
                   f"{r['batch_1_ms']['after']:.2f} ms, batch 256 {r['batch_256_ms']['before']:.1f} -> "
                   f"{r['batch_256_ms']['after']:.1f} ms")  # fmt: skip
-    write_result("static_graph", "cpu", results)
+    write_result(args.result, "cpu", results)
 
 
 if __name__ == "__main__":

@@ -46,13 +46,17 @@ def test_longer_window_uses_its_last_window_length_cycles(predictor, window):
     assert long_pred.rul == pred.rul and long_pred.cycles_used == 50 and long_pred.padded is False
 
 
-def test_short_window_is_edge_padded_and_says_so(predictor, window):
+def test_short_window_is_padded_for_the_graph_and_says_so(predictor, window):
+    """The service pads a short window in front with NaN rows, the card's padding rule; the
+    graph fills them (edge padding, tests/training/test_train_export.py) and judges only the
+    real cycles. A window padded by hand is another input: its repeated rows are real cycles."""
     short = window[-12:]
-    padded_by_hand = np.concatenate([np.repeat(short[:1], 38, axis=0), short])
+    nan_padded = np.concatenate([np.full((38, 24), np.nan, dtype=np.float32), short])
     (pred,) = predict(predictor, [("short", short.tolist())])
-    rul = predictor.run(padded_by_hand[None])["rul"]
+    rul = predictor.run(nan_padded[None])["rul"]
     assert pred.padded is True and pred.cycles_used == 12
     assert pred.rul == float(rul[0])
+    assert [f.check for f in pred.quality.flags] == ["short_history"]
 
 
 @pytest.mark.parametrize(
