@@ -69,6 +69,16 @@ def test_a_critical_engine_sent_newest_first_is_never_a_healthy_ok(client):
     )
 
 
+@pytest.mark.parametrize("history", [15, 20, 35])
+def test_a_short_history_sent_newest_first_is_read_in_order_of_wear(client, history):
+    """Only the last cycles, newest first: the padding stays in front, the real cycles are
+    sorted, and the critical engine is answered critical."""
+    recent = NEAR_FAILURE[-history:]
+    prediction = one(client, recent[::-1])
+    answered_in_order_of_wear(prediction, one(client, recent))
+    assert "short_history" in checks(prediction) and prediction["cycles_used"] == history
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_critical_engine_sent_shuffled_is_out_of_distribution(client, seed):
     shuffled = NEAR_FAILURE[np.random.default_rng(seed).permutation(50)]
