@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from service.planning import DEFAULT_PLANNING, Planning, failure_probabilities, rul_at_risk
-from service.quality import WindowQuality, flag_subject
+from service.window_quality import WindowQuality, flag_subject
 
 
 @dataclass(frozen=True)

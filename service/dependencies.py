@@ -14,11 +14,11 @@ from fastapi.concurrency import run_in_threadpool
 from service.batcher import QueueFull
 from service.metrics import Metrics
 from service.predictor import Predictor
-from service.quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.security import has_valid_key
 from service.settings import Settings
 from service.state import ServedModels, service_state
 from service.window_input import window_label
+from service.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
 
 
 async def get_settings(request: Request) -> Settings:

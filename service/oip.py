@@ -31,9 +31,9 @@ from service.oip_tensors import (
 )
 from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
 from service.predictor import Predictor
-from service.quality import WindowQuality
 from service.schemas import EXAMPLE_REQUEST
 from service.state import service_state
+from service.window_quality import WindowQuality
 
 health = APIRouter(prefix="/v2", tags=["open inference protocol"])
 api = APIRouter(prefix="/v2", tags=["open inference protocol"])

@@ -23,7 +23,7 @@ from pydantic import (
 from service import fast_json
 from service.answers import quality_record
 from service.predictor import Predictor
-from service.quality import WindowQuality
+from service.window_quality import WindowQuality
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {"FP32": np.float32, "FP64": np.float64}

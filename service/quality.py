@@ -4,7 +4,8 @@ the client sent, turned into the `quality` of a prediction, with one sentence pe
 gives the values involved.
 
 The graph decides (training/quality.py: what is flagged, what is masked); this module only
-explains, with the statistics in the model card, and applies the card's status rule:
+explains, with the statistics in the model card, and applies the card's status rule (the
+status and flag types: service/window_quality.py):
 - out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
   window's cycles run backwards in wear (`direction`), jump back and forth in it
   (`out_of_order`) or repeat whole (`repeated_cycles`); the graph answers a window of the first
@@ -16,17 +17,11 @@ explains, with the statistics in the model card, and applies the card's status r
   cycles in time order with none repeated or missing, a full window of history.
 """
 
-from typing import Literal, NamedTuple
-
 import numpy as np
-from pydantic import BaseModel, Field
 
 from service.model_card import QualityChecks
+from service.window_quality import DEGRADED, OK, OUT_OF_DISTRIBUTION, Flag, WindowQuality
 
-Status = Literal["ok", "degraded", "out_of_distribution"]
-OK: Status = "ok"
-DEGRADED: Status = "degraded"
-OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 # A column's checks in the order they are named: the first that fired is its `check`.
 CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "inconsistent")
 # The whole window's checks: the graph's window_flags bits, then the client's cycle numbers.
@@ -37,68 +32,6 @@ OUT_OF_DISTRIBUTION_CHECKS = {"direction", "out_of_order", "repeated_cycles"}
 WEAR_ORDER_NOTE = (" The answer is the model's for these cycles taken in order of wear (their health "
                    "index), not in the order sent")  # fmt: skip
 DEGRADED_CHECKS = {"short_history", CYCLE_GAP}
-
-
-class QualityFlag(BaseModel):
-    column: str | None = Field(description="the input column, e.g. s_4 or setting_1; null: the whole window")
-    check: str = Field(
-        description="a column's: out_of_range | spike | stuck | noisy | unknown_condition | inconsistent "
-        "(the first that fired); the window's: direction | out_of_order | repeated_cycles | short_history | "
-        "cycle_gap"
-    )
-    problem: str = Field(description="what is wrong, with the values involved")
-    cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first), or "
-                              "the cycle numbers sent in `cycles`; in scoring, the file's")  # fmt: skip
-
-
-class Quality(BaseModel):
-    """How far to trust one answer (the API's `quality`; the same object on every path)."""
-
-    status: Status = Field(
-        description="ok: every reading within what training shows, alone and against the other sensors, "
-        "the cycles in order with none repeated or missing, a full window of history; degraded: a sensor "
-        "was flagged and masked (replaced by its estimate from the others), the history is short (the "
-        "interval is that history's) or cycles are missing; out_of_distribution: the window is not like "
-        "the training data, its cycles run backwards or repeat (the RUL is still returned, and should "
-        "not be trusted)"
-    )
-    flags: list[QualityFlag] = Field(default_factory=list)
-    ood_score: float = Field(
-        default=0.0, description="out-of-distribution score; above 1: not like the training data"
-    )
-
-
-# What the service builds and passes around: the fields of QualityFlag and Quality (the API's
-# schema, above) in tuples. The garbage collector stops tracking a plain tuple of strings and
-# numbers after its first pass (not a NamedTuple, nor a pydantic model): as pydantic models,
-# the qualities of a 20 000-unit fleet were 1.4 million tracked objects, and each full
-# collection walked them all while holding the interpreter (up to 1.2 s in which no request
-# was answered, bench/README.md). So a window's flags are kept as plain tuples and read as Flags.
-class Flag(NamedTuple):
-    column: str | None
-    check: str
-    problem: str
-    cycles: tuple[int, ...]
-
-
-class WindowQuality(NamedTuple):
-    status: Status
-    flag_rows: tuple[tuple, ...] = ()  # each flag's fields, in Flag's order, as a plain tuple
-    ood_score: float = 0.0
-
-    @property
-    def flags(self) -> tuple[Flag, ...]:
-        return tuple(Flag._make(row) for row in self.flag_rows)
-
-    def why_out_of_distribution(self) -> str:
-        """One sentence for a refusal: the score and the first flags' problems."""
-        why = "; ".join(f"{f.column or 'the window'} {f.problem}" for f in self.flags[:3])
-        return f"out of distribution (ood_score {self.ood_score:g}): {why or 'unlike the training data'}"
-
-
-def flag_subject(column: str | None, check: str) -> str:
-    """What a flag is about, in one word: its column, or a whole window's check (column null)."""
-    return column or check
 
 
 def _fmt(value: float) -> str:

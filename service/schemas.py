@@ -16,7 +16,7 @@ from pydantic import (
 
 from service.fleet_file import FEATURES
 from service.planning import MAX_HORIZONS, MAX_RISK
-from service.quality import Quality
+from service.window_quality import Quality
 
 # A real request: the last 50 cycles of test_FD001 units 9 (true RUL 111) and 34 (true RUL 7),
 # with their cycle numbers.

@@ -18,9 +18,9 @@ from service.fleet_file import FleetFileError, read_fleet
 from service.planning import Planning, PlanningError, asked
 from service.predictor import ModelLoadError, Predictor
 from service.providers import ProviderUnavailable, SessionConfig
-from service.quality import flag_subject
 from service.scoring import score_fleet
 from service.settings import Settings
+from service.window_quality import flag_subject
 
 
 def model_path(model: str, models_dir: Path) -> Path:

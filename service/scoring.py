@@ -14,7 +14,8 @@ import orjson
 from service.answers import UnitAnswers, column_names, concat_units, json_array
 from service.planning import DEFAULT_PLANNING, Planning
 from service.predictor import Predictor, front_padded
-from service.quality import OUT_OF_DISTRIBUTION, cycle_labels
+from service.quality import cycle_labels
+from service.window_quality import OUT_OF_DISTRIBUTION
 
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
 

@@ -285,15 +285,15 @@ class QualityCheck(nn.Module):
             jumps = torch.maximum(
                 jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
             )
-        in_doubt = (direction > 1.0) | (jumps > 1.0)  # the order: read in order of wear (wear_order.py)
+        backwards, jumbled = direction > 1.0, jumps > 1.0  # (B,) either: read in order of wear
         window_flags = (
-            DIRECTION * (direction > 1.0).float()
+            DIRECTION * backwards.float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()
             + SHORT_HISTORY * (n < self.window_length).float()
-            + OUT_OF_ORDER * (jumps > 1.0).float()
+            + OUT_OF_ORDER * jumbled.float()
         ).to(torch.int32)
         ood = torch.maximum(
             torch.maximum(mahalanobis, settings_term),
             torch.maximum(torch.maximum(direction, jumps), repeated_term),
         )
-        return flags, column_mask, ood, window_flags, self.wear_order(readings, h, real, in_doubt)
+        return flags, column_mask, ood, window_flags, self.wear_order(readings, h, real, backwards | jumbled)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from service.answers import Answers, column_names
 from service.app import create_app
 from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
-from service.quality import WindowQuality
 from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
+from service.window_quality import WindowQuality
 from tests.conftest import MODELS_DIR
 
 LEVELS = (0.05, 0.5, 0.95)

@@ -34,7 +34,8 @@ import numpy as np
 import onnxruntime as ort
 
 from service.model_card import ModelCard
-from service.quality import OK, OUT_OF_DISTRIBUTION, QualityExplainer, row_positions
+from service.quality import QualityExplainer, row_positions
+from service.window_quality import OK, OUT_OF_DISTRIBUTION
 from training.checkpoint import OUTPUT_NAMES, ServingGraph
 from training.constants import RUL_CAP, SUBSETS
 from training.data import Unit, load_subset

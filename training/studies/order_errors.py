@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.quality import OK
+from service.window_quality import OK
 from training.constants import RUL_CAP
 from training.data import Unit, load_subset
 from training.metrics import rmse
