@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import io, json, resource, sys, time
 from pathlib import Path
-from service.fleet_file import read_fleet
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.scoring import score_fleet
+from service.core.fleet_file import read_fleet
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
+from service.core.scoring import score_fleet
 predictor = Predictor.load(Path(sys.argv[2]), SessionConfig("cpu"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()

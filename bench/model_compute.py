@@ -14,7 +14,7 @@ threads, torch's default threads). The sgemm peak is numpy float32 matmul of 204
 matrices, the best of several timings, measured before and after the models.
 
 With `--provider cuda` the ONNX side runs on ONNX Runtime's CUDA execution provider (created as
-the service creates it, `service.providers.create_session`, which refuses to fall back to the
+the service creates it, `service.core.providers.create_session`, which refuses to fall back to the
 CPU) and the PyTorch side on the GPU; both take numpy windows and return numpy outputs, so both
 pay the host-device copies a service pays. The peak is then cuBLAS float32 matmul (TF32 off) of
 8192 x 8192 matrices through torch. Results go to model_compute_cuda.json, named after the GPU.
@@ -39,7 +39,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from service.providers import SessionConfig, create_session
+from service.core.providers import SessionConfig, create_session
 from training.data import load_subset
 from training.ensemble import build_graph
 from training.model import ModelConfig

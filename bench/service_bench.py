@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.model_compute import machine, rate, write_result
 from bench.servers import ROOT, Server, start_bentoml, start_minimal_fastapi, start_ours
-from service.providers import SessionConfig, create_session
+from service.core.providers import SessionConfig, create_session
 from training.data import load_subset
 from training.windows import stack_windows
 

@@ -12,10 +12,10 @@ import sys
 import uvicorn
 
 from service.app import create_app
-from service.c_heap import return_large_blocks_at_once
-from service.http_protocol import guarded_protocol
-from service.request_id import RequestIdFilter
+from service.core.c_heap import return_large_blocks_at_once
 from service.settings import Settings
+from service.transport.http_protocol import guarded_protocol
+from service.transport.request_id import RequestIdFilter
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.Config:
-    """uvicorn's configuration for the app: the connection guards of service/http_protocol.py,
+    """uvicorn's configuration for the app: the connection guards of service/transport/http_protocol.py,
     keep-alive and connection limits from the settings. log_config=None: uvicorn's own loggers
     (the access log too) go through the handler that main() installs."""
     return uvicorn.Config(

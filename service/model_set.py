@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 
-from service.batcher import Batcher
-from service.predictor import Predictor
-from service.providers import SessionConfig
+from service.core.batcher import Batcher
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
+from service.core.threads import in_worker
 from service.state import ServedModels, service_state
 
 logger = logging.getLogger("service.model_set")
@@ -96,7 +96,7 @@ def settle_heap() -> None:
 async def load_and_install(app: FastAPI) -> None:
     """Start-up: whatever loads is served; what fails is reported by /health/ready."""
     settings = service_state(app).settings
-    models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+    models, errors = await in_worker(load_models, settings.models_dir, settings.session_config())
     if not models:  # not ready until a reload finds models: say why, loudly
         logger.error("NO MODEL IS SERVED, every request gets 503: %s",
                      "; ".join(f"{name}: {why}" for name, why in errors.items()))  # fmt: skip
@@ -117,7 +117,7 @@ async def reload_models(app: FastAPI, allow_removal: bool = False) -> ReloadResu
     state = service_state(app)
     async with state.reload_lock:
         settings, before = state.settings, state.served.models
-        models, errors = await run_in_threadpool(load_models, settings.models_dir, settings.session_config())
+        models, errors = await in_worker(load_models, settings.models_dir, settings.session_config())
         serving = ", ".join(sorted(before)) or "none"
         changes = {
             "added": sorted(set(models) - set(before)),

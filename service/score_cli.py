@@ -14,13 +14,13 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from service.fleet_file import FleetFileError, read_fleet
-from service.planning import Planning, PlanningError, asked
-from service.predictor import ModelLoadError, Predictor
-from service.providers import ProviderUnavailable, SessionConfig
-from service.scoring import score_fleet
+from service.core.fleet_file import FleetFileError, read_fleet
+from service.core.planning import Planning, PlanningError, asked
+from service.core.predictor import ModelLoadError, Predictor
+from service.core.providers import ProviderUnavailable, SessionConfig
+from service.core.scoring import score_fleet
+from service.core.window_quality import flag_subject
 from service.settings import Settings
-from service.window_quality import flag_subject
 
 
 def model_path(model: str, models_dir: Path) -> Path:

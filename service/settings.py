@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.planning import (
+from service.core.planning import (
     DEFAULT_HORIZONS,
     DEFAULT_RISK,
     MAX_HORIZONS,
@@ -16,7 +16,7 @@ from service.planning import (
     Planning,
     planning_problem,
 )
-from service.providers import ProviderChoice, SessionConfig
+from service.core.providers import ProviderChoice, SessionConfig
 
 # A comma-separated environment variable: RUL_API_KEYS=key1,key2
 CommaList = Annotated[list[str], NoDecode]
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # arrive while a run is in progress form the next batch (measured best on CPU, bench/README.md)
     max_queue_delay_ms: float = 0.0
     max_queue_size: int = 1000  # requests waiting per model; more get 503 with Retry-After
-    # Connections (service/http_protocol.py): no client can hold the server.
+    # Connections (service/transport/http_protocol.py): no client can hold the server.
     max_header_bytes: int = 64 * 1024  # a request's headers; more get 431
     header_timeout_s: float = 10.0  # a request's headers must arrive within this; else 408, closed
     body_timeout_s: float = 60.0  # its body within this after the headers; else 408, closed
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # and the problem instead of an answer (predict and /v2 infer); false: answered and flagged
     reject_out_of_distribution: bool = False
     cors_origins: CommaList = []  # browser origins allowed to call the API (dashboards); empty: none
-    # A planner's questions when a request does not ask (service/planning.py): P(failure within
+    # A planner's questions when a request does not ask (service/core/planning.py): P(failure within
     # each horizon, cycles), and the RUL left at this risk. RUL_DEFAULT_HORIZONS=10,30
     default_horizons: Annotated[list[int], NoDecode] = Field(
         default=list(DEFAULT_HORIZONS), min_length=1, max_length=MAX_HORIZONS

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from service.batcher import Batcher
-from service.metrics import Metrics
-from service.predictor import Predictor
+from service.core.batcher import Batcher
+from service.core.predictor import Predictor
 from service.settings import Settings
+from service.transport.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from service.planning import DEFAULT_HORIZONS, DEFAULT_PLANNING, DEFAULT_RISK, Planning
+from service.core.planning import DEFAULT_HORIZONS, DEFAULT_PLANNING, DEFAULT_RISK, Planning
 from spark_scoring.job import read_telemetry, score_fleet_spark
 
 

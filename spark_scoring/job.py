@@ -13,7 +13,7 @@ flagged_columns`) after the keys. Units shorter than the model's minimum are lef
 
 How: the rows are hash-partitioned by keys and unit and sorted by cycle within each partition;
 each task reads its partition as Arrow batches (`mapInPandas`) and scores every unit it has
-seen in full with the service's own code (`service.scoring.score_fleet`: the same windows,
+seen in full with the service's own code (`service.core.scoring.score_fleet`: the same windows,
 padding, input checks and numbers as POST /v1/models/{model}/score), the windows of many units
 in one ONNX Runtime run. Each Python worker process loads the model once (the file shipped
 with the job by `addFile`), with one intra-op thread, since Spark runs one task per core.
@@ -32,13 +32,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from service.answers import UnitAnswers, column_names
-from service.fleet_file import FEATURES
-from service.model_card import ModelCard
-from service.planning import Planning, asked
-from service.predictor import Predictor
-from service.providers import ProviderChoice, SessionConfig
-from service.scoring import score_fleet
+from service.core.answers import UnitAnswers, column_names
+from service.core.fleet_file import FEATURES
+from service.core.model_card import ModelCard
+from service.core.planning import Planning, asked
+from service.core.predictor import Predictor
+from service.core.providers import ProviderChoice, SessionConfig
+from service.core.scoring import score_fleet
 
 REQUIRED = ["unit", "cycle", *FEATURES]
 
@@ -112,7 +112,7 @@ def score_fleet_spark(
     model `model` (<name>.onnx with its <name>.json card beside it). Lazy, like any Spark
     transformation: write or collect it. `partitions`: how many pieces the fleet is split into
     by unit (default: twice the default parallelism). `horizons` and `risk`: what the
-    failure_probability_<h> and rul_at_risk columns answer (default: service/planning.py's);
+    failure_probability_<h> and rul_at_risk columns answer (default: service/core/planning.py's);
     ValueError naming the field for values the model cannot answer."""
     check_input(df)
     model_path = Path(model).resolve()

@@ -13,13 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from service.model_card import GRAPH_OUTPUTS
+from service.core.model_card import GRAPH_OUTPUTS
 from training.distribution import QuantileHead
+from training.input_checks import QualityCheck
 from training.intervals import IntervalBands, IntervalHead
 from training.model import DualTaskModel, ModelConfig
 from training.padding import fill_padding, real_rows
 from training.preprocessing import PreprocessingStats, Preprocessor
-from training.quality import QualityCheck
 
 CHECKPOINT_FORMAT = "rul-checkpoint/2"
 # The graph's outputs in order (RawReadingsModel gives the first two; a graph without input

@@ -2,7 +2,7 @@
 
 For each window the graph gives the RUL at a fixed grid of quantile levels (`LEVELS`), so a
 caller can ask what a planner asks: the probability that the engine fails within h cycles
-(service/planning.py reads it off these quantiles) and the RUL it has left at a risk it
+(service/core/planning.py reads it off these quantiles) and the RUL it has left at a risk it
 accepts (a lower quantile).
 
 The quantiles are conformal predictive distributions (Vovk et al., "Nonparametric predictive

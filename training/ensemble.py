@@ -8,11 +8,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
 from training.constants import N_OPERATING_CONDITIONS, PADDING_RULE
 from training.data import Subset, Unit, load_subset
 from training.distribution import QuantileHead, calibrate_quantiles
 from training.evaluate import torch_predict_fn
+from training.input_checks import QualityCheck
 from training.intervals import (
     IntervalBands,
     IntervalHead,
@@ -22,9 +24,7 @@ from training.intervals import (
 )
 from training.order_check import OrderFit
 from training.preprocessing import Preprocessor, fit_imputation
-from training.quality import QualityCheck
 from training.quality_fit import fit_quality
-from training.test_like import window_weights
 from training.windows import cut_history, real_cycles, stack_windows
 
 CUT_SEED = 0  # the lengths validation windows are cut to, per history band
@@ -135,7 +135,7 @@ def calibration_windows(
     Members whose validation units overlap without being equal leave no unit unseen by all of
     them and no fold structure: refused.
 
-    The weights are test-like (training/test_like.py): each unit counts once, and its window
+    The weights are test-like (training/calibration_weights.py): each unit counts once, and its window
     ending at cycle e weighs as many of the subset's test units as were observed for e cycles
     (+-10); only the test units' lengths are used, never their labels. The every-window set
     over-represents early, easy windows: on fd001's out-of-fold windows an unweighted 90 %

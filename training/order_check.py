@@ -1,7 +1,7 @@
 """The learned order check: a small network, inside the exported graph, that tells a window whose
 cycles follow each other as an engine's do from one whose cycles were sent out of order.
 
-Why a network: the hand-made window checks (training/quality.py) see the order only through one
+Why a network: the hand-made window checks (training/input_checks.py) see the order only through one
 linear health index, whose cycle-to-cycle noise hides the wear trend of a 40-50 cycle window
 until an engine is close to failure; a shuffled window of a worn engine passes them, and the
 RUL networks, which read the trend across all the sensors, answer it as a healthier engine

@@ -1,4 +1,4 @@
-"""Fitting the input checks of training/quality.py (whose docstring says what each check is):
+"""Fitting the input checks of training/input_checks.py (whose docstring says what each check is):
 the statistics and thresholds (`QualityStats`) taken from the training units of one split and
 thresholded on its validation units, in numpy; `QualityCheck` applies them inside the graph."""
 
@@ -10,10 +10,10 @@ import torch
 
 from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
 from training.data import Unit
+from training.input_checks import QualityCheck
 from training.labels import rul_per_cycle
 from training.order_check import OrderFit, fit_order_detector
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
-from training.quality import QualityCheck
 from training.quality_stats import QualityStats
 from training.windows import split_by_unit, stack_windows
 

@@ -1,6 +1,6 @@
 """What the input checks are, as data: the bit of each check in the graph's outputs, the
 statistics and thresholds they read (`QualityStats`, fitted by training/quality_fit.py and
-applied inside the graph by training/quality.py), and the model card's account of them
+applied inside the graph by training/input_checks.py), and the model card's account of them
 (`quality_card`)."""
 
 from dataclasses import asdict, dataclass

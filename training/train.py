@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, save_checkpoint
 from training.constants import (
     CRITICAL_MAX_RUL,
@@ -46,7 +47,6 @@ from training.preprocessing import (
     random_feature_mask,
 )
 from training.recipes import RECIPES
-from training.test_like import window_weights
 from training.train_args import build_parser, planned_runs
 from training.train_config import TrainConfig
 from training.windows import fold_split, last_windows, split_by_unit, stack_windows

@@ -1,6 +1,6 @@
 """The window the networks read when its order is in doubt: its real cycles in order of wear.
 
-A window whose order checks fire (`direction`, `out_of_order`: training/quality.py) was sent
+A window whose order checks fire (`direction`, `out_of_order`: training/input_checks.py) was sent
 newest first or shuffled, and the networks, which read the wear trend across the window, answer
 it as a healthier engine than it is (a near-failure engine of FD001 sent newest first is
 answered with 90 cycles left, docs/results/faults.md). The order the client meant is lost, but

@@ -12,12 +12,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from service.answers import UnitAnswers
 from service.app import create_app
+from service.core.answers import UnitAnswers
+from service.core.predictor import Predictor
 from service.main import server_config
-from service.predictor import Predictor
-from service.schemas import Prediction, UnitScore
 from service.settings import Settings
+from service.transport.schemas import Prediction, UnitScore
 from tests.conftest import MODELS_DIR
 
 

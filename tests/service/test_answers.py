@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from service.answers import Answers, column_names
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.scoring import score_fleet
+from service.core.answers import Answers, column_names
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
+from service.core.scoring import score_fleet
 from tests.conftest import MODELS_DIR
 from tests.service.conftest import predict
 
@@ -24,7 +24,7 @@ def _answers(n: int = 2) -> Answers:
         "ood_score": np.array([0.5, 0.25], np.float32)[:n],
         "rul_quantiles": np.array([[4.0, 12.5, 21.0], [110.0, np.inf, np.inf]], np.float32)[:n],
     }
-    from service.window_quality import WindowQuality
+    from service.core.window_quality import WindowQuality
 
     quality = [WindowQuality("ok", (), 0.5), WindowQuality("ok", (), 0.25)][:n]
     return Answers(STATES, outputs, np.array([50, 12])[:n], quality, (0.05, 0.5, 0.95), 125.0)
@@ -72,7 +72,7 @@ def test_a_field_added_in_fields_reaches_predict_score_csv_and_the_column_list(m
     assert record["margin"] == round(record["rul"] - record["rul_lower"], 3)
     import io
 
-    from service.fleet_file import read_fleet
+    from service.core.fleet_file import read_fleet
 
     fleet = read_fleet(io.BytesIO((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
     scored = score_fleet(predictor, {1: fleet[1]})
@@ -83,7 +83,7 @@ def test_a_field_added_in_fields_reaches_predict_score_csv_and_the_column_list(m
 
 
 def test_release_frees_every_quality_and_leaves_the_answer_made():
-    from service.window_quality import Flag, WindowQuality
+    from service.core.window_quality import Flag, WindowQuality
 
     flag = tuple(Flag("s_2", "out_of_range", "reads 0", (1, 2)))
     quality = [WindowQuality("degraded", (flag,), 0.5) for _ in range(1234)]

@@ -10,10 +10,10 @@ import fastapi.dependencies.utils
 import onnxruntime as ort
 import pytest
 
-from service.providers import CUDA, ProviderUnavailable, SessionConfig, create_session
-from service.schemas import EXAMPLE_REQUEST
+from service.core.providers import CUDA, ProviderUnavailable, SessionConfig, create_session
 from service.settings import Settings
 from service.state import service_state
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import make_client
 
@@ -414,9 +414,9 @@ def test_all_cycles_json_is_streamed_unit_by_unit_and_equals_the_scoring_of_the_
 ):
     import io
 
-    from service.fleet_file import read_fleet
-    from service.predictor import Predictor
-    from service.scoring import score_fleet
+    from service.core.fleet_file import read_fleet
+    from service.core.predictor import Predictor
+    from service.core.scoring import score_fleet
 
     text = gzip.decompress((cmapss_dir / "test_FD001.txt.gz").read_bytes()).decode()
     three = "".join(line + "\n" for line in text.splitlines() if line.split()[0] in ("1", "2", "3"))

@@ -7,10 +7,10 @@ import weakref
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, QueueFull
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.schemas import EXAMPLE_REQUEST
+from service.core.batcher import Batcher, QueueFull
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
 

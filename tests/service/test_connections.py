@@ -1,5 +1,5 @@
 """No client can hold a connection open for ever or send unbounded headers: through a real
-uvicorn server with the guarded protocol (service/http_protocol.py), on raw sockets."""
+uvicorn server with the guarded protocol (service/transport/http_protocol.py), on raw sockets."""
 
 import socket
 import time
@@ -111,7 +111,7 @@ def test_scoring_stops_when_its_client_goes_away(cmapss_dir):
 
 
 def test_the_installed_uvicorn_has_what_the_connection_guards_rely_on():
-    from service.http_protocol import missing_internals
+    from service.transport.http_protocol import missing_internals
 
     assert missing_internals() == []
 
@@ -119,7 +119,7 @@ def test_the_installed_uvicorn_has_what_the_connection_guards_rely_on():
 def test_a_uvicorn_without_those_internals_is_refused_at_start_in_one_sentence(monkeypatch):
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from service import http_protocol
+    from service.transport import http_protocol
 
     monkeypatch.delattr(HttpToolsProtocol, "on_headers_complete")
     assert http_protocol.missing_internals() == ["HttpToolsProtocol.on_headers_complete()"]
@@ -185,7 +185,7 @@ def test_an_answer_the_client_does_not_drain_within_the_write_timeout_drops_the_
     import asyncio
     import logging
 
-    from service.http_protocol import guarded_protocol
+    from service.transport.http_protocol import guarded_protocol
 
     class Transport:
         aborted = False
@@ -252,7 +252,7 @@ def test_an_unread_answer_holds_at_most_two_pieces_in_its_write_buffer():
 def test_answers_reach_the_server_in_pieces_no_larger_than_the_cap():
     import asyncio
 
-    from service.http_protocol import ChunkedAnswers
+    from service.transport.http_protocol import ChunkedAnswers
 
     whole, streamed = bytes(range(256)) * 400, b"x" * 25_000  # 102 400 bytes; 25 000
 

@@ -1,11 +1,11 @@
-"""service/fast_json.py: orjson first, the standard library for what orjson refuses."""
+"""service/transport/fast_json.py: orjson first, the standard library for what orjson refuses."""
 
 import json
 import math
 
 import pytest
 
-from service.fast_json import loads
+from service.transport.fast_json import loads
 
 
 def test_plain_json_is_parsed():
@@ -31,8 +31,8 @@ def test_large_bodies_are_decoded_one_at_a_time_and_small_ones_never_wait(monkey
     import threading
     import time
 
-    from service import fast_json
     from service.settings import Settings
+    from service.transport import fast_json
 
     inside, most = 0, 0
     counting = threading.Lock()
@@ -70,9 +70,9 @@ def _recording_app(ran_in: list[int], loop_threads: list[int]):
     from fastapi.exceptions import RequestValidationError
     from pydantic import BaseModel, field_validator
 
-    from service.errors import validation_error
-    from service.fast_json import FastJSONRoute
     from service.settings import Settings
+    from service.transport.errors import validation_error
+    from service.transport.fast_json import FastJSONRoute
 
     class Body(BaseModel):
         values: list[float]
@@ -106,7 +106,7 @@ def test_a_large_body_is_validated_once_and_off_the_event_loop():
     as before; both answer an invalid body with the same 422 sentence."""
     from fastapi.testclient import TestClient
 
-    from service.fast_json import INLINE_BYTES
+    from service.transport.fast_json import INLINE_BYTES
 
     ran_in: list[int] = []
     loop_threads: list[int] = []

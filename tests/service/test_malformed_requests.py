@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
-from service.fast_json import ORJSON_BYTES
-from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
+from service.transport.fast_json import ORJSON_BYTES
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
 ZEROS = [0.0] * 1200

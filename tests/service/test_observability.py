@@ -3,8 +3,8 @@
 import logging
 import re
 
-from service.request_id import RequestIdFilter, current_request_id
-from service.schemas import EXAMPLE_REQUEST
+from service.transport.request_id import RequestIdFilter, current_request_id
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 from tests.service.conftest import make_client
 

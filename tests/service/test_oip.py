@@ -9,10 +9,10 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.schemas import EXAMPLE_REQUEST
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
 from service.settings import Settings
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR, SHIPPED
 from tests.service.conftest import live_server
 

@@ -1,4 +1,4 @@
-"""Answers in a planner's terms (service/planning.py): failure probabilities within horizons
+"""Answers in a planner's terms (service/core/planning.py): failure probabilities within horizons
 and the RUL at a risk, worked by hand, and the same fields on every path with their 422s."""
 
 import csv
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.answers import Answers, column_names
 from service.app import create_app
-from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
-from service.schemas import EXAMPLE_REQUEST
+from service.core.answers import Answers, column_names
+from service.core.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
+from service.core.window_quality import WindowQuality
 from service.settings import Settings
-from service.window_quality import WindowQuality
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
 LEVELS = (0.05, 0.5, 0.95)

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from service.core.predictor import GIVE_BACK_ABOVE, MAX_RUN_WINDOWS, ModelLoadError, Predictor
+from service.core.providers import SessionConfig
+from service.core.window_input import WindowError
 from service.model_set import load_models
-from service.predictor import GIVE_BACK_ABOVE, MAX_RUN_WINDOWS, ModelLoadError, Predictor
-from service.providers import SessionConfig
-from service.schemas import EXAMPLE_REQUEST
-from service.window_input import WindowError
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 from tests.service.conftest import predict
 

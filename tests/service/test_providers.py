@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.providers import (
+from service.core.providers import (
     CPU,
     CUDA,
     TENSORRT,
@@ -71,7 +71,7 @@ def test_a_host_without_cuda_starts_quietly_and_says_so_once_in_our_words():
     what was tried, what is missing and what runs."""
     code = (
         "import logging; from pathlib import Path; logging.basicConfig()\n"
-        "from service.model_set import load_models; from service.providers import SessionConfig\n"
+        "from service.model_set import load_models; from service.core.providers import SessionConfig\n"
         "models, errors = load_models(Path('models'), SessionConfig('auto'))\n"
         "print('ACTIVE', sorted({m.provider for m in models.values()}), errors)"
     )
@@ -91,7 +91,7 @@ def test_the_fallback_warning_names_the_driver_when_only_the_driver_is_missing(m
     """In the image on a machine without an NVIDIA driver (deploy/image_check.sh), every CUDA
     library loads from the wheels and only the driver's libcuda.so.1 is missing: say that, not
     'see the requirements'."""
-    from service import providers
+    from service.core import providers
 
     error = "libcuda.so.1: cannot open shared object file: No such file or directory"
     monkeypatch.setattr(providers, "_cuda_provider_error", lambda: error)

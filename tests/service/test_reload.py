@@ -3,7 +3,7 @@
 import json
 import threading
 
-from service.schemas import EXAMPLE_REQUEST
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.service.conftest import make_client
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from service.schemas import Window
+from service.transport.schemas import Window
 
 
 def test_a_table_of_numbers_becomes_a_float32_array():

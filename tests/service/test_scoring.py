@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from service.fleet_file import read_fleet
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.schemas import EXAMPLE_REQUEST
-from service.scoring import ScoringCancelled, score_fleet
+from service.core.fleet_file import read_fleet
+from service.core.predictor import Predictor
+from service.core.providers import SessionConfig
+from service.core.scoring import ScoringCancelled, score_fleet
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 from tests.service.conftest import predict, unit_scores
 
@@ -88,8 +88,8 @@ def test_scoring_stops_when_asked_between_units_and_runs(predictor, fd001_test):
 def test_last_window_labels_are_each_windows_cycle_numbers():
     """The fleet's row labels, made in one array (predictor.front_padded, as score_fleet makes
     them), are what quality.cycle_labels gives per unit."""
-    from service.predictor import front_padded
-    from service.quality import cycle_labels
+    from service.core.check_sentences import cycle_labels
+    from service.core.predictor import front_padded
 
     units = [np.arange(5, 12), np.arange(100, 180, 2), np.arange(3)]
     expected = np.stack([cycle_labels(c, 30, len(c)) for c in units])

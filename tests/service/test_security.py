@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.schemas import EXAMPLE_REQUEST
 from service.settings import Settings
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
 
@@ -151,7 +151,7 @@ def test_fleet_upload_over_limit_is_413(cmapss_dir):
 def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read():
     import asyncio
 
-    from service.key_gate import Backoff, KeyGate
+    from service.transport.key_gate import Backoff, KeyGate
 
     reached: list[str] = []
 
@@ -191,7 +191,7 @@ def test_a_large_body_without_a_key_gets_its_401_at_once_through_http(keyed):
 
 
 def test_repeated_wrong_keys_from_one_address_wait_longer_each_time_and_others_do_not():
-    from service.key_gate import Backoff
+    from service.transport.key_gate import Backoff
 
     now = [100.0]
     backoff = Backoff(free_failures=3, max_wait_s=8, clock=lambda: now[0])

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from service.schemas import EXAMPLE_REQUEST
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 from tests.service.test_oip import _binary_request
 from training.constants import INPUT_FEATURES

@@ -8,6 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from training.calibration_weights import window_weights
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
 from training.data import extra_subset_names, load_subset
 from training.distribution import LEVELS, QuantileBands, quantiles_of
@@ -21,7 +22,6 @@ from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, ma
 from training.preprocessing import fit_preprocessing
 from training.quality_stats import NOISY, SHORT_HISTORY
 from training.studies.experiments import evaluate_ensemble
-from training.test_like import window_weights
 from training.train import main, train
 from training.train_config import TrainConfig
 from training.windows import cut_history, last_windows, real_cycles, stack_windows

@@ -6,7 +6,7 @@
 
 For every model in the models directory, on each test unit's last window and on every test
 window (built as the service builds them, NaN-padded short histories included), against the
-true, uncapped RUL, with the service's own arithmetic (service/planning.py) on the ONNX
+true, uncapped RUL, with the service's own arithmetic (service/core/planning.py) on the ONNX
 graph's rul_quantiles:
 - quantile calibration: for each risk in RISKS, the share of windows whose true RUL is below
   rul_at_risk, beside the 90 % binomial band of the risk (for the last windows; every window
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.model_card import ModelCard
-from service.planning import failure_probabilities, rul_at_risk
+from service.core.model_card import ModelCard
+from service.core.planning import failure_probabilities, rul_at_risk
 from training.constants import PADDING_RULE, RUL_CAP
 from training.data import load_subset
 from training.metrics import phm08_score

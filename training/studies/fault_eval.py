@@ -22,7 +22,7 @@ service builds it: the last window_length cycles, front-padded with NaN rows whe
   (the one answer that must never happen);
 - every other subset's test windows sent to the model: the share out_of_distribution and the
   RMSE against their own truth.
-The quality status is the service's own (service.quality), applied to the ONNX graph's
+The quality status is the service's own (service.core.check_sentences), applied to the ONNX graph's
 outputs. Writes summary.json and tables.md. Not a test: about 20 minutes on 2 cores.
 """
 
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.model_card import ModelCard
-from service.quality import QualityExplainer, row_positions
-from service.window_quality import OK, OUT_OF_DISTRIBUTION
+from service.core.check_sentences import QualityExplainer, row_positions
+from service.core.model_card import ModelCard
+from service.core.window_quality import OK, OUT_OF_DISTRIBUTION
 from training.checkpoint import OUTPUT_NAMES, ServingGraph
 from training.constants import RUL_CAP, SUBSETS
 from training.data import Unit, load_subset

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.window_quality import OK
+from service.core.window_quality import OK
 from training.constants import RUL_CAP
 from training.data import Unit, load_subset
+from training.input_checks import QualityCheck
 from training.metrics import rmse
-from training.quality import QualityCheck
 from training.quality_fit import QUALITY_SPLIT
 from training.quality_stats import QualityStats
 from training.studies.fault_eval import Served

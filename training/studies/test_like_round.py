@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from training.calibration_weights import end_cycle_weights
 from training.checkpoint import load_checkpoint
 from training.constants import RUL_CAP
 from training.data import Subset, Unit, load_subset
 from training.evaluate import PredictFn, torch_predict_fn
 from training.metrics import bootstrap_rmse_difference_interval, rmse
-from training.test_like import end_cycle_weights
 from training.windows import last_windows, unit_windows
 
 

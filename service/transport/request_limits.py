@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from fastapi import HTTPException
 
+from service.core.window_input import window_label
 from service.settings import Settings
-from service.window_input import window_label
 
 
 def _too_many_cycles(index: int, window_id: Any, cycles: int, settings: Settings) -> HTTPException:

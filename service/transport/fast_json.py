@@ -4,7 +4,7 @@ uses by default (bench/README.md). Whatever orjson refuses is parsed again by th
 library, so the NaN/Infinity literals that Python's json.dumps writes still reach the
 per-window checks and get their precise error message; malformed JSON fails there as before.
 Bodies over INLINE_BYTES are decoded in a worker thread: up to ORJSON_BYTES by orjson, larger
-ones window by window into float32 (service/request_limits.py), which bounds their memory; a
+ones window by window into float32 (service/transport/request_limits.py), which bounds their memory; a
 predict body's window and cycle counts are checked before FastAPI validates it. A large body
 is also validated against the route's body model in that thread: validating 2 000 windows on
 the event loop, while another body was being decoded, stalled it 0.4-0.8 s (bench/README.md,
@@ -17,13 +17,18 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from service.errors import describe_invalid
-from service.request_limits import check_window_text, check_windows, decode_predict_body, stdlib_loads
+from service.core.threads import in_worker
 from service.state import service_state
+from service.transport.errors import describe_invalid
+from service.transport.request_limits import (
+    check_window_text,
+    check_windows,
+    decode_predict_body,
+    stdlib_loads,
+)
 
 T = TypeVar("T")
 
@@ -97,7 +102,7 @@ class FastJSONRequest(Request):
                 data = loads(body)
                 check_windows(data, settings)  # 413 before any window is validated
             else:  # checks the same limits while it decodes, and validates
-                data = await run_in_threadpool(decode_large, body, settings, self.body_model)
+                data = await in_worker(decode_large, body, settings, self.body_model)
             self.decoded, self.has_decoded = data, True
         return self.decoded
 

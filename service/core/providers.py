@@ -20,7 +20,7 @@ import onnxruntime as ort
 ProviderChoice = Literal["auto", "cuda", "tensorrt", "cpu"]
 
 
-logger = logging.getLogger("service.providers")
+logger = logging.getLogger("service.core.providers")
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

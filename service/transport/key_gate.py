@@ -14,14 +14,14 @@ waits, every keyed request from it gets 429 with Retry-After. A right key, once 
 over, clears its record. Other addresses are never affected.
 """
 
-import json
 import math
 import time
 from collections import OrderedDict
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.security import accepted, presented_key
+from service.transport.errors import send_error
+from service.transport.security import accepted, presented_key
 
 MAX_CLIENTS = 10_000  # addresses remembered; the oldest is forgotten first
 
@@ -90,8 +90,4 @@ class KeyGate:
     async def _refuse(
         self, send: Send, path: str, status: int, detail: str, extra: list[tuple[str, str]]
     ) -> None:
-        body = json.dumps({"error" if path.startswith("/v2") else "detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += [(k.encode(), v.encode()) for k, v in extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, path, status, detail, extra)

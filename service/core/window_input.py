@@ -1,5 +1,5 @@
 """A window as the client sent it, checked before the model sees it: how errors name a
-window, the readings' width and the client's cycle numbers (service/predictor.py shapes it)."""
+window, the readings' width and the client's cycle numbers (service/core/predictor.py shapes it)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 
-def window_label(index: int, window_id: str | None) -> str:
+def window_label(index: int, window_id: str | int | None) -> str:
     """How errors name a window: "window 3 (id 'engine-17')", or "window 3" without an id."""
     return f"window {index}" + (f" (id {window_id!r})" if window_id is not None else "")
 
@@ -15,7 +15,7 @@ def window_label(index: int, window_id: str | None) -> str:
 class WindowError(ValueError):
     """A window the model cannot take; the message names the window and the problem."""
 
-    def __init__(self, index: int, window_id: str | None, problem: str):
+    def __init__(self, index: int, window_id: str | int | None, problem: str):
         super().__init__(f"{window_label(index, window_id)}: {problem}")
 
 
@@ -33,7 +33,7 @@ def column_problem(readings: Any, features: list[str]) -> str | None:
 
 
 def check_cycle_numbers(
-    index: int, window_id: str | None, cycles: Sequence[int] | np.ndarray, n_cycles: int
+    index: int, window_id: str | int | None, cycles: Sequence[int] | np.ndarray, n_cycles: int
 ) -> None:
     """WindowError unless `cycles` has one number per reading, each larger than the one before
     (oldest first): a decrease or a repeat names its position and both numbers."""
@@ -48,3 +48,16 @@ def check_cycle_numbers(
         problem = (f"cycles[{at}] = {numbers[at]} {how} cycles[{at - 1}] = {numbers[at - 1]}; cycle "
                    "numbers must increase (readings oldest first, each cycle once)")  # fmt: skip
         raise WindowError(index, window_id, problem)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38
+
+
+def not_finite(value: float) -> str:
+    """How an error names a value that is not a finite float32: NaN, or inf, which is also what
+    a number beyond float32's range becomes (1e300 is read as inf)."""
+    if np.isnan(value):
+        return "NaN"
+    return (
+        f"{value} (infinite, or beyond float32's range of ±{FLOAT32_MAX:.1e}, which the model reads as inf)"
+    )

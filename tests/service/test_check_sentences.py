@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.quality import row_positions
-from service.schemas import EXAMPLE_REQUEST
+from service.core.check_sentences import row_positions
 from service.score_cli import main as score_main
 from service.settings import Settings
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 from training.data import load_subset
 

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from fastapi.concurrency import run_in_threadpool
 
-from service.predictor import GIVE_BACK_ABOVE, Predictor
+from service.core.predictor import GIVE_BACK_ABOVE, Predictor
+from service.core.threads import in_worker
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class Batcher:
             return
         self._since_give_back = 0
         try:
-            await run_in_threadpool(self.predictor.give_back_memory)
+            await in_worker(self.predictor.give_back_memory)
         except Exception:  # memory kept is no reason to stop serving
             logger.exception("model %s could not give its arena back", self.predictor.card.name)
 
@@ -170,7 +170,7 @@ class Batcher:
         self.runs += 1
         try:
             windows = np.concatenate([p.windows for p in batch])
-            outputs = await run_in_threadpool(self.predictor.run, windows, False)
+            outputs = await in_worker(self.predictor.run, windows, False)
         except Exception as exc:  # every waiting request gets the error, none hangs
             for pending in batch:
                 if not pending.future.done():

@@ -11,12 +11,14 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictInt,
+    StrictStr,
     WithJsonSchema,
+    model_validator,
 )
 
-from service.fleet_file import FEATURES
-from service.planning import MAX_HORIZONS, MAX_RISK
-from service.window_quality import Quality
+from service.core.fleet_file import FEATURES
+from service.core.planning import MAX_HORIZONS, MAX_RISK
+from service.core.window_quality import Quality
 
 # A real request: the last 50 cycles of test_FD001 units 9 (true RUL 111) and 34 (true RUL 7),
 # with their cycle numbers.
@@ -160,8 +162,33 @@ Readings = Annotated[
 ]
 
 
-class Window(BaseModel):
-    id: str | None = Field(default=None, max_length=200, description="your label for the window, echoed back")
+class RequestBody(BaseModel):
+    """An object of a request body: a field it does not know is refused (422 naming the field
+    and the fields allowed), never silently ignored: `{"model": "fd003", ...}` sent to
+    /v1/predict, or a typo `"horizon"`, would otherwise be answered as if it were not there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(
+                    f"unknown field {str(unknown[0])[:60]!r}; the fields allowed here are "
+                    f"{', '.join(cls.model_fields)}"
+                )
+        return data
+
+
+WindowId = Annotated[StrictStr, Field(max_length=200)] | StrictInt
+
+
+class Window(RequestBody):
+    id: WindowId | None = Field(
+        default=None, description="your label for the window (text or an integer), echoed back as sent"
+    )
     readings: Readings = Field(
         description="cycles oldest first; per cycle 24 numbers: setting_1..3 then s_1..s_21 "
         "(C-MAPSS column order, raw units)"
@@ -195,8 +222,8 @@ Risk = Annotated[
 ]
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST]})
+class PredictRequest(RequestBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     windows: list[Window] = Field(min_length=1)
     horizons: Horizons
@@ -216,7 +243,7 @@ class RulAtRisk(BaseModel):
 
 
 class Answer(BaseModel):
-    """One window's answer, the same on every path (service/answers.py builds it)."""
+    """One window's answer, the same on every path (service/core/answers.py builds it)."""
 
     rul: float = Field(description="remaining useful life in cycles, >= 0")
     rul_lower: float | None = Field(description="lower bound of the model's 90 % prediction interval")
@@ -236,7 +263,7 @@ class Answer(BaseModel):
 class Prediction(Answer):
     """A predicted window: its id (first in the JSON), then its answer."""
 
-    id: str | None = Field(description="the window's id as sent")
+    id: str | int | None = Field(description="the window's id as sent")
 
 
 class UnitScore(Answer):

@@ -19,6 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from service.core.window_input import not_finite
+
 FEATURES = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
 COLUMNS = ["unit", "cycle", *FEATURES]  # 26
 # Lines parsed per numpy call. numpy's parser holds the interpreter while it reads a chunk, so
@@ -134,7 +136,8 @@ def _check_finite(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
     bad = np.argwhere(~np.isfinite(rows))
     if len(bad):
         row, column = (int(v) for v in bad[0])
-        raise FleetFileError(f"line {chunk[row][0]}, column {COLUMNS[column]} is {rows[row, column]}; "
+        value = not_finite(float(rows[row, column]))
+        raise FleetFileError(f"line {chunk[row][0]}, column {COLUMNS[column]} is {value}; "
                              "every value must be a finite number")  # fmt: skip
     return rows
 

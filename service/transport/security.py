@@ -12,13 +12,13 @@
 """
 
 import hmac
-import json
 from collections.abc import Mapping
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.state import service_state
+from service.transport.errors import send_error
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -60,13 +60,9 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send: Send, size: str) -> None:
+    async def _refuse(self, send: Send, path: str, size: str) -> None:
         detail = f"request body is {size}; the limit is {self.max_bytes} bytes (RUL_MAX_BODY_BYTES)"
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, path, 413, detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +71,7 @@ class BodySizeLimit:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, f"{int(declared)} bytes")
+            await self._refuse(send, scope["path"], f"{int(declared)} bytes")
             return
         received = 0
         started = False
@@ -98,4 +94,4 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send, f"over {self.max_bytes} bytes")
+                await self._refuse(send, scope["path"], f"over {self.max_bytes} bytes")

@@ -1,12 +1,12 @@
-"""The test-like validation quantity of training.test_like: its weights and its RMSE against
+"""The test-like validation quantity of training.calibration_weights: its weights and its RMSE against
 hand-computed values."""
 
 import numpy as np
 import pytest
 
+from training.calibration_weights import end_cycle_weights
 from training.data import Unit
 from training.studies.test_like_round import paired, validation_errors
-from training.test_like import end_cycle_weights
 from training.windows import unit_windows
 
 

@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from service.dependencies import NamedPredictor, not_ready_reason, refuse_out_of_distribution, run_model
-from service.fast_json import in_turn
-from service.oip_tensors import (
+from service.core.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
+from service.core.predictor import Predictor
+from service.core.threads import in_worker
+from service.core.window_quality import WindowQuality
+from service.state import service_state
+from service.transport.dependencies import (
+    NamedPredictor,
+    not_ready_reason,
+    refuse_out_of_distribution,
+    run_model,
+)
+from service.transport.fast_json import in_turn
+from service.transport.oip_tensors import (
     HEADER_LENGTH,
     OUTPUT_DTYPES,
     PLANNING_OUTPUTS,
@@ -29,11 +38,7 @@ from service.oip_tensors import (
     input_tensor,
     split_body,
 )
-from service.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
-from service.predictor import Predictor
-from service.schemas import EXAMPLE_REQUEST
-from service.state import service_state
-from service.window_quality import WindowQuality
+from service.transport.schemas import EXAMPLE_REQUEST
 
 health = APIRouter(prefix="/v2", tags=["open inference protocol"])
 api = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -99,7 +104,7 @@ def _planning(request: InferRequest, predictor: Predictor, defaults: Planning) -
 def _planned(
     predictor: Predictor, results: dict[str, np.ndarray], planning: Planning
 ) -> dict[str, np.ndarray]:
-    """`results` with the planning outputs (service/planning.py) added."""
+    """`results` with the planning outputs (service/core/planning.py) added."""
     card = predictor.card
     levels, cap = card.distribution.levels if card.distribution else [], card.rul_cap
     quantiles = results["rul_quantiles"]
@@ -238,25 +243,23 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     state = service_state(request.app)
     # decoding and reading the tensor are per-value work: in a worker thread, never on the loop
     raw = await request.body()
-    body, binary = await run_in_threadpool(
-        in_turn, len(raw), split_body, raw, request.headers.get(HEADER_LENGTH)
-    )
+    body, binary = await in_worker(in_turn, len(raw), split_body, raw, request.headers.get(HEADER_LENGTH))
     if not isinstance(body, dict):
         raise HTTPException(400, "the inference request must be a JSON object")
     _check_output_count(body, predictor)
-    checked = await run_in_threadpool(checked_request, body)
+    checked = await in_worker(checked_request, body)
     requested = _requested_outputs(checked, predictor)
     planning = _planning(checked, predictor, state.settings.planning())
     limit = state.settings.max_windows_per_request
-    batch = await run_in_threadpool(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
+    batch = await in_worker(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
     results = await run_model(request, predictor, batch)
-    qualities = await run_in_threadpool(_qualities, predictor, batch, results)
-    await run_in_threadpool(state.metrics.observe_quality, predictor.card.name, qualities)
+    qualities = await in_worker(_qualities, predictor, batch, results)
+    await in_worker(state.metrics.observe_quality, predictor.card.name, qualities)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution([(None, q) for q in qualities])
     if any(name in PLANNING_OUTPUTS for name in requested):
-        results = await run_in_threadpool(_planned, predictor, results, planning)
-    header, data = await run_in_threadpool(encode_answer, predictor, checked, requested, results, qualities)
+        results = await in_worker(_planned, predictor, results, planning)
+    header, data = await in_worker(encode_answer, predictor, checked, requested, results, qualities)
     if not data:
         return Response(header, media_type="application/json")
     return Response(

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from service.answers import UnitAnswers, column_names, concat_units, json_array
-from service.planning import DEFAULT_PLANNING, Planning
-from service.predictor import Predictor, front_padded
-from service.quality import cycle_labels
-from service.window_quality import OUT_OF_DISTRIBUTION
+from service.core.answers import UnitAnswers, column_names, concat_units, json_array
+from service.core.check_sentences import cycle_labels
+from service.core.planning import DEFAULT_PLANNING, Planning
+from service.core.predictor import Predictor, front_padded
+from service.core.window_quality import OUT_OF_DISTRIBUTION
 
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
 

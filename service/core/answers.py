@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import orjson
 
-from service.planning import DEFAULT_PLANNING, Planning, failure_probabilities, rul_at_risk
-from service.window_quality import WindowQuality, flag_subject
+from service.core.planning import DEFAULT_PLANNING, Planning, failure_probabilities, rul_at_risk
+from service.core.window_quality import WindowQuality, flag_subject
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Answers:
         return len(self.cycles_used)
 
     def planned(self) -> tuple[np.ndarray, np.ndarray]:
-        """(N, H) P(RUL <= horizon), (N,) RUL at the risk asked (service/planning.py)."""
+        """(N, H) P(RUL <= horizon), (N,) RUL at the risk asked (service/core/planning.py)."""
         quantiles = self.outputs["rul_quantiles"].reshape(len(self), len(self.levels))
         horizons, risk = self.planning.horizons, self.planning.risk
         return (failure_probabilities(quantiles, self.levels, horizons, self.cap),

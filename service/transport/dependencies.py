@@ -9,16 +9,16 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 
-from service.batcher import QueueFull
-from service.metrics import Metrics
-from service.predictor import Predictor
-from service.security import has_valid_key
+from service.core.batcher import QueueFull
+from service.core.predictor import Predictor
+from service.core.threads import in_worker
+from service.core.window_input import window_label
+from service.core.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.settings import Settings
 from service.state import ServedModels, service_state
-from service.window_input import window_label
-from service.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
+from service.transport.metrics import Metrics
+from service.transport.security import has_valid_key
 
 
 async def get_settings(request: Request) -> Settings:
@@ -59,7 +59,7 @@ async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -
     try:
         if batcher is not None and batcher.predictor is predictor:  # not swapped out by a reload
             return await batcher.run(batch)
-        return await run_in_threadpool(predictor.run, batch)
+        return await in_worker(predictor.run, batch)
     except QueueFull as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
 
@@ -88,7 +88,7 @@ NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
 
 
-def refuse_out_of_distribution(qualities: list[tuple[str | None, WindowQuality]]) -> None:
+def refuse_out_of_distribution(qualities: list[tuple[str | int | None, WindowQuality]]) -> None:
     """RUL_REJECT_OUT_OF_DISTRIBUTION: a 422 naming each out-of-distribution window and why."""
     refused = [(i, wid, q) for i, (wid, q) in enumerate(qualities) if q.status == OUT_OF_DISTRIBUTION]
     if not refused:

@@ -1,6 +1,6 @@
 """What a prediction says about how far to trust it: the `quality` of the API (its status,
 its flags and the OOD score; DESIGN.md, the API contract) and the plain tuples the service
-builds and passes around for it. service/quality.py decides the status and writes the flags'
+builds and passes around for it. service/core/check_sentences.py decides the status and writes the flags'
 sentences."""
 
 from typing import Literal, NamedTuple

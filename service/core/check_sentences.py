@@ -3,9 +3,9 @@ per cycle and column; `window_flags`, a bit set per window; `ood_score`) and the
 the client sent, turned into the `quality` of a prediction, with one sentence per flag that
 gives the values involved.
 
-The graph decides (training/quality.py: what is flagged, what is masked); this module only
+The graph decides (training/input_checks.py: what is flagged, what is masked); this module only
 explains, with the statistics in the model card, and applies the card's status rule (the
-status and flag types: service/window_quality.py):
+status and flag types: service/core/window_quality.py):
 - out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
   window's cycles run backwards in wear (`direction`), jump back and forth in it
   (`out_of_order`) or repeat whole (`repeated_cycles`); the graph answers a window of the first
@@ -19,8 +19,8 @@ status and flag types: service/window_quality.py):
 
 import numpy as np
 
-from service.model_card import QualityChecks
-from service.window_quality import DEGRADED, OK, OUT_OF_DISTRIBUTION, Flag, WindowQuality
+from service.core.model_card import QualityChecks
+from service.core.window_quality import DEGRADED, OK, OUT_OF_DISTRIBUTION, Flag, WindowQuality
 
 # A column's checks in the order they are named: the first that fired is its `check`.
 CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "inconsistent")

@@ -1,7 +1,7 @@
 """POST /v1/models/{model}/score: a fleet file in, one answer per unit (and, with all_cycles,
 every unit's trajectory) out, as JSON or CSV. The upload is read and scored in worker threads,
 within the upload limits and RUL_MAX_CONCURRENT_SCORES slots, and the scoring stops when the
-client goes away; service.scoring does the work."""
+client goes away; service.core.scoring does the work."""
 
 import asyncio
 import csv
@@ -15,21 +15,21 @@ from typing import Annotated, TypeVar
 import numpy as np
 import orjson
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from service.answers import UnitAnswers, column_names
-from service.c_heap import trim_c_heap
-from service.dependencies import NamedPredictor
-from service.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
-from service.planning import Planning, PlanningError, asked
-from service.predictor import Predictor
-from service.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
+from service.core.answers import UnitAnswers, column_names
+from service.core.c_heap import trim_c_heap
+from service.core.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
+from service.core.planning import Planning, PlanningError, asked
+from service.core.predictor import Predictor
+from service.core.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
+from service.core.threads import in_worker
 from service.settings import Settings
 from service.state import ServiceState, service_state
+from service.transport.dependencies import NamedPredictor
 
-logger = logging.getLogger("service.score_route")
+logger = logging.getLogger("service.routes.score")
 T = TypeVar("T")
 score_api = APIRouter()
 
@@ -88,7 +88,7 @@ async def score(
         result = await _while_connected(
             request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
         )
-        await run_in_threadpool(
+        await in_worker(
             state.metrics.observe_quality, predictor.card.name, result.predictions.answers.quality
         )
     except BaseException:
@@ -99,10 +99,10 @@ async def score(
         return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
     try:
         if as_csv:
-            body: str | bytes = await run_in_threadpool(_csv_text, result.predictions, True, True)
+            body: str | bytes = await in_worker(_csv_text, result.predictions, True, True)
             media_type = "text/csv"
         else:
-            body, media_type = await run_in_threadpool(_score_body, predictor, result), "application/json"
+            body, media_type = await in_worker(_score_body, predictor, result), "application/json"
     finally:
         state.scoring.release()
     # once the answer is sent, the fleet and its answers are freed: their pages go back to the system
@@ -145,7 +145,7 @@ async def _trajectory_stream(
         for i, unit in enumerate(units):
             cycles, readings = fleet[unit]
             planning = result.predictions.answers.planning
-            yield await run_in_threadpool(
+            yield await in_worker(
                 _unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0, planning
             )
         if not as_csv:
@@ -154,7 +154,7 @@ async def _trajectory_stream(
                     time.perf_counter() - started)  # fmt: skip
     finally:
         state.scoring.release()
-        await run_in_threadpool(trim_c_heap)
+        await in_worker(trim_c_heap)
 
 
 def _unit_trajectory(
@@ -197,7 +197,7 @@ async def _while_connected(request: Request, work: Callable[[Callable[[], bool]]
 
     watcher = asyncio.create_task(watch())
     try:
-        return await run_in_threadpool(work, gone.is_set)
+        return await in_worker(work, gone.is_set)
     except ScoringCancelled as exc:
         logger.info("%s", exc)
         raise HTTPException(499, str(exc)) from exc  # nobody reads it: the client has gone
@@ -216,7 +216,7 @@ async def _read_upload(file: UploadFile, settings: Settings) -> dict:
         max_units=settings.max_upload_units,
     )
     try:
-        return await run_in_threadpool(read_fleet, file.file, CHUNK_LINES, limits)
+        return await in_worker(read_fleet, file.file, CHUNK_LINES, limits)
     except FleetTooLarge as exc:
         raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
     except FleetFileError as exc:

@@ -22,7 +22,6 @@ Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 
 import asyncio
 import inspect
-import json
 import re
 from importlib.metadata import version
 from typing import Any
@@ -30,6 +29,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.transport.errors import error_body
 
 # The uvicorn releases this subclass is tested with (pyproject pins them): it relies on
 # HttpToolsProtocol's callbacks and on attributes that uvicorn does not document.
@@ -45,8 +46,8 @@ PROBES = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"
 END_OF_HEADERS = b"\r\n\r\n"
 
 
-def _response(status: int, reason: str, detail: str) -> bytes:
-    body = json.dumps({"detail": detail}).encode()
+def _response(status: int, reason: str, detail: str, path: str | None) -> bytes:
+    body = error_body(path, detail)
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")  # fmt: skip
     return head.encode("ascii") + body
@@ -74,7 +75,8 @@ def check_uvicorn() -> None:
     missing = missing_internals()
     if missing:
         raise RuntimeError(
-            f"uvicorn {version('uvicorn')} lacks what the connection guards (service/http_protocol.py) "
+            f"uvicorn {version('uvicorn')} lacks what the connection guards "
+            "(service/transport/http_protocol.py) "
             f"rely on: {', '.join(missing)}; install the tested release: "
             f"pip install 'uvicorn[standard]~={TESTED_UVICORN}.0'"
         )
@@ -120,7 +122,8 @@ def guarded_protocol(
                 return
             self.refused = True
             if self.cycle is None or not self.cycle.response_started:
-                self.transport.write(_response(status, reason, detail))
+                path = getattr(self, "url", b"").split(b"?", 1)[0].decode("latin-1")
+                self.transport.write(_response(status, reason, detail, path))
             self.loop.call_later(1.0, self.transport.close)
 
         def _timed_out(self, detail: str) -> None:

@@ -50,7 +50,7 @@ class Distribution(BaseModel):
 
 
 class QualityChecks(BaseModel):
-    """The input checks inside the graph (training/quality.py): the statistics the service
+    """The input checks inside the graph (training/input_checks.py): the statistics the service
     needs to explain a flag in words and the rule that turns the outputs into a status."""
 
     model_config = ConfigDict(extra="allow")

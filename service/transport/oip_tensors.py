@@ -1,7 +1,7 @@
 """The Open Inference Protocol's inference request and answer as bytes and tensors: the
 request's structure (validated once, strictly), its input tensor (JSON data or the binary
 tensor extension), and the answer's outputs (JSON data or binary, the `quality` output as one
-JSON document per window). No routes here: service/oip.py."""
+JSON document per window). No routes here: service/routes/oip.py."""
 
 import json
 from typing import Any
@@ -10,8 +10,6 @@ import numpy as np
 import orjson
 from fastapi import HTTPException
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
@@ -20,10 +18,11 @@ from pydantic import (
     ValidationError,
 )
 
-from service import fast_json
-from service.answers import quality_record
-from service.predictor import Predictor
-from service.window_quality import WindowQuality
+from service.core.answers import quality_record
+from service.core.predictor import Predictor
+from service.core.window_quality import WindowQuality
+from service.transport import fast_json
+from service.transport.schemas import RequestBody
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {"FP32": np.float32, "FP64": np.float64}
@@ -31,7 +30,7 @@ DTYPES = {"FP32": np.float32, "FP64": np.float64}
 # JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
 QUALITY_OUTPUT = "quality"
 # Also the service's own, from rul_quantiles and the request's parameters horizons and risk
-# (service/planning.py): P(RUL <= h) [batch, horizons], the RUL at the risk [batch].
+# (service/core/planning.py): P(RUL <= h) [batch, horizons], the RUL at the risk [batch].
 PLANNING_OUTPUTS = ("failure_probabilities", "rul_at_risk")
 # +inf is no JSON number: where the graph gives it (open above the cap), JSON data says -1
 OPEN_OUTPUTS = ("rul_upper", "rul_quantiles")
@@ -42,10 +41,9 @@ OUTPUT_DTYPES = {
 }
 
 
-class Parameters(BaseModel):
-    """Open Inference Protocol parameters: an object; the ones we act on are typed strictly."""
-
-    model_config = ConfigDict(extra="allow")
+class Parameters(RequestBody):
+    """Open Inference Protocol parameters: the ones this server acts on, typed strictly; any
+    other is refused (400 naming it and the ones allowed), never silently ignored."""
 
     binary_data_size: StrictInt | None = Field(default=None, ge=0)
     binary_data: StrictBool | None = None
@@ -54,9 +52,7 @@ class Parameters(BaseModel):
     risk: StrictFloat | None = None  # and rul_at_risk
 
 
-class InputTensor(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class InputTensor(RequestBody):
     name: StrictStr
     datatype: StrictStr
     shape: list[StrictInt]
@@ -64,18 +60,14 @@ class InputTensor(BaseModel):
     parameters: Parameters | None = None
 
 
-class RequestedOutput(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class RequestedOutput(RequestBody):
     name: StrictStr
     parameters: Parameters | None = None
 
 
-class InferRequest(BaseModel):
+class InferRequest(RequestBody):
     """The structure of an inference request, checked before any of it is used, so that a
     malformed request is a 400 that says what is wrong, never a 500."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: StrictStr | None = None
     inputs: list[InputTensor]
@@ -87,7 +79,7 @@ def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "the request"
     more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-    message = error["msg"].split(" or instance of ")[0]  # not our class names
+    message = error["msg"].split(" or instance of ")[0].removeprefix("Value error, ")  # not our class names
     return f"{where}: {message}{more}"
 
 

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.answers import Answers
-from service.c_heap import trim_c_heap
-from service.model_card import GRAPH_OUTPUTS, ModelCard
-from service.planning import DEFAULT_PLANNING, Planning
-from service.providers import SessionConfig, create_session
-from service.quality import QualityExplainer, cycle_labels, row_positions
-from service.window_input import WindowError, check_cycle_numbers, column_problem
+from service.core.answers import Answers
+from service.core.c_heap import trim_c_heap
+from service.core.check_sentences import QualityExplainer, cycle_labels, row_positions
+from service.core.model_card import GRAPH_OUTPUTS, ModelCard
+from service.core.planning import DEFAULT_PLANNING, Planning
+from service.core.providers import SessionConfig, create_session
+from service.core.window_input import WindowError, check_cycle_numbers, column_problem, not_finite
 
 QUALITY_OUTPUTS = ("quality_flags", "ood_score", "window_flags")
 # ONNX Runtime keeps the memory of its largest run in its arena: one run of 5 000 fd001
@@ -48,7 +48,7 @@ class ModelLoadError(RuntimeError):
 class PreparedBatch:
     """Windows validated and shaped for the model, with what the answers need to know of them."""
 
-    ids: list[str | None]  # the caller's label of each window
+    ids: list[str | int | None]  # the caller's label of each window
     windows: np.ndarray  # (N, W, C) float32, front-padded with NaN rows where shorter than W
     cycles_sent: np.ndarray  # (N,) int: readings each window had
     cycle_numbers: list[np.ndarray | None]  # the caller's cycle number of each reading, if sent
@@ -135,7 +135,7 @@ class Predictor:
     def prepare(
         self,
         index: int,
-        window_id: str | None,
+        window_id: str | int | None,
         readings: Any,
         cycles: Sequence[int] | np.ndarray | None = None,
     ) -> tuple[np.ndarray, int, bool, int]:
@@ -161,7 +161,7 @@ class Predictor:
                 index,
                 window_id,
                 f"cycle {cycle}, column {column} "
-                f"({self.card.input_features[column]}) is {array[cycle, column]}; "
+                f"({self.card.input_features[column]}) is {not_finite(float(array[cycle, column]))}; "
                 f"every reading must be a finite number ({len(bad)} such values)",
             )
         n_cycles = len(array)
@@ -213,7 +213,7 @@ class Predictor:
         trim_c_heap()
 
     def prepare_batch(
-        self, windows: list[tuple[str | None, Any]], cycles: list[list[int] | None] | None = None
+        self, windows: list[tuple[str | int | None, Any]], cycles: list[list[int] | None] | None = None
     ) -> PreparedBatch:
         """Validate and shape [(id, readings (T, C))], with each window's cycle numbers (T,) or
         None. Raises WindowError naming the first bad window."""
