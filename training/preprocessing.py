@@ -14,6 +14,7 @@ from torch import nn
 
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SENSOR_NAMES, SETTING_NAMES
 from training.data import Unit
+from training.dataset import kmeans
 
 MIN_STD = 1e-4  # a feature that is constant within a condition is left centred, not blown up
 
@@ -35,19 +36,6 @@ class PreprocessingStats:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _kmeans(points: np.ndarray, k: int, iterations: int = 50) -> np.ndarray:
-    """Deterministic k-means (farthest-point start, Lloyd updates) -> (k, D) centroids."""
-    centroids = [points.mean(axis=0)] if k == 1 else [points[0]]
-    while len(centroids) < k:
-        dist = np.min([((points - c) ** 2).sum(axis=1) for c in centroids], axis=0)
-        centroids.append(points[int(np.argmax(dist))])
-    c = np.array(centroids)
-    for _ in range(iterations):
-        assign = np.argmin(((points[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-        c = np.array([points[assign == j].mean(axis=0) for j in range(k)])
-    return c
 
 
 def assign_conditions(settings: np.ndarray, stats: PreprocessingStats) -> np.ndarray:
@@ -82,7 +70,7 @@ def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "stan
     rows = np.concatenate([u.readings for u in units]).astype(np.float64)  # (N, 24)
     settings = rows[:, : len(SETTING_NAMES)]
     settings_scale = np.maximum(settings.std(axis=0), MIN_STD)
-    centroids = _kmeans(settings / settings_scale, n_conditions)
+    centroids = kmeans(settings / settings_scale, n_conditions)
     stats = PreprocessingStats(
         feature_names=[],
         feature_index=[],
