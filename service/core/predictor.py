@@ -40,6 +40,14 @@ SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
+def _sent(readings: Any, cycle: int, column: int) -> Any:
+    """The value the client sent at (cycle, column), for an error message (None if unknown)."""
+    try:
+        return readings[cycle][column]
+    except (IndexError, KeyError, TypeError):
+        return None
+
+
 class ModelLoadError(RuntimeError):
     """A model file that cannot be served: missing, altered, unreadable or wrong shape."""
 
@@ -161,7 +169,8 @@ class Predictor:
                 index,
                 window_id,
                 f"cycle {cycle}, column {column} "
-                f"({self.card.input_features[column]}) is {not_finite(float(array[cycle, column]))}; "
+                f"({self.card.input_features[column]}) is "
+                f"{not_finite(float(array[cycle, column]), _sent(readings, cycle, column))}; "
                 f"every reading must be a finite number ({len(bad)} such values)",
             )
         n_cycles = len(array)

@@ -53,11 +53,13 @@ def check_cycle_numbers(
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38
 
 
-def not_finite(value: float) -> str:
-    """How an error names a value that is not a finite float32: NaN, or inf, which is also what
-    a number beyond float32's range becomes (1e300 is read as inf)."""
-    if np.isnan(value):
-        return "NaN"
-    return (
-        f"{value} (infinite, or beyond float32's range of ±{FLOAT32_MAX:.1e}, which the model reads as inf)"
-    )
+def not_finite(value: float, sent: Any = None) -> str:
+    """How an error names a value that is not a finite float32 ("nan", "inf"), saying so when the
+    number sent was finite but beyond float32's range (1e300 is read as inf)."""
+    try:
+        overflowed = sent is not None and np.isfinite(float(sent)) and np.isinf(value)
+    except (TypeError, ValueError):
+        overflowed = False
+    if overflowed:
+        return f"{value} ({float(sent):g} is beyond float32's ±{FLOAT32_MAX:.1e}: the model reads float32)"
+    return str(value)

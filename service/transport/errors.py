@@ -77,12 +77,13 @@ def describe_invalid(errors: list[Any], content_type: str) -> tuple[int, str]:
                 "e.g. curl -F file=@fleet.csv URL"
             ),
         )
-    elif first.get("type") in ("int_type", "int_from_float", "int_parsing"):
+    elif first.get("type") in ("int_type", "int_from_float") and isinstance(first.get("input"), float):
         status, sentence = (
             422,
             (
-                f"{_location(tuple(first['loc']))}: must be a whole number written without a decimal point "
-                f"or exponent (got {first.get('input')!r:.60})"
+                f"{_location(tuple(first['loc']))}: Input should be a valid integer "
+                f"(got {first['input']!r:.60}): "
+                "write a whole number, without a decimal point or exponent"
             ),
         )
     else:

@@ -132,7 +132,19 @@ def readings_array(value: Any) -> np.ndarray | list[list[float]]:
     problem = _first_non_number(value)
     if problem:
         raise ValueError(problem)
-    return array if array is not None and array.ndim == 2 else value
+    if array is not None and array.ndim == 2 and not _overflowed(value, array):
+        return array
+    return value  # as sent: the predictor's error then names the number that overflowed float32
+
+
+def _overflowed(value: Any, array: np.ndarray) -> bool:
+    """Whether a finite number sent became inf in float32 (1e300)."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            sent = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return bool((np.isinf(array) & np.isfinite(sent)).any())
 
 
 Readings = Annotated[

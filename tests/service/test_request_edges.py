@@ -77,7 +77,7 @@ def test_overflowing_reading_says_it_is_beyond_float32(client: TestClient) -> No
     response = client.post("/v1/predict", json={"windows": [{"readings": _readings_with(3, 5, 1e300)}]})
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert detail.startswith("window 0: cycle 3, column 5 (s_3) is inf (infinite, or beyond float32's range")
+    assert detail.startswith("window 0: cycle 3, column 5 (s_3) is inf (1e+300 is beyond float32's ±3.4e+38")
 
 
 def test_cycle_written_as_a_float_says_whole_number(client: TestClient) -> None:
@@ -85,8 +85,8 @@ def test_cycle_written_as_a_float_says_whole_number(client: TestClient) -> None:
     response = client.post("/v1/predict", json={"windows": [window]})
     assert response.status_code == 422
     assert response.json()["detail"] == (
-        "windows[0].cycles[49]: must be a whole number written without a decimal point "
-        "or exponent (got 1e+20)"
+        "windows[0].cycles[49]: Input should be a valid integer (got 1e+20): write a whole number, "
+        "without a decimal point or exponent"
     )
 
 
