@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, TypeVar
 
 import numpy as np
@@ -79,8 +80,8 @@ async def score(
         planning = asked(horizons, risk, settings.planning(), predictor.card.rul_cap)
     except PlanningError as exc:
         raise HTTPException(422, str(exc)) from exc
-    await _take_scoring_slot(state)
-    try:
+    async with AsyncExitStack() as slot:
+        await slot.enter_async_context(scoring_slot(state))
         fleet = await _read_upload(file, settings)
         if all_cycles:
             _check_trajectory_points(fleet, predictor, settings)
@@ -91,20 +92,14 @@ async def score(
         await in_worker(
             state.metrics.observe_quality, predictor.card.name, result.predictions.answers.quality
         )
-    except BaseException:
-        state.scoring.release()
-        raise
-    if all_cycles:  # streamed unit by unit; the slot is held until the last byte is sent
-        stream = _trajectory_stream(state, predictor, fleet, result, as_csv)
-        return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
-    try:
+        if all_cycles:  # streamed unit by unit; the stream holds the slot until its last byte
+            stream = _trajectory_stream(slot.pop_all(), predictor, fleet, result, as_csv)
+            return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
         if as_csv:
             body: str | bytes = await in_worker(_csv_text, result.predictions, True, True)
             media_type = "text/csv"
         else:
             body, media_type = await in_worker(_score_body, predictor, result), "application/json"
-    finally:
-        state.scoring.release()
     # once the answer is sent, the fleet and its answers are freed: their pages go back to the system
     return Response(body, media_type=media_type, background=BackgroundTask(trim_c_heap))
 
@@ -126,7 +121,7 @@ def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
 
 
 async def _trajectory_stream(
-    state: ServiceState, predictor: Predictor, fleet: dict, result: FleetScore, as_csv: bool
+    slot: AsyncExitStack, predictor: Predictor, fleet: dict, result: FleetScore, as_csv: bool
 ) -> AsyncIterator[bytes]:
     """all_cycles: the answer as it is made, so that a client sees it grow (an FD001 test file:
     ~40 s of model time on 2 cores) and memory holds one unit's trajectory at a time. JSON: model,
@@ -134,27 +129,27 @@ async def _trajectory_stream(
     CSV: the header, then each unit's rows. Each unit is scored in a worker thread; a client
     that goes away ends the stream, and the scoring slot is given back."""
     started, units = time.perf_counter(), result.predictions.units.tolist()
-    try:
-        if as_csv:
-            answers = result.predictions.answers
-            names = column_names(answers.health_states, answers.planning)
-            yield (",".join(names) + "\r\n").encode()
-        else:
-            head = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
-            yield head[:-1] + b',"trajectories":['
-        for i, unit in enumerate(units):
-            cycles, readings = fleet[unit]
-            planning = result.predictions.answers.planning
-            yield await in_worker(
-                _unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0, planning
-            )
-        if not as_csv:
-            yield b"]}"
-        logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,
-                    time.perf_counter() - started)  # fmt: skip
-    finally:
-        state.scoring.release()
-        await in_worker(trim_c_heap)
+    async with slot:  # the scoring slot, handed over by the route: given back however this ends
+        try:
+            if as_csv:
+                answers = result.predictions.answers
+                names = column_names(answers.health_states, answers.planning)
+                yield (",".join(names) + "\r\n").encode()
+            else:
+                head = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
+                yield head[:-1] + b',"trajectories":['
+            for i, unit in enumerate(units):
+                cycles, readings = fleet[unit]
+                planning = result.predictions.answers.planning
+                yield await in_worker(
+                    _unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0, planning
+                )
+            if not as_csv:
+                yield b"]}"
+            logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,
+                        time.perf_counter() - started)  # fmt: skip
+        finally:
+            await in_worker(trim_c_heap)
 
 
 def _unit_trajectory(
@@ -172,14 +167,17 @@ def _unit_trajectory(
     return (b"" if first else b",") + orjson.dumps({"unit": unit, "points": points.records()})
 
 
-async def _take_scoring_slot(state: ServiceState) -> None:
-    """One of RUL_MAX_CONCURRENT_SCORES slots (the caller gives it back), or a 503 at once when
-    all are taken: refused rather than queued, since nobody may still wait for queued work."""
+@asynccontextmanager
+async def scoring_slot(state: ServiceState) -> AsyncIterator[None]:
+    """One of RUL_MAX_CONCURRENT_SCORES slots, given back when the block ends however it ends,
+    or a 503 at once when all are taken: refused rather than queued, since nobody may still
+    wait for queued work."""
     if state.scoring.locked():
         busy = f"{state.settings.max_concurrent_scores} scoring jobs are running"
         limit = "the limit (RUL_MAX_CONCURRENT_SCORES); retry shortly"
         raise HTTPException(503, f"{busy}, {limit}", headers={"Retry-After": "5"})
-    await state.scoring.acquire()
+    async with state.scoring:
+        yield
 
 
 async def _while_connected(request: Request, work: Callable[[Callable[[], bool]], T]) -> T:
