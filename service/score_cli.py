@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from service.core.fleet_file import FleetFileError, read_fleet
+from service.core.fleet_file import FleetFileError, FleetLayout, read_fleet
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import ModelLoadError, Predictor
 from service.core.providers import ProviderUnavailable, SessionConfig
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         predictor = Predictor.load(args.model, SessionConfig(args.providers or settings.providers))
         args.planning = asked(args.horizons, args.risk, settings.planning(), predictor.card.rul_cap)
         with open(args.file, "rb") as f:
-            fleet = read_fleet(f)
+            fleet = read_fleet(f, layout=FleetLayout.of(predictor.card))
     except (
         OSError,
         ModelLoadError,

@@ -33,23 +33,25 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from service.core.answers import UnitAnswers, column_names
-from service.core.fleet_file import FEATURES
+from service.core.fleet_file import COLUMNS, FleetLayout
 from service.core.model_card import ModelCard
 from service.core.planning import Planning, asked
 from service.core.predictor import Predictor
 from service.core.providers import ProviderChoice, SessionConfig
 from service.core.scoring import score_fleet
 
-REQUIRED = ["unit", "cycle", *FEATURES]
-
 _PREDICTORS: dict[str, Predictor] = {}  # per Python worker process: model file -> loaded model
 
 
-def output_schema(df: DataFrame, health_states: list[str], planning: Planning) -> T.StructType:
-    """The key columns as they come, then rul-score's columns."""
-    keys = [f for f in df.schema.fields if f.name not in REQUIRED]
+def output_schema(
+    df: DataFrame, health_states: list[str], planning: Planning, layout: FleetLayout, text_units: bool
+) -> T.StructType:
+    """The key columns as they come, then rul-score's columns (unit ids as text where the
+    telemetry's are not all numbers)."""
+    keys = [f for f in df.schema.fields if f.name not in layout.columns]
     types: dict[str, T.DataType] = {  # every other column is a double
-        "unit": T.LongType(), "cycle": T.LongType(), "cycles_used": T.IntegerType(),
+        "unit": T.StringType() if text_units else T.LongType(), "cycle": T.LongType(),
+        "cycles_used": T.IntegerType(),
         "padded": T.BooleanType(), "health_state": T.StringType(),
         "quality_status": T.StringType(), "flagged_columns": T.StringType(),
     }  # fmt: skip
@@ -57,30 +59,35 @@ def output_schema(df: DataFrame, health_states: list[str], planning: Planning) -
     return T.StructType([*keys, *(T.StructField(c, types.get(c, T.DoubleType())) for c in columns)])
 
 
-def check_input(df: DataFrame) -> None:
+def check_input(df: DataFrame, layout: FleetLayout | None = None) -> None:
     """ValueError naming the column, and the unit and cycle of the first bad row, for a missing
-    column, a cell that is not a number, or an empty or NaN reading (one pass over the data)."""
-    missing = [c for c in REQUIRED if c not in df.columns]
+    column, a cell that is not a number, or an empty or NaN reading (one pass over the data).
+    The columns are the model's (`layout`; default: C-MAPSS's); unit ids may be text."""
+    layout = layout or FleetLayout()
+    missing = [c for c in layout.columns if c not in df.columns]
     if missing:
-        raise ValueError(f"the telemetry has no column {', '.join(missing)}; it needs unit, cycle, "
-                         f"setting_1..setting_3 and s_1..s_21 (it has {', '.join(df.columns)})")  # fmt: skip
-    bad_cell = F.lit(False)
-    for name in REQUIRED:
+        raise ValueError(f"the telemetry has no column {', '.join(missing)}; it needs {layout.describe()} "
+                         f"(it has {', '.join(df.columns)})")  # fmt: skip
+    bad_cell = F.col(f"`{layout.unit}`").isNull()
+    numeric = layout.columns[1:]
+    for name in numeric:
         number = _number(name)
         bad_cell = bad_cell | number.isNull() | F.isnan(number)
     bad = df.filter(bad_cell).limit(1).collect()
     if not bad:
         return
     row = bad[0]
-    for name in REQUIRED:
+    if row[layout.unit] is None:
+        raise ValueError(f"column {layout.unit} of the row at {layout.cycle} {row[layout.cycle]} is empty")
+    for name in numeric:
         value = row[name]
         if value is None:
-            raise ValueError(f"column {name} of {_where(row)} is empty")
+            raise ValueError(f"column {name} of {_where(row, layout)} is empty")
         number = _as_float(value)
         if number is None:
-            raise ValueError(f"column {name} of {_where(row)} holds {value!r}, not a number")
+            raise ValueError(f"column {name} of {_where(row, layout)} holds {value!r}, not a number")
         if np.isnan(number):
-            raise ValueError(f"column {name} of {_where(row)} is NaN")
+            raise ValueError(f"column {name} of {_where(row, layout)} is NaN")
 
 
 def _number(name: str) -> Any:
@@ -95,8 +102,8 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _where(row: Any) -> str:
-    return f"unit {row['unit']}, cycle {row['cycle']}"
+def _where(row: Any, layout: FleetLayout) -> str:
+    return f"{layout.unit} {row[layout.unit]}, {layout.cycle} {row[layout.cycle]}"
 
 
 def score_fleet_spark(
@@ -114,22 +121,25 @@ def score_fleet_spark(
     by unit (default: twice the default parallelism). `horizons` and `risk`: what the
     failure_probability_<h> and rul_at_risk columns answer (default: service/core/planning.py's);
     ValueError naming the field for values the model cannot answer."""
-    check_input(df)
     model_path = Path(model).resolve()
     card = ModelCard.model_validate_json(model_path.with_suffix(".json").read_bytes())
+    layout = FleetLayout.of(card)
+    check_input(df, layout)
+    # unit ids stay text where any is not a number (engine serials); else integers, as before
+    text_units = df.filter(_number(layout.unit).isNull()).limit(1).count() > 0
     planning = asked(horizons, risk, Planning(), card.rul_cap)
     spark = df.sparkSession
     spark.sparkContext.addFile(str(model_path))
     spark.sparkContext.addFile(str(model_path.with_suffix(".json")))
-    keys = [c for c in df.columns if c not in REQUIRED]
-    typed = df.select(*keys, _number("unit").cast("long").alias("unit"),
-                      _number("cycle").cast("long").alias("cycle"),
-                      *(_number(c).alias(c) for c in FEATURES))  # fmt: skip
+    keys = [c for c in df.columns if c not in layout.columns]
+    unit = F.col(f"`{layout.unit}`").cast("string") if text_units else _number(layout.unit).cast("long")
+    typed = df.select(*keys, unit.alias("unit"), _number(layout.cycle).cast("long").alias("cycle"),
+                      *(_number(c).alias(c) for c in layout.features))  # fmt: skip
     count = partitions or 2 * spark.sparkContext.defaultParallelism
     ordered = typed.repartition(count, *keys, "unit").sortWithinPartitions(*keys, "unit", "cycle")
     score = partial(_score_partitions, model_file=model_path.name, providers=providers,
                     all_cycles=all_cycles, keys=keys, planning=planning)  # fmt: skip
-    return ordered.mapInPandas(score, output_schema(df, card.health_states, planning))
+    return ordered.mapInPandas(score, output_schema(df, card.health_states, planning, layout, text_units))
 
 
 def _predictor(model_file: str, providers: ProviderChoice) -> Predictor:
@@ -181,13 +191,15 @@ def _score(
     frames = []
     groups = rows.groupby(keys, sort=False, dropna=False) if keys else [((), rows)]
     for key, part in groups:
-        fleet: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        features = list(predictor.card.input_features)
+        fleet: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
         for unit, unit_rows in part.groupby("unit", sort=False):
             cycles = unit_rows["cycle"].to_numpy(np.int64)
             repeated = cycles[1:][np.diff(cycles) == 0]
             if len(repeated):
                 raise ValueError(f"unit {unit} has cycle {repeated[0]} twice; each cycle must appear once")
-            fleet[int(unit)] = (cycles, unit_rows[FEATURES].to_numpy(np.float32))
+            unit_id = str(unit) if isinstance(unit, str) else int(unit)
+            fleet[unit_id] = (cycles, unit_rows[features].to_numpy(np.float32))
         frame = _frame(score_fleet(predictor, fleet, all_cycles, planning=planning).scored())
         for name, value in zip(keys, key if isinstance(key, tuple) else (key,), strict=True):
             frame.insert(keys.index(name), name, value)
@@ -198,7 +210,8 @@ def _score(
 def _frame(scores: UnitAnswers) -> pd.DataFrame:
     """rul-score's columns (`column_names`), as numbers (an open upper bound: null)."""
     types = {
-        "unit": "int64", "cycle": "int64", "cycles_used": "int32", "padded": "bool",
+        "unit": "int64" if scores.units.dtype != object else "object", "cycle": "int64",
+        "cycles_used": "int32", "padded": "bool",
         "rul": "float64", "rul_lower": "Float64", "rul_upper": "Float64", "ood_score": "float64",
     }  # fmt: skip
     return pd.DataFrame(scores.columns()).astype(types)
@@ -211,7 +224,7 @@ def read_telemetry(spark: Any, path: str) -> DataFrame:
     if name.endswith((".txt", ".txt.gz", ".gz")):
         fields = F.split(F.trim(F.col("value")), r"\s+")
         lines = spark.read.text(path).filter(F.trim(F.col("value")) != "")
-        return lines.select(*(fields.getItem(i).alias(c) for i, c in enumerate(REQUIRED)))  # checked later
+        return lines.select(*(fields.getItem(i).alias(c) for i, c in enumerate(COLUMNS)))  # checked later
     if name.endswith(".csv"):
         return spark.read.csv(path, header=True, inferSchema=True)
     return spark.read.parquet(path)

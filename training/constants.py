@@ -50,6 +50,9 @@ DEGRADING_MAX_RUL = 80
 # Window lengths per subset, as in Li, Ding & Sun (2018): test units of FD002/FD004 can be
 # as short as 21/19 cycles, hence the shorter windows there.
 DEFAULT_WINDOW_LENGTHS = {"FD001": 30, "FD002": 20, "FD003": 30, "FD004": 15}
+# Any other data set (rul-train --dataset) without --window-length: FD001's, the literature's
+# most common choice.
+OTHER_WINDOW_LENGTH = 30
 
 # Test units shorter than the window are padded at the front and never dropped; below
 # MIN_CYCLES there is too little history to say anything and the service refuses the window.

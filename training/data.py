@@ -1,4 +1,4 @@
-"""The C-MAPSS subsets, read through their data-set specs (datasets/cmapss/fd00N.toml and
+"""The C-MAPSS subsets, read through their data-set specs (training/datasets/cmapss/fd00N.toml and
 training/dataset.py): one path for C-MAPSS and a user's own fleet.
 
 A subset is three files: `train_FD00x` (run to failure), `test_FD00x` (cut before failure)
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from training.constants import N_OPERATING_CONDITIONS, SUBSETS
 from training.dataset import DatasetSpec, Unit, cmapss_spec_path, load_spec, read_dataset, resolve_data_dir
 
-__all__ = ["Subset", "Unit", "extra_subset_names", "load_subset", "resolve_data_dir"]
+__all__ = ["Subset", "Unit", "extra_subset_names", "load_data", "load_subset", "resolve_data_dir"]
 
 
 @dataclass
@@ -19,7 +19,16 @@ class Subset:
     name: str  # FD001 ... FD004, or a data set's name
     train: list[Unit]
     test: list[Unit]
-    spec: DatasetSpec | None = None
+    spec: DatasetSpec
+
+
+def load_data(subset: str, dataset: str = "", data_dir: str | os.PathLike[str] | None = None) -> Subset:
+    """What a model trains on: the data set of a TOML file when `dataset` names one, else the
+    C-MAPSS subset (read through its spec in the repository)."""
+    if not dataset:
+        return load_subset(subset, data_dir)
+    read = read_dataset(load_spec(dataset, data_dir))
+    return Subset(read.name, read.train, read.test, read.spec)
 
 
 def load_subset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Subset:
@@ -29,6 +38,24 @@ def load_subset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Su
         raise ValueError(f"unknown subset {name!r}; expected one of {', '.join(SUBSETS)}")
     dataset = read_dataset(load_spec(cmapss_spec_path(name), data_dir))
     return Subset(name, dataset.train, dataset.test, dataset.spec)
+
+
+def check_training_units(subset: Subset, val_fraction: float, folds: int) -> None:
+    """Enough training units for the validation split: with --val-fraction, at least one unit
+    to validate on at that fraction and one to train on; with --folds, one unit a fold. Else a
+    ValueError saying what to do."""
+    n = len(subset.train)
+    if folds:
+        needed, split = max(2, folds), f"--folds {folds}"
+    else:
+        needed = next(
+            k for k in range(2, 10_000) if round(k * val_fraction) >= 1 and k - round(k * val_fraction) >= 1
+        )
+        split = f"--val-fraction {val_fraction:g}"
+    if n < needed:
+        raise ValueError(f"{subset.spec.source}: {n} training unit(s); the validation split ({split}) "
+                         f"needs at least {needed}, so that whole units are held out to choose the model: "
+                         "add run-to-failure histories, or raise --val-fraction")  # fmt: skip
 
 
 def extra_subset_names(subset: str, extra: str) -> list[str]:

@@ -18,7 +18,7 @@ histories, the RUL cap and the health thresholds (docs/own-fleet.md has a worked
 The model's input features are `settings` then `sensors`, in this order, under these names.
 Columns the spec does not name are ignored. Every problem in the files is a `DatasetError`
 naming the file, the line or unit, and the column, and what to do. C-MAPSS's four subsets are
-such files (`datasets/cmapss/fd00N.toml`, format "cmapss": the original headerless text files,
+such files (`training/datasets/cmapss/fd00N.toml`, format "cmapss": the original headerless text files,
 found through `--data-dir` / `CMAPSS_DIR`).
 """
 
@@ -43,7 +43,7 @@ CMAPSS_COLUMNS = ("unit", "cycle", "setting_1", "setting_2", "setting_3") + tupl
 SPEC_KEYS = ("name", "unit", "cycle", "settings", "sensors", "operating_conditions", "train", "test",
              "test_rul", "rul_cap", "health", "format")  # fmt: skip
 REQUIRED_KEYS = ("unit", "cycle", "settings", "sensors", "operating_conditions", "train")
-CMAPSS_SPECS = Path(__file__).resolve().parent.parent / "datasets" / "cmapss"
+CMAPSS_SPECS = Path(__file__).resolve().parent / "datasets" / "cmapss"  # packaged with training/
 DEFAULT_DATA_DIR = "data/cmapss"
 
 UnitId = int | str
@@ -73,6 +73,8 @@ class DatasetSpec:
     degrading: int = DEGRADING_MAX_RUL
     format: str = "csv"
     source: str = ""  # the TOML file it was read from
+    # the files as the spec names them (train, test, test_rul), for the checkpoint and the card
+    written: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -85,8 +87,9 @@ class DatasetSpec:
             "name": self.name, "source": self.source, "unit": self.unit, "cycle": self.cycle,
             "settings": list(self.settings), "sensors": list(self.sensors),
             "operating_conditions": self.operating_conditions, "format": self.format,
-            "train": [p.name for p in self.train], "test": [p.name for p in self.test],
-            "test_rul": self.test_rul.name if self.test_rul else None, "rul_cap": self.rul_cap,
+            "train": self.written.get("train", [p.name for p in self.train]),
+            "test": self.written.get("test", [p.name for p in self.test]),
+            "test_rul": self.written.get("test_rul"), "rul_cap": self.rul_cap,
             "health": {"critical": self.critical, "degrading": self.degrading},
         }  # fmt: skip
 
@@ -99,6 +102,7 @@ class Unit:
     readings: np.ndarray  # (T, F) float32
     final_rul: float  # true RUL after the last cycle: 0 for training units (run to failure)
     cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (T,) as in the file
+    source: str = ""  # the file's stem, when the data set lists several (its units are split per file)
 
 
 @dataclass
@@ -118,7 +122,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def cmapss_spec_path(subset: str) -> Path:
-    """The repository's spec of a C-MAPSS subset ("FD001" -> datasets/cmapss/fd001.toml)."""
+    """The repository's spec of a C-MAPSS subset ("FD001" -> training/datasets/cmapss/fd001.toml)."""
     path = CMAPSS_SPECS / f"{subset.lower()}.toml"
     if not path.exists():
         known = ", ".join(sorted(p.stem.upper() for p in CMAPSS_SPECS.glob("*.toml")))
@@ -230,6 +234,7 @@ def load_spec(path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | N
         test=tuple(found(n) for n in files["test"]),
         test_rul=found(raw["test_rul"]) if "test_rul" in raw else None, rul_cap=float(rul_cap),
         critical=critical, degrading=degrading, format=fmt, source=str(path),
+        written={"train": files["train"], "test": files["test"], "test_rul": raw.get("test_rul")},
     )  # fmt: skip
 
 
@@ -387,7 +392,7 @@ def units_of(table: Table, spec: DatasetSpec, prefix: str = "") -> list[Unit]:
             raise DatasetError(f"{table.path}: unit {unit!r} has {len(rows)} cycles; a unit needs at least "
                                f"{MIN_CYCLES} (drop it, or wait for more of its history)")  # fmt: skip
         unit_id: UnitId = f"{prefix}{unit}" if prefix else unit
-        units.append(Unit(unit_id, table.values[rows].astype(np.float32), 0.0, cycles))
+        units.append(Unit(unit_id, table.values[rows].astype(np.float32), 0.0, cycles, prefix.rstrip("/")))
     return units
 
 

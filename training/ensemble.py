@@ -10,8 +10,8 @@ import numpy as np
 
 from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
-from training.constants import N_OPERATING_CONDITIONS, PADDING_RULE
-from training.data import Subset, Unit, load_subset
+from training.constants import PADDING_RULE
+from training.data import Subset, Unit, load_data, load_subset
 from training.distribution import QuantileHead, calibrate_quantiles
 from training.evaluate import torch_predict_fn
 from training.input_checks import QualityCheck
@@ -59,7 +59,7 @@ def with_imputation(
 
 
 def load_members(
-    checkpoint_paths: list[str], data_dir: str | None
+    checkpoint_paths: list[str], data_dir: str | None, dataset: str = ""
 ) -> tuple[list[RawReadingsModel], list[dict], Subset]:
     """The members of an ensemble, their checkpoints and their subset; refuses members that
     differ in subset, split or window length."""
@@ -67,29 +67,31 @@ def load_members(
     members, checkpoints = [m for m, _ in loaded], [c for _, c in loaded]
     first = checkpoints[0]
     for path, c in zip(checkpoint_paths, checkpoints, strict=True):
-        same = ("subset", "val_fraction", "split_seed", "folds")
+        same = ("subset", "dataset", "val_fraction", "split_seed", "folds")
         if any(c["train_config"].get(k, 0) != first["train_config"].get(k, 0) for k in same) or (
             c["window_length"] != first["window_length"]
         ):
             raise ValueError(f"{path} differs from {checkpoint_paths[0]} in subset, split or window length; "
                              "an ensemble's members must share them")  # fmt: skip
-    subset = load_subset(first["train_config"]["subset"], data_dir)
+    config = first["train_config"]
+    subset = load_data(config["subset"], dataset or config.get("dataset", ""), data_dir)
     members = [with_imputation(m, c, subset, data_dir) for m, c in zip(members, checkpoints, strict=True)]
     return members, checkpoints, subset
 
 
 def build_graph(
-    checkpoint_paths: list[str], data_dir: str | None, order_fit: OrderFit | None = None
+    checkpoint_paths: list[str], data_dir: str | None, order_fit: OrderFit | None = None, dataset: str = ""
 ) -> tuple[ServingGraph, list[dict], Subset]:
     """Members from the checkpoints; a single checkpoint keeps its own calibrated interval for
     full windows, an ensemble is calibrated anew on held-out units (`calibration_windows`);
     the short-history bands are calibrated on held-out windows cut to them in both cases. The
     learned order check is `order_fit` if given, else trained anew (fit_quality)."""
-    members, checkpoints, subset = load_members(checkpoint_paths, data_dir)
+    members, checkpoints, subset = load_members(checkpoint_paths, data_dir, dataset)
     first = checkpoints[0]
-    window_length = first["window_length"]
-    quality = fit_quality(subset.train, N_OPERATING_CONDITIONS[subset.name],
-                          first["preprocessing"]["feature_names"], window_length, order_fit)  # fmt: skip
+    window_length, spec = first["window_length"], subset.spec
+    checked = first["preprocessing"]["feature_names"]
+    quality = fit_quality(subset.train, spec.operating_conditions, checked, window_length, order_fit,
+                          spec.features, len(spec.settings), first["rul_cap"])  # fmt: skip
     check = QualityCheck(quality, window_length)
     held_out = calibration_windows(members, checkpoints, subset)
     full = held_out.cycles_used == window_length

@@ -24,10 +24,10 @@ import torch
 from training.checkpoint import OUTPUT_NAMES, ServingGraph
 from training.constants import (
     HEALTH_STATES,
-    INPUT_FEATURES,
     MIN_CYCLES,
     PADDING_RULE,
 )
+from training.data import Subset
 from training.ensemble import build_graph
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.order_check import OrderFit, read_fit, save_fit
@@ -90,6 +90,7 @@ def export(
     data_dir: str | None,
     recipe: str = "",
     order_check: Path | None = None,
+    dataset: str = "",
 ) -> dict:
     """Build, check and write `<out_dir>/<name>.onnx` and its card; `recipe`: the name in
     training/recipes.py the checkpoints were trained with, recorded in the card. The learned
@@ -98,12 +99,13 @@ def export(
     and written there."""
     order_check = order_check or default_order_check(checkpoint_paths)
     saved = read_fit(order_check) if order_check.exists() else None
-    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, saved)
+    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, saved, dataset)
     if saved is None:
         save_fit(OrderFit(**graph.quality.stats.order_detector), order_check)
     first = checkpoints[0]
-    config, window_length = first["train_config"], first["window_length"]
-    test_windows, _ = last_windows(subset.test, window_length)  # NaN-padded, as served
+    config, window_length, spec = first["train_config"], first["window_length"], subset.spec
+    # NaN-padded, as served; a data set without test files: its training units' last windows
+    test_windows, _ = last_windows(subset.test or subset.train, window_length)
     # Parity on the test windows, training windows from every operating condition (a unit's
     # first windows are short histories), and faulty copies of the test windows (the checks
     # and the masking they trigger).
@@ -117,8 +119,7 @@ def export(
     export_onnx(graph, test_windows[:8], onnx_path)
     onnx_fn = onnx_predict_fn(onnx_path)
     parity = check_parity(torch_predict_fn(graph), onnx_fn, parity_windows)
-    test_metrics = evaluate_last_windows(onnx_fn, subset.test, window_length, first["health_thresholds"])
-    test_metrics["rmse_all_windows_capped"] = rmse_all_windows(onnx_fn, subset.test, window_length)
+    test_metrics = test_figures(onnx_fn, subset, window_length, first["health_thresholds"], first["rul_cap"])
     extra = config.get("extra_train_subsets")  # absent from checkpoints older than the flag
     pooled = f" (with those of {extra})" if extra else ""
     card: dict[str, Any] = {
@@ -126,9 +127,10 @@ def export(
         "name": name,
         "version": version,
         "subsets": [config["subset"]],
+        "dataset": spec.to_dict(),
         "window_length": window_length,
         "input_name": "readings",
-        "input_features": list(INPUT_FEATURES),
+        "input_features": list(spec.features),
         "outputs": {
             "rul": "cycles, >= 0, shape [batch]; a window flagged direction or out_of_order is answered "
             "for its cycles in order of wear (quality.wear_order)",
@@ -136,7 +138,8 @@ def export(
             "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
             "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]; +inf where "
             "the interval is open above (predicted rul > interval.open_above): the RUL is at least rul_lower",
-            "quality_flags": "int32 bit set per cycle and column, shape [batch, window, 24]: "
+            "quality_flags": "int32 bit set per cycle and column, shape "
+            f"[batch, window, {len(spec.features)}]: "
             + ", ".join(f"{bit} {name}" for bit, name in CHECK_NAMES.items()),
             "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
             "window_flags": "int32 bit set per window, shape [batch]: "
@@ -158,9 +161,9 @@ def export(
         "interval": {
             "method": "split-conformal per predicted-RUL band (Mondrian)",
             **graph.interval.bands.to_dict(),
-            "test_coverage": test_metrics["interval_coverage"],
-            "test_coverage_capped_truth": test_metrics["interval_coverage_capped_truth"],
-            "test_mean_width": test_metrics["interval_mean_width"],
+            "test_coverage": test_metrics.get("interval_coverage"),
+            "test_coverage_capped_truth": test_metrics.get("interval_coverage_capped_truth"),
+            "test_mean_width": test_metrics.get("interval_mean_width"),
         },
         "distribution": {
             "method": "conformal predictive distribution per predicted-RUL and history band "
@@ -169,8 +172,8 @@ def export(
             "test_share_below": dict(
                 zip(
                     map(str, graph.distribution.bands.levels),
-                    test_metrics["quantile_share_below"],
-                    strict=True,
+                    test_metrics.get("quantile_share_below", []),
+                    strict=False,
                 )
             ),  # fmt: skip
         },
@@ -184,14 +187,21 @@ def export(
             "test": {
                 **test_metrics,
                 "protocol": "last window of each test unit vs the true RUL of "
-                f"RUL_{config['subset']}.txt; headline rmse_capped_truth: truth capped at 125 (as "
-                "published results), rmse: uncapped; intervals judged against the uncapped truth; "
-                "rmse_all_windows_capped: every test window vs the true RUL capped at 125",
+                f"{spec.written.get('test_rul') or '(no test files)'}; headline rmse_capped_truth: "
+                f"truth capped at {first['rul_cap']:g} (as published results), rmse: uncapped; intervals "
+                "judged against the uncapped truth; rmse_all_windows_capped: every test window vs the true "
+                f"RUL capped at {first['rul_cap']:g}",
             },
             "validation": [c["metrics"]["validation"] for c in checkpoints],
         },
         "preprocessing": {
             "sensors": first["preprocessing"]["feature_names"],
+            "sensors_not_read": first["preprocessing"].get("not_read")
+            or {
+                name: "left out by the literature's choice (constants.INFORMATIVE_SENSORS)"
+                for name in spec.sensors
+                if name not in first["preprocessing"]["feature_names"]
+            },
             "operating_conditions": len(first["preprocessing"]["centroids"]),
             "normalisation": "z-score per operating condition, training units only" + pooled,
         },
@@ -211,6 +221,17 @@ def export(
     card["sha256"] = sha256_of(onnx_path)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def test_figures(
+    predict: Any, subset: Subset, window_length: int, thresholds: dict[str, float], rul_cap: float
+) -> dict[str, Any]:
+    """The test protocol's figures, or none for a data set without test files."""
+    if not subset.test:
+        return {}
+    metrics: dict[str, Any] = evaluate_last_windows(predict, subset.test, window_length, thresholds, rul_cap)
+    metrics["rmse_all_windows_capped"] = rmse_all_windows(predict, subset.test, window_length, rul_cap)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", default=None, help="C-MAPSS directory (default: $CMAPSS_DIR or data/cmapss)"
     )
+    parser.add_argument("--dataset", default="",
+                        help="the data set's TOML file (default: the one the checkpoints were trained on, "
+                             "from where rul-train read it)")  # fmt: skip
     parser.add_argument("--order-check", type=Path,
                         help="the learned order check's weights: read from this file when it exists, "
                              "else trained and written there (default: order_check.pt beside the "
@@ -260,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             args.data_dir,
             args.recipe or "",
             args.order_check,
+            args.dataset,
         )
         print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],
                           "test": card["metrics"]["test"]}, indent=2))  # fmt: skip

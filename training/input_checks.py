@@ -68,7 +68,6 @@ validation window is flagged and the rule is fixed before any test unit is looke
 import torch
 from torch import nn
 
-from training.constants import INPUT_FEATURES, SETTING_NAMES
 from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
 from training.quality_stats import (
@@ -97,8 +96,8 @@ class QualityCheck(nn.Module):
     def __init__(self, stats: QualityStats, window_length: int):
         super().__init__()
         self.stats = stats
-        self.n_settings = len(SETTING_NAMES)
-        n_cols = len(INPUT_FEATURES)
+        self.n_settings = stats.n_settings
+        n_cols = stats.n_columns
         n_checked = len(stats.column_index)
         self.window_length = window_length
         self.register_buffer("column_index", torch.tensor(stats.column_index, dtype=torch.long))

@@ -6,13 +6,13 @@ frozen into a `Preprocessor` module as buffers, so the ONNX file maps raw readin
 inputs exactly as training did.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SENSOR_NAMES, SETTING_NAMES
+from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SETTING_NAMES
 from training.data import Unit
 from training.dataset import kmeans
 
@@ -24,7 +24,7 @@ class PreprocessingStats:
     """Everything the graph needs; plain lists so it goes into checkpoints and cards as is."""
 
     feature_names: list[str]  # selected input features, in model-input order
-    feature_index: list[int]  # their columns in the 24-column raw readings
+    feature_index: list[int]  # their columns in the raw readings (the data set's features)
     settings_scale: list[float]  # (3,) divides the settings before the nearest-centroid search
     centroids: list[list[float]]  # (K, 3) operating conditions in scaled-settings space
     mean: list[list[float]]  # (K, F) per-condition feature means
@@ -33,6 +33,12 @@ class PreprocessingStats:
     # (0 on the diagonal); a masked (faulty) feature is replaced by this estimate. None in
     # checkpoints older than masking: fit_imputation() adds it from the same training units.
     imputation: list[list[float]] | None = None
+    # The raw readings' columns (the data set's settings then sensors) and how many of them are
+    # settings; absent from checkpoints written before data sets: C-MAPSS's 24 and 3.
+    input_features: list[str] = field(default_factory=lambda: list(INPUT_FEATURES))
+    n_settings: int = len(SETTING_NAMES)
+    # sensors not read and why ("constant", "near-constant"), when chosen from the data
+    not_read: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,30 +51,71 @@ def assign_conditions(settings: np.ndarray, stats: PreprocessingStats) -> np.nda
     return np.argmin(((scaled[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
 
 
-SENSOR_CHOICES = ("standard", "varying")
+SENSOR_CHOICES = ("standard", "varying", "data")
+# A sensor is near-constant in a condition when one value holds at least this share of the
+# condition's rows (a quantised or parked signal). On C-MAPSS this reads exactly the literature's
+# 14 sensors in each subset: the 7 left out hold 35-100 % of their rows at one value in every
+# condition, the 14 read at most 27 % (s_17, an integer-valued sensor); measured on the four
+# subsets' training units, docs/own-fleet.md.
+NEAR_CONSTANT_SHARE = 0.30
 
 
-def varying_sensors(rows: np.ndarray, condition: np.ndarray) -> tuple[str, ...]:
+def varying_sensors(rows: np.ndarray, condition: np.ndarray, features: tuple[str, ...] = INPUT_FEATURES,
+                    n_settings: int = len(SETTING_NAMES)) -> tuple[str, ...]:  # fmt: skip
     """Sensors that are not constant within some operating condition: a sensor constant in
     every condition carries no information about degradation."""
     names = []
-    for name in SENSOR_NAMES:
-        column = rows[:, INPUT_FEATURES.index(name)]
+    for j, name in enumerate(features[n_settings:], start=n_settings):
+        column = rows[:, j]
         if any(np.ptp(column[condition == k]) > 0 for k in np.unique(condition)):
             names.append(name)
     return tuple(names)
 
 
-def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "standard") -> PreprocessingStats:
+def sensors_from_data(
+    rows: np.ndarray, condition: np.ndarray, features: tuple[str, ...], n_settings: int
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The sensors to read, and those not read with why: "constant" (one value in every
+    operating condition), "near-constant" (in every condition one value holds at least
+    NEAR_CONSTANT_SHARE of the rows)."""
+    read, not_read = [], {}
+    for j, name in enumerate(features[n_settings:], start=n_settings):
+        shares, constant = [], True
+        for k in np.unique(condition):
+            _, counts = np.unique(rows[condition == k, j], return_counts=True)
+            shares.append(counts.max() / counts.sum())
+            constant = constant and len(counts) == 1
+        if constant:
+            not_read[name] = "constant"
+        elif min(shares) >= NEAR_CONSTANT_SHARE:
+            not_read[name] = (
+                f"near-constant (one value holds >= {NEAR_CONSTANT_SHARE:.0%} of its rows in every condition)"
+            )
+        else:
+            read.append(name)
+    return tuple(read), not_read
+
+
+def fit_preprocessing(
+    units: list[Unit],
+    n_conditions: int,
+    sensors: str = "standard",
+    features: tuple[str, ...] = INPUT_FEATURES,
+    n_settings: int = len(SETTING_NAMES),
+) -> PreprocessingStats:
     """Fit condition centroids and per-condition statistics on `units` (training units only).
 
-    sensors: "standard" keeps the 14 sensors of the literature (constants.INFORMATIVE_SENSORS);
-    "varying" keeps every sensor that varies within some operating condition of these units.
+    features: the raw readings' columns (a data set's settings then sensors), the first
+    n_settings of them settings. sensors: "standard" keeps the 14 sensors of the literature
+    (constants.INFORMATIVE_SENSORS) on C-MAPSS's columns and, on any other data set, decides
+    from the data as "data" does; "varying" keeps every sensor that varies within some
+    operating condition; "data" leaves out the constant and near-constant ones
+    (`sensors_from_data`), said in the card.
     """
     if sensors not in SENSOR_CHOICES:
         raise ValueError(f"unknown sensor selection {sensors!r}; expected one of {', '.join(SENSOR_CHOICES)}")
-    rows = np.concatenate([u.readings for u in units]).astype(np.float64)  # (N, 24)
-    settings = rows[:, : len(SETTING_NAMES)]
+    rows = np.concatenate([u.readings for u in units]).astype(np.float64)  # (N, F_raw)
+    settings = rows[:, :n_settings]
     settings_scale = np.maximum(settings.std(axis=0), MIN_STD)
     centroids = kmeans(settings / settings_scale, n_conditions)
     stats = PreprocessingStats(
@@ -78,14 +125,24 @@ def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "stan
         centroids=centroids.tolist(),
         mean=[],
         std=[],
+        input_features=list(features),
+        n_settings=n_settings,
     )
     condition = assign_conditions(settings, stats)
-    selected = INFORMATIVE_SENSORS if sensors == "standard" else varying_sensors(rows, condition)
-    feature_index = [INPUT_FEATURES.index(s) for s in selected]
+    if sensors == "standard" and set(INFORMATIVE_SENSORS) <= set(features[n_settings:]):
+        selected = INFORMATIVE_SENSORS
+    elif sensors == "varying":
+        selected = varying_sensors(rows, condition, features, n_settings)
+    else:
+        selected, stats.not_read = sensors_from_data(rows, condition, features, n_settings)
+    if len(selected) < 2:
+        raise ValueError(f"the training data leave {len(selected)} sensor(s) to read ({stats.not_read}); "
+                         "a model needs two or more that vary with wear")  # fmt: skip
+    feature_index = [features.index(s) for s in selected]
     stats.feature_names, stats.feature_index = list(selected), feature_index
-    features = rows[:, feature_index]
+    features_rows = rows[:, feature_index]
     for k in range(n_conditions):
-        in_k = features[condition == k]
+        in_k = features_rows[condition == k]
         if len(in_k) == 0:
             raise ValueError(f"operating condition {k} has no training rows; lower n_conditions")
         stats.mean.append(in_k.mean(axis=0).tolist())
@@ -95,7 +152,7 @@ def fit_preprocessing(units: list[Unit], n_conditions: int, sensors: str = "stan
 
 def normalise(rows: np.ndarray, stats: PreprocessingStats) -> np.ndarray:
     """(N, 24) raw rows -> (N, F) selected features, z-scored per operating condition."""
-    condition = assign_conditions(rows[:, : len(SETTING_NAMES)], stats)
+    condition = assign_conditions(rows[:, : stats.n_settings], stats)
     features = rows[:, stats.feature_index]
     return (features - np.asarray(stats.mean)[condition]) / np.asarray(stats.std)[condition]
 
@@ -128,7 +185,7 @@ class Preprocessor(nn.Module):
     def __init__(self, stats: PreprocessingStats):
         super().__init__()
         self.stats = stats
-        self.n_settings = len(SETTING_NAMES)
+        self.n_settings = stats.n_settings
         self.register_buffer("feature_index", torch.tensor(stats.feature_index, dtype=torch.long))
         self.register_buffer("settings_scale", torch.tensor(stats.settings_scale))
         self.register_buffer("centroids", torch.tensor(stats.centroids))  # (K, 3)

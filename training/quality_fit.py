@@ -105,15 +105,20 @@ def fit_quality(
     columns: list[str],
     window_length: int,
     order_fit: OrderFit | None = None,
+    features: tuple[str, ...] = INPUT_FEATURES,
+    n_settings: int = len(SETTING_NAMES),
+    rul_cap: float = RUL_CAP,
 ) -> QualityStats:
     """Fit the checks on `units` (a subset's training units): statistics on an 80 % split of
     them, thresholds on the other 20 % (QUALITY_SPLIT). `order_fit`: the learned order check
-    trained before (order_check.read_fit), or None to train it here on the same split."""
+    trained before (order_check.read_fit), or None to train it here on the same split.
+    features: the raw readings' columns (the data set's settings then sensors), the first
+    n_settings of them settings."""
     val_fraction, seed = QUALITY_SPLIT
     train, val = split_by_unit(units, val_fraction, seed)
-    prep = fit_preprocessing(train, n_conditions)
-    index = [INPUT_FEATURES.index(c) for c in columns]
-    n_set = len(SETTING_NAMES)
+    prep = fit_preprocessing(train, n_conditions, "standard", features, n_settings)  # its conditions only
+    index = [features.index(c) for c in columns]
+    n_set = n_settings
 
     rows = np.concatenate([u.readings for u in train]).astype(np.float64)
     condition = assign_conditions(rows[:, :n_set], prep)
@@ -159,7 +164,8 @@ def fit_quality(
         f"value on {len(val)} validation units (split seed {seed}, {val_fraction:.0%} held out)",
     )
     stats.window_length = window_length
-    targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, RUL_CAP) for u in train])
+    stats.n_columns, stats.n_settings = len(features), n_settings
+    targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, rul_cap) for u in train])
     design = np.c_[z_train, np.ones(len(z_train))]
     stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)

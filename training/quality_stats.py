@@ -33,7 +33,7 @@ class QualityStats:
     """Everything the checks need, as plain lists for the checkpoint and the model card."""
 
     columns: list[str]  # checked sensor columns, in the model's feature order
-    column_index: list[int]  # their positions among the 24 raw columns
+    column_index: list[int]  # their positions among the raw columns
     settings_scale: list[float]  # (3,) as in preprocessing
     centroids: list[list[float]]  # (K, 3) operating conditions in scaled-settings space
     center: list[list[float]]  # (K, C) per-condition median of each checked column
@@ -63,6 +63,10 @@ class QualityStats:
     # (W + 1, C) threshold on the mean squared successive difference of each column's residual
     # from its estimate from the others, by real cycles in the window (index n): the noisy check
     noise_mssd: list[list[float]] | None = None
+    # the raw readings' width and how many of its first columns are settings (C-MAPSS: 24, 3;
+    # absent from statistics fitted before data sets)
+    n_columns: int = 24
+    n_settings: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)

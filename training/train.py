@@ -1,5 +1,6 @@
-"""Train the dual-task RUL model on one C-MAPSS subset and write a self-describing checkpoint.
+"""Train the dual-task RUL model on a data set and write a self-describing checkpoint.
 
+    rul-train --dataset fleet.toml --epochs 40 --seed 0 --out-dir runs   # your own fleet
     rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
     rul-train --recipe fd001 --data-dir ../shared/data/cmapss     # the shipped fd001's networks
 
@@ -22,14 +23,8 @@ from tqdm import tqdm
 
 from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, save_checkpoint
-from training.constants import (
-    CRITICAL_MAX_RUL,
-    DEFAULT_WINDOW_LENGTHS,
-    DEGRADING_MAX_RUL,
-    N_OPERATING_CONDITIONS,
-    RUL_CAP,
-)
-from training.data import extra_subset_names, load_subset
+from training.constants import DEFAULT_WINDOW_LENGTHS, OTHER_WINDOW_LENGTH
+from training.data import check_training_units, extra_subset_names, load_data, load_subset
 from training.evaluate import torch_predict_fn
 from training.intervals import calibrate_uncapped
 from training.labels import health_labels
@@ -49,7 +44,7 @@ from training.preprocessing import (
 from training.recipes import RECIPES
 from training.train_args import build_parser, planned_runs
 from training.train_config import TrainConfig
-from training.windows import fold_split, last_windows, split_by_unit, stack_windows
+from training.windows import last_windows, split_per_source, stack_windows
 
 
 def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | None:
@@ -79,12 +74,15 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     # Data: whole units split into training and validation; test units are not touched here.
     # Units pooled from other subsets (--extra-train-subsets) only ever train.
     init = starting_point(config, model_config)
-    window_length = config.window_length or DEFAULT_WINDOW_LENGTHS[config.subset]
-    subset = load_subset(config.subset, config.data_dir or None)
-    if config.folds:
-        train_units, val_units = fold_split(subset.train, config.folds, config.fold, config.split_seed)
-    else:
-        train_units, val_units = split_by_unit(subset.train, config.val_fraction, config.split_seed)
+    subset = load_data(config.subset, config.dataset, config.data_dir or None)
+    spec = subset.spec
+    check_training_units(subset, config.val_fraction, config.folds)
+    rul_cap, critical, degrading = spec.rul_cap, spec.critical, spec.degrading
+    subset_window = DEFAULT_WINDOW_LENGTHS.get("" if config.dataset else config.subset, OTHER_WINDOW_LENGTH)
+    window_length = config.window_length or subset_window
+    # whole units, per source file where the data set lists several (windows.split_per_source)
+    train_units, val_units = split_per_source(subset.train, config.val_fraction, config.split_seed,
+                                              config.folds, config.fold)  # fmt: skip
     if init and [u.unit_id for u in val_units] != init["split"]["validation_units"]:
         raise ValueError(f"--init-from {config.init_from}: its validation units differ from this split's")
     extra_units = {
@@ -92,10 +90,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         for name in extra_subset_names(config.subset, config.extra_train_subsets)
     }
     pooled_units = train_units + [u for units in extra_units.values() for u in units]
-    x_train, y_train = stack_windows(pooled_units, window_length, RUL_CAP)  # (N, W, 24), (N,)
+    x_train, y_train = stack_windows(pooled_units, window_length, rul_cap)  # (N, W, F_raw), (N,)
     x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
-    x_val, y_val = stack_windows(val_units, window_length, RUL_CAP)
-    h_train = health_labels(y_train)
+    x_val, y_val = stack_windows(val_units, window_length, rul_cap)
+    h_train = health_labels(y_train, critical, degrading)
 
     # Preprocessing statistics come from the training units only (with those pooled from other subsets).
     if init:
@@ -103,7 +101,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         if stats.imputation is None:  # a checkpoint from before masking
             stats = fit_imputation(pooled_units, stats)
     else:
-        stats = fit_preprocessing(pooled_units, N_OPERATING_CONDITIONS[config.subset], config.sensors)
+        stats = fit_preprocessing(pooled_units, spec.operating_conditions, config.sensors,
+                                  spec.features, len(spec.settings))  # fmt: skip
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
     if init:
@@ -149,7 +148,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         if x_test is None:
             return {}
         predicted = predict(x_test)["rul"]
-        capped = np.minimum(y_test, RUL_CAP)
+        capped = np.minimum(y_test, rul_cap)
         return {
             "test_rmse_readonly": rmse(predicted, y_test),
             "test_rmse_capped_truth_readonly": rmse(predicted, capped),
@@ -206,17 +205,18 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     # Split-conformal interval per predicted-RUL band against the true, uncapped RUL, open above
     # the cap, on the validation windows weighted test-like (intervals.py, export.py).
-    thresholds = {"critical_max": CRITICAL_MAX_RUL, "degrading_max": DEGRADING_MAX_RUL}
+    thresholds = {"critical_max": critical, "degrading_max": degrading}
     _, y_val_uncapped = stack_windows(val_units, window_length, None)
     bands = calibrate_uncapped(
-        predict(x_val)["rul"], y_val_uncapped, [CRITICAL_MAX_RUL, DEGRADING_MAX_RUL],
-        config.interval_coverage, RUL_CAP, "validation windows, true uncapped RUL, test-like weights",
+        predict(x_val)["rul"], y_val_uncapped, [critical, degrading],
+        config.interval_coverage, rul_cap, "validation windows, true uncapped RUL, test-like weights",
         window_weights(val_units, subset.test, window_length),
     )  # fmt: skip
     facts = {
         "train_config": asdict(config),
         "window_length": window_length,
-        "rul_cap": RUL_CAP,
+        "dataset": spec.to_dict(),
+        "rul_cap": rul_cap,
         "health_thresholds": thresholds,
         "preprocessing": stats.to_dict(),
         "interval": bands.to_dict(),

@@ -1,6 +1,7 @@
-"""rul-train: train the dual-task RUL model on one C-MAPSS subset and write a
-self-describing checkpoint.
+"""rul-train: train the dual-task RUL model on a data set (a C-MAPSS subset, or your own
+fleet described by a TOML file) and write a self-describing checkpoint.
 
+    rul-train --dataset fleet.toml --epochs 40 --seed 0 --out-dir runs   # runs/<name>_seed0.pt
     rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
     rul-train --recipe fd001 --data-dir ../shared/data/cmapss     # the shipped fd001's networks
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from training.config_cli import add_dataclass_flags, dataclass_from_flags
 from training.constants import SUBSETS
 from training.data import extra_subset_names
+from training.dataset import DatasetError, load_spec
 from training.loss_weighting import METHODS
 from training.model import ModelConfig
 from training.recipes import RECIPES
@@ -28,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="train every network of a shipped model's ensemble with its flags, one "
                               "after the other; flags given beside it override the recipe's")  # fmt: skip
     recipes.add_argument("--member", help="with --recipe: only this network (e.g. fold0, seed2)")
-    recipes.add_argument("--out-dir", help="with --recipe: where the checkpoints go (default: "
-                                           "models/checkpoints/<recipe>, as shipped)")  # fmt: skip
+    recipes.add_argument("--out-dir", help="where the checkpoints go: with --recipe <member>.pt (default: "
+                                           "models/checkpoints/<recipe>, as shipped), else "
+                                           "<data set>_seed<S>.pt (or _fold<k>.pt)")  # fmt: skip
     add_dataclass_flags(parser, TrainConfig)
     add_dataclass_flags(parser, ModelConfig)
     return parser
@@ -39,12 +42,22 @@ def _configs(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[TrainCon
     args = parser.parse_args(argv)
     config = dataclass_from_flags(TrainConfig, args)
     config.subset = config.subset.upper()
-    if config.subset not in SUBSETS:
+    if config.dataset:
+        config.dataset = str(Path(config.dataset).resolve())  # export and evaluate find it from anywhere
+        try:
+            config.subset = load_spec(config.dataset, config.data_dir or None).name
+        except DatasetError as error:
+            parser.error(str(error))
+        if config.extra_train_subsets:
+            parser.error(
+                "--extra-train-subsets goes with --subset; name every file in the data set's train list"
+            )
+    elif config.subset not in SUBSETS:
         parser.error(f"--subset {config.subset!r}: expected one of {', '.join(SUBSETS)}")
     if config.loss_weighting not in METHODS:
         parser.error(f"--loss-weighting {config.loss_weighting!r}: expected one of {', '.join(METHODS)}")
     try:
-        extra_subset_names(config.subset, config.extra_train_subsets)
+        extra_subset_names(config.subset, config.extra_train_subsets) if not config.dataset else None
     except ValueError as error:
         parser.error(str(error))
     return config, dataclass_from_flags(ModelConfig, args)
@@ -62,8 +75,13 @@ def planned_runs(
     parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
 ) -> list[tuple[TrainConfig, ModelConfig]]:
     if args.recipe is None:
-        if args.member or args.out_dir:
-            parser.error("--member and --out-dir go with --recipe")
+        if args.member:
+            parser.error("--member goes with --recipe")
+        if args.out_dir:  # the checkpoint under it, named after the data set and the seed (or fold)
+            config, model_config = _configs(parser, argv)
+            member = f"fold{config.fold}" if config.folds else f"seed{config.seed}"
+            config.out = str(Path(args.out_dir) / f"{config.subset.lower()}_{member}.pt")
+            return [(config, model_config)]
         return [_configs(parser, argv)]
     recipe = RECIPES[args.recipe]
     if args.member is not None and args.member not in recipe.members:

@@ -15,11 +15,12 @@ from training.loss_weighting import (
 
 @dataclass
 class TrainConfig:
-    subset: str = "FD001"  # FD001 | FD002 | FD003 | FD004
+    subset: str = "FD001"  # FD001 | FD002 | FD003 | FD004 (C-MAPSS; ignored with --dataset)
+    dataset: str = ""  # a data set's TOML file (its format: training/dataset.py); empty: --subset
     data_dir: str = ""  # C-MAPSS directory; empty: $CMAPSS_DIR, else data/cmapss
     out: str = "runs/model.pt"  # checkpoint path
-    window_length: int = 0  # cycles per window; 0: the literature's (constants.py), not the recipe's
-    sensors: str = "standard"  # standard (the literature's 14) | varying (all that vary in training units)
+    window_length: int = 0  # cycles per window; 0: the literature's (constants.py; 30 for other data sets)
+    sensors: str = "standard"  # standard (C-MAPSS's 14; else as data) | varying | data (no near-constant)
     extra_train_subsets: str = ""  # e.g. "FD001": pool its training units into training, not validation
     val_fraction: float = 0.2  # share of whole training units held out for model selection
     train_stride: int = 1  # keep every k-th training window (consecutive ones overlap; 1: all)

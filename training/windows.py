@@ -104,6 +104,24 @@ def fold_split(units: list[Unit], folds: int, fold: int, seed: int) -> tuple[lis
     return _hold_out(units, order[fold::folds])
 
 
+def split_per_source(
+    units: list[Unit], val_fraction: float, seed: int, folds: int = 0, fold: int = 0
+) -> tuple[list[Unit], list[Unit]]:
+    """`split_by_unit` (or with folds `fold_split`) within each source file of a data set that
+    lists several, so that each file gives its share of validation units, the very units a
+    model trained on that file alone would hold out: a mixed fleet and a file's specialist are
+    then compared on the same validation units. One source: the plain split."""
+    sources = list(dict.fromkeys(u.source for u in units))
+    if len(sources) <= 1:
+        return fold_split(units, folds, fold, seed) if folds else split_by_unit(units, val_fraction, seed)
+    train, val = [], []
+    for source in sources:
+        own = [u for u in units if u.source == source]
+        t, v = fold_split(own, folds, fold, seed) if folds else split_by_unit(own, val_fraction, seed)
+        train, val = train + t, val + v
+    return train, val
+
+
 def _hold_out(units: list[Unit], val_positions: np.ndarray) -> tuple[list[Unit], list[Unit]]:
     """(training units, validation units), each in the original order."""
     val_idx = set(val_positions.tolist())

@@ -10,6 +10,7 @@ from it. Adding a field to every answer is a change to `fields` and to `schemas.
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import orjson
@@ -177,7 +178,7 @@ class UnitAnswers:
     """Answers for windows of a fleet's units: a unit score is an answer plus its unit and the
     cycle it is for."""
 
-    units: np.ndarray  # (N,) int
+    units: np.ndarray  # (N,) int64, or object: unit ids as the file has them (text too)
     cycles: np.ndarray  # (N,) int: the file's cycle number each answer is for
     answers: Answers
 
@@ -201,12 +202,23 @@ class UnitAnswers:
         return UnitAnswers(self.units[keep], self.cycles[keep], self.answers.select(keep))
 
 
+UnitId = int | str  # a unit as its fleet file names it: an integer, or text ("ESN-100017")
+
+
+def unit_array(units: Any) -> np.ndarray:
+    """Unit ids as an array: int64 when every one is an integer, else objects (kept as given)."""
+    units = list(units)
+    if all(isinstance(u, int | np.integer) and not isinstance(u, bool) for u in units):
+        return np.asarray(units, dtype=np.int64)
+    return np.asarray(units, dtype=object)
+
+
 def concat_units(parts: list[UnitAnswers], empty: Answers) -> UnitAnswers:
     """Consecutive runs' unit answers as one; `empty`: the answers of no window, for no part."""
     if not parts:
         return UnitAnswers(np.zeros(0, np.int64), np.zeros(0, np.int64), empty)
     return UnitAnswers(
-        np.concatenate([p.units for p in parts]).astype(np.int64),
+        unit_array([u for p in parts for u in p.units.tolist()]),
         np.concatenate([p.cycles for p in parts]).astype(np.int64),
         concat([p.answers for p in parts]),
     )

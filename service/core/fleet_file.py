@@ -1,28 +1,39 @@
 """Reading an uploaded fleet file into per-unit histories, a chunk of lines at a time.
 
-Two formats, told apart by their first line:
-- C-MAPSS text: 26 whitespace-separated numbers per line (unit, cycle, 3 settings, 21
-  sensors), as in NASA's `train_FD00x.txt` / `test_FD00x.txt`;
-- CSV with a header: `unit,cycle,setting_1,setting_2,setting_3,s_1,...,s_21` (any column
-  order; extra columns are ignored).
+The columns are the model's (`FleetLayout.of(card)`): its unit and cycle columns and its
+input features. Two formats, told apart by their first line:
+- CSV with a header naming the unit, the cycle and the model's features in any order (extra
+  columns are ignored; names match ignoring case), as spreadsheets write it too: a byte-order
+  mark, `,` `;` or tab separators, decimal commas where the separator is not a comma, quoted
+  fields, CRLF line ends. Unit ids are kept as they are: integers, or text ("ESN-100017");
+- C-MAPSS text, for models trained on C-MAPSS: 26 whitespace-separated numbers per line
+  (unit, cycle, 3 settings, 21 sensors), as in NASA's `train_FD00x.txt` / `test_FD00x.txt`.
 Either may be gzipped (detected by its magic bytes, not its name). Values are parsed into
 float32 arrays chunk by chunk, so memory stays near the size of the numbers themselves
 (4 bytes per value) rather than of the text or of Python lists.
+
+A row the model cannot take (an empty or non-numeric value, a cycle repeated) refuses its
+unit, not the file: the other units are scored and the refused one is listed with its reason
+(`Fleet.refused`, the answer's `skipped`). A problem that names no unit refuses the file.
 """
 
+import csv
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from service.core.window_input import not_finite
+from service.core.window_input import describe_features, not_finite
 
+# C-MAPSS's input features (the 3 settings, then sensors 1-21): a model trained on them also
+# reads the 26-column text files
 FEATURES = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
 COLUMNS = ["unit", "cycle", *FEATURES]  # 26
+MAX_UNIT_ID = 200  # characters of a unit id sent as text
 # Lines parsed per numpy call. numpy's parser holds the interpreter while it reads a chunk, so
 # the chunk bounds how long the event loop can wait on a scoring thread: 20 simultaneous
 # uploads of test_FD001 gave /health/live a worst probe of 44-86 ms with 10 000 lines and 27-49 ms
@@ -101,112 +112,248 @@ def _text_lines(raw: BinaryIO, limits: UploadLimits) -> Iterator[str]:
         ) from exc
 
 
-def _parse_chunk(chunk: list[tuple[int, str]], sep: str | None, order: list[int]) -> np.ndarray:
-    """[(line number, line)] -> (N, 26) float64 in COLUMNS order; errors name the line.
+@dataclass(frozen=True)
+class FleetLayout:
+    """The columns of a model's fleet files: its unit and cycle columns, then its features."""
 
-    numpy's C parser reads the chunk; only when it fails do we walk the lines in Python to
-    say which one is wrong.
-    """
+    unit: str = "unit"
+    cycle: str = "cycle"
+    features: tuple[str, ...] = tuple(FEATURES)
+
+    @classmethod
+    def of(cls, card: Any) -> "FleetLayout":
+        """The layout of a model card: its data set's unit and cycle columns (C-MAPSS's "unit"
+        and "cycle" for cards without a data set) and its input features."""
+        dataset = getattr(card, "dataset", None) or {}
+        return cls(dataset.get("unit", "unit"), dataset.get("cycle", "cycle"), tuple(card.input_features))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.unit, self.cycle, *self.features)
+
+    @property
+    def reads_cmapss_text(self) -> bool:
+        """A model trained on C-MAPSS's 24 features also reads its 26-column text files."""
+        return list(self.features) == FEATURES
+
+    def describe(self) -> str:
+        return f"{self.unit}, {self.cycle}, {describe_features(self.features)}"
+
+
+class Fleet(dict[Any, tuple[np.ndarray, np.ndarray]]):
+    """{unit id: (cycle numbers (T,), readings (T, F) float32)}, sorted by unit and cycle; and
+    `refused`: the units left out, each {"unit", "cycles" (rows read), "reason"}."""
+
+    def __init__(self, units: dict[Any, tuple[np.ndarray, np.ndarray]], refused: list[dict[str, Any]]):
+        super().__init__(units)
+        self.refused = refused
+
+
+@dataclass
+class _Chunk:
+    """One chunk's rows: unit ids as text, cycles and readings; refused units and why."""
+
+    units: list[str]
+    cycles: np.ndarray  # (n,) float64
+    values: np.ndarray  # (n, F) float64
+    lines: list[int]
+    refused: dict[str, str] = field(default_factory=dict)
+    rows_per_unit: dict[str, int] = field(default_factory=dict)  # every row read, kept or not
+
+
+def _parse_number(text: str, decimal_comma: bool) -> tuple[float, str | None]:
+    """A cell's number, or what is wrong with it ("is empty", "holds 'x', not a number")."""
+    text = text.strip().strip('"')
+    if not text:
+        return 0.0, "is empty"
     try:
-        table = np.loadtxt(io.StringIO("".join(line for _, line in chunk)), delimiter=sep, ndmin=2)
-        if sep is not None or table.shape[1] == len(COLUMNS):
-            rows = table[:, order]
-            return _check_finite(rows, chunk)
+        return float(text.replace(",", ".") if decimal_comma else text), None
+    except ValueError:
+        return 0.0, f"holds {text[:40]!r}, not a number"
+
+
+def _reading_problem(text: str, decimal_comma: bool) -> tuple[float, str | None]:
+    """A reading, or what is wrong with it: also a value that is not a finite float32."""
+    value, problem = _parse_number(text, decimal_comma)
+    if problem:
+        return value, problem
+    with np.errstate(over="ignore"):
+        as_read = float(np.float32(value))  # what the model would read
+    if not np.isfinite(as_read):
+        sent = value if np.isfinite(value) else None
+        return value, f"is {not_finite(as_read, sent)}; every value must be a finite number"
+    return value, None
+
+
+def _parse_rows(
+    rows: Sequence[Sequence[str]],
+    lines: list[int],
+    order: list[int],
+    names: Sequence[str],
+    decimal_comma: bool,
+) -> _Chunk:
+    """Fields of each row (already split) -> a chunk; `order`: the field of the unit, the cycle,
+    then each feature; a row with a bad value refuses its unit."""
+    width = max(order) + 1
+    units, cycles, values, kept = [], [], [], []
+    refused: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for fields, line in zip(rows, lines, strict=True):
+        unit = fields[order[0]].strip().strip('"') if len(fields) > order[0] else ""
+        if not unit:
+            raise FleetFileError(f"line {line} has no {names[0]}: every row needs its unit")
+        if len(unit) > MAX_UNIT_ID:
+            raise FleetFileError(f"line {line}: the {names[0]} is longer than {MAX_UNIT_ID} characters")
+        counts[unit] = counts.get(unit, 0) + 1
+        if unit in refused:
+            continue
+        if len(fields) < width:
+            refused[unit] = f"line {line} has {len(fields)} columns; expected at least {width}, as the header"
+            continue
+        cycle, problem = _parse_number(fields[order[1]], decimal_comma)
+        if problem:
+            refused[unit] = f"line {line}, column {names[1]} {problem}"
+            continue
+        if not np.isfinite(cycle) or cycle != np.round(cycle) or not 0 <= cycle <= LIMITS["cycle"]:
+            refused[unit] = (f"line {line}: the {names[1]} number is {cycle:g}; it must be a whole number "
+                             f"from 0 to {LIMITS['cycle']}")  # fmt: skip
+            continue
+        numbers = []
+        for k, j in enumerate(order[2:], start=2):
+            number, problem = _reading_problem(fields[j], decimal_comma)
+            if problem:
+                refused[unit] = f"line {line}, column {names[k]} {problem}"
+                break
+            numbers.append(number)
+        else:
+            units.append(unit)
+            cycles.append(cycle)
+            values.append(numbers)
+            kept.append(line)
+    table = np.asarray(values, dtype=np.float64).reshape(len(values), len(order) - 2)
+    chunk = _Chunk(units, np.asarray(cycles, dtype=np.float64), table, kept, refused, counts)
+    return _without(chunk, set(refused))
+
+
+def _without(chunk: _Chunk, refused: set[str]) -> _Chunk:
+    """The chunk without the rows of refused units (a unit's earlier rows in this chunk too)."""
+    if not refused or not any(u in refused for u in chunk.units):
+        return chunk
+    keep = [i for i, u in enumerate(chunk.units) if u not in refused]
+    return _Chunk([chunk.units[i] for i in keep], chunk.cycles[keep], chunk.values[keep],
+                  [chunk.lines[i] for i in keep], chunk.refused, chunk.rows_per_unit)  # fmt: skip
+
+
+def _parse_text_chunk(chunk: list[tuple[int, str]]) -> _Chunk:
+    """C-MAPSS text lines -> a chunk. numpy's C parser reads it; only when that fails are the
+    lines walked in Python to say which one is wrong."""
+    try:
+        table = np.loadtxt(io.StringIO("".join(line for _, line in chunk)), ndmin=2)
+        if table.shape[1] == len(COLUMNS) and np.isfinite(table.astype(np.float32)).all():
+            whole = (
+                (table[:, 0] == np.round(table[:, 0])) & (table[:, 0] >= 0) & (table[:, 0] <= LIMITS["unit"])
+            )
+            if whole.all():
+                cycles_ok = (table[:, 1] == np.round(table[:, 1])) & (table[:, 1] >= 0)
+                if (cycles_ok & (table[:, 1] <= LIMITS["cycle"])).all():
+                    units = [str(int(u)) for u in table[:, 0]]
+                    counts: dict[str, int] = {}
+                    for u in units:
+                        counts[u] = counts.get(u, 0) + 1
+                    return _Chunk(units, table[:, 1], table[:, 2:], [n for n, _ in chunk], {}, counts)
     except (ValueError, IndexError):
         pass
-    rows = np.empty((len(chunk), len(COLUMNS)), dtype=np.float64)
-    for i, (number, line) in enumerate(chunk):
-        fields = line.split(sep)
-        if len(fields) <= max(order) or (sep is None and len(fields) != len(COLUMNS)):
-            raise FleetFileError(
-                f"line {number} has {len(fields)} columns; expected {len(COLUMNS)}: "
-                "unit, cycle, setting_1..3, s_1..s_21"
-            )
-        for k, j in enumerate(order):
-            try:
-                rows[i, k] = float(fields[j])
-            except ValueError:
-                text = fields[j].strip()
-                what = "is empty" if not text else f"holds {text[:40]!r}, not a number"
-                raise FleetFileError(f"line {number}, column {COLUMNS[k]} {what}") from None
-    return _check_finite(rows, chunk)
+    rows = [line.split() for _, line in chunk]
+    for (number, _), fields in zip(chunk, rows, strict=True):
+        if len(fields) != len(COLUMNS):
+            raise FleetFileError(f"line {number} has {len(fields)} columns; expected {len(COLUMNS)}: "
+                                 "unit, cycle, setting_1..3, s_1..s_21")  # fmt: skip
+        unit, problem = _parse_number(fields[0], False)
+        if problem or unit != round(unit) or not 0 <= unit <= LIMITS["unit"]:
+            shown = f"{unit:g}" if not problem else repr(fields[0][:40])
+            raise FleetFileError(f"line {number}: the unit number is {shown}; it must be a whole "
+                                 f"number from 0 to {LIMITS['unit']}")  # fmt: skip
+        fields[0] = str(int(unit))
+    return _parse_rows(rows, [n for n, _ in chunk], list(range(len(COLUMNS))), COLUMNS, False)
 
 
-def _check_finite(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
-    bad = np.argwhere(~np.isfinite(rows))
-    if len(bad):
-        row, column = (int(v) for v in bad[0])
-        value = not_finite(float(rows[row, column]))
-        raise FleetFileError(f"line {chunk[row][0]}, column {COLUMNS[column]} is {value}; "
-                             "every value must be a finite number")  # fmt: skip
-    return rows
+@dataclass(frozen=True)
+class _CsvFormat:
+    separator: str
+    order: list[int]  # the fields of the unit, the cycle, then each feature
+
+    @property
+    def decimal_comma(self) -> bool:
+        return self.separator != ","  # "1,5" is 1.5 only where the comma separates nothing
+
+
+def _csv_format(header: str, layout: FleetLayout) -> _CsvFormat:
+    header = header.lstrip("\ufeff")  # a byte-order mark, as spreadsheets write it
+    separator = max((",", ";", "\t"), key=header.count)
+    names = [h.strip().strip('"').strip().lower() for h in next(csv.reader([header], delimiter=separator))]
+    missing = [c for c in layout.columns if c.lower() not in names]
+    if missing:
+        more = " ..." if len(missing) > 8 else ""
+        raise FleetFileError(f"the CSV header lacks {', '.join(missing[:8])}{more}; this model needs "
+                             f"{layout.describe()} (any order; other columns are ignored)")  # fmt: skip
+    return _CsvFormat(separator, [names.index(c.lower()) for c in layout.columns])
+
+
+def _parse_csv_chunk(chunk: list[tuple[int, str]], form: _CsvFormat, layout: FleetLayout) -> _Chunk:
+    rows = list(csv.reader((line for _, line in chunk), delimiter=form.separator))
+    return _parse_rows(rows, [n for n, _ in chunk], form.order, layout.columns, form.decimal_comma)
 
 
 # Unit numbers fit an int32; cycle numbers are kept exactly in float32 up to 2**24.
 LIMITS = {"unit": 2**31 - 1, "cycle": 2**24}
 
 
-def _check_numbers(rows: np.ndarray, chunk: list[tuple[int, str]]) -> np.ndarray:
-    """Unit and cycle numbers must be whole numbers from 0 to their limit; the error names
-    the first line that breaks the rule."""
-    for column, name in enumerate(("unit", "cycle")):
-        values = rows[:, column]
-        bad = np.flatnonzero((values != np.round(values)) | (values < 0) | (values > LIMITS[name]))
-        if len(bad):
-            line, value = chunk[bad[0]][0], values[bad[0]]
-            raise FleetFileError(f"line {line}: the {name} number is {value:g}; it must be a whole number "
-                                 f"from 0 to {LIMITS[name]}")  # fmt: skip
-    return rows
-
-
-def _csv_order(header: str) -> list[int]:
-    names = [h.strip().strip('"').lower() for h in header.split(",")]
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        raise FleetFileError(f"the CSV header lacks {', '.join(missing)}; it needs unit, cycle, "
-                             "setting_1..setting_3, s_1..s_21")  # fmt: skip
-    return [names.index(c) for c in COLUMNS]
-
-
-def _is_header(line: str) -> bool:
-    return any(name in line.lower() for name in ("unit", "cycle", "setting"))
+def _is_header(line: str, layout: FleetLayout) -> bool:
+    text = line.lower()
+    return any(name.lower() in text for name in (layout.unit, layout.cycle, *layout.features[:3]))
 
 
 def read_fleet(
-    raw: BinaryIO, chunk_lines: int = CHUNK_LINES, limits: UploadLimits | None = None
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{unit id: (cycle numbers (T,), readings (T, 24) float32)}, sorted by unit and cycle.
-    Raises FleetFileError naming the line and problem, FleetTooLarge past a limit."""
-    limits = limits or UploadLimits()
+    raw: BinaryIO,
+    chunk_lines: int = CHUNK_LINES,
+    limits: UploadLimits | None = None,
+    layout: FleetLayout | None = None,
+) -> Fleet:
+    """The fleet in a file, in the columns of `layout` (default: C-MAPSS's). Raises
+    FleetFileError naming the line and problem where no unit can be blamed, FleetTooLarge past
+    a limit; a unit with a bad row is left out and listed in `Fleet.refused`."""
+    limits, layout = limits or UploadLimits(), layout or FleetLayout()
     numbered = ((n, line) for n, line in enumerate(_text_lines(raw, limits), start=1) if line.strip())
     first = next(numbered, None)
     if first is None:
-        raise FleetFileError("the file is empty: upload C-MAPSS text or a CSV with a header")
-    sep: str | None = None
-    order = list(range(len(COLUMNS)))
+        text = "C-MAPSS text or a CSV with a header" if layout.reads_cmapss_text else "a CSV with a header"
+        raise FleetFileError(f"the file is empty: upload {text} ({layout.describe()})")
+    form: _CsvFormat | None = None
     pending: list[tuple[int, str]] = [first]
-    if "," in first[1]:
-        if not _is_header(first[1]):
-            raise FleetFileError("the CSV file has no header; its first line must name the columns: "
-                                 "unit,cycle,setting_1,setting_2,setting_3,s_1,...,s_21")  # fmt: skip
-        sep, order, pending = ",", _csv_order(first[1]), []
+    if any(sep in first[1] for sep in ",;\t") or not layout.reads_cmapss_text:
+        if not _is_header(first[1], layout):
+            raise FleetFileError(f"the CSV file has no header; its first line must name the columns: "
+                                 f"{layout.describe()}")  # fmt: skip
+        form, pending = _csv_format(first[1], layout), []
 
-    ids: list[np.ndarray] = []  # per chunk (n, 2) int64: unit, cycle
-    values: list[np.ndarray] = []  # per chunk (n, 24) float32: the readings
-    seen_units: set[int] = set()
+    chunks: list[_Chunk] = []
+    refused: dict[str, str] = {}
+    counts: dict[str, int] = {}  # rows read per unit
     rows_read = 0
 
-    def flush(chunk: list[tuple[int, str]]) -> None:
+    def flush(lines: list[tuple[int, str]]) -> None:
         nonlocal rows_read
-        rows_read += len(chunk)
+        rows_read += len(lines)
         if limits.max_rows is not None and rows_read > limits.max_rows:
             raise FleetTooLarge(f"the file has more than {limits.max_rows} rows of readings; the limit is "
                                 f"{limits.max_rows} (RUL_MAX_UPLOAD_ROWS): split the fleet")  # fmt: skip
-        rows = _check_numbers(_parse_chunk(chunk, sep, order), chunk)
-        ids.append(rows[:, :2].astype(np.int64))
-        values.append(rows[:, 2:].astype(np.float32))
-        seen_units.update(np.unique(rows[:, 0]).astype(int).tolist())
-        if limits.max_units is not None and len(seen_units) > limits.max_units:
+        chunk = _parse_csv_chunk(lines, form, layout) if form else _parse_text_chunk(lines)
+        for unit, reason in chunk.refused.items():
+            refused.setdefault(unit, reason)
+        for unit, n in chunk.rows_per_unit.items():
+            counts[unit] = counts.get(unit, 0) + n
+        chunks.append(_without(chunk, set(refused)))
+        if limits.max_units is not None and len(counts) > limits.max_units:
             raise FleetTooLarge(f"the file has more than {limits.max_units} units; the limit is "
                                 f"{limits.max_units} (RUL_MAX_UPLOAD_UNITS): split the fleet")  # fmt: skip
 
@@ -217,27 +364,66 @@ def read_fleet(
             pending = []
     if pending:
         flush(pending)
-    if not ids:
+    if not chunks:
         raise FleetFileError("the file holds a header but no readings")
-    return _by_unit(np.concatenate(ids), np.concatenate(values))
+    return _by_unit(chunks, refused, counts, layout)
 
 
-def _by_unit(ids: np.ndarray, values: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """ids (N, 2) unit and cycle, values (N, 24) readings -> {unit: (cycles (T,), readings (T, 24))},
-    sorted by unit and cycle: one sort of the whole fleet, and each unit's arrays are views of
-    two arrays. (Built unit by unit, 20 000 units made 120 000 small arrays, whose allocation
-    held the interpreter lock long enough to stall the event loop: bench/README.md, "Abuse,
-    second round".)"""
-    order = np.lexsort((ids[:, 1], ids[:, 0]))
-    units, cycles = ids[order, 0], ids[order, 1]
-    repeated = np.flatnonzero((np.diff(units) == 0) & (np.diff(cycles) == 0))
-    if len(repeated):
-        raise FleetFileError(f"unit {units[repeated[0]]} has the same cycle number twice; "
-                             "each cycle must appear once")  # fmt: skip
-    readings = values[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(units)) + 1]
-    ends = np.r_[starts[1:], len(units)]
-    fleet = {}
+def _unit_ids(texts: list[str]) -> list[Any]:
+    """Unit ids as sent: integers where every id of the file is one written plainly ("17", not
+    "017"), else the text."""
+    try:
+        numbers = [int(t) for t in texts]
+    except ValueError:
+        return texts
+    return numbers if all(str(n) == t for n, t in zip(numbers, texts, strict=True)) else texts
+
+
+def _by_unit(
+    chunks: list[_Chunk], refused: dict[str, str], counts: dict[str, int], layout: FleetLayout
+) -> Fleet:
+    """The chunks' rows -> {unit: (cycles (T,), readings (T, F))}, sorted by unit and cycle:
+    one sort of the whole fleet, and each unit's arrays are views of two arrays. (Built unit by
+    unit, 20 000 units made 120 000 small arrays, whose allocation held the interpreter lock
+    long enough to stall the event loop: bench/README.md, "Abuse, second round".) A unit with
+    the same cycle twice is refused."""
+    kept = [_without(c, set(refused)) for c in chunks]
+    texts = [u for c in kept for u in c.units]
+    ids = dict(zip(counts, _unit_ids(list(counts)), strict=True))  # text -> the id answered
+    ranked_texts = sorted({*texts}, key=lambda t: ids[t])
+    rank = {t: i for i, t in enumerate(ranked_texts)}
+    unit_rank = np.fromiter((rank[t] for t in texts), dtype=np.int64, count=len(texts))
+    cycles = np.concatenate([c.cycles for c in kept]).astype(np.int64)
+    values = np.concatenate([c.values for c in kept]).astype(np.float32)
+    lines = np.asarray([n for c in kept for n in c.lines], dtype=np.int64)
+    order = np.lexsort((cycles, unit_rank))
+    ranked, cycles, readings, lines = unit_rank[order], cycles[order], values[order], lines[order]
+    for i in np.flatnonzero((np.diff(ranked) == 0) & (np.diff(cycles) == 0)).tolist():
+        text = ranked_texts[int(ranked[i])]
+        refused.setdefault(text, f"{UNIT} has the same cycle number twice ({layout.cycle} {cycles[i]}, line "
+                                 f"{lines[i + 1]}); each cycle must appear once")  # fmt: skip
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked)) + 1] if len(ranked) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(ranked)] if len(ranked) else starts
+    units = {}
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        fleet[int(units[start])] = (cycles[start:end], readings[start:end])
-    return fleet
+        text = ranked_texts[int(ranked[start])]
+        if text not in refused:
+            units[ids[text]] = (cycles[start:end], readings[start:end])
+    listed = [{"unit": ids[t], "cycles": counts[t], "reason": _reason(refused[t], ids[t])}
+              for t in sorted(refused, key=lambda t: ids[t])]  # fmt: skip
+    if not units:  # nothing to score: the file is refused, for its first unit's reason
+        first = sorted(refused, key=lambda t: ids[t])[0]
+        reason, unit = refused[first], ids[first]
+        if UNIT in reason:
+            reason = reason.replace(UNIT, f"unit {unit}")
+        others = f" (unit {unit}; and {len(refused) - 1} other unit(s) refused)" if len(refused) > 1 else ""
+        raise FleetFileError(reason + others)
+    return Fleet(units, listed)
+
+
+UNIT = "\0unit\0"  # where a refusal's reason names its unit, once the unit's id is known
+
+
+def _reason(reason: str, unit: Any) -> str:
+    """A refused unit's reason as the answer words it: "unit 7: line 12, column s_3 is empty"."""
+    return reason.replace(UNIT, f"unit {unit}") if UNIT in reason else f"unit {unit}: {reason}"

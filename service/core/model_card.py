@@ -92,6 +92,9 @@ class ModelCard(BaseModel):
     window_length: int = Field(ge=1)
     input_name: str = "readings"
     input_features: list[str] = Field(min_length=1)
+    # Also kept, untyped: `dataset`, the data set the model was trained on (its unit and cycle
+    # columns name a fleet file's: fleet_file.FleetLayout.of); absent from cards written before
+    # data sets (C-MAPSS: unit, cycle).
     health_states: list[str] = Field(min_length=1)
     health_thresholds: dict[str, float]
     rul_cap: float

@@ -19,7 +19,14 @@ from service.core.check_sentences import QualityExplainer, cycle_labels, row_pos
 from service.core.model_card import GRAPH_OUTPUTS, ModelCard
 from service.core.planning import DEFAULT_PLANNING, Planning
 from service.core.providers import SessionConfig, create_session
-from service.core.window_input import WindowError, check_cycle_numbers, column_problem, not_finite
+from service.core.window_input import (
+    NamedReadings,
+    WindowError,
+    check_cycle_numbers,
+    column_problem,
+    first_non_number,
+    not_finite,
+)
 
 QUALITY_OUTPUTS = ("quality_flags", "ood_score", "window_flags")
 # ONNX Runtime keeps the memory of its largest run in its arena: one run of 5 000 fd001
@@ -150,7 +157,12 @@ class Predictor:
         """Validate one window -> (its last W readings or fewer (n, C) float32, cycles used,
         padded?, cycles sent), to be batched by `stack`;
         `cycles`: the caller's cycle number of each reading, which must increase
-        (`check_cycle_numbers`)."""
+        (`check_cycle_numbers`). Readings sent by name are put in the card's feature order."""
+        if isinstance(readings, NamedReadings):
+            try:
+                readings = readings.ordered(self.card.input_features)
+            except ValueError as exc:
+                raise WindowError(index, window_id, f"readings: {exc}") from None
         if len(readings) == 0:
             raise WindowError(
                 index,
@@ -159,6 +171,8 @@ class Predictor:
                 f"{self.card.padding.min_cycles} cycles of {self.n_columns} values",
             )
         problem = column_problem(readings, self.card.input_features)
+        if problem is None and not isinstance(readings, np.ndarray):
+            problem = first_non_number(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
         array = np.asarray(readings, dtype=np.float32)  # (T, C)

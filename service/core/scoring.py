@@ -5,13 +5,14 @@ Used by `POST /v1/models/{model}/score` and by the offline `rul-score` command; 
 nothing of FastAPI.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
 
-from service.core.answers import UnitAnswers, column_names, concat_units, json_array
+from service.core.answers import UnitAnswers, UnitId, column_names, concat_units, json_array, unit_array
 from service.core.check_sentences import cycle_labels
 from service.core.planning import DEFAULT_PLANNING, Planning
 from service.core.predictor import Predictor, front_padded
@@ -27,7 +28,7 @@ class ScoringCancelled(RuntimeError):
 @dataclass
 class FleetScore:
     predictions: UnitAnswers  # one per unit, at its last cycle
-    trajectories: dict[int, UnitAnswers] = field(default_factory=dict)  # with all_cycles
+    trajectories: dict[UnitId, UnitAnswers] = field(default_factory=dict)  # with all_cycles
     skipped: list[dict[str, object]] = field(default_factory=list)  # units too short, with why
 
     def json(self, head: Mapping[str, object]) -> bytes:
@@ -75,7 +76,7 @@ CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "rul_at_risk": 3, "ood_s
 
 def _scores(
     predictor: Predictor,
-    units: np.ndarray,
+    units: Sequence[UnitId],
     cycles: np.ndarray,
     windows: np.ndarray,
     positions: np.ndarray,
@@ -84,7 +85,7 @@ def _scores(
     """One ONNX Runtime run over windows (N, W, 24); units, cycles: (N,) each; positions (N, W):
     the cycle number of each window row (-1: padding)."""
     answers = predictor.answers(windows, predictor.run(windows), positions, planning)
-    return UnitAnswers(np.asarray(units, dtype=np.int64), np.asarray(cycles, dtype=np.int64), answers)
+    return UnitAnswers(unit_array(units), np.asarray(cycles, dtype=np.int64), answers)
 
 
 def _trajectory_windows(readings: np.ndarray, window_length: int, min_cycles: int) -> np.ndarray:
@@ -97,7 +98,7 @@ def _trajectory_windows(readings: np.ndarray, window_length: int, min_cycles: in
 
 def score_trajectory(
     predictor: Predictor,
-    unit: int,
+    unit: UnitId,
     cycles: np.ndarray,
     readings: np.ndarray,
     check: Callable[[], None] = lambda: None,
@@ -113,7 +114,7 @@ def score_trajectory(
     for start in range(0, len(windows), BATCH_WINDOWS):
         check()
         stop = start + BATCH_WINDOWS
-        parts.append(_scores(predictor, np.full(len(windows[start:stop]), unit),
+        parts.append(_scores(predictor, [unit] * len(windows[start:stop]),
                              cycles[min_cycles - 1 :][start:stop], windows[start:stop],
                              positions[start:stop], planning))  # fmt: skip
     return concat_units(parts, predictor.no_answers(planning))
@@ -121,14 +122,15 @@ def score_trajectory(
 
 def score_fleet(
     predictor: Predictor,
-    fleet: dict[int, tuple[np.ndarray, np.ndarray]],
+    fleet: Mapping[Any, tuple[np.ndarray, np.ndarray]],
     all_cycles: bool = False,
     progress: Callable[[int], None] | None = None,
     reject_out_of_distribution: bool = False,
     cancelled: Callable[[], bool] = lambda: False,
     planning: Planning = DEFAULT_PLANNING,
 ) -> FleetScore:
-    """Score every unit of `fleet` ({unit: (cycles, readings (T, 24))}). Blocking. With
+    """Score every unit of `fleet` ({unit: (cycles, readings (T, F))}; a fleet_file.Fleet's
+    refused units are listed under `skipped` with their reason). Blocking. With
     `reject_out_of_distribution`, a unit whose last window is out of distribution is listed
     under `skipped` with the reason instead of predicted. `cancelled` is asked before every
     unit and every run of windows; when it says True, ScoringCancelled is raised. `planning`:
@@ -139,11 +141,12 @@ def score_fleet(
             raise ScoringCancelled("scoring stopped: the client went away")
 
     min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
-    skipped: list[dict[str, object]] = []
-    trajectories: dict[int, UnitAnswers] = {}
+    skipped: list[dict[str, object]] = list(getattr(fleet, "refused", []))
+    trajectories: dict[UnitId, UnitAnswers] = {}
     last_windows: list[np.ndarray] = []
     last_cycles: list[np.ndarray] = []  # each unit's last (up to W) cycle numbers
-    last_meta: list[tuple[int, int]] = []  # unit, last cycle
+    last_units: list[UnitId] = []
+    last_cycle: list[int] = []
     for unit, (cycles, readings) in fleet.items():
         check()
         if len(readings) < min_cycles:
@@ -151,23 +154,25 @@ def score_fleet(
                       f"model {predictor.card.name} needs at least {min_cycles}")  # fmt: skip
             skipped.append({"unit": unit, "cycles": len(readings), "reason": reason})
         else:
-            window, _, _, _ = predictor.prepare(len(last_meta), f"unit {unit}", readings, cycles)
+            window, _, _, _ = predictor.prepare(len(last_units), f"unit {unit}", readings, cycles)
             last_windows.append(window)
             last_cycles.append(cycles[-window_length:])
-            last_meta.append((unit, int(cycles[-1])))
+            last_units.append(unit)
+            last_cycle.append(int(cycles[-1]))
             if all_cycles:
                 trajectories[unit] = score_trajectory(predictor, unit, cycles, readings, check, planning)
         if progress:
             progress(1)
-    meta = np.array(last_meta, dtype=np.int64).reshape(-1, 2)  # (units, 2): unit, cycle
     parts = []
     for start in range(0, len(last_windows), BATCH_WINDOWS):
         check()
-        part = meta[start : start + BATCH_WINDOWS]
+        part = slice(start, start + BATCH_WINDOWS)
         windows = predictor.stack(last_windows[start : start + BATCH_WINDOWS])
         # each row's cycle number (quality.cycle_labels), -1 for front padding
         positions = front_padded(last_cycles[start : start + BATCH_WINDOWS], (window_length,), -1, np.int64)
-        parts.append(_scores(predictor, part[:, 0], part[:, 1], windows, positions, planning))
+        parts.append(
+            _scores(predictor, last_units[part], np.asarray(last_cycle[part]), windows, positions, planning)
+        )
     result = FleetScore(concat_units(parts, predictor.no_answers(planning)), trajectories, skipped)
     if reject_out_of_distribution:
         _withhold_out_of_distribution(result)
@@ -178,8 +183,9 @@ def _withhold_out_of_distribution(result: FleetScore) -> None:
     """Move units whose last window is out of distribution from predictions to skipped."""
     scores = result.predictions
     refused = np.array([q.status == OUT_OF_DISTRIBUTION for q in scores.answers.quality], dtype=bool)
+    units = scores.units.tolist()
     for i in np.flatnonzero(refused):
-        unit, quality = int(scores.units[i]), scores.answers.quality[i]
+        unit, quality = units[i], scores.answers.quality[i]
         reason = f"unit {unit} is {quality.why_out_of_distribution()}"
         result.skipped.append({"unit": unit, "cycles": int(scores.cycles[i]), "reason": reason})
         result.trajectories.pop(unit, None)

@@ -21,7 +21,15 @@ from starlette.background import BackgroundTask
 
 from service.core.answers import UnitAnswers, column_names
 from service.core.c_heap import trim_c_heap
-from service.core.fleet_file import CHUNK_LINES, FleetFileError, FleetTooLarge, UploadLimits, read_fleet
+from service.core.fleet_file import (
+    CHUNK_LINES,
+    Fleet,
+    FleetFileError,
+    FleetLayout,
+    FleetTooLarge,
+    UploadLimits,
+    read_fleet,
+)
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
@@ -52,8 +60,9 @@ async def score(
     file: Annotated[
         UploadFile,
         File(
-            description="C-MAPSS text (26 columns, .txt or .gz) or CSV with a header "
-            "unit,cycle,setting_1..3,s_1..s_21"
+            description="CSV (or gzipped CSV) with a header naming the model's unit and cycle columns "
+            "and its input_features (any order; other columns ignored); for a model trained on C-MAPSS "
+            "also its 26-column text (.txt or .gz)"
         ),
     ],
     all_cycles: Annotated[bool, Query(description="also return every unit's RUL at every cycle")] = False,
@@ -82,7 +91,7 @@ async def score(
         raise HTTPException(422, str(exc)) from exc
     async with AsyncExitStack() as slot:
         await slot.enter_async_context(scoring_slot(state))
-        fleet = await _read_upload(file, settings)
+        fleet = await _read_upload(file, settings, predictor)
         if all_cycles:
             _check_trajectory_points(fleet, predictor, settings)
         # every unit's last cycle first (one window each); with all_cycles the trajectories follow
@@ -204,9 +213,9 @@ async def _while_connected(request: Request, work: Callable[[Callable[[], bool]]
         watcher.cancel()
 
 
-async def _read_upload(file: UploadFile, settings: Settings) -> dict:
-    """The uploaded fleet, read in a worker thread within the upload limits (413 past one,
-    422 for a file that is not a fleet)."""
+async def _read_upload(file: UploadFile, settings: Settings, predictor: Predictor) -> Fleet:
+    """The uploaded fleet in the model's columns, read in a worker thread within the upload
+    limits (413 past one, 422 for a file that is not a fleet)."""
     limits = UploadLimits(
         settings.max_upload_rows,
         settings.max_upload_decompressed_bytes,
@@ -214,7 +223,7 @@ async def _read_upload(file: UploadFile, settings: Settings) -> dict:
         max_units=settings.max_upload_units,
     )
     try:
-        return await in_worker(read_fleet, file.file, CHUNK_LINES, limits)
+        return await in_worker(read_fleet, file.file, CHUNK_LINES, limits, FleetLayout.of(predictor.card))
     except FleetTooLarge as exc:
         raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
     except FleetFileError as exc:

@@ -50,6 +50,13 @@ function describeModel() {
   $("model-info").textContent = model
     ? `version ${model.version} · trained on ${(model.subsets || []).join(", ")} · window ${model.window_length} cycles · running on ${model.execution_provider}`
     : "";
+  if (!model || !model.input_features) return;
+  // the columns this model's fleet files need: its own names (its data set's), in any order
+  const dataset = model.dataset || {}, features = model.input_features;
+  const cmapss = features.length === 24 && features[0] === "setting_1" && features[23] === "s_21";
+  $("file-hint").textContent = (cmapss ? "26 columns per line: unit, cycle, 3 settings, 21 sensors; or a " : "A ")
+    + `CSV with a header naming ${dataset.unit || "unit"}, ${dataset.cycle || "cycle"} and the model's `
+    + `${features.length} features (${features.join(", ")}), in any order; other columns are ignored. Gzip is fine.`;
 }
 
 async function score(event) {

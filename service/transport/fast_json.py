@@ -24,6 +24,7 @@ from service.core.threads import in_worker
 from service.state import service_state
 from service.transport.errors import describe_invalid
 from service.transport.request_limits import (
+    C_MAPSS_WIDTH,
     check_window_text,
     check_windows,
     decode_predict_body,
@@ -65,15 +66,17 @@ def in_turn(size: int, work: Callable[..., T], *args: Any) -> T:
         return work(*args)
 
 
-def decode_large(body: bytes, settings: Any, model: type[BaseModel] | None = None) -> Any:
+def decode_large(
+    body: bytes, settings: Any, model: type[BaseModel] | None = None, width: int = C_MAPSS_WIDTH
+) -> Any:
     """A body over INLINE_BYTES (in a worker thread), within the window and cycle limits, and
     validated as `model` when given: its instance, or the HTTPException of its first problem
     (FastAPI would answer a RequestValidationError raised here with its own 400)."""
     with DECODING:
         if len(body) > ORJSON_BYTES:
-            data = decode_predict_body(body, settings)
+            data = decode_predict_body(body, settings, width)
         else:
-            check_window_text(body, settings)
+            check_window_text(body, settings, width)
             data = loads(body)
             check_windows(data, settings)
         if model is None:
@@ -97,12 +100,15 @@ class FastJSONRequest(Request):
 
     async def json(self) -> Any:
         if not self.has_decoded:
-            body, settings = await self.body(), service_state(self.app).settings
+            state = service_state(self.app)
+            body, settings = await self.body(), state.settings
             if len(body) <= INLINE_BYTES:
                 data = loads(body)
                 check_windows(data, settings)  # 413 before any window is validated
             else:  # checks the same limits while it decodes, and validates
-                data = await in_worker(decode_large, body, settings, self.body_model)
+                widths = [len(p.card.input_features) for p in state.served.models.values()]
+                width = max(widths, default=C_MAPSS_WIDTH)  # numbers a cycle of the widest model
+                data = await in_worker(decode_large, body, settings, self.body_model, width)
             self.decoded, self.has_decoded = data, True
         return self.decoded
 

@@ -31,27 +31,29 @@ def _too_many_windows(count: str, settings: Settings) -> HTTPException:
 
 
 BYTES_PER_NUMBER = 64  # the most JSON text a reading may take, whitespace and all, in a sane body
+C_MAPSS_WIDTH = 24  # numbers a cycle, where no model is loaded yet to say (C-MAPSS's 3 + 21)
 
 
-def check_window_text(body: bytes, settings: Settings) -> None:
+def check_window_text(body: bytes, settings: Settings, width: int = C_MAPSS_WIDTH) -> None:
     """413 when the body holds a stretch of text between two braces longer than any window
-    within the limits could be (RUL_MAX_CYCLES_PER_WINDOW cycles of 24 numbers at
-    BYTES_PER_NUMBER bytes each): a single array of millions of numbers is refused from a
-    scan at numpy speed, before a parser holds the interpreter for a second reading it."""
+    within the limits could be (RUL_MAX_CYCLES_PER_WINDOW cycles of `width` numbers, the widest
+    served model's, at BYTES_PER_NUMBER bytes each): a single array of millions of numbers is
+    refused from a scan at numpy speed, before a parser holds the interpreter for a second
+    reading it."""
     text = np.frombuffer(body, dtype=np.uint8)
     is_brace = text == ord("{")  # numpy's comparisons let other threads run meanwhile
     is_brace |= text == ord("}")
     edges = np.concatenate(([-1], np.flatnonzero(is_brace), [len(body)]))
     longest = int(np.diff(edges).max())
-    limit = settings.max_cycles_per_window * 24 * BYTES_PER_NUMBER
+    limit = settings.max_cycles_per_window * width * BYTES_PER_NUMBER
     if longest > limit:
         cycles = settings.max_cycles_per_window
         raise HTTPException(413, f"the body holds {longest} bytes of JSON between two braces, more than a "
-                                 f"window of {cycles} cycles (RUL_MAX_CYCLES_PER_WINDOW) of 24 numbers could "
-                                 f"take ({limit} bytes)")  # fmt: skip
+                                 f"window of {cycles} cycles (RUL_MAX_CYCLES_PER_WINDOW) of {width} numbers "
+                                 f"could take ({limit} bytes)")  # fmt: skip
 
 
-def decode_predict_body(body: bytes, settings: Settings) -> Any:
+def decode_predict_body(body: bytes, settings: Settings, width: int = C_MAPSS_WIDTH) -> Any:
     """A large body, decoded by the standard library's parser with a hook that turns each
     window's readings into float32 as soon as the window is parsed, so that the Python floats
     of one window at a time are alive, not those of the whole body (a 47 MB body of 5 000
@@ -71,7 +73,7 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
         if cycles_in(readings) > settings.max_cycles_per_window:
             raise _too_many_cycles(windows - 1, obj.get("id"), cycles_in(readings), settings)
         if isinstance(readings, dict):
-            return obj  # named columns (schemas.named_columns)
+            return obj  # named columns (core/window_input.named_columns)
         try:
             with np.errstate(over="ignore"):
                 array = np.asarray(readings, dtype=np.float32)
@@ -81,7 +83,7 @@ def decode_predict_body(body: bytes, settings: Settings) -> Any:
             obj["readings"] = array
         return obj
 
-    check_window_text(body, settings)
+    check_window_text(body, settings, width)
     return stdlib_loads(body, object_hook=window_to_array)
 
 
@@ -110,7 +112,7 @@ def check_windows(body: Any, settings: Settings) -> None:
 
 def cycles_in(readings: Any) -> int:
     """How many cycles a window's readings hold: rows of a table, or the longest of its named
-    columns (schemas.named_columns); 0 for anything else (the schema describes it)."""
+    columns (core/window_input.named_columns); 0 for anything else (the schema describes it)."""
     if isinstance(readings, list | np.ndarray):
         return len(readings)
     if isinstance(readings, dict):

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.core.fleet_file import FEATURES
 from service.core.planning import MAX_HORIZONS, MAX_RISK
+from service.core.window_input import NamedReadings, first_non_list, first_non_number
 from service.core.window_quality import Quality
 
 # A real request: the last 50 cycles of test_FD001 units 9 (true RUL 111) and 34 (true RUL 7),
@@ -25,103 +25,18 @@ from service.core.window_quality import Quality
 EXAMPLE_REQUEST = json.loads((resources.files("service") / "examples" / "predict_fd001.json").read_text())
 
 
-def _kind(value: Any) -> str:
-    """What a value is, without echoing a container: the offending scalar itself, bounded."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return f"{value!r:.40}"
-
-
-def _column(column: int) -> str:
-    return f"column {column} ({FEATURES[column]})" if column < len(FEATURES) else f"column {column}"
-
-
-def _first_non_number(value: Any) -> str | None:
-    """The first place where `value` is not a list of lists of numbers, described; None when
-    it is one. Stops at the first problem: a million bad values cost one error, not a million."""
-    if not isinstance(value, list):
-        return f"Input should be a valid list of cycles, or an object of named columns (got {_kind(value)})"
-    for cycle, row in enumerate(value):
-        if not isinstance(row, list):
-            return f"cycle {cycle}: Input should be a valid list (got {_kind(row)})"
-        for column, x in enumerate(row):
-            where = f"cycle {cycle}, {_column(column)}: Input should be a valid number"
-            if isinstance(x, bool) or not isinstance(x, str | int | float):
-                return f"{where} (got {_kind(x)})"
-            try:
-                float(x)
-            except ValueError:
-                return f"{where}, unable to parse string as a number (got {x!r:.40})"
-            except OverflowError:
-                return f"{where}, too large for a float (got {str(x)[:20]}...)"
-    return None
-
-
-def _by_name(names: list[str]) -> dict[str, int]:
-    """{feature: its position in `names`} ('S_1 ' and 's_1' alike), or ValueError naming the
-    unknown, repeated and missing columns."""
-    normal = [str(n).strip().lower() for n in names]
-    unknown = [n for n in names if str(n).strip().lower() not in FEATURES]
-    repeated = sorted({n for n in normal if normal.count(n) > 1})
-    missing = [f for f in FEATURES if f not in normal]
-    more = " ..." if len(missing) > 6 else ""
-    problems = [f"unknown {', '.join(repr(str(n)[:30]) for n in unknown[:5])}" if unknown else "",
-                f"repeated {', '.join(repeated[:5])}" if repeated else "",
-                f"missing {', '.join(missing[:6])}{more}" if missing else ""]  # fmt: skip
-    if any(problems):
-        raise ValueError(f"named columns: {'; '.join(p for p in problems if p)}; expected each of "
-                         "setting_1..setting_3 and s_1..s_21 once")  # fmt: skip
-    return {feature: normal.index(feature) for feature in FEATURES}
-
-
-def named_columns(value: dict[str, Any] | list[Any]) -> list[list[Any]]:
-    """Readings sent by name -> cycles of 24 values in C-MAPSS order. Two shapes, any column
-    order, names case-insensitive: an object of columns {"setting_1": [v, ...], ..., "s_21":
-    [...]} (each one value per cycle, oldest first) or a list of cycles [{"setting_1": v, ...}]."""
-    if isinstance(value, dict):
-        position = _by_name(list(value))
-        columns = list(value.values())
-        lengths = {}
-        for feature, i in position.items():
-            if not isinstance(columns[i], list):
-                raise ValueError(f"named column {feature}: Input should be a valid list of values, one "
-                                 f"per cycle (got {_kind(columns[i])})")  # fmt: skip
-            lengths[feature] = len(columns[i])
-        if len(set(lengths.values())) > 1:
-            first = FEATURES[0]
-            odd = next(f for f in FEATURES if lengths[f] != lengths[first])
-            raise ValueError(f"named columns differ in length: {odd} has {lengths[odd]} values, "
-                             f"{first} has {lengths[first]}; send one value per cycle in each")  # fmt: skip
-        ordered = [columns[position[f]] for f in FEATURES]
-        return [list(cycle) for cycle in zip(*ordered, strict=True)]
-    rows = []
-    for cycle, row in enumerate(value):
-        if not isinstance(row, dict):
-            raise ValueError(f"cycle {cycle}: Input should be an object of named values like cycle 0 "
-                             f"(got {_kind(row)})")  # fmt: skip
-        try:
-            position = _by_name(list(row))
-        except ValueError as exc:
-            raise ValueError(f"cycle {cycle}: {exc}") from None
-        values = list(row.values())
-        rows.append([values[position[f]] for f in FEATURES])
-    return rows
-
-
-def readings_array(value: Any) -> np.ndarray | list[list[float]]:
+def readings_array(value: Any) -> np.ndarray | list[list[float]] | NamedReadings:
     """Validate one window's readings: a list of cycles, each a list of numbers, or the same
     by column name (`named_columns`).
 
     The common case, a rectangular table of finite numbers, becomes a float32 array (T, C) in
     one numpy call, several times faster than validating a million JSON numbers one by one
-    (bench/README.md). Anything else is walked once to name the cycle and column of the first
-    value that is not a number; what passes (uneven rows, NaN or infinite values) goes on, and
-    the predictor names the problem against the model.
+    (bench/README.md). Anything that is not a list of cycles, each a list, is refused here;
+    what else passes (uneven rows, a value that is not a number, NaN or infinite values) goes
+    on, and the predictor names the problem against the model's columns.
     """
     if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)):
-        value = named_columns(value)
+        return NamedReadings(value)  # put in the model's order, and checked, by the predictor
     try:
         with np.errstate(over="ignore"):  # a huge number becomes inf and is refused below
             array = np.asarray(value, dtype=np.float32)
@@ -129,12 +44,20 @@ def readings_array(value: Any) -> np.ndarray | list[list[float]]:
         array = None
     if array is not None and array.ndim == 2 and np.isfinite(array).all():
         return array
-    problem = _first_non_number(value)
+    problem = first_non_list(value)
     if problem:
         raise ValueError(problem)
-    if array is not None and array.ndim == 2 and not _overflowed(value, array):
+    # None and the like would pass as NaN, an overflow as inf
+    if (
+        array is not None
+        and array.ndim == 2
+        and not _overflowed(value, array)
+        and not first_non_number(value, ())
+    ):
         return array
-    return value  # as sent: the predictor's error then names the number that overflowed float32
+    # as sent: the predictor names a value that is not a number, or overflowed float32, by the
+    # model's column names (which only the model knows)
+    return value
 
 
 def _overflowed(value: Any, array: np.ndarray) -> bool:
@@ -281,7 +204,7 @@ class Prediction(Answer):
 class UnitScore(Answer):
     """A scored unit (or one point of its trajectory): an answer plus its unit and cycle."""
 
-    unit: int
+    unit: int | str = Field(description="the unit as the fleet file names it: an integer, or text")
     cycle: int = Field(description="the file's cycle number the answer is for")
 
 

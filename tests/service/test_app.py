@@ -191,7 +191,7 @@ def test_empty_window_list_and_wrong_types_are_422(client):
     response = client.post("/v1/predict", json={"windows": [{"readings": [["a"] * 24]}]})
     assert response.status_code == 422
     assert response.json() == {  # one sentence naming where and what, never the input echoed back
-        "detail": "windows[0].readings: cycle 0, column 0 (setting_1): Input should be a valid number, "
+        "detail": "window 0: cycle 0, column 0 (setting_1): Input should be a valid number, "
         "unable to parse string as a number (got 'a')"
     }
 
@@ -405,7 +405,7 @@ def test_a_window_sent_as_named_columns_gets_the_answer_of_the_table(client):
     )
     assert missing.status_code == 422
     assert missing.json()["detail"].startswith(
-        "windows[0].readings: named columns: missing s_9; expected each of"
+        "window 0: readings: named columns: missing s_9; expected each of setting_1..setting_3 and s_1..s_21"
     )
 
 

@@ -71,6 +71,7 @@ def _recording_app(ran_in: list[int], loop_threads: list[int]):
     from pydantic import BaseModel, field_validator
 
     from service.settings import Settings
+    from service.state import LOADING
     from service.transport.errors import validation_error
     from service.transport.fast_json import FastJSONRoute
 
@@ -95,7 +96,8 @@ def _recording_app(ran_in: list[int], loop_threads: list[int]):
     app = FastAPI()
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error)  # the service's own
-    app.state.service = SimpleNamespace(settings=Settings())  # all that service_state gives json()
+    # all that service_state gives json(): the settings, and the served models (their widths)
+    app.state.service = SimpleNamespace(settings=Settings(), served=LOADING)
     return app
 
 

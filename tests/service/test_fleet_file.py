@@ -37,8 +37,11 @@ def test_units_split_across_chunks_and_interleaved_come_back_whole_and_in_order(
     assert list(fleet) == [1, 2, 3]
     assert [fleet[u][0].tolist() for u in fleet] == [[1, 2, 3], [1], [1, 2, 3]]
     assert all(r.flags.c_contiguous and r.shape == (len(c), 24) for c, r in fleet.values())
-    with pytest.raises(FleetFileError, match="unit 3 has the same cycle number twice"):
-        read_fleet(io.BytesIO((text + "\n" + _row(3, 2)).encode()), chunk_lines=2)
+    # a unit with a cycle twice is refused, the others read
+    twice = read_fleet(io.BytesIO((text + "\n" + _row(3, 2)).encode()), chunk_lines=2)
+    assert list(twice) == [1, 2]
+    assert twice.refused == [{"unit": 3, "cycles": 4, "reason": "unit 3 has the same cycle number twice "
+                              "(cycle 2, line 8); each cycle must appear once"}]  # fmt: skip
 
 
 def test_gzip_is_detected_by_magic_bytes(cmapss_dir):

@@ -1,11 +1,16 @@
-"""Window readings: a table of finite numbers takes numpy's fast path; everything else is
-validated element by element with a message naming the cycle and column."""
+"""Window readings: a table of finite numbers takes numpy's fast path; anything that is not a
+list of cycles is refused by the schema; a value that is not a number, and readings sent by
+name, are checked against the model's columns (core/window_input.py), with a message naming
+the cycle and column."""
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from service.core.window_input import NamedReadings, first_non_number
 from service.transport.schemas import Window
+
+FEATURES = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
 
 
 def test_a_table_of_numbers_becomes_a_float32_array():
@@ -31,8 +36,13 @@ def test_a_table_of_numbers_becomes_a_float32_array():
     ],
 )
 def test_what_is_not_a_number_is_named_by_cycle_and_column(readings, message):
-    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Window.model_validate({"readings": readings})
+    try:  # not a list of cycles: the schema; a value in a cycle: against the model's columns
+        sent = Window.model_validate({"readings": readings}).readings
+    except ValidationError as exc:
+        problem = str(exc.errors()[0]["msg"])
+    else:
+        problem = first_non_number(sent, FEATURES) or ""
+    assert message in problem
 
 
 def test_uneven_rows_and_non_finite_values_go_on_to_the_predictor():
@@ -51,16 +61,15 @@ def test_a_flat_list_of_millions_of_numbers_fails_at_once_with_one_error():
     assert info.value.error_count() == 1
 
 
-FEATURES = ["setting_1", "setting_2", "setting_3", *(f"s_{i}" for i in range(1, 22))]
 TABLE = (np.arange(3 * 24, dtype=np.float32).reshape(3, 24) / 7).tolist()  # 3 cycles
 
 
 def test_named_columns_in_any_order_and_case_equal_the_table():
     columns = {name.upper() if i % 2 else name: [row[i] for row in TABLE] for i, name in enumerate(FEATURES)}
     shuffled = dict(reversed(list(columns.items())))
-    by_column = Window.model_validate({"readings": shuffled}).readings
+    by_column = Window.model_validate({"readings": shuffled}).readings.ordered(FEATURES)
     by_cycle = Window.model_validate({"readings": [dict(zip(reversed(FEATURES), reversed(row), strict=True))
-                                                   for row in TABLE]}).readings  # fmt: skip
+                                                   for row in TABLE]}).readings.ordered(FEATURES)  # fmt: skip
     expected = Window.model_validate({"readings": TABLE}).readings
     np.testing.assert_array_equal(by_column, expected)
     np.testing.assert_array_equal(by_cycle, expected)
@@ -99,7 +108,15 @@ def _columns(**changes):
     ],
 )
 def test_named_columns_name_what_is_wrong_without_echoing_the_input(readings, message):
-    with pytest.raises(ValidationError) as info:
-        Window.model_validate({"readings": readings})
-    text = str(info.value.errors()[0]["msg"])
+    with pytest.raises(ValueError) as info:
+        NamedReadings(readings).ordered(FEATURES)
+    text = str(info.value)
     assert message in text and "xxxxxxxxxx" not in text
+
+
+def test_named_columns_follow_the_models_own_names():
+    features = ["alt", "mach", "T24_C", "T30_C"]
+    rows = NamedReadings({"t30_c": [3.0, 7.0], "ALT": [0.0, 4.0], "mach": [1.0, 5.0], "T24_C": [2.0, 6.0]})
+    assert rows.ordered(features) == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+    with pytest.raises(ValueError, match="missing T30_C; expected each of alt, mach, T24_C and T30_C once"):
+        NamedReadings({"alt": [1.0], "mach": [1.0], "T24_C": [1.0]}).ordered(features)

@@ -71,7 +71,7 @@ def test_cmapss_specs_read_the_original_files_as_before(cmapss_dir):
 
 
 def test_mixed_fleet_qualifies_unit_ids_by_file(cmapss_dir):
-    mixed = load_dataset(Path(__file__).parents[2] / "datasets/cmapss/cmapss.toml", cmapss_dir)
+    mixed = load_dataset(Path(__file__).parents[2] / "training/datasets/cmapss/cmapss.toml", cmapss_dir)
     assert len(mixed.train) == 709
     assert mixed.train[0].unit_id == "train_FD001/1" and mixed.train[-1].unit_id == "train_FD004/249"
 
@@ -184,3 +184,15 @@ def test_spec_problems_named(tmp_path):
         load_spec(_spec(tmp_path, train='["nowhere.csv"]'))
     with pytest.raises(DatasetError, match="column 'esn' is named more than once"):
         load_spec(_spec(tmp_path, sensors='["esn", "T30"]'))
+
+
+def test_too_few_training_units_for_the_validation_split(tmp_path):
+    from training.data import check_training_units, load_data
+
+    _fleet(tmp_path)
+    _write(tmp_path, "train.csv", _history("ESN-A1", 20, 1.0) + _history("ESN-B2", 15, 1.0))
+    subset = load_data("", str(_spec(tmp_path)))  # 2 units: 20 % of them rounds to none
+    with pytest.raises(ValueError, match=r"2 training unit\(s\); the validation split \(--val-fraction 0.2\) "
+                                         "needs at least 3"):  # fmt: skip
+        check_training_units(subset, 0.2, 0)
+    check_training_units(subset, 0.5, 0)  # one to validate on, one to train on

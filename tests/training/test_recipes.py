@@ -45,7 +45,11 @@ def test_a_recipe_refuses_an_unknown_member(capsys):
 def test_help_shows_every_flags_meaning_and_default():
     text = " ".join(build_parser().format_help().split())
     assert "--epochs INT maximum epochs (the cosine schedule spans them) (default: 40)" in text
-    assert "--subset STR FD001 | FD002 | FD003 | FD004 (default: 'FD001')" in text
+    assert (
+        "--subset STR FD001 | FD002 | FD003 | FD004 (C-MAPSS; ignored with --dataset) (default: 'FD001')"
+        in text
+    )
+    assert "--dataset STR a data set's TOML file (its format: training/dataset.py); empty: --subset" in text
     assert "--lstm-hidden INT, --lstm_hidden INT hidden size per LSTM direction (default: 64)" in text
     assert "--recipe {fd001,fd002,fd003,fd004}" in text
 
