@@ -109,6 +109,21 @@ def test_key_columns_are_kept_and_tell_units_apart(spark, cmapss_dir):
     assert all(abs(by_fleet[("north", u)] - by_fleet[("south", u)]) <= 1e-4 for u in range(1, 6))
 
 
+def test_engine_serials_stay_text_and_score_as_the_endpoint_does(spark, api, cmapss_dir, tmp_path):
+    """Unit ids that are not numbers (engine serials) are kept as text, in Spark as in the API."""
+    header = "unit,cycle," + ",".join([f"setting_{i}" for i in (1, 2, 3)] + [f"s_{i}" for i in range(1, 22)])
+    lines = _text(cmapss_dir, "test_FD001", max_unit=4).decode().splitlines()
+    rows = [",".join([f"ESN-{line.split()[0]}", *line.split()[1:]]) for line in lines]
+    csv_text = "\n".join([header, *rows]) + "\n"
+    (tmp_path / "fleet.csv").write_text(csv_text)
+    got = score_fleet_spark(read_telemetry(spark, str(tmp_path / "fleet.csv")), MODELS_DIR / "fd001.onnx")
+    ours = {r["unit"]: r["rul"] for r in got.collect()}
+    body = api.post("/v1/models/fd001/score", files={"file": ("fleet.csv", csv_text.encode())}).json()
+    want = {p["unit"]: p["rul"] for p in body["predictions"]}
+    assert sorted(ours) == sorted(want) == ["ESN-1", "ESN-2", "ESN-3", "ESN-4"]
+    assert all(abs(ours[u] - want[u]) <= 1e-4 for u in want)
+
+
 def test_a_missing_column_is_named(spark, cmapss_dir):
     telemetry = read_telemetry(spark, str(cmapss_dir / "test_FD001.txt.gz")).drop("s_4")
     with pytest.raises(ValueError, match="the telemetry has no column s_4"):
