@@ -1,7 +1,8 @@
 """Reading an uploaded fleet file into per-unit histories, a chunk of lines at a time.
 
 The columns are the model's (`FleetLayout.of(card)`): its unit and cycle columns and its
-input features. Two formats, told apart by their first line:
+input features. Parquet files (told by their magic bytes) hold them as columns; text files come
+in two formats, told apart by their first line:
 - CSV with a header naming the unit, the cycle and the model's features in any order (extra
   columns are ignored; names match ignoring case), as spreadsheets write it too: a byte-order
   mark, `,` `;` or tab separators, decimal commas where the separator is not a comma, quoted
@@ -249,7 +250,9 @@ def _parse_text_chunk(chunk: list[tuple[int, str]]) -> _Chunk:
     lines walked in Python to say which one is wrong."""
     try:
         table = np.loadtxt(io.StringIO("".join(line for _, line in chunk)), ndmin=2)
-        if table.shape[1] == len(COLUMNS) and np.isfinite(table.astype(np.float32)).all():
+        with np.errstate(over="ignore"):  # a number beyond float32 is refused, by the walk below
+            finite = bool(np.isfinite(table.astype(np.float32)).all())
+        if table.shape[1] == len(COLUMNS) and finite:
             whole = (
                 (table[:, 0] == np.round(table[:, 0])) & (table[:, 0] >= 0) & (table[:, 0] <= LIMITS["unit"])
             )
@@ -323,6 +326,10 @@ def read_fleet(
     FleetFileError naming the line and problem where no unit can be blamed, FleetTooLarge past
     a limit; a unit with a bad row is left out and listed in `Fleet.refused`."""
     limits, layout = limits or UploadLimits(), layout or FleetLayout()
+    head = raw.read(4)
+    raw.seek(0)
+    if head == PARQUET_MAGIC:
+        return read_parquet_fleet(raw, limits, layout)
     numbered = ((n, line) for n, line in enumerate(_text_lines(raw, limits), start=1) if line.strip())
     first = next(numbered, None)
     if first is None:
@@ -367,6 +374,65 @@ def read_fleet(
     if not chunks:
         raise FleetFileError("the file holds a header but no readings")
     return _by_unit(chunks, refused, counts, layout)
+
+
+PARQUET_MAGIC = b"PAR1"  # the first (and last) 4 bytes of a Parquet file
+
+
+def read_parquet_fleet(raw: BinaryIO, limits: UploadLimits, layout: FleetLayout) -> Fleet:
+    """A Parquet fleet file: the same columns as a CSV's (names ignoring case; others ignored),
+    the same refusals unit by unit ("row N" for a CSV's "line N"), within the same limits."""
+    import pyarrow as pa  # a service dependency; imported here, where only Parquet needs it
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(raw)
+    except (pa.ArrowException, OSError) as exc:
+        raise FleetFileError(f"the Parquet file cannot be read ({exc}); upload the whole file") from None
+    by_lower = {name.lower(): name for name in schema.names}
+    missing = [c for c in layout.columns if c.lower() not in by_lower]
+    if missing:
+        raise FleetFileError(f"the Parquet file lacks {', '.join(missing[:8])}; this model needs "
+                             f"{layout.describe()} (any order; other columns are ignored)")  # fmt: skip
+    raw.seek(0)
+    metadata = pq.read_metadata(raw)
+    if limits.max_rows is not None and metadata.num_rows > limits.max_rows:
+        raise FleetTooLarge(f"the file has {metadata.num_rows} rows of readings; the limit is "
+                            f"{limits.max_rows} (RUL_MAX_UPLOAD_ROWS): split the fleet")  # fmt: skip
+    raw.seek(0)
+    table = pq.read_table(raw, columns=[by_lower[c.lower()] for c in layout.columns])
+    units = ["" if u is None else str(u).strip() for u in table.column(0).to_pylist()]
+    if "" in units:
+        raise FleetFileError(f"row {units.index('') + 1} has no {layout.unit}: every row needs its unit")
+    numbers = []
+    for j in range(1, table.num_columns):
+        try:
+            numbers.append(table.column(j).cast(pa.float64()).to_numpy(zero_copy_only=False))
+        except (pa.ArrowException, ValueError):
+            raise FleetFileError(f"the Parquet column {layout.columns[j]} does not hold numbers "
+                                 f"({table.column(j).type})") from None  # fmt: skip
+    values = np.stack(numbers, axis=1).reshape(len(units), table.num_columns - 1)  # cycle, features
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(values.astype(np.float32))
+        cycles = values[:, 0]
+        bad[:, 0] |= (cycles != np.round(cycles)) | (cycles < 0) | (cycles > LIMITS["cycle"])
+    refused: dict[str, str] = {}
+    for row in np.flatnonzero(bad.any(axis=1)).tolist():
+        j = int(np.argmax(bad[row]))
+        value = values[row, j]
+        what = "is empty" if np.isnan(value) else f"is {value:g}"
+        rule = "a whole number from 0 to " + str(LIMITS["cycle"]) if j == 0 else "a finite number"
+        refused.setdefault(
+            units[row], f"row {row + 1}, column {layout.columns[j + 1]} {what}; it must be {rule}"
+        )
+    counts: dict[str, int] = {}
+    for unit in units:
+        counts[unit] = counts.get(unit, 0) + 1
+    if limits.max_units is not None and len(counts) > limits.max_units:
+        raise FleetTooLarge(f"the file has more than {limits.max_units} units; the limit is "
+                            f"{limits.max_units} (RUL_MAX_UPLOAD_UNITS): split the fleet")  # fmt: skip
+    chunk = _Chunk(units, cycles, values[:, 1:], list(range(1, len(units) + 1)), refused, counts)
+    return _by_unit([_without(chunk, set(refused))], refused, counts, layout)
 
 
 def _unit_ids(texts: list[str]) -> list[Any]:

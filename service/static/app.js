@@ -56,7 +56,8 @@ function describeModel() {
   const cmapss = features.length === 24 && features[0] === "setting_1" && features[23] === "s_21";
   $("file-hint").textContent = (cmapss ? "26 columns per line: unit, cycle, 3 settings, 21 sensors; or a " : "A ")
     + `CSV with a header naming ${dataset.unit || "unit"}, ${dataset.cycle || "cycle"} and the model's `
-    + `${features.length} features (${features.join(", ")}), in any order; other columns are ignored. Gzip is fine.`;
+    + `${features.length} features (${features.join(", ")}), in any order; other columns are ignored. `
+    + "Gzip is fine; Parquet with the same columns too.";
 }
 
 async function score(event) {

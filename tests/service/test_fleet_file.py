@@ -120,3 +120,24 @@ def test_binary_garbage_is_reported():
 def test_gzip_of_csv_is_read():
     raw = gzip.compress((HEADER + "\n" + ",".join(["7", "3", *ROW.split()[2:]])).encode())
     assert list(read_fleet(io.BytesIO(raw))) == [7]
+
+
+def test_parquet_reads_like_csv_with_text_units_and_a_bad_unit_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    values = [float(v) for v in ROW.split()[2:]]
+    names = HEADER.split(",")[2:]
+    columns = {"UNIT": [], "cycle": [], "note": [], **{n: [] for n in names}}
+    for unit in ("ESN-7", "ESN-3"):
+        for cycle in (2, 1, 3):
+            columns["UNIT"].append(unit)
+            columns["cycle"].append(cycle)
+            columns["note"].append("x")
+            for n, v in zip(names, values, strict=True):
+                columns[n].append(None if (unit, cycle, n) == ("ESN-7", 3, "s_4") else v)
+    pq.write_table(pa.table(columns), tmp_path / "fleet.parquet")
+    fleet = read_fleet(io.BytesIO((tmp_path / "fleet.parquet").read_bytes()))
+    assert list(fleet) == ["ESN-3"] and fleet["ESN-3"][0].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(fleet["ESN-3"][1][0], np.asarray(values, dtype=np.float32))
+    reason = "unit ESN-7: row 3, column s_4 is empty; it must be a finite number"
+    assert fleet.refused == [{"unit": "ESN-7", "cycles": 3, "reason": reason}]
