@@ -24,6 +24,7 @@ import numpy as np
 from training.checkpoint import load_serving_graph
 from training.data import load_data
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
+from training.parity import onnx_predict_fn
 
 SPECS = Path(__file__).resolve().parents[1] / "datasets" / "cmapss"
 SUBSETS = ("fd001", "fd002", "fd003", "fd004")
@@ -94,6 +95,20 @@ def evaluate(out_dir: Path, data_dir: str) -> dict:
             "ship_cmapss": all(t["within_margin"] for t in table.values())}  # fmt: skip
 
 
+def exported_test(onnx: Path, data_dir: str) -> dict[str, dict[str, float]]:
+    """The exported model (an ensemble of the mixed networks) on each subset's test units: the
+    test protocol, beside the shipped specialists' cards."""
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    predict = onnx_predict_fn(onnx)
+    figures = {}
+    for subset in SUBSETS:
+        data = load_data("", str(SPECS / f"{subset}.toml"), data_dir)
+        test = evaluate_last_windows(predict, data.test, card["window_length"], card["health_thresholds"])
+        figures[subset] = {k: test[k] for k in ("rmse_capped_truth", "rmse", "phm08_score_capped_truth",
+                                                 "health_accuracy", "interval_coverage")}  # fmt: skip
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,11 +118,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
     parser.add_argument("--evaluate", action="store_true", help="score the checkpoints and apply the rule")
     parser.add_argument("--result", type=Path, default=Path("results/mixed_fleet.json"))
+    parser.add_argument(
+        "--exported", type=Path, help="with --evaluate: also the exported model's test figures"
+    )
     args = parser.parse_args(argv)
     if not args.evaluate:
         train_missing(args.out_dir, args.data_dir, args.jobs)
         return
     result = evaluate(args.out_dir, args.data_dir)
+    if args.exported:
+        result["exported"] = {
+            "model": str(args.exported),
+            "test": exported_test(args.exported, args.data_dir),
+        }
     args.result.write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
 
