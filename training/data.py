@@ -7,9 +7,18 @@ and `RUL_FD00x` (true RUL after each test unit's last cycle).
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from training.constants import N_OPERATING_CONDITIONS, SUBSETS
-from training.dataset import DatasetSpec, Unit, cmapss_spec_path, load_spec, read_dataset, resolve_data_dir
+from training.dataset import (
+    CMAPSS_SPECS,
+    DatasetSpec,
+    Unit,
+    cmapss_spec_path,
+    load_spec,
+    read_dataset,
+    resolve_data_dir,
+)
 
 __all__ = ["Subset", "Unit", "extra_subset_names", "load_data", "load_subset", "resolve_data_dir"]
 
@@ -22,12 +31,20 @@ class Subset:
     spec: DatasetSpec
 
 
+def spec_path(dataset: str) -> Path:
+    """A checkpoint's data set: its TOML file where it was, else one of the repository's specs
+    of that name (a shipped checkpoint trained elsewhere on training/datasets/cmapss/...)."""
+    path = Path(dataset)
+    shipped = CMAPSS_SPECS / path.name
+    return shipped if not path.exists() and shipped.exists() else path
+
+
 def load_data(subset: str, dataset: str = "", data_dir: str | os.PathLike[str] | None = None) -> Subset:
     """What a model trains on: the data set of a TOML file when `dataset` names one, else the
     C-MAPSS subset (read through its spec in the repository)."""
     if not dataset:
         return load_subset(subset, data_dir)
-    read = read_dataset(load_spec(dataset, data_dir))
+    read = read_dataset(load_spec(spec_path(dataset), data_dir))
     return Subset(read.name, read.train, read.test, read.spec)
 
 

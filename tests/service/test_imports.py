@@ -60,7 +60,7 @@ def test_rul_score_takes_a_model_name_as_the_service_finds_it(cmapss_dir, tmp_pa
     import pytest
 
     from service.score_cli import main
-    from tests.conftest import MODELS_DIR
+    from tests.conftest import MODELS_DIR, SHIPPED
 
     monkeypatch.setenv("RUL_MODELS_DIR", str(MODELS_DIR))
     fleet = str(cmapss_dir / "test_FD001.txt.gz")
@@ -72,5 +72,5 @@ def test_rul_score_takes_a_model_name_as_the_service_finds_it(cmapss_dir, tmp_pa
         main([fleet, "--model", "fd009", "--out", "/dev/null"])
     assert str(refused.value.code) == (
         f"rul-score: --model 'fd009' is neither a file nor a model in {MODELS_DIR} (RUL_MODELS_DIR; its "
-        "models: fd001, fd002, fd003, fd004); give a <name>.onnx path or one of those names"
+        f"models: {', '.join(SHIPPED)}); give a <name>.onnx path or one of those names"
     )

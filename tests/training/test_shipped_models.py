@@ -21,7 +21,7 @@ CARDS = sorted(MODELS_DIR.glob("*.json"))
 
 
 def test_there_are_shipped_models():
-    assert [c.stem for c in CARDS][:1] == ["fd001"]
+    assert {"cmapss", "fd001", "fd002", "fd003", "fd004"} <= {c.stem for c in CARDS}
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=lambda p: p.stem)
@@ -33,7 +33,8 @@ def test_shipped_model_matches_its_checkpoints_and_card(card_path, cmapss_dir):
     # the order check the model was shipped with: trained again on another CPU it has other weights
     order_fit = read_fit(ROOT / card["training"]["order_check"])
     graph, _, subset = build_graph(checkpoints, str(cmapss_dir), order_fit)
-    windows, _ = last_windows(subset.test, card["window_length"])
+    # a data set without test files (the mixed fleet): its training units' last windows
+    windows, _ = last_windows(subset.test or subset.train, card["window_length"])
     windows = np.concatenate([windows, faulty_copies(windows, card["quality"]["column_index"])])
     expected = torch_predict_fn(graph)(windows)
     got = onnx_predict_fn(onnx_path)(windows)
@@ -44,9 +45,12 @@ def test_shipped_model_matches_its_checkpoints_and_card(card_path, cmapss_dir):
         exact = name in ("quality_flags", "window_flags")
         tolerance = 1e-4 if name == "health_probs" else 0 if exact else 1e-3
         assert max_abs_diff(got[name], expected[name]) <= tolerance, name  # open upper bounds: inf in both
-    metrics = evaluate_last_windows(onnx_predict_fn(onnx_path), subset.test, card["window_length"],
-                                    card["health_thresholds"])  # fmt: skip
-    for key in ("rmse", "phm08_score", "health_accuracy", "interval_coverage"):
-        assert metrics[key] == pytest.approx(card["metrics"]["test"][key], rel=1e-6, abs=1e-4), key
+    if subset.test:  # the test figures the card states
+        metrics = evaluate_last_windows(onnx_predict_fn(onnx_path), subset.test, card["window_length"],
+                                        card["health_thresholds"])  # fmt: skip
+        for key in ("rmse", "phm08_score", "health_accuracy", "interval_coverage"):
+            assert metrics[key] == pytest.approx(card["metrics"]["test"][key], rel=1e-6, abs=1e-4), key
+    else:
+        assert card["metrics"]["test"] == {"protocol": card["metrics"]["test"]["protocol"]}
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
