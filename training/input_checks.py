@@ -154,6 +154,9 @@ class QualityCheck(nn.Module):
         self.wear_order = WearOrder(window_length)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.n_settings:  # no setting columns: one operating condition, never unknown
+            condition = (readings[..., 0] > float("inf")).long()  # (B, W) zeros, with no shape op
+            return condition, (readings[..., :1] > float("inf")).float()  # (B, W, 1): no deviation
         settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
         dist = ((settings.unsqueeze(-2) - self.centroids) ** 2).sum(-1)  # (B, W, K)
         condition = dist.argmin(dim=-1)  # (B, W)
@@ -269,13 +272,16 @@ class QualityCheck(nn.Module):
         detected = (ratio.abs().amax(dim=1, keepdim=True) > 1.0) & clean_otherwise
         inconsistent = (blamed & detected).float()  # (B, C)
         bits = bits + INCONSISTENT * inconsistent.unsqueeze(1) * real_c.float()
-        unknown = UNKNOWN_CONDITION * ((deviation > 1.0) & real_c).float()  # (B, W, 3)
-        flags = (bits @ self.to_raw + unknown @ self.settings_to_raw).to(torch.int32)  # (B, W, 24)
+        flags = bits @ self.to_raw  # (B, W, 24)
+        if self.n_settings:
+            unknown = UNKNOWN_CONDITION * ((deviation > 1.0) & real_c).float()  # (B, W, 3)
+            flags = flags + unknown @ self.settings_to_raw
+        flags = flags.to(torch.int32)
         flagged = (bits.amax(dim=1) > 0).float()  # (B, C)
         column_mask = (flagged @ self.to_raw) > 0  # (B, 24)
         z_filled = self._impute(z, flagged > 0)  # one faulty column (masked) moves no window check
         mahalanobis = self._mean_d2(z_filled, weight) / self.mahalanobis_threshold  # (B,)
-        settings_term = (deviation * real_c.float()).amax(dim=(1, 2))  # (B,)
+        settings_term = (deviation * real_c.float()).amax(dim=(1, 2))  # (B,) 0 without settings
         h = z_filled @ self.wear  # (B, W) health index
         direction = self._slope(h, real, n) / self.direction_slope[n.long()]  # (B,)
         jumps = self._mssd(h, real, n) / self.successive_difference[n.long()]  # (B,)

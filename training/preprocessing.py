@@ -196,9 +196,12 @@ class Preprocessor(nn.Module):
         self.register_buffer("imputation", torch.tensor(imputation, dtype=torch.float32))  # (F, F)
 
     def forward(self, readings: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, 3)
-        dist = ((settings.unsqueeze(-2) - self.centroids) ** 2).sum(-1)  # (B, W, K)
-        condition = dist.argmin(dim=-1)  # (B, W)
+        if self.n_settings:
+            settings = readings[..., : self.n_settings] / self.settings_scale  # (B, W, S)
+            dist = ((settings.unsqueeze(-2) - self.centroids) ** 2).sum(-1)  # (B, W, K)
+            condition = dist.argmin(dim=-1)  # (B, W)
+        else:  # no setting columns: one operating condition (no zero-size tensors in the graph)
+            condition = (readings[..., 0] > float("inf")).long()  # (B, W) zeros, with no shape op
         features = readings.index_select(-1, self.feature_index)  # (B, W, F)
         z = (features - self.mean[condition]) / self.std[condition]  # (B, W, F)
         if mask is None:

@@ -103,3 +103,26 @@ def test_a_dead_sensor_is_flagged_under_the_operators_name(served):
     assert quality["status"] != "ok"
     assert "Ps30_kPa" in [flag["column"] for flag in quality["flags"]]
     assert json.dumps(quality).count("s_11") == 0  # never C-MAPSS's name
+
+
+def test_a_data_set_without_setting_columns_trains_exports_and_serves(cmapss_dir, tmp_path):
+    """settings = [] (one regime, no setting columns): one operating condition, no unknown_condition
+    check, and a graph with no zero-size tensors (ONNX Runtime cannot broadcast them)."""
+    from training.export import main as export_main
+    from training.train import main as train_main
+
+    _make_export().main(["--data-dir", str(cmapss_dir), "--out-dir", str(tmp_path / "fleet"), "--units", "8"])
+    spec = tmp_path / "fleet" / "fleet.toml"
+    spec.write_text(spec.read_text().replace('settings = ["alt_dev", "mach_dev", "tra"]', "settings = []"))
+    train_main(["--dataset", str(spec), "--epochs", "1", "--train-stride", "5", "--threads", "1",
+                "--val-fraction", "0.25", "--out-dir", str(tmp_path / "runs")])  # fmt: skip
+    export_main(["--checkpoint", str(tmp_path / "runs" / "fleet-a_seed0.pt"), "--name", "fleet-a",
+                 "--dataset", str(spec), "--out-dir", str(tmp_path / "models")])  # fmt: skip
+    with TestClient(create_app(Settings(models_dir=tmp_path / "models", providers="cpu"))) as client:
+        card = client.get("/v1/models/fleet-a").json()
+        assert card["input_features"][0] == "T24_C" and len(card["input_features"]) == 17
+        answer = client.post(
+            "/v1/models/fleet-a/score",
+            files={"file": ("t.csv", (tmp_path / "fleet" / "test.csv").read_bytes())},
+        )
+        assert answer.status_code == 200 and answer.json()["units"] == 8
