@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from bench.model_compute import write_result
 from bench.servers import ROOT, rss_mb
-from service.core.fleet_file import COLUMNS
+from service.core.fleet_layout import COLUMNS
 
 MODEL = ROOT / "models" / "fd001.onnx"
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from service.core.fleet_file import FleetFileError, FleetLayout, read_fleet
+from service.core.fleet_file import read_fleet
+from service.core.fleet_layout import FleetFileError, FleetLayout
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import ModelLoadError, Predictor
 from service.core.providers import ProviderUnavailable, SessionConfig
-from service.core.scoring import score_fleet
+from service.core.scoring import FleetScore, score_fleet
 from service.core.window_quality import flag_subject
 from service.settings import Settings
 
@@ -89,14 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     with tqdm(total=len(fleet), unit="unit", desc=args.file.name, file=sys.stderr) as bar:
         result = score_fleet(predictor, fleet, args.all_cycles, bar.update, args.reject_out_of_distribution,
                              planning=args.planning)  # fmt: skip
-    for skipped in result.skipped:
-        print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
-    for unit, quality in zip(
-        result.predictions.units.tolist(), result.predictions.answers.quality, strict=True
-    ):
-        if quality.status != "ok":
-            columns = ", ".join(flag_subject(f.column, f.check) for f in quality.flags) or "no single column"
-            print(f"rul-score: unit {unit} is {quality.status} (flagged: {columns})", file=sys.stderr)
+    _report(result)
     if args.out and args.out.suffix == ".json":
         head = {"model": predictor.card.name, "model_version": predictor.card.version}
         args.out.write_bytes(result.json(head) + b"\n")
@@ -107,6 +101,18 @@ def main(argv: list[str] | None = None) -> None:
             csv.writer(out).writerows(rows)
     else:
         csv.writer(sys.stdout).writerows(rows)
+
+
+def _report(result: FleetScore) -> None:
+    """On stderr: every unit skipped, and every unit not answered `ok`, with what was flagged."""
+    for skipped in result.skipped:
+        print(f"rul-score: skipped {skipped['reason']}", file=sys.stderr)
+    for unit, quality in zip(
+        result.predictions.units.tolist(), result.predictions.answers.quality, strict=True
+    ):
+        if quality.status != "ok":
+            columns = ", ".join(flag_subject(f.column, f.check) for f in quality.flags) or "no single column"
+            print(f"rul-score: unit {unit} is {quality.status} (flagged: {columns})", file=sys.stderr)
 
 
 def _run_on_spark(args: argparse.Namespace) -> None:

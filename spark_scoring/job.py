@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from service.core.answers import UnitAnswers, column_names
-from service.core.fleet_file import COLUMNS, FleetLayout
+from service.core.fleet_layout import COLUMNS, FleetLayout
 from service.core.model_card import ModelCard
 from service.core.planning import Planning, asked
 from service.core.predictor import Predictor

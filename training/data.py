@@ -10,15 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.constants import N_OPERATING_CONDITIONS, SUBSETS
-from training.dataset import (
-    CMAPSS_SPECS,
-    DatasetSpec,
-    Unit,
-    cmapss_spec_path,
-    load_spec,
-    read_dataset,
-    resolve_data_dir,
-)
+from training.dataset import Unit, read_dataset
+from training.dataset_spec import CMAPSS_SPECS, DatasetSpec, cmapss_spec_path, load_spec, resolve_data_dir
 
 __all__ = ["Subset", "Unit", "extra_subset_names", "load_data", "load_subset", "resolve_data_dir"]
 

@@ -77,6 +77,25 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def graph_outputs(n_features: int) -> dict[str, str]:
+    """The card's account of each graph output (name -> meaning, unit, shape)."""
+    return {
+        "rul": "cycles, >= 0, shape [batch]; a window flagged direction or out_of_order is answered "
+        "for its cycles in order of wear (quality.wear_order)",
+        "health_probs": "probabilities of health_states, shape [batch, 3]",
+        "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
+        "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]; +inf where "
+        "the interval is open above (predicted rul > interval.open_above): the RUL is at least rul_lower",
+        "quality_flags": "int32 bit set per cycle and column, shape "
+        f"[batch, window, {n_features}]: " + ", ".join(f"{bit} {name}" for bit, name in CHECK_NAMES.items()),
+        "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
+        "window_flags": "int32 bit set per window, shape [batch]: "
+        + ", ".join(f"{bit} {name}" for bit, name in WINDOW_CHECK_NAMES.items()),
+        "rul_quantiles": "RUL quantiles at distribution.levels, cycles, non-decreasing, shape "
+        "[batch, levels]; +inf above distribution.open_above (the distribution is open there)",
+    }
+
+
 def default_order_check(checkpoint_paths: list[str]) -> Path:
     """Where the learned order check is kept: order_check.pt beside the first checkpoint."""
     return Path(checkpoint_paths[0]).parent / "order_check.pt"
@@ -103,7 +122,7 @@ def export(
     if saved is None:
         save_fit(OrderFit(**graph.quality.stats.order_detector), order_check)
     first = checkpoints[0]
-    config, window_length, spec = first["train_config"], first["window_length"], subset.spec
+    window_length = first["window_length"]
     # NaN-padded, as served; a data set without test files: its training units' last windows
     test_windows, _ = last_windows(subset.test or subset.train, window_length)
     # Parity on the test windows, training windows from every operating condition (a unit's
@@ -120,9 +139,32 @@ def export(
     onnx_fn = onnx_predict_fn(onnx_path)
     parity = check_parity(torch_predict_fn(graph), onnx_fn, parity_windows)
     test_metrics = test_figures(onnx_fn, subset, window_length, first["health_thresholds"], first["rul_cap"])
+    card = build_card(name, version, recipe, graph, checkpoints, checkpoint_paths, subset, test_metrics,
+                      order_check, parity)  # fmt: skip
+    write_metadata(onnx_path, card)
+    card["sha256"] = sha256_of(onnx_path)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def build_card(
+    name: str,
+    version: str,
+    recipe: str,
+    graph: ServingGraph,
+    checkpoints: list[dict],
+    checkpoint_paths: list[str],
+    subset: Subset,
+    test_metrics: dict[str, Any],
+    order_check: Path,
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card: what the service and every runtime read (DESIGN.md, "The model artifact")."""
+    first = checkpoints[0]
+    config, window_length, spec = first["train_config"], first["window_length"], subset.spec
     extra = config.get("extra_train_subsets")  # absent from checkpoints older than the flag
     pooled = f" (with those of {extra})" if extra else ""
-    card: dict[str, Any] = {
+    return {
         "format": CARD_FORMAT,
         "name": name,
         "version": version,
@@ -131,22 +173,7 @@ def export(
         "window_length": window_length,
         "input_name": "readings",
         "input_features": list(spec.features),
-        "outputs": {
-            "rul": "cycles, >= 0, shape [batch]; a window flagged direction or out_of_order is answered "
-            "for its cycles in order of wear (quality.wear_order)",
-            "health_probs": "probabilities of health_states, shape [batch, 3]",
-            "rul_lower": "lower bound of the prediction interval, cycles, >= 0, shape [batch]",
-            "rul_upper": "upper bound of the prediction interval, cycles, shape [batch]; +inf where "
-            "the interval is open above (predicted rul > interval.open_above): the RUL is at least rul_lower",
-            "quality_flags": "int32 bit set per cycle and column, shape "
-            f"[batch, window, {len(spec.features)}]: "
-            + ", ".join(f"{bit} {name}" for bit, name in CHECK_NAMES.items()),
-            "ood_score": "out-of-distribution score, shape [batch]; above 1: not like the training data",
-            "window_flags": "int32 bit set per window, shape [batch]: "
-            + ", ".join(f"{bit} {name}" for bit, name in WINDOW_CHECK_NAMES.items()),
-            "rul_quantiles": "RUL quantiles at distribution.levels, cycles, non-decreasing, shape "
-            "[batch, levels]; +inf above distribution.open_above (the distribution is open there)",
-        },
+        "outputs": graph_outputs(len(spec.features)),
         "quality": quality_card(graph.quality.stats),
         "health_states": list(HEALTH_STATES),
         "health_thresholds": first["health_thresholds"],
@@ -217,10 +244,6 @@ def export(
         "parity": parity,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_metadata(onnx_path, card)
-    card["sha256"] = sha256_of(onnx_path)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    return card
 
 
 def test_figures(

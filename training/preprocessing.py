@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.conditions import kmeans
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES, SETTING_NAMES
 from training.data import Unit
-from training.dataset import kmeans
 
 MIN_STD = 1e-4  # a feature that is constant within a condition is left centred, not blown up
 

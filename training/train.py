@@ -13,7 +13,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, save_checkpoint
 from training.constants import DEFAULT_WINDOW_LENGTHS, OTHER_WINDOW_LENGTH
-from training.data import check_training_units, extra_subset_names, load_data, load_subset
+from training.data import Subset, Unit, check_training_units, extra_subset_names, load_data, load_subset
 from training.evaluate import torch_predict_fn
 from training.intervals import calibrate_uncapped
 from training.labels import health_labels
@@ -64,23 +64,29 @@ def starting_point(config: TrainConfig, model_config: ModelConfig) -> dict | Non
     return start
 
 
-def train(config: TrainConfig, model_config: ModelConfig) -> dict:
-    """Run one training and return the checkpoint facts (also written to config.out)."""
-    started = time.time()
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+@dataclass
+class TrainingData:
+    """What a run trains and validates on: whole units, split into training and validation
+    (test units are not touched); units pooled from other subsets (--extra-train-subsets) only
+    ever train."""
 
-    # Data: whole units split into training and validation; test units are not touched here.
-    # Units pooled from other subsets (--extra-train-subsets) only ever train.
-    init = starting_point(config, model_config)
+    subset: Subset
+    window_length: int
+    train_units: list[Unit]
+    val_units: list[Unit]
+    extra_units: dict[str, list[Unit]]
+
+    @property
+    def pooled_units(self) -> list[Unit]:
+        return self.train_units + [u for units in self.extra_units.values() for u in units]
+
+
+def training_data(config: TrainConfig, init: dict | None) -> TrainingData:
+    """The data set (or C-MAPSS subset), its window length and its split by whole units, per
+    source file where the data set lists several (windows.split_per_source)."""
     subset = load_data(config.subset, config.dataset, config.data_dir or None)
-    spec = subset.spec
     check_training_units(subset, config.val_fraction, config.folds)
-    rul_cap, critical, degrading = spec.rul_cap, spec.critical, spec.degrading
     subset_window = DEFAULT_WINDOW_LENGTHS.get("" if config.dataset else config.subset, OTHER_WINDOW_LENGTH)
-    window_length = config.window_length or subset_window
-    # whole units, per source file where the data set lists several (windows.split_per_source)
     train_units, val_units = split_per_source(subset.train, config.val_fraction, config.split_seed,
                                               config.folds, config.fold)  # fmt: skip
     if init and [u.unit_id for u in val_units] != init["split"]["validation_units"]:
@@ -89,20 +95,36 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
         name: load_subset(name, config.data_dir or None).train
         for name in extra_subset_names(config.subset, config.extra_train_subsets)
     }
-    pooled_units = train_units + [u for units in extra_units.values() for u in units]
-    x_train, y_train = stack_windows(pooled_units, window_length, rul_cap)  # (N, W, F_raw), (N,)
+    return TrainingData(subset, config.window_length or subset_window, train_units, val_units, extra_units)
+
+
+def preprocessing_stats(config: TrainConfig, data: TrainingData, init: dict | None) -> PreprocessingStats:
+    """Preprocessing statistics from the training units only (with those pooled from other
+    subsets), or the fine-tuned checkpoint's."""
+    if init:
+        stats = PreprocessingStats(**init["preprocessing"])
+        return fit_imputation(data.pooled_units, stats) if stats.imputation is None else stats
+    spec = data.subset.spec
+    return fit_preprocessing(data.pooled_units, spec.operating_conditions, config.sensors, spec.features,
+                             len(spec.settings))  # fmt: skip
+
+
+def train(config: TrainConfig, model_config: ModelConfig) -> dict:
+    """Run one training and return the checkpoint facts (also written to config.out)."""
+    started = time.time()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+    init = starting_point(config, model_config)
+    data = training_data(config, init)
+    spec, window_length, val_units = data.subset.spec, data.window_length, data.val_units
+    rul_cap, critical, degrading = spec.rul_cap, spec.critical, spec.degrading
+    x_train, y_train = stack_windows(data.pooled_units, window_length, rul_cap)  # (N, W, F_raw), (N,)
     x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
     x_val, y_val = stack_windows(val_units, window_length, rul_cap)
     h_train = health_labels(y_train, critical, degrading)
-
-    # Preprocessing statistics come from the training units only (with those pooled from other subsets).
-    if init:
-        stats = PreprocessingStats(**init["preprocessing"])
-        if stats.imputation is None:  # a checkpoint from before masking
-            stats = fit_imputation(pooled_units, stats)
-    else:
-        stats = fit_preprocessing(pooled_units, spec.operating_conditions, config.sensors,
-                                  spec.features, len(spec.settings))  # fmt: skip
+    stats = preprocessing_stats(config, data, init)
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
     if init:
@@ -142,7 +164,9 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
     # --record-test-rmse: the test units' last windows, scored after every epoch for the record
     # (the protocol a study compares against); nothing below reads these numbers.
-    x_test, y_test = last_windows(subset.test, window_length) if config.record_test_rmse else (None, None)
+    x_test, y_test = (
+        last_windows(data.subset.test, window_length) if config.record_test_rmse else (None, None)
+    )
 
     def test_record() -> dict[str, float]:
         if x_test is None:
@@ -210,7 +234,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     bands = calibrate_uncapped(
         predict(x_val)["rul"], y_val_uncapped, [critical, degrading],
         config.interval_coverage, rul_cap, "validation windows, true uncapped RUL, test-like weights",
-        window_weights(val_units, subset.test, window_length),
+        window_weights(val_units, data.subset.test, window_length),
     )  # fmt: skip
     facts = {
         "train_config": asdict(config),
@@ -228,9 +252,11 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
             }
         },  # fmt: skip
         "split": {
-            "train_units": [u.unit_id for u in train_units],
+            "train_units": [u.unit_id for u in data.train_units],
             "validation_units": [u.unit_id for u in val_units],
-            "extra_train_units": {name: [u.unit_id for u in units] for name, units in extra_units.items()},
+            "extra_train_units": {
+                name: [u.unit_id for u in units] for name, units in data.extra_units.items()
+            },
         },
         "history": history,
         "training_seconds": round(time.time() - started, 1),

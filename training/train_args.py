@@ -14,7 +14,7 @@ from pathlib import Path
 from training.config_cli import add_dataclass_flags, dataclass_from_flags
 from training.constants import SUBSETS
 from training.data import extra_subset_names
-from training.dataset import DatasetError, load_spec
+from training.dataset_spec import DatasetError, load_spec
 from training.loss_weighting import METHODS
 from training.model import ModelConfig
 from training.recipes import RECIPES

@@ -21,15 +21,8 @@ from starlette.background import BackgroundTask
 
 from service.core.answers import UnitAnswers, column_names
 from service.core.c_heap import trim_c_heap
-from service.core.fleet_file import (
-    CHUNK_LINES,
-    Fleet,
-    FleetFileError,
-    FleetLayout,
-    FleetTooLarge,
-    UploadLimits,
-    read_fleet,
-)
+from service.core.fleet_file import CHUNK_LINES, Fleet, read_fleet
+from service.core.fleet_layout import FleetFileError, FleetLayout, FleetTooLarge, UploadLimits
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory

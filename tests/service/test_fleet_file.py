@@ -4,7 +4,8 @@ import io
 import numpy as np
 import pytest
 
-from service.core.fleet_file import FleetFileError, read_fleet
+from service.core.fleet_file import read_fleet
+from service.core.fleet_layout import FleetFileError
 
 ROW = (  # the first line of train_FD001.txt
     "1 1 -0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 14.62 21.61 554.36 2388.06 9046.19 1.30 "

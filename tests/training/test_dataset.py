@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.conditions import count_conditions
 from training.data import load_subset
-from training.dataset import DatasetError, count_conditions, load_dataset, load_spec
+from training.dataset import load_dataset
+from training.dataset_spec import DatasetError, load_spec
 
 SENSORS = [f"s_{i}" for i in range(2, 10)]  # a few sensors are enough for the reader
 
