@@ -40,9 +40,9 @@ import onnxruntime as ort
 import torch
 
 from service.core.providers import SessionConfig, create_session
+from training.config import ModelConfig
 from training.data import load_subset
 from training.ensemble import build_graph
-from training.model import ModelConfig
 from training.windows import last_windows
 
 ROOT = Path(__file__).resolve().parents[1]

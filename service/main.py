@@ -12,7 +12,7 @@ import sys
 import uvicorn
 
 from service.app import create_app
-from service.core.c_heap import return_large_blocks_at_once
+from service.core.memory import return_large_blocks_at_once
 from service.settings import Settings
 from service.transport.http_protocol import guarded_protocol
 from service.transport.request_id import RequestIdFilter

@@ -8,7 +8,6 @@ nothing: the old models keep serving and the error is returned and logged.
 """
 
 import asyncio
-import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from service.core.batcher import Batcher
+from service.core.memory import settle_heap
 from service.core.predictor import Predictor
 from service.core.providers import SessionConfig
 from service.core.threads import in_worker
@@ -78,19 +78,6 @@ async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, 
     await asyncio.gather(*(b.drain() for b in previous.values()))
     del previous
     settle_heap()
-
-
-def settle_heap() -> None:
-    """Collect what loading left behind, then freeze every object alive (the modules, the
-    models, the settings) out of the garbage collector's sight. Without it, each full
-    collection walks those ~200 000 objects while holding the interpreter: 100-225 ms during
-    which no request, /health/live included, is answered (measured in bench/README.md,
-    "Abuse, second round"). Requests' objects stay collected as before. Called after every
-    install; unfreezing first lets what a reload replaced be collected even where it is held
-    in a reference cycle (one full collection, ~0.2 s, per start or reload)."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 async def load_and_install(app: FastAPI) -> None:

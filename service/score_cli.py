@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from service.core import pipeline
 from service.core.fleet_file import read_fleet
 from service.core.fleet_layout import FleetFileError, FleetLayout
 from service.core.planning import Planning, PlanningError, asked
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                              planning=args.planning)  # fmt: skip
     _report(result)
     if args.out and args.out.suffix == ".json":
-        head = {"model": predictor.card.name, "model_version": predictor.card.version}
+        head = pipeline.head(predictor.card)
         args.out.write_bytes(result.json(head) + b"\n")
         return
     rows = result.csv_rows()

@@ -4,7 +4,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.model_compute import flops_per_window
-from training.model import DualTaskModel, ModelConfig
+from training.config import ModelConfig
+from training.model import DualTaskModel
 
 
 def test_flops_per_window_by_hand():

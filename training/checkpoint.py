@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from service.core.model_card import GRAPH_OUTPUTS
+from training.config import ModelConfig
 from training.distribution import QuantileHead
 from training.input_checks import QualityCheck
 from training.intervals import IntervalBands, IntervalHead
-from training.model import DualTaskModel, ModelConfig
+from training.model import DualTaskModel
 from training.padding import fill_padding, real_rows
 from training.preprocessing import PreprocessingStats, Preprocessor
 

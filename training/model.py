@@ -1,25 +1,11 @@
 """The dual-task network: one CNN -> BiLSTM -> attention backbone, a RUL regression head
 and a 3-class health head."""
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from training.constants import HEALTH_STATES, RUL_CAP
-
-
-@dataclass
-class ModelConfig:
-    n_features: int = 14  # model inputs per cycle; rul-train sets it from the selected sensors
-    conv_channels: int = 32  # Conv1d filters over time
-    conv_kernel: int = 5  # Conv1d kernel size in cycles (odd, 'same' padding)
-    lstm_hidden: int = 64  # hidden size per LSTM direction
-    lstm_layers: int = 1  # stacked BiLSTM layers
-    attention_dim: int = 64  # hidden size of the additive attention scorer
-    head_hidden: int = 64  # hidden units of each task head
-    dropout: float = 0.2  # before each head
-    rul_scale: float = RUL_CAP  # the RUL head predicts rul / rul_scale (keeps targets ~[0, 1])
+from training.config import ModelConfig
+from training.constants import HEALTH_STATES
 
 
 class AttentionPool(nn.Module):

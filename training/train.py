@@ -6,7 +6,7 @@
 
 Reads top to bottom: config, data, preprocessing, model, loop with early stopping on the
 validation units, conformal calibration on the same validation units, checkpoint.
-Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`).
+Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`; training/config.py).
 """
 
 import copy
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, save_checkpoint
+from training.config import ModelConfig, TrainConfig, build_parser, planned_runs
 from training.constants import DEFAULT_WINDOW_LENGTHS, OTHER_WINDOW_LENGTH
 from training.data import Subset, Unit, check_training_units, extra_subset_names, load_data, load_subset
 from training.evaluate import torch_predict_fn
@@ -32,7 +33,7 @@ from training.loss_weighting import (
     LossWeighting,
 )
 from training.metrics import phm08_score, rmse
-from training.model import DualTaskModel, ModelConfig
+from training.model import DualTaskModel
 from training.preprocessing import (
     PreprocessingStats,
     Preprocessor,
@@ -42,8 +43,6 @@ from training.preprocessing import (
     random_feature_mask,
 )
 from training.recipes import RECIPES
-from training.train_args import build_parser, planned_runs
-from training.train_config import TrainConfig
 from training.windows import last_windows, split_per_source, stack_windows
 
 
@@ -267,7 +266,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = build_parser(__doc__)
     args = parser.parse_args(argv)
     planned = planned_runs(parser, args, argv)
     for config, model_config in planned:

@@ -248,17 +248,3 @@ class QualityExplainer:
             else WindowQuality(OUT_OF_DISTRIBUTION if scores[i] > 1.0 else OK, (), round(scores[i], 4))
             for i in range(len(scores))
         ]
-
-
-def row_positions(window_length: int, n_cycles: int, first: int = 0) -> np.ndarray:
-    """(W,) the label of each row of a window the predictor built from `n_cycles` readings:
-    the last W of them (positions first + n - W ... first + n - 1), front padding -1."""
-    positions = np.arange(window_length) + (n_cycles - window_length)
-    return np.where(positions >= 0, positions + first, -1)
-
-
-def cycle_labels(cycles: np.ndarray, window_length: int, n_cycles: int) -> np.ndarray:
-    """(W,) the client's cycle number of each row of the window ending at its n-th reading
-    (`cycles` (T,) its cycle numbers), -1 for front padding."""
-    rows = row_positions(window_length, n_cycles)
-    return np.where(rows >= 0, cycles[np.maximum(rows, 0)], -1)

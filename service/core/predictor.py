@@ -1,23 +1,20 @@
-"""The ONNX Runtime predictor: validates raw sensor windows against a model card, pads or
-trims them to the model's window, runs the graph and shapes the answer. Knows nothing of
-FastAPI; `load_models` loads a whole models directory.
+"""The ONNX Runtime predictor: one loaded model, which validates a raw sensor window against
+its card and runs the graph; the steps around it (batching windows, explaining, answering)
+are service/core/pipeline.py's. Knows nothing of FastAPI.
 """
 
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from service.core.answers import Answers
-from service.core.c_heap import trim_c_heap
-from service.core.check_sentences import QualityExplainer, cycle_labels, row_positions
+from service.core.check_sentences import QualityExplainer
+from service.core.memory import give_back_arena
 from service.core.model_card import GRAPH_OUTPUTS, ModelCard
-from service.core.planning import DEFAULT_PLANNING, Planning
 from service.core.providers import SessionConfig, create_session
 from service.core.window_input import (
     NamedReadings,
@@ -43,9 +40,6 @@ MAX_RUN_WINDOWS = 256
 # batcher gives back only when no request is waiting; small runs keep the arena warm.
 GIVE_BACK_ABOVE = 64
 
-SHRINK_ARENA = ort.RunOptions()
-SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
 
 def _sent(readings: Any, cycle: int, column: int) -> Any:
     """The value the client sent at (cycle, column), for an error message (None if unknown)."""
@@ -57,29 +51,6 @@ def _sent(readings: Any, cycle: int, column: int) -> Any:
 
 class ModelLoadError(RuntimeError):
     """A model file that cannot be served: missing, altered, unreadable or wrong shape."""
-
-
-@dataclass(frozen=True)
-class PreparedBatch:
-    """Windows validated and shaped for the model, with what the answers need to know of them."""
-
-    ids: list[str | int | None]  # the caller's label of each window
-    windows: np.ndarray  # (N, W, C) float32, front-padded with NaN rows where shorter than W
-    cycles_sent: np.ndarray  # (N,) int: readings each window had
-    cycle_numbers: list[np.ndarray | None]  # the caller's cycle number of each reading, if sent
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def front_padded(rows: Sequence[np.ndarray], shape: tuple[int, ...], fill: float, dtype: type) -> np.ndarray:
-    """Arrays of shape (n <= shape[0], *shape[1:]) -> one (N, *shape) array, each right-aligned
-    with `fill` in front: a batch made in one allocation, not array by array (padding 20 000
-    windows one by one stalled the event loop: bench/README.md, "Abuse, second round")."""
-    out: np.ndarray = np.full((len(rows), *shape), fill, dtype=dtype)
-    for row, values in zip(out, rows, strict=True):
-        row[shape[0] - len(values) :] = values
-    return out
 
 
 class Predictor:
@@ -153,9 +124,9 @@ class Predictor:
         window_id: str | int | None,
         readings: Any,
         cycles: Sequence[int] | np.ndarray | None = None,
-    ) -> tuple[np.ndarray, int, bool, int]:
-        """Validate one window -> (its last W readings or fewer (n, C) float32, cycles used,
-        padded?, cycles sent), to be batched by `stack`;
+    ) -> tuple[np.ndarray, int]:
+        """Validate one window -> (its last W readings or fewer (n, C) float32, cycles sent),
+        to be batched by `stack`;
         `cycles`: the caller's cycle number of each reading, which must increase
         (`check_cycle_numbers`). Readings sent by name are put in the card's feature order."""
         if isinstance(readings, NamedReadings):
@@ -198,14 +169,8 @@ class Predictor:
                 f"needs at least {self.card.padding.min_cycles} (windows shorter than "
                 f"{self.window_length} are padded)",
             )
-        window = array[-self.window_length :]  # padded by `stack`
-        return window, min(n_cycles, self.window_length), n_cycles < self.window_length, n_cycles
-
-    def stack(self, windows: Sequence[np.ndarray]) -> np.ndarray:
-        """Windows of at most W cycles (`prepare`) -> one (N, W, C) float32 batch, a shorter one
-        padded as the card's rule 'nan' says: rows of NaN at the front, which the graph counts
-        and fills (`front_padded`)."""
-        return front_padded(windows, (self.window_length, self.n_columns), np.nan, np.float32)
+        window = array[-self.window_length :]  # padded by pipeline.stack
+        return window, n_cycles
 
     def run(self, batch: np.ndarray, give_back: bool | None = None) -> dict[str, np.ndarray]:
         """(B, W, C) float32 -> the model's outputs by name ({"rul": (B,), ...}), run in pieces
@@ -231,71 +196,7 @@ class Predictor:
     def give_back_memory(self) -> None:
         """Return the arena regions that no run is using to the system (a one-window run with
         arena shrinkage; ~3 ms on the CPU), and the C heap's free pages (`trim_c_heap`)."""
-        window = np.zeros((1, self.window_length, self.n_columns), dtype=np.float32)
-        self.session.run(self.output_names, {self.card.input_name: window}, SHRINK_ARENA)
-        trim_c_heap()
-
-    def prepare_batch(
-        self, windows: list[tuple[str | int | None, Any]], cycles: list[list[int] | None] | None = None
-    ) -> PreparedBatch:
-        """Validate and shape [(id, readings (T, C))], with each window's cycle numbers (T,) or
-        None. Raises WindowError naming the first bad window."""
-        numbers = cycles if cycles is not None else [None] * len(windows)
-        prepared = [
-            self.prepare(i, wid, readings, n)
-            for i, ((wid, readings), n) in enumerate(zip(windows, numbers, strict=True))
-        ]
-        return PreparedBatch(
-            [wid for wid, _ in windows],
-            self.stack([p[0] for p in prepared]),
-            np.array([p[3] for p in prepared], dtype=np.int64),
-            [None if n is None else np.asarray(n, np.int64) for n in numbers],
-        )
-
-    def answers(
-        self,
-        windows: np.ndarray,
-        outputs: dict[str, np.ndarray],
-        positions: np.ndarray,
-        planning: Planning = DEFAULT_PLANNING,
-    ) -> Answers:
-        """The graph's outputs for windows (N, W, C) -> their answers. positions (N, W): each row's
-        label in the caller's terms (-1: front padding), as quality flags name cycles; planning:
-        the horizons and risk asked (checked first: `planning_problem`)."""
-        used = (positions >= 0).sum(axis=1)
-        quality = self.explainer.assess_batch(
-            windows, outputs["quality_flags"], outputs["ood_score"], positions, outputs["window_flags"]
-        )
-        return self._answers(outputs, used, quality, planning)
-
-    def _answers(
-        self, outputs: dict[str, np.ndarray], used: np.ndarray, quality: list, planning: Planning
-    ) -> Answers:
-        levels = tuple(self.card.distribution.levels) if self.card.distribution else ()
-        states = tuple(self.card.health_states)
-        return Answers(states, outputs, used, quality, levels, self.card.rul_cap, planning)
-
-    def no_answers(self, planning: Planning = DEFAULT_PLANNING) -> Answers:
-        """The answers of no window (a fleet whose every unit was skipped)."""
-        shapes = {
-            "health_probs": (0, len(self.card.health_states)),
-            "quality_flags": (0, self.window_length, self.n_columns),
-            "rul_quantiles": (0, len(self.card.distribution.levels) if self.card.distribution else 0),
-        }
-        outputs = {name: np.zeros(shapes.get(name, (0,)), np.float32) for name in self.output_names}
-        return self._answers(outputs, np.zeros(0, np.int64), [], planning)
-
-    def answer_batch(
-        self, batch: PreparedBatch, outputs: dict[str, np.ndarray], planning: Planning = DEFAULT_PLANNING
-    ) -> Answers:
-        """A prepared batch's answers; a quality flag's cycles are the cycle numbers sent, or
-        positions in the readings sent."""
-        w = self.window_length
-        positions = np.stack([
-            row_positions(w, int(n)) if cycles is None else cycle_labels(cycles, w, int(n))
-            for n, cycles in zip(batch.cycles_sent, batch.cycle_numbers, strict=True)
-        ])  # fmt: skip
-        return self.answers(batch.windows, outputs, positions, planning)
+        give_back_arena(self.session, self.card.input_name, (self.window_length, self.n_columns))
 
     def warm_up(self) -> None:
         """One run at batch 1 and one at a larger batch, so the first request pays no setup."""

@@ -5,17 +5,18 @@ Used by `POST /v1/models/{model}/score` and by the offline `rul-score` command; 
 nothing of FastAPI.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
+from service.core import pipeline
 from service.core.answers import UnitAnswers, UnitId, column_names, concat_units, json_array, unit_array
-from service.core.check_sentences import cycle_labels
+from service.core.pipeline import Prepared
 from service.core.planning import DEFAULT_PLANNING, Planning
-from service.core.predictor import Predictor, front_padded
+from service.core.predictor import Predictor
 from service.core.window_quality import OUT_OF_DISTRIBUTION
 
 BATCH_WINDOWS = 2048  # windows per ONNX Runtime run when scoring trajectories
@@ -74,26 +75,10 @@ def csv_rows(scored: UnitAnswers, header: bool = True) -> list[list[object]]:
 CSV_DIGITS = {"rul": 3, "rul_lower": 3, "rul_upper": 3, "rul_at_risk": 3, "ood_score": 4}
 
 
-def _scores(
-    predictor: Predictor,
-    units: Sequence[UnitId],
-    cycles: np.ndarray,
-    windows: np.ndarray,
-    positions: np.ndarray,
-    planning: Planning,
-) -> UnitAnswers:
-    """One ONNX Runtime run over windows (N, W, 24); units, cycles: (N,) each; positions (N, W):
-    the cycle number of each window row (-1: padding)."""
-    answers = predictor.answers(windows, predictor.run(windows), positions, planning)
-    return UnitAnswers(unit_array(units), np.asarray(cycles, dtype=np.int64), answers)
-
-
-def _trajectory_windows(readings: np.ndarray, window_length: int, min_cycles: int) -> np.ndarray:
-    """A window ending at every cycle from `min_cycles` on, front-padded with NaN rows when
-    short (the card's padding rule 'nan': the graph counts the real rows)."""
-    padded = np.pad(readings, ((window_length - min_cycles, 0), (0, 0)), constant_values=np.nan)
-    views = np.lib.stride_tricks.sliding_window_view(padded, window_length, axis=0)  # (N, C, W)
-    return np.ascontiguousarray(views.transpose(0, 2, 1))  # (N, W, C)
+def _scores(predictor: Predictor, prepared: Prepared, cycles: np.ndarray, planning: Planning) -> UnitAnswers:
+    """The answers of prepared windows of units (their ids), each for the cycle in `cycles` (N,)."""
+    answers = pipeline.answer_now(predictor, prepared, planning)
+    return UnitAnswers(unit_array(prepared.ids), np.asarray(cycles, dtype=np.int64), answers)
 
 
 def score_trajectory(
@@ -106,18 +91,15 @@ def score_trajectory(
 ) -> UnitAnswers:
     """One unit's answer at every cycle from the model's minimum on (a unit at least that long),
     in runs of BATCH_WINDOWS windows; `check` is called before each run (it raises to stop)."""
-    min_cycles, window_length = predictor.card.padding.min_cycles, predictor.window_length
-    windows = _trajectory_windows(readings, window_length, min_cycles)
-    ends = np.arange(min_cycles, len(readings) + 1)  # readings each window holds
-    positions = np.stack([cycle_labels(cycles, window_length, int(n)) for n in ends])
+    prepared = pipeline.trajectory(predictor, unit, cycles, readings)
+    answered = cycles[predictor.card.padding.min_cycles - 1 :]  # the cycle each window ends at
     parts = []
-    for start in range(0, len(windows), BATCH_WINDOWS):
+    for start in range(0, len(prepared), BATCH_WINDOWS):
         check()
-        stop = start + BATCH_WINDOWS
-        parts.append(_scores(predictor, [unit] * len(windows[start:stop]),
-                             cycles[min_cycles - 1 :][start:stop], windows[start:stop],
-                             positions[start:stop], planning))  # fmt: skip
-    return concat_units(parts, predictor.no_answers(planning))
+        piece = slice(start, start + BATCH_WINDOWS)
+        windows = Prepared(prepared.ids[piece], prepared.windows[piece], prepared.positions[piece])
+        parts.append(_scores(predictor, windows, answered[piece], planning))
+    return concat_units(parts, pipeline.no_answers(predictor, planning))
 
 
 def score_fleet(
@@ -154,7 +136,7 @@ def score_fleet(
                       f"model {predictor.card.name} needs at least {min_cycles}")  # fmt: skip
             skipped.append({"unit": unit, "cycles": len(readings), "reason": reason})
         else:
-            window, _, _, _ = predictor.prepare(len(last_units), f"unit {unit}", readings, cycles)
+            window, _ = predictor.prepare(len(last_units), f"unit {unit}", readings, cycles)
             last_windows.append(window)
             last_cycles.append(cycles[-window_length:])
             last_units.append(unit)
@@ -167,13 +149,9 @@ def score_fleet(
     for start in range(0, len(last_windows), BATCH_WINDOWS):
         check()
         part = slice(start, start + BATCH_WINDOWS)
-        windows = predictor.stack(last_windows[start : start + BATCH_WINDOWS])
-        # each row's cycle number (quality.cycle_labels), -1 for front padding
-        positions = front_padded(last_cycles[start : start + BATCH_WINDOWS], (window_length,), -1, np.int64)
-        parts.append(
-            _scores(predictor, last_units[part], np.asarray(last_cycle[part]), windows, positions, planning)
-        )
-    result = FleetScore(concat_units(parts, predictor.no_answers(planning)), trajectories, skipped)
+        prepared = pipeline.from_units(predictor, last_units[part], last_windows[part], last_cycles[part])
+        parts.append(_scores(predictor, prepared, np.asarray(last_cycle[part]), planning))
+    result = FleetScore(concat_units(parts, pipeline.no_answers(predictor, planning)), trajectories, skipped)
     if reject_out_of_distribution:
         _withhold_out_of_distribution(result)
     return result

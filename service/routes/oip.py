@@ -11,23 +11,18 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.core.planning import Planning, PlanningError, asked, failure_probabilities, rul_at_risk
+from service.core import pipeline
+from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import in_worker
-from service.core.window_quality import WindowQuality
 from service.state import service_state
-from service.transport.dependencies import (
-    NamedPredictor,
-    not_ready_reason,
-    refuse_out_of_distribution,
-    run_model,
-)
+from service.transport.dependencies import NamedPredictor, answer_request, not_ready_reason
 from service.transport.fast_json import in_turn
 from service.transport.oip_tensors import (
+    ANSWER_OUTPUT,
     HEADER_LENGTH,
     OUTPUT_DTYPES,
     PLANNING_OUTPUTS,
@@ -87,7 +82,7 @@ def _output_shape(predictor: Predictor, name: str) -> list[int]:
 
 
 def _output_names(predictor: Predictor) -> list[str]:
-    return [*predictor.output_names, QUALITY_OUTPUT, *PLANNING_OUTPUTS]
+    return [*predictor.output_names, QUALITY_OUTPUT, *PLANNING_OUTPUTS, ANSWER_OUTPUT]
 
 
 def _planning(request: InferRequest, predictor: Predictor, defaults: Planning) -> Planning:
@@ -99,18 +94,6 @@ def _planning(request: InferRequest, predictor: Predictor, defaults: Planning) -
         return asked(horizons, risk, defaults, predictor.card.rul_cap)
     except PlanningError as exc:
         raise HTTPException(400, f"parameters.{exc}") from exc
-
-
-def _planned(
-    predictor: Predictor, results: dict[str, np.ndarray], planning: Planning
-) -> dict[str, np.ndarray]:
-    """`results` with the planning outputs (service/core/planning.py) added."""
-    card = predictor.card
-    levels, cap = card.distribution.levels if card.distribution else [], card.rul_cap
-    quantiles = results["rul_quantiles"]
-    failure = failure_probabilities(quantiles, levels, planning.horizons, cap).astype(np.float32)
-    at_risk = rul_at_risk(quantiles, levels, planning.risk, cap).astype(np.float32)
-    return {**results, "failure_probabilities": failure, "rul_at_risk": at_risk}
 
 
 def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]:
@@ -144,18 +127,6 @@ def _checked_names(requested: list[str], predictor: Predictor) -> list[str]:
     return requested
 
 
-def _qualities(
-    predictor: Predictor, batch: np.ndarray, results: dict[str, np.ndarray]
-) -> list[WindowQuality]:
-    """Each window's quality; its flags' cycles are row positions of the tensor (NaN padding
-    rows are not reported)."""
-    padding = np.cumprod(np.isnan(batch).all(axis=2), axis=1).astype(bool)  # (N, W)
-    positions = np.where(padding, -1, np.arange(predictor.window_length))
-    return predictor.explainer.assess_batch(
-        batch, results["quality_flags"], results["ood_score"], positions, results["window_flags"]
-    )
-
-
 @api.get("/models/{model}")
 async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
     card = predictor.card
@@ -185,6 +156,8 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
             "(whole cycles, at most the RUL cap; default RUL_DEFAULT_HORIZONS), shape [batch, horizons]",
             "rul_at_risk": "the RUL left with probability >= 1 - risk, for the request parameter risk "
             "in (0, 0.5] (default RUL_DEFAULT_RISK)",
+            "answer": "the v1 API's whole answer per window, one JSON document each (rul, interval, "
+            "health state and probabilities, failure probabilities, rul_at_risk, cycles_used, quality)",
         },
     }
 
@@ -240,7 +213,7 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     outputs, rul_quantiles) and the service's (quality, failure_probabilities and rul_at_risk
     for the request parameters horizons and risk), JSON or binary."""
     _check_version(predictor, model_version)
-    state = service_state(request.app)
+    settings = service_state(request.app).settings
     # decoding and reading the tensor are per-value work: in a worker thread, never on the loop
     raw = await request.body()
     body, binary = await in_worker(in_turn, len(raw), split_body, raw, request.headers.get(HEADER_LENGTH))
@@ -249,17 +222,11 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     _check_output_count(body, predictor)
     checked = await in_worker(checked_request, body)
     requested = _requested_outputs(checked, predictor)
-    planning = _planning(checked, predictor, state.settings.planning())
-    limit = state.settings.max_windows_per_request
+    planning = _planning(checked, predictor, settings.planning())
+    limit = settings.max_windows_per_request
     batch = await in_worker(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
-    results = await run_model(request, predictor, batch)
-    qualities = await in_worker(_qualities, predictor, batch, results)
-    await in_worker(state.metrics.observe_quality, predictor.card.name, qualities)
-    if state.settings.reject_out_of_distribution:
-        refuse_out_of_distribution([(None, q) for q in qualities])
-    if any(name in PLANNING_OUTPUTS for name in requested):
-        results = await in_worker(_planned, predictor, results, planning)
-    header, data = await in_worker(encode_answer, predictor, checked, requested, results, qualities)
+    answers = await answer_request(request, predictor, pipeline.from_tensor(batch), planning)
+    header, data = await in_worker(encode_answer, predictor, checked, requested, answers)
     if not data:
         return Response(header, media_type="application/json")
     return Response(

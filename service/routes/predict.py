@@ -8,22 +8,15 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from service.core import pipeline
 from service.core.answers import Answers, json_array
 from service.core.planning import PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import maybe_in_worker
 from service.core.window_input import WindowError
 from service.settings import Settings
-from service.transport.dependencies import (
-    DefaultPredictor,
-    MetricsDep,
-    NamedPredictor,
-    SettingsDep,
-    refuse_out_of_distribution,
-    run_model,
-)
+from service.transport.dependencies import DefaultPredictor, NamedPredictor, SettingsDep, answer_request
 from service.transport.fast_json import FastJSONRoute
-from service.transport.metrics import Metrics
 from service.transport.schemas import PredictRequest, PredictResponse
 
 # /v1: needs a key when keys are set (checked before the body: key_gate.py); JSON bodies parsed with orjson
@@ -31,34 +24,31 @@ api = APIRouter(route_class=FastJSONRoute)
 
 
 async def predict_windows(
-    request: Request, predictor: Predictor, body: PredictRequest, settings: Settings, metrics: Metrics
+    request: Request, predictor: Predictor, body: PredictRequest, settings: Settings
 ) -> Response:
-    """prepare -> run -> answer -> JSON for a v1 predict body."""
+    """prepare -> run -> explain -> answer (service/core/pipeline.py) -> JSON for a v1 body."""
     windows = [(w.id, w.readings) for w in body.windows]
     cycles = [w.cycles for w in body.windows]
     n = len(windows)
     try:
         planning = asked(body.horizons, body.risk, settings.planning(), predictor.card.rul_cap)
-        batch = await maybe_in_worker(n, predictor.prepare_batch, windows, cycles)
+        prepared = await maybe_in_worker(n, pipeline.from_requests, predictor, windows, cycles)
     except (PlanningError, WindowError) as exc:
         raise HTTPException(422, str(exc)) from exc
-    outputs = await run_model(request, predictor, batch.windows)
-    answers = await maybe_in_worker(n, predictor.answer_batch, batch, outputs, planning)
-    await maybe_in_worker(n, metrics.observe_quality, predictor.card.name, answers.quality)
-    if settings.reject_out_of_distribution:
-        refuse_out_of_distribution(list(zip(batch.ids, answers.quality, strict=True)))
-    answer_json = await maybe_in_worker(n, _predict_body, predictor, batch.ids, answers)
+    answers = await answer_request(request, predictor, prepared, planning)
+    answer_json = await maybe_in_worker(n, _predict_body, predictor, prepared.ids, answers)
     await maybe_in_worker(n, answers.release)
     return Response(answer_json, media_type="application/json")
 
 
 def _predict_body(predictor: Predictor, ids: list[str | int | None], answers: Answers) -> bytes:
-    """The PredictResponse as JSON: each prediction its id, then its answer (schemas.Prediction)."""
+    """The PredictResponse as JSON: the head, then each prediction its id and its answer
+    (schemas.Prediction)."""
 
     def records(piece: slice) -> list[dict]:
         return [{"id": i, **a} for i, a in zip(ids[piece], answers.select(piece).records(), strict=True)]
 
-    head = orjson.dumps({"model": predictor.card.name, "model_version": predictor.card.version})
+    head = orjson.dumps(pipeline.head(predictor.card))
     return b"".join([head[:-1], b',"predictions":', *json_array(len(answers), records), b"}"])
 
 
@@ -73,11 +63,10 @@ async def predict(
     body: PredictRequest,
     predictor: NamedPredictor,
     settings: SettingsDep,
-    metrics: MetricsDep,
 ) -> Response:
     """RUL, interval, health state, failure probabilities within the horizons asked and the RUL
     at the risk asked, for each window, with the named model."""
-    return await predict_windows(request, predictor, body, settings, metrics)
+    return await predict_windows(request, predictor, body, settings)
 
 
 @api.post(
@@ -94,7 +83,6 @@ async def predict_default(
     body: PredictRequest,
     predictor: DefaultPredictor,
     settings: SettingsDep,
-    metrics: MetricsDep,
 ) -> Response:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
-    return await predict_windows(request, predictor, body, settings, metrics)
+    return await predict_windows(request, predictor, body, settings)

@@ -19,10 +19,11 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from service.core import pipeline
 from service.core.answers import UnitAnswers, column_names
-from service.core.c_heap import trim_c_heap
 from service.core.fleet_file import CHUNK_LINES, Fleet, read_fleet
 from service.core.fleet_layout import FleetFileError, FleetLayout, FleetTooLarge, UploadLimits
+from service.core.memory import trim_c_heap
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
@@ -117,7 +118,7 @@ def _csv_text(scores: UnitAnswers, header: bool, release: bool = False) -> str:
 def _score_body(predictor: Predictor, result: FleetScore) -> bytes:
     """The score answer as JSON: model, version, units, predictions (schemas.UnitScore) and
     skipped; then the predictions' qualities are freed here, in pieces (Answers.release)."""
-    body = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
+    body = result.json(pipeline.head(predictor.card))
     result.predictions.answers.release()
     return body
 
@@ -138,7 +139,7 @@ async def _trajectory_stream(
                 names = column_names(answers.health_states, answers.planning)
                 yield (",".join(names) + "\r\n").encode()
             else:
-                head = result.json({"model": predictor.card.name, "model_version": predictor.card.version})
+                head = result.json(pipeline.head(predictor.card))
                 yield head[:-1] + b',"trajectories":['
             for i, unit in enumerate(units):
                 cycles, readings = fleet[unit]

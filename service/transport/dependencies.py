@@ -5,14 +5,18 @@ pool, a thread hand-off per request that cost ~14 % of the event loop's time und
 single-window load (py-spy, bench/README.md); these only read the ServiceState
 (service/state.py) and never block."""
 
+from functools import partial
 from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, HTTPException, Request
 
+from service.core import pipeline
+from service.core.answers import Answers
 from service.core.batcher import QueueFull
+from service.core.planning import Planning
 from service.core.predictor import Predictor
-from service.core.threads import in_worker
+from service.core.threads import in_worker, maybe_in_worker
 from service.core.window_input import window_label
 from service.core.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.settings import Settings
@@ -86,6 +90,20 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ServedDep = Annotated[ServedModels, Depends(get_served)]
 NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
+
+
+async def answer_request(
+    request: Request, predictor: Predictor, prepared: pipeline.Prepared, planning: Planning
+) -> Answers:
+    """The answer pipeline for an HTTP request (v1 predict, OIP infer): run on the model's
+    batcher, explain, answer (service/core/pipeline.py); the qualities counted in the metrics;
+    with RUL_REJECT_OUT_OF_DISTRIBUTION, a 422 naming each out-of-distribution window."""
+    state = service_state(request.app)
+    answers = await pipeline.answer(predictor, prepared, planning, partial(run_model, request, predictor))
+    await maybe_in_worker(len(prepared), state.metrics.observe_quality, predictor.card.name, answers.quality)
+    if state.settings.reject_out_of_distribution:
+        refuse_out_of_distribution(list(zip(prepared.ids, answers.quality, strict=True)))
+    return answers
 
 
 def refuse_out_of_distribution(qualities: list[tuple[str | int | None, WindowQuality]]) -> None:

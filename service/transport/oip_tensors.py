@@ -18,9 +18,9 @@ from pydantic import (
     ValidationError,
 )
 
-from service.core.answers import quality_record
+from service.core import pipeline
+from service.core.answers import Answers, quality_record
 from service.core.predictor import Predictor
-from service.core.window_quality import WindowQuality
 from service.transport import fast_json
 from service.transport.schemas import RequestBody
 
@@ -29,6 +29,10 @@ DTYPES = {"FP32": np.float32, "FP64": np.float64}
 # The graph's outputs are FP32 but for the quality flags; "quality" is the service's own: one
 # JSON document per window, {"status", "flags", "ood_score"} as in the v1 API.
 QUALITY_OUTPUT = "quality"
+# The service's own too: one JSON document per window holding the v1 API's whole answer
+# (schemas.Answer: rul, interval, health, planning, quality, ...), made by the same
+# `Answers.records` as every other path, so a field added to the answers reaches OIP clients.
+ANSWER_OUTPUT = "answer"
 # Also the service's own, from rul_quantiles and the request's parameters horizons and risk
 # (service/core/planning.py): P(RUL <= h) [batch, horizons], the RUL at the risk [batch].
 PLANNING_OUTPUTS = ("failure_probabilities", "rul_at_risk")
@@ -38,6 +42,7 @@ OUTPUT_DTYPES = {
     "quality_flags": ("INT32", np.int32),
     "window_flags": ("INT32", np.int32),
     QUALITY_OUTPUT: ("BYTES", None),
+    ANSWER_OUTPUT: ("BYTES", None),
 }
 
 
@@ -163,7 +168,7 @@ def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max
     if not finite.all():
         # a short history's front padding (the card's rule 'nan'): whole rows of NaN, only before
         # the first real cycle; any other NaN or infinity is no reading
-        padding = np.cumprod(np.isnan(batch).all(axis=2), axis=1).astype(bool)  # (N, W)
+        padding = pipeline.padding_rows(batch)  # (N, W)
         bad = np.argwhere(~finite & ~padding[:, :, None])
         if len(bad):
             window, row, column = (int(v) for v in bad[0])
@@ -222,25 +227,38 @@ def bytes_tensor(values: list[str]) -> bytes:
     return b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
 
 
+def output_tensors(answers: Answers, requested: list[str]) -> dict[str, np.ndarray]:
+    """The answers as the protocol's output tensors: the graph's outputs as they are, and
+    the planning outputs (from the same `Answers.planned` as every other path) when asked."""
+    tensors = dict(answers.outputs)
+    if any(name in PLANNING_OUTPUTS for name in requested):
+        failure, at_risk = answers.planned()
+        tensors |= {
+            "failure_probabilities": failure.astype(np.float32),
+            "rul_at_risk": at_risk.astype(np.float32),
+        }
+    return tensors
+
+
 def encode_answer(
-    predictor: Predictor,
-    request: InferRequest,
-    requested: list[str],
-    results: dict[str, np.ndarray],
-    qualities: list[WindowQuality],
+    predictor: Predictor, request: InferRequest, requested: list[str], answers: Answers
 ) -> tuple[bytes, bytes]:
     """The inference answer: its JSON header and the binary tensors it announces (empty when
     every output is JSON data)."""
+    tensors = output_tensors(answers, requested)
     outputs, chunks = [], []
     for name in requested:
         datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
-        if name == QUALITY_OUTPUT:
-            documents = [orjson.dumps(quality_record(q)).decode() for q in qualities]
+        if name in (QUALITY_OUTPUT, ANSWER_OUTPUT):
+            records = (
+                [quality_record(q) for q in answers.quality] if name == QUALITY_OUTPUT else answers.records()
+            )
+            documents = [orjson.dumps(r).decode() for r in records]
             data: Any = documents
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
             raw = bytes_tensor(documents)
         else:
-            value = np.ascontiguousarray(results[name], dtype=dtype)
+            value = np.ascontiguousarray(tensors[name], dtype=dtype)
             entry = {"name": name, "datatype": datatype, "shape": list(value.shape)}
             raw = value.tobytes()  # binary as the graph gives it (+inf when open, as on Triton)
             if name in OPEN_OUTPUTS:  # -1 in JSON data, as the metadata says
@@ -252,9 +270,10 @@ def encode_answer(
         else:
             entry["data"] = data
         outputs.append(entry)
+    head = pipeline.head(predictor.card)  # the protocol names them model_name, model_version
     answer: dict[str, Any] = {
-        "model_name": predictor.card.name,
-        "model_version": predictor.card.version,
+        "model_name": head["model"],
+        "model_version": head["model_version"],
         "outputs": outputs,
     }
     if request.id is not None:

@@ -13,6 +13,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.core import pipeline
 from service.core.answers import UnitAnswers
 from service.core.predictor import Predictor
 from service.main import server_config
@@ -23,10 +24,9 @@ from tests.conftest import MODELS_DIR
 
 def predict(predictor: Predictor, windows: list) -> list[Prediction]:
     """The JSON predict path without HTTP: prepare, run, answer; each answer as the API's schema."""
-    batch = predictor.prepare_batch(windows)
-    answers = predictor.answer_batch(batch, predictor.run(batch.windows))
-    records = answers.records()
-    return [Prediction.model_validate({"id": i, **r}) for i, r in zip(batch.ids, records, strict=True)]
+    prepared = pipeline.from_requests(predictor, windows)
+    records = pipeline.answer_now(predictor, prepared).records()
+    return [Prediction.model_validate({"id": i, **r}) for i, r in zip(prepared.ids, records, strict=True)]
 
 
 def unit_scores(scores: UnitAnswers) -> list[UnitScore]:

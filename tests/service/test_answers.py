@@ -3,13 +3,17 @@
 import json
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from service.core.answers import Answers, column_names
+from service.core.planning import DEFAULT_PLANNING
 from service.core.predictor import Predictor
 from service.core.providers import SessionConfig
-from service.core.scoring import score_fleet
+from service.score_cli import main as score_main
+from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
-from tests.service.conftest import predict
+from tests.service.conftest import make_client
 
 STATES = ("normal", "degrading", "critical")
 
@@ -51,35 +55,48 @@ def test_records_and_columns_are_cut_from_the_same_fields():
     assert columns["rul_upper"] == [20.0, None] and columns["flagged_columns"] == ["", ""]
 
 
-def test_a_field_added_in_fields_reaches_predict_score_csv_and_the_column_list(monkeypatch, cmapss_dir):
-    """What 'adding a field is a one-function change' means: a field added to Answers.fields
-    alone appears in the JSON answers of predict and score, in the CSV/Spark columns and in
-    column_names (the schema, schemas.Answer, is the only other place to add it)."""
+def test_a_field_added_in_fields_reaches_every_path(monkeypatch, cmapss_dir, tmp_path):
+    """The one answer pipeline (service/core/pipeline.py), proved: a field added to
+    Answers.fields alone reaches v1 predict, fleet scoring (JSON and CSV), the Open Inference
+    Protocol's `answer` output, rul-score's CSV and the Spark job's columns (the schema,
+    schemas.Answer, is the only other place to add it, for the OpenAPI docs)."""
     original = Answers.fields
 
     def with_margin(self: Answers) -> dict[str, list]:
         fields = original(self)
-        return {
-            **fields,
-            "margin": [round(r - lo, 3) for r, lo in zip(fields["rul"], fields["rul_lower"], strict=True)],
-        }
+        margin = [round(r - lo, 3) for r, lo in zip(fields["rul"], fields["rul_lower"], strict=True)]
+        return {**fields, "margin": margin}
 
     monkeypatch.setattr(Answers, "fields", with_margin)
-    predictor = Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
-    window = np.zeros((50, 24), np.float32) + np.array([0.0, 0.0, 100.0, *[500.0] * 21], np.float32)
-    batch = predictor.prepare_batch([("w", window)])
-    (record,) = predictor.answer_batch(batch, predictor.run(batch.windows)).records()
-    assert record["margin"] == round(record["rul"] - record["rul_lower"], 3)
-    import io
-
-    from service.core.fleet_file import read_fleet
-
-    fleet = read_fleet(io.BytesIO((cmapss_dir / "test_FD001.txt.gz").read_bytes()))
-    scored = score_fleet(predictor, {1: fleet[1]})
-    assert "margin" in json.loads(scored.json({}))["predictions"][0]
-    assert "margin" in scored.csv_rows()[0]
+    raw = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    window = EXAMPLE_REQUEST["windows"][0]["readings"]
+    with make_client(MODELS_DIR) as client:
+        answer = client.post("/v1/models/fd001/predict", json={"windows": [{"readings": window}]})
+        (predicted,) = answer.json()["predictions"]
+        assert predicted["margin"] == round(predicted["rul"] - predicted["rul_lower"], 3)
+        scored = client.post("/v1/models/fd001/score", files={"file": ("f.txt.gz", raw)}).json()
+        assert all("margin" in p for p in scored["predictions"]) and len(scored["predictions"]) == 100
+        as_csv = client.post("/v1/models/fd001/score", files={"file": ("f.txt.gz", raw)},
+                             headers={"accept": "text/csv"})  # fmt: skip
+        assert "margin" in as_csv.text.splitlines()[0].split(",")
+        tensor = {"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": window}
+        oip = client.post(
+            "/v2/models/fd001/infer", json={"inputs": [tensor], "outputs": [{"name": "answer"}]}
+        )
+        (document,) = oip.json()["outputs"][0]["data"]
+        assert json.loads(document)["margin"] == predicted["margin"]
+    out = tmp_path / "scores.csv"
+    score_main([str(cmapss_dir / "test_FD001.txt.gz"), "--model", str(MODELS_DIR / "fd001.onnx"),
+                "--providers", "cpu", "--out", str(out)])  # fmt: skip
+    assert "margin" in out.read_text().splitlines()[0].split(",")
     assert "margin" in column_names(STATES)
-    assert predict(predictor, [("w", window)])[0].rul == record["rul"]  # the schema ignores what it lacks
+    spark_job = pytest.importorskip("spark_scoring.job")
+    predictor = Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
+    rows = pd.DataFrame(window, columns=list(predictor.card.input_features)).assign(
+        unit=7, cycle=range(1, 51)
+    )
+    frame = spark_job._score(predictor, rows, False, [], DEFAULT_PLANNING)
+    assert frame["margin"].tolist() == [predicted["margin"]]
 
 
 def test_release_frees_every_quality_and_leaves_the_answer_made():

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.core.check_sentences import row_positions
+from service.core.pipeline import row_positions
 from service.score_cli import main as score_main
 from service.settings import Settings
 from service.transport.schemas import EXAMPLE_REQUEST

@@ -118,7 +118,7 @@ def test_a_model_file_swapped_for_another_is_reported_replaced(models_copy):
 
 
 def test_the_heap_is_frozen_after_start_and_a_reload_lets_the_replaced_models_go(models_copy):
-    """service/model_set.settle_heap: what is alive after start-up is out of the collector's
+    """service/core/memory.settle_heap: what is alive after start-up is out of the collector's
     sight (a full collection no longer walks it while holding the interpreter), and the
     models a reload replaced are still collected, even though they were frozen."""
     import gc

@@ -86,10 +86,9 @@ def test_scoring_stops_when_asked_between_units_and_runs(predictor, fd001_test):
 
 
 def test_last_window_labels_are_each_windows_cycle_numbers():
-    """The fleet's row labels, made in one array (predictor.front_padded, as score_fleet makes
-    them), are what quality.cycle_labels gives per unit."""
-    from service.core.check_sentences import cycle_labels
-    from service.core.predictor import front_padded
+    """The fleet's row labels, made in one array (pipeline.front_padded, as score_fleet makes
+    them), are what pipeline.cycle_labels gives per unit."""
+    from service.core.pipeline import cycle_labels, front_padded
 
     units = [np.arange(5, 12), np.arange(100, 180, 2), np.arange(3)]
     expected = np.stack([cycle_labels(c, 30, len(c)) for c in units])

@@ -1,8 +1,9 @@
 import torch
 
 from training.checkpoint import RawReadingsModel
+from training.config import ModelConfig
 from training.data import Unit
-from training.model import DualTaskModel, ModelConfig
+from training.model import DualTaskModel
 from training.preprocessing import Preprocessor, fit_preprocessing
 
 

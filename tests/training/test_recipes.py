@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from tests.conftest import MODELS_DIR
+from training.config import build_parser, recipe_runs
 from training.export import main as export_main
 from training.recipes import RECIPES
-from training.train_args import build_parser, recipe_runs
 
 NOT_RECIPE = {"data_dir", "out"}  # where the data was and the checkpoint went: not the recipe
 

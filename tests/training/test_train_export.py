@@ -10,20 +10,19 @@ import pytest
 
 from training.calibration_weights import window_weights
 from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
+from training.config import ModelConfig, TrainConfig
 from training.data import extra_subset_names, load_subset
 from training.distribution import LEVELS, QuantileBands, quantiles_of
 from training.ensemble import build_graph
 from training.evaluate import evaluate_checkpoint, rmse_all_windows, torch_predict_fn
 from training.export import export, sha256_of
 from training.intervals import IntervalBands, calibrate_uncapped, interval_bounds
-from training.model import ModelConfig
 from training.order_check import read_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff, onnx_predict_fn
 from training.preprocessing import fit_preprocessing
 from training.quality_stats import NOISY, SHORT_HISTORY
 from training.studies.experiments import evaluate_ensemble
 from training.train import main, train
-from training.train_config import TrainConfig
 from training.windows import cut_history, last_windows, real_cycles, stack_windows
 
 TINY = ModelConfig(conv_channels=8, lstm_hidden=8, attention_dim=8, head_hidden=8)

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.core.check_sentences import QualityExplainer, row_positions
+from service.core.check_sentences import QualityExplainer
 from service.core.model_card import ModelCard
+from service.core.pipeline import row_positions
 from service.core.window_quality import OK, OUT_OF_DISTRIBUTION
 from training.checkpoint import OUTPUT_NAMES, ServingGraph
 from training.constants import RUL_CAP, SUBSETS

@@ -3,12 +3,12 @@ the cross-validation ensembles of the recipe rounds, round 12's masked fine-tuni
 window sweep, each as planned before its runs (the plans and outcomes:
 docs/results/rounds.md, "Plans as fixed before the runs")."""
 
-from training.recipes import SHIPPED_FLAGS, SUBSET_FLAGS
+from training.recipes import SHIPPED_OVERRIDES, SUBSET_OVERRIDES, as_flags
 
 # The flags chosen per subset (RECIPE) and those of the shipped fd001 (2026.11.4, round 6) and
 # fd003 (2026.11.5, round 7) networks (SHIPPED, the baselines of rounds 8-11): training/recipes.py.
-RECIPE = SUBSET_FLAGS
-SHIPPED = SHIPPED_FLAGS
+RECIPE = {subset: as_flags(o) for subset, o in SUBSET_OVERRIDES.items()}
+SHIPPED = {subset: as_flags(o) for subset, o in SHIPPED_OVERRIDES.items()}
 # Why and what it found: docs/results/rounds.md, "Plans as fixed before the runs" (ABLATION_BASE).
 ABLATION_BASE = {
     "FD001": ["--window-length", "30", "--epochs", "20", "--patience", "6"],
