@@ -2,9 +2,10 @@
 
     python -m bench.ensemble_cost --data-dir ../shared/data/cmapss [--models fd001 fd002] [--against REV]
 
-For each shipped model (an average of N networks), exports its first checkpoint alone to a
-temporary ONNX file and times both with ONNX Runtime on the CPU, interleaved, at batch 1 and
-batch 256, on that subset's real test windows. Prints and writes
+For each shipped model (an average of N networks), exports its first checkpoint alone, as
+rul-export would build it from that checkpoint (checks included), to a temporary ONNX file
+and times both with ONNX Runtime on the CPU, interleaved, at batch 1 and batch 256, on that
+subset's real test windows. Prints and writes
 bench/results/ensemble_cost.json: windows/s of each and the ensemble/single time ratio. With
 `--against REV` (a git revision), the model file shipped at that revision is timed in the same
 rounds too: what a new model costs against the one it replaces.
@@ -21,8 +22,8 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.model_compute import ROOT, machine, rate, write_result
-from training.checkpoint import load_serving_graph
 from training.data import load_subset
+from training.ensemble import build_graph
 from training.export import export_onnx
 from training.windows import last_windows
 
@@ -50,7 +51,8 @@ def main() -> None:
         windows, _ = last_windows(subset.test, card["window_length"])
         with tempfile.TemporaryDirectory() as tmp:
             single_path = Path(tmp) / "single.onnx"
-            graph, _ = load_serving_graph(ROOT / card["training"]["checkpoints"][0])
+            first = str(ROOT / card["training"]["checkpoints"][0])
+            graph, _, _ = build_graph([first], args.data_dir)
             export_onnx(graph, windows[:8], single_path)
             cpu = ["CPUExecutionProvider"]
             sessions = {

@@ -2,9 +2,10 @@
 
 `ServingGraph` is exactly what gets exported: raw readings (B, W, 24) in, short histories
 padded with leading rows of NaN (training/padding.py); RUL in cycles (clamped at 0), health
-probabilities, the interval bounds and the input-quality outputs out.
-Evaluation uses the same
-module, so the numbers in a model card are those of the graph that ships.
+probabilities, the interval bounds, the input-quality outputs and the predictive distribution
+out. Evaluation uses the same module, so the numbers in a model card are those of the graph
+that ships. `MembersMean` is its networks alone (nothing checked, masked or calibrated): what
+the calibration and the "before masking" figures read.
 """
 
 from pathlib import Path
@@ -17,15 +18,13 @@ from service.core.model_card import GRAPH_OUTPUTS
 from training.config import ModelConfig
 from training.distribution import QuantileHead
 from training.input_checks import QualityCheck
-from training.intervals import IntervalBands, IntervalHead
+from training.intervals import IntervalHead
 from training.model import DualTaskModel
 from training.padding import fill_padding, real_rows
 from training.preprocessing import PreprocessingStats, Preprocessor
 
 CHECKPOINT_FORMAT = "rul-checkpoint/2"
-# The graph's outputs in order (RawReadingsModel gives the first two; a graph without input
-# checks, as rul-evaluate builds from one checkpoint, the first four; one without a predictive
-# distribution the first seven).
+# The graph's outputs in order (RawReadingsModel and MembersMean give the first two).
 OUTPUT_NAMES = GRAPH_OUTPUTS
 
 
@@ -50,20 +49,33 @@ class RawReadingsModel(nn.Module):
         return torch.clamp(rul, min=0.0), torch.softmax(health_logits, dim=-1)
 
 
+class MembersMean(nn.Module):
+    """The mean of the members' RUL and health probabilities, nothing checked or masked:
+    (B, W, 24) -> rul (B,), health_probs (B, 3)."""
+
+    def __init__(self, members: list[RawReadingsModel]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(readings) for member in self.members]
+        return torch.stack([o[0] for o in outputs]).mean(0), torch.stack([o[1] for o in outputs]).mean(0)
+
+
 class ServingGraph(nn.Module):
     """What gets exported: the input checks, the mean of one or more members' RUL and health
     probabilities (sensor columns the checks flag are masked in every member), and the
     calibrated interval and predictive distribution on that mean, for the window's history
     length. (B, W, 24), leading NaN rows padding -> rul, health_probs, rul_lower, rul_upper,
     quality_flags (B, W, 24) int32, ood_score (B,), window_flags (B,) int32, rul_quantiles
-    (B, levels)."""
+    (B, levels): every output the service needs (it refuses a model without one)."""
 
     def __init__(
         self,
         members: list[RawReadingsModel],
         interval: IntervalHead,
-        quality: QualityCheck | None = None,
-        distribution: QuantileHead | None = None,
+        quality: QualityCheck,
+        distribution: QuantileHead,
     ):
         super().__init__()
         self.members = nn.ModuleList(members)
@@ -75,24 +87,19 @@ class ServingGraph(nn.Module):
         real = real_rows(readings)  # (B, W)
         readings = fill_padding(readings, real)
         n_real = real.float().sum(dim=1)  # (B,)
-        if self.quality is None:
-            flags, column_mask, ood_score, window_flags = None, None, None, None
-        else:  # a window whose order is in doubt is read in order of wear (training/wear_order.py)
-            flags, column_mask, ood_score, window_flags, readings = self.quality(readings, real)
+        # a window whose order is in doubt is read in order of wear (training/wear_order.py)
+        flags, column_mask, ood_score, window_flags, readings = self.quality(readings, real)
         outputs = [member(readings, column_mask) for member in self.members]
         rul = torch.stack([o[0] for o in outputs]).mean(0)  # (B,)
         probs = torch.stack([o[1] for o in outputs]).mean(0)  # (B, 3)
-        if flags is None:
-            return (rul, probs, *self.interval(rul, n_real))
-        checked = (rul, probs, *self.interval(rul, n_real), flags, ood_score, window_flags)
-        if self.distribution is None:
-            return checked
-        return (*checked, self.distribution(rul, n_real))
+        return (rul, probs, *self.interval(rul, n_real), flags, ood_score, window_flags,
+                self.distribution(rul, n_real))  # fmt: skip
 
 
 def save_checkpoint(path: str | Path, model: DualTaskModel, facts: dict[str, Any]) -> None:
-    """`facts` must hold 'preprocessing' (PreprocessingStats as a dict) and 'interval'
-    (IntervalBands as a dict), and describe the run: train_config, window_length, metrics..."""
+    """`facts` must hold 'preprocessing' (PreprocessingStats as a dict) and 'interval' (the
+    band edges and coverage rul-export calibrates), and describe the run: train_config,
+    window_length, metrics..."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -114,9 +121,3 @@ def load_checkpoint(path: str | Path) -> tuple[RawReadingsModel, dict[str, Any]]
     model.load_state_dict(checkpoint["state_dict"])
     stats = PreprocessingStats(**checkpoint["preprocessing"])
     return RawReadingsModel(Preprocessor(stats), model).eval(), checkpoint
-
-
-def load_serving_graph(path: str | Path) -> tuple[ServingGraph, dict[str, Any]]:
-    """A single checkpoint as the graph that ships: its network and its calibrated interval."""
-    member, checkpoint = load_checkpoint(path)
-    return ServingGraph([member], IntervalHead(IntervalBands(**checkpoint["interval"]))).eval(), checkpoint

@@ -9,10 +9,10 @@ from typing import NamedTuple
 import numpy as np
 
 from training.calibration_weights import window_weights
-from training.checkpoint import RawReadingsModel, ServingGraph, load_checkpoint
+from training.checkpoint import MembersMean, RawReadingsModel, ServingGraph, load_checkpoint
 from training.constants import PADDING_RULE
 from training.data import Subset, Unit, load_data, load_subset
-from training.distribution import QuantileHead, calibrate_quantiles
+from training.distribution import QuantileBands, QuantileHead, calibrate_quantiles
 from training.evaluate import torch_predict_fn
 from training.input_checks import QualityCheck
 from training.intervals import (
@@ -22,7 +22,7 @@ from training.intervals import (
     history_bands,
     with_short_history,
 )
-from training.order_check import OrderFit
+from training.order_check import OrderFit, beside, read_fit
 from training.preprocessing import Preprocessor, fit_imputation
 from training.quality_fit import fit_quality
 from training.windows import cut_history, real_cycles, stack_windows
@@ -82,45 +82,48 @@ def load_members(
 def build_graph(
     checkpoint_paths: list[str], data_dir: str | None, order_fit: OrderFit | None = None, dataset: str = ""
 ) -> tuple[ServingGraph, list[dict], Subset]:
-    """Members from the checkpoints; a single checkpoint keeps its own calibrated interval for
-    full windows, an ensemble is calibrated anew on held-out units (`calibration_windows`);
-    the short-history bands are calibrated on held-out windows cut to them in both cases. The
-    learned order check is `order_fit` if given, else trained anew (fit_quality)."""
+    """The graph rul-export exports, from the checkpoints: the members, the input checks fitted
+    on their training units with the learned order check rul-train wrote (`order_fit`, by
+    default the file beside the first checkpoint: order_check.beside), and the interval and
+    predictive distribution calibrated here, once, on held-out windows (`calibration_windows`),
+    for full windows and each band of shorter history. Nothing is trained here."""
     members, checkpoints, subset = load_members(checkpoint_paths, data_dir, dataset)
     first = checkpoints[0]
     window_length, spec = first["window_length"], subset.spec
     checked = first["preprocessing"]["feature_names"]
+    order_fit = order_fit or saved_order_check(checkpoint_paths[0])
     quality = fit_quality(subset.train, spec.operating_conditions, checked, window_length, order_fit,
                           spec.features, len(spec.settings), first["rul_cap"])  # fmt: skip
-    check = QualityCheck(quality, window_length)
     held_out = calibration_windows(members, checkpoints, subset)
-    full = held_out.cycles_used == window_length
-    if len(members) == 1 and first["interval"].get("open_above") is not None:
-        bands = IntervalBands(**first["interval"])
-    else:  # against the uncapped truth, open above the cap (intervals.py)
-        bands = calibrate_uncapped(
-            held_out.predicted[full],
-            held_out.truth[full],
-            first["interval"]["edges"],
-            first["interval"]["nominal_coverage"],
-            first["rul_cap"],
-            held_out.calibrated_on,
-            held_out.weights[full],
-        )
-    bands = with_short_history(bands, held_out.predicted, held_out.truth, held_out.cycles_used,
-                               held_out.weights, window_length)  # fmt: skip
-    quantiles = calibrate_quantiles(
-        held_out.predicted,
-        held_out.truth,
-        held_out.weights,
-        held_out.cycles_used,
-        window_length,
-        bands.edges,
-        first["rul_cap"],
-        held_out.calibrated_on,
-    )
+    bands, quantiles = calibrated(held_out, window_length, first["interval"], first["rul_cap"])
+    check = QualityCheck(quality, window_length)
     graph = ServingGraph(members, IntervalHead(bands), check, QuantileHead(quantiles))
     return graph.eval(), checkpoints, subset
+
+
+def calibrated(
+    held_out: "Calibration", window_length: int, interval: dict, rul_cap: float
+) -> tuple[IntervalBands, QuantileBands]:
+    """The interval (`interval`: the band edges and nominal coverage rul-train was told) and
+    the predictive distribution, calibrated against the uncapped truth of held-out windows,
+    open above the cap (intervals.py, distribution.py)."""
+    p, truth, weights, used = held_out.predicted, held_out.truth, held_out.weights, held_out.cycles_used
+    full = used == window_length
+    bands = calibrate_uncapped(p[full], truth[full], interval["edges"], interval["nominal_coverage"], rul_cap,
+                               held_out.calibrated_on, weights[full])  # fmt: skip
+    bands = with_short_history(bands, p, truth, used, weights, window_length)
+    quantiles = calibrate_quantiles(p, truth, weights, used, window_length, bands.edges, rul_cap,
+                                    held_out.calibrated_on)  # fmt: skip
+    return bands, quantiles
+
+
+def saved_order_check(checkpoint: str) -> OrderFit:
+    """The learned order check rul-train wrote beside `checkpoint`."""
+    path = beside(checkpoint)
+    if not path.exists():
+        raise ValueError(f"no learned order check at {path}: rul-train writes it beside the checkpoints "
+                         "it trains (checkpoints from elsewhere: rul-export --order-check FILE)")  # fmt: skip
+    return read_fit(path)
 
 
 def calibration_windows(
@@ -153,9 +156,8 @@ def calibration_windows(
     val_sets = [set(c["split"]["validation_units"]) for c in checkpoints]
     if all(v == val_sets[0] for v in val_sets):
         x_val, y_val, w_val, cut = windows(val_sets[0])
-        uncalibrated = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"]))).eval()
         return Calibration(
-            torch_predict_fn(uncalibrated)(x_val)["rul"],
+            torch_predict_fn(MembersMean(members))(x_val)["rul"],
             y_val,
             w_val,
             real_cycles(x_val),

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import OUTPUT_NAMES, load_serving_graph
+from training.checkpoint import OUTPUT_NAMES
 from training.constants import HEALTH_STATES, PADDING_RULE, RUL_CAP
-from training.data import Unit, load_data
+from training.data import Unit
 from training.labels import health_labels
 from training.metrics import accuracy, bootstrap_rmse_interval, interval_coverage, macro_f1, phm08_score, rmse
 from training.windows import last_windows, stack_windows
@@ -180,10 +180,12 @@ def evaluate_checkpoint(
     checkpoint_path: str, data_dir: str | None, out_dir: str | None = None, dataset: str = ""
 ) -> dict[str, float]:
     """The test protocol on the checkpoint's data set (or `dataset`, a TOML file: e.g. a C-MAPSS
-    subset's spec for a model trained on the mixed fleet)."""
-    model, checkpoint = load_serving_graph(checkpoint_path)
-    config = checkpoint["train_config"]
-    subset = load_data(config["subset"], dataset or config.get("dataset", ""), data_dir)
+    subset's spec for a model trained on the mixed fleet), with the graph rul-export would
+    build from this checkpoint alone (its checks, and its interval calibrated on its own
+    validation windows)."""
+    from training.ensemble import build_graph  # it imports this module's torch_predict_fn
+
+    model, (checkpoint,), subset = build_graph([checkpoint_path], data_dir, dataset=dataset)
     if not subset.test:
         raise ValueError(f"{subset.spec.source} names no test files: evaluation needs test histories and "
                          "their true RUL (test, test_rul)")  # fmt: skip

@@ -28,9 +28,9 @@ from training.constants import (
     PADDING_RULE,
 )
 from training.data import Subset
-from training.ensemble import build_graph
+from training.ensemble import build_graph, saved_order_check
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
-from training.order_check import OrderFit, read_fit, save_fit
+from training.order_check import beside, read_fit
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
 from training.quality_stats import CHECK_NAMES, WINDOW_CHECK_NAMES, quality_card
 from training.recipes import RECIPES
@@ -96,11 +96,6 @@ def graph_outputs(n_features: int) -> dict[str, str]:
     }
 
 
-def default_order_check(checkpoint_paths: list[str]) -> Path:
-    """Where the learned order check is kept: order_check.pt beside the first checkpoint."""
-    return Path(checkpoint_paths[0]).parent / "order_check.pt"
-
-
 def export(
     checkpoint_paths: list[str],
     name: str,
@@ -113,14 +108,11 @@ def export(
 ) -> dict:
     """Build, check and write `<out_dir>/<name>.onnx` and its card; `recipe`: the name in
     training/recipes.py the checkpoints were trained with, recorded in the card. The learned
-    order check is read from `order_check` (default: `default_order_check`) where that file
-    exists, so that a re-export builds the same graph on any machine; else it is trained here
-    and written there."""
-    order_check = order_check or default_order_check(checkpoint_paths)
-    saved = read_fit(order_check) if order_check.exists() else None
-    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, saved, dataset)
-    if saved is None:
-        save_fit(OrderFit(**graph.quality.stats.order_detector), order_check)
+    order check is read from `order_check` (default: the one rul-train wrote beside the first
+    checkpoint), so a re-export builds the same graph on any machine; nothing is trained here."""
+    order_fit = read_fit(order_check) if order_check else saved_order_check(checkpoint_paths[0])
+    order_check = order_check or beside(checkpoint_paths[0])
+    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, order_fit, dataset)
     first = checkpoints[0]
     window_length = first["window_length"]
     # NaN-padded, as served; a data set without test files: its training units' last windows
@@ -285,9 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the data set's TOML file (default: the one the checkpoints were trained on, "
                              "from where rul-train read it)")  # fmt: skip
     parser.add_argument("--order-check", type=Path,
-                        help="the learned order check's weights: read from this file when it exists, "
-                             "else trained and written there (default: order_check.pt beside the "
-                             "first checkpoint)")  # fmt: skip
+                        help="the learned order check's weights as rul-train wrote them (default: "
+                             "order_check.pt beside the first checkpoint); export never trains")  # fmt: skip
     parser.add_argument(
         "--triton-repo",
         type=Path,
@@ -299,16 +290,11 @@ def main(argv: list[str] | None = None) -> None:
         if onnx_path.exists() and not args.force:
             parser.error(f"{onnx_path} exists (a shipped model, if --out-dir is models): pass --force to "
                          "overwrite it, or choose another --name or --out-dir")  # fmt: skip
-        card = export(
-            args.checkpoint,
-            args.name,
-            args.version,
-            args.out_dir,
-            args.data_dir,
-            args.recipe or "",
-            args.order_check,
-            args.dataset,
-        )
+        try:
+            card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir,
+                          args.recipe or "", args.order_check, args.dataset)  # fmt: skip
+        except (ValueError, FileNotFoundError) as error:
+            parser.error(str(error))
         print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],
                           "test": card["metrics"]["test"]}, indent=2))  # fmt: skip
     elif not args.triton_repo:

@@ -19,6 +19,7 @@ a learned bias per channel and cycle, added after the first convolution, not as 
 concatenated to the input.
 """
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,11 +99,27 @@ class OrderFit:
                 "faults_trained_on": list(ORDER_FAULTS), "calibrated_on": self.calibrated_on}  # fmt: skip
 
 
+ORDER_CHECK_FILE = "order_check.pt"  # beside the checkpoints it was trained for
+
+
+def beside(checkpoint: str | Path) -> Path:
+    """Where rul-train keeps the learned order check of a checkpoint and rul-export reads it:
+    one file per directory, shared by the networks trained there on one data set."""
+    return Path(checkpoint).parent / ORDER_CHECK_FILE
+
+
+def trained_for(fit: OrderFit) -> tuple[int, int]:
+    """(sensors, window length) the detector reads."""
+    return int(np.shape(fit.state["first.weight"])[1]), int(np.shape(fit.state["position"])[1])
+
+
 def save_fit(fit: OrderFit, path: Path) -> None:
     """Write the fitted detector (weights as float32 tensors) for a later re-export (`read_fit`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: torch.tensor(v, dtype=torch.float32) for k, v in fit.state.items()}
-    torch.save({**asdict(fit), "state": state}, path)
+    partial = path.with_suffix(f".{os.getpid()}.part")  # runs sharing a directory never see half a file
+    torch.save({**asdict(fit), "state": state}, partial)
+    partial.replace(path)
 
 
 def read_fit(path: Path) -> OrderFit:
@@ -113,11 +130,11 @@ def read_fit(path: Path) -> OrderFit:
 
 
 def load_detector(fit: dict, n_columns: int, window_length: int) -> OrderDetector:
-    trained_for = tuple(np.shape(fit["state"]["first.weight"]))[1], np.shape(fit["state"]["position"])[1]
-    if trained_for != (n_columns, window_length):
-        raise ValueError(f"the learned order check was trained for {trained_for[0]} sensors and windows of "
-                         f"{trained_for[1]} cycles, not {n_columns} and {window_length}: train it anew "
-                         "(rul-export --order-check pointing at a file that does not exist)")  # fmt: skip
+    sensors, length = np.shape(fit["state"]["first.weight"])[1], np.shape(fit["state"]["position"])[1]
+    if (sensors, length) != (n_columns, window_length):
+        raise ValueError(f"the learned order check was trained for {sensors} sensors and windows of "
+                         f"{length} cycles, not {n_columns} and {window_length}: rul-train writes the right "
+                         f"one ({ORDER_CHECK_FILE}) beside the checkpoints it trains")  # fmt: skip
     detector = OrderDetector(n_columns, window_length, fit["hidden"])
     detector.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in fit["state"].items()})
     return detector.eval()

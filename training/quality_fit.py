@@ -104,59 +104,78 @@ def fit_quality(
     n_conditions: int,
     columns: list[str],
     window_length: int,
-    order_fit: OrderFit | None = None,
+    order_fit: OrderFit,
     features: tuple[str, ...] = INPUT_FEATURES,
     n_settings: int = len(SETTING_NAMES),
     rul_cap: float = RUL_CAP,
 ) -> QualityStats:
     """Fit the checks on `units` (a subset's training units): statistics on an 80 % split of
-    them, thresholds on the other 20 % (QUALITY_SPLIT). `order_fit`: the learned order check
-    trained before (order_check.read_fit), or None to train it here on the same split.
-    features: the raw readings' columns (the data set's settings then sensors), the first
-    n_settings of them settings."""
+    them, thresholds on the other 20 % (QUALITY_SPLIT); `order_fit`: the learned order check,
+    trained before by rul-train (`fit_order_check`), never here. features: the raw readings'
+    columns (the data set's settings then sensors), the first n_settings of them settings."""
+    stats, _, _ = _fitted(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
+    stats.order_detector = asdict(order_fit)
+    return stats
+
+
+def fit_order_check(
+    units: list[Unit],
+    n_conditions: int,
+    columns: list[str],
+    window_length: int,
+    features: tuple[str, ...] = INPUT_FEATURES,
+    n_settings: int = len(SETTING_NAMES),
+    rul_cap: float = RUL_CAP,
+) -> OrderFit:
+    """Train the learned order check (training/order_check.py) on the checks' split of `units`:
+    the z-scores of the training part's full windows, thresholded on the validation part's."""
+    stats, train, val = _fitted(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
+    in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
+    return fit_order_detector(in_train, in_val)
+
+
+def _fitted(
+    units: list[Unit],
+    n_conditions: int,
+    columns: list[str],
+    window_length: int,
+    features: tuple[str, ...],
+    n_settings: int,
+    rul_cap: float,
+) -> tuple[QualityStats, list[Unit], list[Unit]]:
+    """Every check's statistics and thresholds but the order check's, and the split they
+    were fitted on (training part, validation part)."""
     val_fraction, seed = QUALITY_SPLIT
     train, val = split_by_unit(units, val_fraction, seed)
     prep = fit_preprocessing(train, n_conditions, "standard", features, n_settings)  # its conditions only
     index = [features.index(c) for c in columns]
-    n_set = n_settings
-
     rows = np.concatenate([u.readings for u in train]).astype(np.float64)
-    condition = assign_conditions(rows[:, :n_set], prep)
-    center, scale = [], []
-    for k in range(n_conditions):
-        in_k = rows[condition == k][:, index]
-        median = np.median(in_k, axis=0)
-        mad = 1.4826 * np.median(np.abs(in_k - median), axis=0)
-        center.append(median)
-        scale.append(np.where(mad > 0, mad, np.maximum(in_k.std(axis=0), 1e-4)))
-    center_a, scale_a = np.array(center), np.array(scale)
-    z_train = _robust_z(rows[:, index], condition, center_a, scale_a)
-    precision = np.linalg.inv(np.cov(z_train, rowvar=False) + 1e-6 * np.eye(len(index)))
+    condition = assign_conditions(rows[:, :n_settings], prep)
+    center, scale = _robust_scale(rows[:, index], condition, n_conditions)
+    z_train = _robust_z(rows[:, index], condition, center, scale)
 
     def per_unit(unit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cond = assign_conditions(unit_rows[:, :n_set], prep)
-        z = _robust_z(unit_rows[:, index], cond, center_a, scale_a)
-        scaled = unit_rows[:, :n_set] / np.asarray(prep.settings_scale)
+        cond = assign_conditions(unit_rows[:, :n_settings], prep)
+        z = _robust_z(unit_rows[:, index], cond, center, scale)
+        scaled = unit_rows[:, :n_settings] / np.asarray(prep.settings_scale)
         deviation = np.abs(scaled - np.asarray(prep.centroids)[cond])
         return z, np.abs(np.diff(z, axis=0)), deviation
 
     parts = [per_unit(u.readings.astype(np.float64)) for u in val]
-    z_val = np.concatenate([p[0] for p in parts])
-    jumps = np.concatenate([p[1] for p in parts])
-    deviation = np.concatenate([p[2] for p in parts])
+    z_val, jumps, deviation = (np.concatenate([p[k] for p in parts]) for k in range(3))
     runs = [max(_longest_run(u.readings[:, j]) for u in train) for j in index]
     stats = QualityStats(
         columns=list(columns),
         column_index=index,
         settings_scale=prep.settings_scale,
         centroids=prep.centroids,
-        center=center_a.tolist(),
-        scale=scale_a.tolist(),
+        center=center.tolist(),
+        scale=scale.tolist(),
         range_z=np.maximum(MARGIN * np.abs(z_val).max(axis=0), MIN_Z).tolist(),
         jump_z=np.maximum(MARGIN * jumps.max(axis=0), MIN_Z).tolist(),
         stuck_run=[r + STUCK_EXTRA for r in runs],
         settings_z=np.maximum(MARGIN * deviation.max(axis=0), MIN_Z).tolist(),
-        precision=precision.tolist(),
+        precision=np.linalg.inv(np.cov(z_train, rowvar=False) + 1e-6 * np.eye(len(index))).tolist(),
         imputation=imputation_weights(z_train).tolist(),
         mahalanobis_threshold=0.0,
         max_masked=MAX_MASKED,
@@ -166,9 +185,30 @@ def fit_quality(
     stats.window_length = window_length
     stats.n_columns, stats.n_settings = len(features), n_settings
     targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, rul_cap) for u in train])
-    design = np.c_[z_train, np.ones(len(z_train))]
-    stats.wear = np.linalg.lstsq(design, targets, rcond=None)[0][:-1].tolist()
+    stats.wear = np.linalg.lstsq(np.c_[z_train, np.ones(len(z_train))], targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
+    _window_thresholds(stats, val, window_length)
+    return stats, train, val
+
+
+def _robust_scale(
+    rows: np.ndarray, condition: np.ndarray, n_conditions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K, C) median and MAD-based scale of each column per operating condition (the column's
+    standard deviation where its MAD is 0)."""
+    center, scale = [], []
+    for k in range(n_conditions):
+        in_k = rows[condition == k]
+        median = np.median(in_k, axis=0)
+        mad = 1.4826 * np.median(np.abs(in_k - median), axis=0)
+        center.append(median)
+        scale.append(np.where(mad > 0, mad, np.maximum(in_k.std(axis=0), 1e-4)))
+    return np.array(center), np.array(scale)
+
+
+def _window_thresholds(stats: QualityStats, val: list[Unit], window_length: int) -> None:
+    """The window-level checks' thresholds, from the validation units' windows: direction,
+    successive difference, consistency, Mahalanobis distance and noise per column."""
     index, real, residual, mean_d2, z_windows = _window_statistics(val, window_length, stats)
     stats.direction_slope = _per_history_thresholds(index, real, window_length, slope_of_last, MIN_SLOPE)
     stats.successive_difference = _per_history_thresholds(index, real, window_length, mssd_of_last, 1.0)
@@ -178,14 +218,9 @@ def fit_quality(
     residuals = z_windows - z_windows @ np.asarray(stats.imputation).T  # (N, W, C)
     per_column = [
         _per_history_thresholds(residuals[:, :, c], real, window_length, mssd_of_last, 0.0, 1.0, NOISE_MARGIN)
-        for c in range(len(columns))
+        for c in range(len(stats.columns))
     ]
     stats.noise_mssd = np.array(per_column).T.tolist()  # (W + 1, C)
-    if order_fit is None:
-        in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
-        order_fit = fit_order_detector(in_train, in_val)
-    stats.order_detector = asdict(order_fit)
-    return stats
 
 
 def _full_windows_z(units: list[Unit], window_length: int, stats: QualityStats) -> torch.Tensor:

@@ -4,8 +4,10 @@
     rul-train --subset FD001 --data-dir ../shared/data/cmapss --out runs/fd001.pt
     rul-train --recipe fd001 --data-dir ../shared/data/cmapss     # the shipped fd001's networks
 
-Reads top to bottom: config, data, preprocessing, model, loop with early stopping on the
-validation units, conformal calibration on the same validation units, checkpoint.
+Reads top to bottom (`train`): the starting point, the data and its split, the windows, the
+preprocessing, the network, the loop with early stopping on the validation units, the
+checkpoint, and the learned order check beside it. The interval and the predictive
+distribution are calibrated by rul-export, once, on every member's held-out windows.
 Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`; training/config.py).
 """
 
@@ -21,19 +23,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training.calibration_weights import window_weights
 from training.checkpoint import RawReadingsModel, save_checkpoint
 from training.config import ModelConfig, TrainConfig, build_parser, planned_runs
 from training.constants import DEFAULT_WINDOW_LENGTHS, OTHER_WINDOW_LENGTH
 from training.data import Subset, Unit, check_training_units, extra_subset_names, load_data, load_subset
 from training.evaluate import torch_predict_fn
-from training.intervals import calibrate_uncapped
 from training.labels import health_labels
 from training.loss_weighting import (
     LossWeighting,
 )
 from training.metrics import phm08_score, rmse
 from training.model import DualTaskModel
+from training.order_check import beside, read_fit, save_fit, trained_for
 from training.preprocessing import (
     PreprocessingStats,
     Preprocessor,
@@ -42,6 +43,7 @@ from training.preprocessing import (
     masked_validation_mask,
     random_feature_mask,
 )
+from training.quality_fit import fit_order_check
 from training.recipes import RECIPES
 from training.windows import last_windows, split_per_source, stack_windows
 
@@ -108,159 +110,245 @@ def preprocessing_stats(config: TrainConfig, data: TrainingData, init: dict | No
                              len(spec.settings))  # fmt: skip
 
 
-def train(config: TrainConfig, model_config: ModelConfig) -> dict:
-    """Run one training and return the checkpoint facts (also written to config.out)."""
-    started = time.time()
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+@dataclass
+class Windows:
+    """Every training window (every train_stride-th) and every validation window, with RUL
+    labels capped at the data set's cap; health labels for the training windows."""
 
-    init = starting_point(config, model_config)
-    data = training_data(config, init)
-    spec, window_length, val_units = data.subset.spec, data.window_length, data.val_units
-    rul_cap, critical, degrading = spec.rul_cap, spec.critical, spec.degrading
-    x_train, y_train = stack_windows(data.pooled_units, window_length, rul_cap)  # (N, W, F_raw), (N,)
+    x_train: np.ndarray  # (N, W, 24) raw readings
+    y_train: np.ndarray  # (N,)
+    h_train: np.ndarray  # (N,) health class
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def training_windows(config: TrainConfig, data: TrainingData) -> Windows:
+    spec, window_length = data.subset.spec, data.window_length
+    x_train, y_train = stack_windows(data.pooled_units, window_length, spec.rul_cap)
     x_train, y_train = x_train[:: config.train_stride], y_train[:: config.train_stride]
-    x_val, y_val = stack_windows(val_units, window_length, rul_cap)
-    h_train = health_labels(y_train, critical, degrading)
-    stats = preprocessing_stats(config, data, init)
+    x_val, y_val = stack_windows(data.val_units, window_length, spec.rul_cap)
+    return Windows(x_train, y_train, health_labels(y_train, spec.critical, spec.degrading), x_val, y_val)
+
+
+def network(model_config: ModelConfig, stats: PreprocessingStats, init: dict | None) -> DualTaskModel:
+    """The network for the features the preprocessing selected (the fine-tuned one's weights)."""
     model_config.n_features = len(stats.feature_names)
     model = DualTaskModel(model_config)
     if init:
         model.load_state_dict(init["state_dict"])
-    preprocessor = Preprocessor(stats)
-    # The weights we validate and keep: an EMA of the trained ones, or the trained ones.
-    kept = copy.deepcopy(model) if config.ema_decay else model
-    full = RawReadingsModel(preprocessor, kept)
+    return model
 
-    weighting = LossWeighting(
-        config.loss_weighting, model.shared_parameters(), model.head_parameters(),
-        config.rul_weight, config.health_weight, amnl_lambda=config.amnl_lambda,
-        amnl_normalize=config.amnl_normalize, ema=config.gaba_ema, warmup_steps=config.gaba_warmup,
-        floor=config.gaba_floor, alpha=config.gradnorm_alpha, temperature=config.dwa_temperature,
-    )  # fmt: skip
-    optimizer = torch.optim.AdamW(
-        [*model.parameters(), *weighting.parameters()], lr=config.lr, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr / 20)
-    xt, yt, ht = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(h_train)
-    generator = torch.Generator().manual_seed(config.seed)
-    predict = torch_predict_fn(full)
-    # With masking, the kept epoch is the one best on clean and masked validation windows alike.
-    n_features = len(stats.feature_names)
-    val_mask = masked_validation_mask(len(x_val), n_features)
-    xv = torch.from_numpy(x_val)
 
-    def validation_rmse() -> tuple[float, float | None]:
-        clean = rmse(predict(x_val)["rul"], y_val)
-        if not config.mask_prob:
+class Validation:
+    """What an epoch is judged on: the validation windows' RMSE against the capped RUL, and
+    with masking the mean of it clean and with one feature masked (`criterion`); with
+    --record-test-rmse, the test units' last windows' figures for the record (never read)."""
+
+    def __init__(self, config: TrainConfig, data: TrainingData, windows: Windows, full: RawReadingsModel):
+        self.config, self.full, self.windows = config, full, windows
+        self.predict = torch_predict_fn(full)
+        self.mask = masked_validation_mask(len(windows.x_val), len(full.preprocessor.stats.feature_names))
+        record = config.record_test_rmse
+        self.test = last_windows(data.subset.test, data.window_length) if record else None
+        self.rul_cap = data.subset.spec.rul_cap
+
+    def rmse(self) -> tuple[float, float | None]:
+        """(clean RMSE, masked RMSE or None without masking)."""
+        clean = rmse(self.predict(self.windows.x_val)["rul"], self.windows.y_val)
+        if not self.config.mask_prob:
             return clean, None
-        full.eval()
+        self.full.eval()
+        xv, model, preprocessor = (
+            torch.from_numpy(self.windows.x_val),
+            self.full.model,
+            self.full.preprocessor,
+        )
         with torch.no_grad():
-            masked = torch.cat([kept(preprocessor(xv[i : i + 2048], val_mask[i : i + 2048]))[0]
+            masked = torch.cat([model(preprocessor(xv[i : i + 2048], self.mask[i : i + 2048]))[0]
                                 for i in range(0, len(xv), 2048)])  # fmt: skip
-        return clean, rmse(torch.clamp(masked, min=0.0).numpy(), y_val)
+        return clean, rmse(torch.clamp(masked, min=0.0).numpy(), self.windows.y_val)
 
-    # --record-test-rmse: the test units' last windows, scored after every epoch for the record
-    # (the protocol a study compares against); nothing below reads these numbers.
-    x_test, y_test = (
-        last_windows(data.subset.test, window_length) if config.record_test_rmse else (None, None)
-    )
-
-    def test_record() -> dict[str, float]:
-        if x_test is None:
+    def test_record(self) -> dict[str, float]:
+        if self.test is None:
             return {}
-        predicted = predict(x_test)["rul"]
-        capped = np.minimum(y_test, rul_cap)
+        x_test, y_test = self.test
+        predicted, capped = self.predict(x_test)["rul"], np.minimum(y_test, self.rul_cap)
         return {
             "test_rmse_readonly": rmse(predicted, y_test),
             "test_rmse_capped_truth_readonly": rmse(predicted, capped),
             "test_phm08_capped_truth_readonly": phm08_score(predicted, capped),
         }
 
-    best_criterion, best_rmse, best_masked = float("inf"), float("inf"), None
-    best_state, best_epoch, history, stale = None, -1, [], 0
+
+@dataclass
+class Fitted:
+    """The weights kept (the best epoch's) and how the run went."""
+
+    kept: DualTaskModel
+    best_rmse: float
+    best_masked: float | None
+    best_epoch: int
+    history: list[dict]
+
+
+def loss_weighting(config: TrainConfig, model: DualTaskModel) -> LossWeighting:
+    return LossWeighting(
+        config.loss_weighting, model.shared_parameters(), model.head_parameters(),
+        config.rul_weight, config.health_weight, amnl_lambda=config.amnl_lambda,
+        amnl_normalize=config.amnl_normalize, ema=config.gaba_ema, warmup_steps=config.gaba_warmup,
+        floor=config.gaba_floor, alpha=config.gradnorm_alpha, temperature=config.dwa_temperature,
+    )  # fmt: skip
+
+
+def fit(config: TrainConfig, model: DualTaskModel, preprocessor: Preprocessor, data: TrainingData,
+        windows: Windows) -> Fitted:  # fmt: skip
+    """The training loop: AdamW on a cosine schedule, one epoch at a time (`one_epoch`), early
+    stopping on the validation criterion; the kept weights (an EMA of the trained ones, or
+    them) end at their best epoch."""
+    kept = copy.deepcopy(model) if config.ema_decay else model
+    validation = Validation(config, data, windows, RawReadingsModel(preprocessor, kept))
+    weighting = loss_weighting(config, model)
+    optimizer = torch.optim.AdamW([*model.parameters(), *weighting.parameters()], lr=config.lr,
+                                  weight_decay=config.weight_decay)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=config.lr / 20)
+    generator = torch.Generator().manual_seed(config.seed)
+    best = Fitted(kept, float("inf"), None, -1, [])
+    best_criterion, best_state, stale = float("inf"), None, 0
     # named after the checkpoint (a recipe's member: fold0, seed2), with the seed beside it
     label = f"{config.subset} {Path(config.out).stem} (seed {config.seed})"
     progress = tqdm(range(config.epochs), desc=label, unit="epoch")
     for epoch in progress:
-        model.train()
-        order = torch.randperm(len(xt), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            mask = None
-            if config.mask_prob:
-                mask = random_feature_mask(len(idx), n_features, config.mask_prob, generator)
-            x = preprocessor(xt[idx], mask)  # (B, W, F)
-            if config.noise_std:
-                x = x + config.noise_std * torch.randn(x.shape, generator=generator)
-            rul, logits = model(x)  # (B,), (B, 3)
-            rul_loss = weighting.rul_loss(rul, yt[idx])  # MSE of rul / RUL_CAP (amnl, grace: weighted)
-            health_loss = nn.functional.cross_entropy(logits, ht[idx])
-            optimizer.zero_grad(set_to_none=True)
-            task_weights = weighting.backward(rul_loss, health_loss)
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            if config.ema_decay:
-                with torch.no_grad():
-                    for ema, trained in zip(kept.parameters(), model.parameters(), strict=True):
-                        ema.lerp_(trained, 1.0 - config.ema_decay)
-            total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
+        loss, task_weights = one_epoch(
+            config, model, kept, preprocessor, weighting, optimizer, windows, generator
+        )
         scheduler.step()
         weighting.end_epoch()
-
-        val_rmse, val_masked = validation_rmse()
+        val_rmse, val_masked = validation.rmse()
         criterion = val_rmse if val_masked is None else (val_rmse + val_masked) / 2
-        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_rmse": val_rmse,
-                        "val_rmse_masked": val_masked, "task_weights": list(task_weights),
-                        **test_record()})  # fmt: skip
-        progress.set_postfix(loss=f"{total / len(xt):.4f}", val_rmse=f"{val_rmse:.2f}")
+        best.history.append({"epoch": epoch, "train_loss": loss, "val_rmse": val_rmse,
+                             "val_rmse_masked": val_masked, "task_weights": list(task_weights),
+                             **validation.test_record()})  # fmt: skip
+        progress.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.2f}")
         if criterion < best_criterion:
-            best_criterion, best_rmse, best_masked = criterion, val_rmse, val_masked
-            best_state, best_epoch, stale = copy.deepcopy(kept.state_dict()), epoch, 0
+            best_criterion, best.best_rmse, best.best_masked = criterion, val_rmse, val_masked
+            best_state, best.best_epoch, stale = copy.deepcopy(kept.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= config.patience:
                 break
     kept.load_state_dict(best_state)
-    full.eval()
+    return best
 
-    # Split-conformal interval per predicted-RUL band against the true, uncapped RUL, open above
-    # the cap, on the validation windows weighted test-like (intervals.py, export.py).
-    thresholds = {"critical_max": critical, "degrading_max": degrading}
-    _, y_val_uncapped = stack_windows(val_units, window_length, None)
-    bands = calibrate_uncapped(
-        predict(x_val)["rul"], y_val_uncapped, [critical, degrading],
-        config.interval_coverage, rul_cap, "validation windows, true uncapped RUL, test-like weights",
-        window_weights(val_units, data.subset.test, window_length),
-    )  # fmt: skip
-    facts = {
+
+def one_epoch(
+    config: TrainConfig,
+    model: DualTaskModel,
+    kept: DualTaskModel,
+    preprocessor: Preprocessor,
+    weighting: LossWeighting,
+    optimizer: torch.optim.Optimizer,
+    windows: Windows,
+    generator: torch.Generator,
+) -> tuple[float, tuple[float, float]]:
+    """One pass over the training windows in random order: (mean weighted loss, the task
+    weights of the last step)."""
+    model.train()
+    xt, yt, ht = (torch.from_numpy(a) for a in (windows.x_train, windows.y_train, windows.h_train))
+    n_features = len(preprocessor.stats.feature_names)
+    order = torch.randperm(len(xt), generator=generator)
+    total, task_weights = 0.0, (1.0, 1.0)
+    for start in range(0, len(order), config.batch_size):
+        idx = order[start : start + config.batch_size]
+        mask = (
+            random_feature_mask(len(idx), n_features, config.mask_prob, generator)
+            if config.mask_prob
+            else None
+        )
+        x = preprocessor(xt[idx], mask)  # (B, W, F)
+        if config.noise_std:
+            x = x + config.noise_std * torch.randn(x.shape, generator=generator)
+        rul, logits = model(x)  # (B,), (B, 3)
+        rul_loss = weighting.rul_loss(rul, yt[idx])  # MSE of rul / RUL_CAP (amnl, grace: weighted)
+        health_loss = nn.functional.cross_entropy(logits, ht[idx])
+        optimizer.zero_grad(set_to_none=True)
+        task_weights = weighting.backward(rul_loss, health_loss)
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if config.ema_decay:
+            with torch.no_grad():
+                for ema, trained in zip(kept.parameters(), model.parameters(), strict=True):
+                    ema.lerp_(trained, 1.0 - config.ema_decay)
+        total += (task_weights[0] * rul_loss.item() + task_weights[1] * health_loss.item()) * len(idx)
+    return total / len(xt), task_weights
+
+
+def checkpoint_facts(config: TrainConfig, data: TrainingData, stats: PreprocessingStats, fitted: Fitted,
+                     started: float) -> dict:  # fmt: skip
+    """What the checkpoint says of the run beside its weights. The interval is only asked for
+    here (its band edges, the health thresholds, and its coverage): rul-export calibrates it,
+    once, with the predictive distribution, on the held-out windows of every member."""
+    spec = data.subset.spec
+    return {
         "train_config": asdict(config),
-        "window_length": window_length,
+        "window_length": data.window_length,
         "dataset": spec.to_dict(),
-        "rul_cap": rul_cap,
-        "health_thresholds": thresholds,
+        "rul_cap": spec.rul_cap,
+        "health_thresholds": {"critical_max": spec.critical, "degrading_max": spec.degrading},
         "preprocessing": stats.to_dict(),
-        "interval": bands.to_dict(),
+        "interval": {"edges": [spec.critical, spec.degrading], "nominal_coverage": config.interval_coverage},
         "metrics": {
             "validation": {
-                "rmse_all_windows_capped": best_rmse,
-                "best_epoch": best_epoch,
-                "rmse_all_windows_capped_masked": best_masked,
+                "rmse_all_windows_capped": fitted.best_rmse,
+                "best_epoch": fitted.best_epoch,
+                "rmse_all_windows_capped_masked": fitted.best_masked,
             }
         },  # fmt: skip
         "split": {
             "train_units": [u.unit_id for u in data.train_units],
-            "validation_units": [u.unit_id for u in val_units],
+            "validation_units": [u.unit_id for u in data.val_units],
             "extra_train_units": {
                 name: [u.unit_id for u in units] for name, units in data.extra_units.items()
             },
         },
-        "history": history,
+        "history": fitted.history,
         "training_seconds": round(time.time() - started, 1),
     }
-    save_checkpoint(config.out, kept, facts)
+
+
+def write_order_check(config: TrainConfig, data: TrainingData, stats: PreprocessingStats) -> Path:
+    """The learned order check (training/order_check.py) for this data set, window length and
+    sensors, beside the checkpoint, where rul-export reads it: trained once per directory (a
+    recipe's members share it); one already there for other windows or sensors is refused."""
+    path = beside(config.out)
+    columns, window_length = stats.feature_names, data.window_length
+    if path.exists():
+        if trained_for(read_fit(path)) != (len(columns), window_length):
+            raise ValueError(f"{path} holds the learned order check of other sensors or windows than "
+                             f"this run's ({len(columns)} sensors, {window_length} cycles): write the "
+                             "checkpoint to another directory (--out / --out-dir)")  # fmt: skip
+        return path
+    spec = data.subset.spec
+    save_fit(fit_order_check(data.subset.train, spec.operating_conditions, list(columns), window_length,
+                             spec.features, len(spec.settings), spec.rul_cap), path)  # fmt: skip
+    return path
+
+
+def train(config: TrainConfig, model_config: ModelConfig) -> dict:
+    """Run one training and return the checkpoint facts (also written to config.out), with the
+    learned order check beside it."""
+    started = time.time()
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    init = starting_point(config, model_config)
+    data = training_data(config, init)
+    windows = training_windows(config, data)
+    stats = preprocessing_stats(config, data, init)
+    model = network(model_config, stats, init)
+    fitted = fit(config, model, Preprocessor(stats), data, windows)
+    facts = checkpoint_facts(config, data, stats, fitted, started)
+    save_checkpoint(config.out, fitted.kept, facts)
+    write_order_check(config, data, stats)
     return facts
 
 
@@ -276,7 +364,6 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "checkpoint": config.out,
                     "metrics": facts["metrics"],
-                    "interval": facts["interval"],
                     "training_seconds": facts["training_seconds"],
                 },
                 indent=2,

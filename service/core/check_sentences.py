@@ -113,22 +113,45 @@ class QualityExplainer:
                 f"reads {seen} in {count} cycles; training range for this condition {_fmt(low)}–{_fmt(high)}"
             )
         if check == "spike":
-            first = int(rows[0])
-            allowed = self.checks.jump_z[c] * scale
-            more = f" ({len(rows)} such jumps)" if len(rows) > 1 else ""
-            return (f"jumps from {_fmt(window[first - 1, column])} to {_fmt(window[first, column])} between "
-                    f"consecutive cycles{more}; training jumps at most {_fmt(allowed)} "
-                    "in this condition")  # fmt: skip
+            return self._spike(window, rows, column, c)
         return (f"reads {_fmt(values[0])} in {len(rows)} consecutive cycles; in training it never repeats "
                 f"the same value {self.checks.stuck_run[c]} times in a row")  # fmt: skip
 
-    def _window_flag(self, check: str, real_window: np.ndarray, labels: np.ndarray) -> Flag:
+    def _health_index(self, real_window: np.ndarray, masked: list[int]) -> np.ndarray:
+        """(n,) the window's linear health index as the graph has it: z-scores with the masked
+        (flagged) checked columns replaced by their estimate from the others, times `wear`."""
+        z = self._z(real_window.astype(np.float64))
+        if masked:
+            z[:, masked] = 0.0
+            z[:, masked] = (z @ np.asarray(self.checks.imputation).T)[:, masked]
+        return z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
+
+    def _spike(self, window: np.ndarray, rows: np.ndarray, column: int, c: int) -> str:
+        """The first flagged jump, in the sensor's units where both cycles are in one operating
+        condition; else in robust s.d., as the graph compares them (each cycle against its own
+        condition: a setting off its condition moves every sensor's z-score)."""
+        first = int(rows[0])
+        before, after = window[first - 1, column], window[first, column]
+        more = f" ({len(rows)} such jumps)" if len(rows) > 1 else ""
+        k_before, k = self._condition(window[first - 1]), self._condition(window[first])
+        if k_before == k:
+            allowed = self.checks.jump_z[c] * self.scale[k, c]
+            return (f"jumps from {_fmt(before)} to {_fmt(after)} between consecutive cycles{more}; "
+                    f"training jumps at most {_fmt(allowed)} in this condition")  # fmt: skip
+        z_before = (before - self.center[k_before, c]) / self.scale[k_before, c]
+        z_after = (after - self.center[k, c]) / self.scale[k, c]
+        apart, allowed = abs(z_after - z_before), self.checks.jump_z[c]
+        return (f"jumps from {_fmt(before)} to {_fmt(after)} between consecutive cycles{more}, read in "
+                f"operating conditions {k_before} and {k}: {apart:.3g} robust s.d. apart, where training "
+                f"jumps at most {allowed:.3g}; are the settings right?")  # fmt: skip
+
+    def _window_flag(
+        self, check: str, real_window: np.ndarray, labels: np.ndarray, masked: list[int]
+    ) -> Flag:
         """The whole window's flag `check` (a window_flags bit); real_window (n, 24) its real
-        rows, labels (n,) their cycle labels."""
+        rows, labels (n,) their cycle labels, masked: the checked columns the graph masked."""
         n = len(real_window)
-        h = self._z(real_window.astype(np.float64)) @ np.asarray(
-            self.checks.wear or [0.0] * len(self.checked)
-        )
+        h = self._health_index(real_window, masked)
         if check == "out_of_order":
             rms = float(np.sqrt(np.mean(np.diff(h) ** 2))) if n > 1 else 0.0
             thresholds = self.checks.successive_difference or [float("nan")]
@@ -212,9 +235,12 @@ class QualityExplainer:
             problem = "; ".join(problems)
             result.append(Flag(self.features[column], fired[0], problem, cycles))
         labels = positions[real_rows]
+        masked = [
+            self.checked[j] for j in np.flatnonzero((flags[real_rows] != 0).any(axis=0)) if j in self.checked
+        ]
         for check in WINDOW_CHECK_ORDER:
             if window_flags & self.window_bits.get(check, 0):
-                result.append(self._window_flag(check, window[real_rows], labels))
+                result.append(self._window_flag(check, window[real_rows], labels, masked))
         gap = self._gap_flag(labels)
         if gap is not None:
             result.append(gap)

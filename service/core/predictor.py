@@ -146,7 +146,8 @@ class Predictor:
             problem = first_non_number(readings, self.card.input_features)
         if problem:
             raise WindowError(index, window_id, problem)
-        array = np.asarray(readings, dtype=np.float32)  # (T, C)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below with why
+            array = np.asarray(readings, dtype=np.float32)  # (T, C)
         bad = np.argwhere(~np.isfinite(array))
         if len(bad):
             cycle, column = (int(v) for v in bad[0])

@@ -3,7 +3,9 @@
 
 Every error the service sends goes through `error_key`: the exception handlers below, the
 ASGI middlewares that answer before a route runs (key_gate.py, security.py) and the HTTP
-protocol's own refusals (http_protocol.py: 408, 431, 503 per client)."""
+protocol's own refusals (http_protocol.py: 408, 431, 503 per client; a connection refused as
+it opens has sent no path yet and gets {"detail"}). tests/service/test_error_shapes.py walks
+every status on both protocols."""
 
 import json
 from collections.abc import Iterable

@@ -23,6 +23,7 @@ Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 import asyncio
 import inspect
 import re
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
@@ -82,6 +83,151 @@ def check_uvicorn() -> None:
         )
 
 
+@dataclass(frozen=True)
+class ProtocolLimits:
+    """The connection guards' limits (seconds, bytes, connections)."""
+
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float = 30.0
+    max_per_client: int = 100
+    max_buffered: int = 256 * 1024
+
+    def headers_late(self) -> str:
+        return f"the request headers did not arrive within {self.header_timeout:g} s (RUL_HEADER_TIMEOUT_S)"
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with the guards above; `guarded_protocol` makes the subclass that
+    carries the configured limits."""
+
+    limits: "ProtocolLimits"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading_headers = True
+        self.header_bytes = 0
+        self.tail = b""  # the last bytes seen, to find END_OF_HEADERS across packets
+        self.start = b""  # this request's first bytes: its path, for a refusal before the parser has it
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.refused = False  # answered and closing: what else arrives is dropped
+        self.write_timer: asyncio.TimerHandle | None = None  # armed while the client is not reading
+
+    def _arm(self, seconds: float, detail: str) -> None:
+        self._disarm()
+        self.read_timer = self.loop.call_later(seconds, self._timed_out, detail)
+
+    def _disarm(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        """Answer and close. The close waits a moment, dropping what the client still
+        sends: closing a socket with unread data resets it, and the client would never
+        read the answer."""
+        self._disarm()
+        if self.transport.is_closing() or self.refused:
+            return
+        self.refused = True
+        if self.cycle is None or not self.cycle.response_started:
+            path = self._path()
+            self.transport.write(_response(status, reason, detail, path))
+        self.loop.call_later(1.0, self.transport.close)
+
+    def _path(self) -> str:
+        """The request's path (its error shape depends on it), from the parser or, before the
+        parser has read it, from the request line's first bytes; "" where none was sent."""
+        url = getattr(self, "url", b"") or (self.start.split(b" ", 2)[1:2] or [b""])[0]
+        return url.split(b"?", 1)[0].decode("latin-1")
+
+    def _timed_out(self, detail: str) -> None:
+        self.read_timer = None
+        self.logger.warning("closing a connection: %s", detail)
+        self._refuse(408, "Request Timeout", detail)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=self.limits.max_buffered)
+        address = self.client[0] if self.client else None
+        peers = [getattr(c, "client", None) for c in self.connections]
+        same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
+        if same > self.limits.max_per_client:
+            self.logger.warning("refusing a connection: %d open from %s", same - 1, address)
+            detail = (f"{same - 1} connections from {address} are open; the limit per client address "
+                      f"is {self.limits.max_per_client} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
+            self._refuse(503, "Service Unavailable", detail)
+            return
+        self._arm(self.limits.header_timeout, self.limits.headers_late())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_timer is None:
+            self.write_timer = self.loop.call_later(self.limits.write_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
+        super().resume_writing()
+
+    def _write_timed_out(self) -> None:
+        """The client has not read the answer for write_timeout seconds: drop the connection
+        and what is buffered for it (a close would wait to flush it)."""
+        self.write_timer = None
+        self.logger.warning("closing a connection: the client did not read its answer within %g s "
+                            "(RUL_WRITE_TIMEOUT_S)", self.limits.write_timeout)  # fmt: skip
+        self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        if self.reading_headers:
+            if len(self.start) < 2048:
+                self.start += data[: 2048 - len(self.start)]
+            seen = self.tail + data
+            end = seen.find(END_OF_HEADERS)
+            self.header_bytes += len(data) if end < 0 else max(end + len(END_OF_HEADERS) - len(self.tail), 0)
+            self.tail = seen[-(len(END_OF_HEADERS) - 1) :]
+            if self.header_bytes > self.limits.max_header_bytes:
+                limit = self.limits.max_header_bytes
+                self._refuse(431, "Request Header Fields Too Large", f"the request headers are over {limit} "
+                             f"bytes; the limit is {limit} (RUL_MAX_HEADER_BYTES)")  # fmt: skip
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self.reading_headers:  # a further request on a kept-alive connection
+            self.reading_headers, self.header_bytes, self.tail, self.start = True, 0, b"", b""
+            self._arm(self.limits.header_timeout, self.limits.headers_late())
+
+    def on_headers_complete(self) -> None:
+        self.reading_headers = False
+        late = self.limits.body_timeout
+        self._arm(late, f"the request body did not arrive within {late:g} s (RUL_BODY_TIMEOUT_S): shorter "
+                        "than its Content-Length?")  # fmt: skip
+        if self.url.split(b"?", 1)[0].decode("latin-1") not in PROBES:
+            super().on_headers_complete()
+            return
+        limit, self.limit_concurrency = self.limit_concurrency, None  # probes pass the limit
+        try:
+            super().on_headers_complete()
+        finally:
+            self.limit_concurrency = limit
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+
 def guarded_protocol(
     max_header_bytes: int,
     header_timeout: float,
@@ -92,125 +238,9 @@ def guarded_protocol(
 ) -> type:
     """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes, connections)."""
     check_uvicorn()
-    headers_late = f"the request headers did not arrive within {header_timeout:g} s (RUL_HEADER_TIMEOUT_S)"
-
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.reading_headers = True
-            self.header_bytes = 0
-            self.tail = b""  # the last bytes seen, to find END_OF_HEADERS across packets
-            self.read_timer: asyncio.TimerHandle | None = None
-            self.refused = False  # answered and closing: what else arrives is dropped
-            self.write_timer: asyncio.TimerHandle | None = None  # armed while the client is not reading
-
-        def _arm(self, seconds: float, detail: str) -> None:
-            self._disarm()
-            self.read_timer = self.loop.call_later(seconds, self._timed_out, detail)
-
-        def _disarm(self) -> None:
-            if self.read_timer is not None:
-                self.read_timer.cancel()
-                self.read_timer = None
-
-        def _refuse(self, status: int, reason: str, detail: str) -> None:
-            """Answer and close. The close waits a moment, dropping what the client still
-            sends: closing a socket with unread data resets it, and the client would never
-            read the answer."""
-            self._disarm()
-            if self.transport.is_closing() or self.refused:
-                return
-            self.refused = True
-            if self.cycle is None or not self.cycle.response_started:
-                path = getattr(self, "url", b"").split(b"?", 1)[0].decode("latin-1")
-                self.transport.write(_response(status, reason, detail, path))
-            self.loop.call_later(1.0, self.transport.close)
-
-        def _timed_out(self, detail: str) -> None:
-            self.read_timer = None
-            self.logger.warning("closing a connection: %s", detail)
-            self._refuse(408, "Request Timeout", detail)
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            transport.set_write_buffer_limits(high=max_buffered)
-            address = self.client[0] if self.client else None
-            peers = [getattr(c, "client", None) for c in self.connections]
-            same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
-            if same > max_per_client:
-                self.logger.warning("refusing a connection: %d open from %s", same - 1, address)
-                detail = (f"{same - 1} connections from {address} are open; the limit per client address "
-                          f"is {max_per_client} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
-                self._refuse(503, "Service Unavailable", detail)
-                return
-            self._arm(header_timeout, headers_late)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            if self.write_timer is not None:
-                self.write_timer.cancel()
-            super().connection_lost(exc)
-
-        def pause_writing(self) -> None:
-            super().pause_writing()
-            if self.write_timer is None:
-                self.write_timer = self.loop.call_later(write_timeout, self._write_timed_out)
-
-        def resume_writing(self) -> None:
-            if self.write_timer is not None:
-                self.write_timer.cancel()
-                self.write_timer = None
-            super().resume_writing()
-
-        def _write_timed_out(self) -> None:
-            """The client has not read the answer for write_timeout seconds: drop the connection
-            and what is buffered for it (a close would wait to flush it)."""
-            self.write_timer = None
-            self.logger.warning("closing a connection: the client did not read its answer within %g s "
-                                "(RUL_WRITE_TIMEOUT_S)", write_timeout)  # fmt: skip
-            self.transport.abort()
-
-        def data_received(self, data: bytes) -> None:
-            if self.refused:
-                return
-            if self.reading_headers:
-                seen = self.tail + data
-                end = seen.find(END_OF_HEADERS)
-                self.header_bytes += (
-                    len(data) if end < 0 else max(end + len(END_OF_HEADERS) - len(self.tail), 0)
-                )
-                self.tail = seen[-(len(END_OF_HEADERS) - 1) :]
-                if self.header_bytes > max_header_bytes:
-                    self._refuse(431, "Request Header Fields Too Large",
-                                 f"the request headers are over {max_header_bytes} bytes; the limit is "
-                                 f"{max_header_bytes} (RUL_MAX_HEADER_BYTES)")  # fmt: skip
-                    return
-            super().data_received(data)
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            if not self.reading_headers:  # a further request on a kept-alive connection
-                self.reading_headers, self.header_bytes, self.tail = True, 0, b""
-                self._arm(header_timeout, headers_late)
-
-        def on_headers_complete(self) -> None:
-            self.reading_headers = False
-            self._arm(body_timeout, f"the request body did not arrive within {body_timeout:g} s "
-                                    "(RUL_BODY_TIMEOUT_S): shorter than its Content-Length?")  # fmt: skip
-            if self.url.split(b"?", 1)[0].decode("latin-1") not in PROBES:
-                super().on_headers_complete()
-                return
-            limit, self.limit_concurrency = self.limit_concurrency, None  # probes pass the limit
-            try:
-                super().on_headers_complete()
-            finally:
-                self.limit_concurrency = limit
-
-        def on_message_complete(self) -> None:
-            self._disarm()
-            super().on_message_complete()
-
-    return GuardedHttpToolsProtocol
+    limits = ProtocolLimits(max_header_bytes, header_timeout, body_timeout, write_timeout, max_per_client,
+                            max_buffered)  # fmt: skip
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
 
 
 class ChunkedAnswers:

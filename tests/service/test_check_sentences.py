@@ -151,3 +151,102 @@ def test_rul_score_writes_quality_columns_and_names_flagged_units(faulty_fleet, 
     err = capsys.readouterr().err
     assert "rul-score: unit 3 is degraded (flagged: s_4)" in err
     assert "rul-score: unit 1 is degraded (flagged: short_history)" in err
+
+
+# What each sentence says the value was and the limit it broke, per check: the numbers the
+# service computes (in numpy) must break the limit the graph applied, or the sentence
+# contradicts the graph's verdict.
+NUMBER = r"(-?[\d.]+(?:e[-+]?\d+)?)"
+SENTENCE_LIMITS = {
+    "out_of_range": (
+        rf"reads {NUMBER}(?: to {NUMBER})? in .* training range for this condition "
+        rf"{NUMBER}–{NUMBER}"
+    ),  # fmt: skip
+    "spike": rf"jumps from {NUMBER} to {NUMBER} between .* training jumps at most {NUMBER}",
+    "stuck": rf"in {NUMBER} consecutive cycles; in training it never repeats the same value {NUMBER} times",
+    "inconsistent": rf"reads {NUMBER} robust s.d. .* training windows differ by at most {NUMBER}",
+    "noisy": rf"changes by {NUMBER} robust s.d. .* training windows change by at most {NUMBER}",
+    "direction": rf"rises {NUMBER} cycles of RUL per cycle .* training windows rise at most {NUMBER}",
+    "repeated_cycles": rf"^{NUMBER} cycles .* repeat a whole cycle at most {NUMBER} times",
+    "short_history": rf"uses {NUMBER} cycles of history; the model reads {NUMBER}",
+}
+
+
+def _breaks_its_limit(check: str, problem: str) -> bool:
+    """Whether the numbers in a flag's sentence show the value beyond the limit (2-significant-
+    digit sentences are compared with their rounding)."""
+    import re
+
+    if check == "unknown_condition":
+        seen = float(re.search(rf"reads {NUMBER}", problem).group(1))
+        known = [float(v) for v in problem.rsplit(": ", 1)[1].rstrip(")").split(", ")]
+        return all(abs(seen - v) > 1e-3 * max(1.0, abs(v)) for v in known)
+    if check == "out_of_order":  # the health index's jumps, or the learned check's score
+        found = re.search(rf"changes by {NUMBER} cycles of RUL .* at most {NUMBER}", problem)
+        return "learned order check" in problem or float(found.group(1)) >= float(found.group(2)) * 0.95
+    numbers = [float(v) for v in re.search(SENTENCE_LIMITS[check], problem).groups() if v is not None]
+    if check == "out_of_range":
+        *values, low, high = numbers
+        return min(values) < low or max(values) > high
+    if check == "spike":
+        if "operating conditions" in problem:  # compared in robust s.d., each cycle in its condition
+            pattern = rf"{NUMBER} robust s.d. apart, where training jumps at most {NUMBER}"
+            apart, allowed = (float(v) for v in re.search(pattern, problem).groups())
+            return apart >= allowed * 0.995
+        before, after, allowed = numbers
+        return abs(after - before) > allowed * 0.999
+    if check in ("stuck",):
+        return numbers[0] >= numbers[1]
+    if check in ("repeated_cycles",):
+        return numbers[0] > numbers[1]
+    if check == "short_history":
+        return numbers[0] < numbers[1]
+    value, allowed = numbers  # inconsistent, noisy, direction: rounded to 2 significant digits
+    return value >= allowed * 0.95
+
+
+@pytest.mark.parametrize("model", ["fd001", "fd002", "fd003", "fd004", "cmapss"])
+def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
+    """Each flag the service words is the graph's (quality_flags / window_flags), and the
+    numbers its sentence gives, computed in numpy from the card, break the limit it names:
+    over every fault kind of the export's parity set (dead, spike, stuck, offset, reversed,
+    repeated, short, shuffled, noisy), on every checked column, plus settings far from any
+    operating condition and offsets large enough to be inconsistent."""
+    from service.core import pipeline
+    from service.core.predictor import Predictor
+    from service.core.providers import SessionConfig
+    from training.parity import faulty_copies
+    from training.windows import last_windows
+
+    predictor = Predictor.load(MODELS_DIR / f"{model}.onnx", SessionConfig("cpu"))
+    card = predictor.card
+    subset = card.subsets[0] if model != "cmapss" else "FD004"
+    clean, _ = last_windows(load_subset(subset, cmapss_dir).test[:40], card.window_length)
+    checked = list(card.quality.column_index)
+    faulty = faulty_copies(np.concatenate([clean] * 3), checked)
+    far_setting = clean[:9].copy()
+    far_setting[:, -5:, 0] += 50.0  # the altitude setting of the last cycles, far from every condition
+    offset = clean[:9].copy()
+    for i, column in enumerate(checked[:9]):
+        offset[i, :, column] *= 1.03
+    windows = np.concatenate([faulty, far_setting, offset]).astype(np.float32)
+    prepared = pipeline.from_tensor(windows)
+    answers = pipeline.answer_now(predictor, prepared)
+    bits, window_bits = card.quality.bits, card.quality.window_bits
+    flags, per_window = answers.outputs["quality_flags"], answers.outputs["window_flags"]
+    seen = set()
+    for i, quality in enumerate(answers.quality):
+        for column, check, problem, _ in quality.flags:
+            if check == "cycle_gap":
+                continue
+            seen.add(check)
+            if column is None:  # the graph set this window bit
+                assert per_window[i] & window_bits[check], (i, check)
+            else:  # the graph set this bit on that column
+                j = card.input_features.index(column)
+                assert (flags[i, :, j] & bits[check]).any(), (i, column, check)
+            assert _breaks_its_limit(check, problem), (model, i, column, check, problem)
+        worded = {(f[0], f[1]) for f in quality.flags}
+        for j in np.flatnonzero((flags[i] != 0).any(axis=0)):  # and every column the graph flagged is worded
+            assert any(c == card.input_features[j] for c, _ in worded), (i, card.input_features[j])
+    assert {"out_of_range", "direction", "repeated_cycles", "short_history"} <= seen and len(seen) >= 7, seen

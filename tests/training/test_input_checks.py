@@ -16,7 +16,7 @@ from training.input_checks import QualityCheck
 from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality_fit import fit_quality
+from training.quality_fit import fit_order_check, fit_quality
 from training.quality_stats import (
     DIRECTION,
     INCONSISTENT,
@@ -41,8 +41,14 @@ def fd001(cmapss_dir):
 
 
 @pytest.fixture(scope="module")
-def check(fd001):
-    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+def order_fit(fd001):
+    """The learned order check, trained once (as rul-train does) for the checks fitted here."""
+    return fit_order_check(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+
+
+@pytest.fixture(scope="module")
+def check(fd001, order_fit):
+    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW, order_fit)
     return QualityCheck(stats, WINDOW).eval()
 
 
@@ -302,8 +308,8 @@ def test_another_engine_types_settings_are_flagged_and_out_of_distribution(check
     assert (ood > 1.0).all()
 
 
-def test_thresholds_come_from_training_units_and_leave_validation_windows_unflagged(fd001):
-    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+def test_thresholds_come_from_training_units_and_leave_validation_windows_unflagged(fd001, order_fit):
+    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW, order_fit)
     _, val = split_by_unit(fd001.train, 0.2, 0)
     assert "80 training units" in stats.calibrated_on and "20 validation units" in stats.calibrated_on
     check = QualityCheck(stats, WINDOW).eval()

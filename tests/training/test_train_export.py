@@ -9,13 +9,14 @@ import onnxruntime as ort
 import pytest
 
 from training.calibration_weights import window_weights
-from training.checkpoint import OUTPUT_NAMES, load_checkpoint, load_serving_graph
+from training.checkpoint import OUTPUT_NAMES, load_checkpoint
 from training.config import ModelConfig, TrainConfig
 from training.data import extra_subset_names, load_subset
 from training.distribution import LEVELS, QuantileBands, quantiles_of
 from training.ensemble import build_graph
 from training.evaluate import evaluate_checkpoint, rmse_all_windows, torch_predict_fn
 from training.export import export, sha256_of
+from training.export import main as export_main
 from training.intervals import IntervalBands, calibrate_uncapped, interval_bounds
 from training.order_check import read_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff, onnx_predict_fn
@@ -48,9 +49,8 @@ def test_checkpoint_describes_itself(trained):
     assert checkpoint["train_config"]["subset"] == "FD001"
     assert checkpoint["window_length"] == 30
     assert checkpoint["model_config"]["lstm_hidden"] == 8
-    assert checkpoint["interval"]["nominal_coverage"] == 0.9
-    assert checkpoint["interval"]["edges"] == [30.0, 80.0] and len(checkpoint["interval"]["half_widths"]) == 3
-    assert checkpoint["interval"]["open_above"] == 125.0 and len(checkpoint["interval"]["upper_widths"]) == 3
+    # the interval asked for; rul-export calibrates it, once (test_export_writes_card...)
+    assert checkpoint["interval"] == {"edges": [30.0, 80.0], "nominal_coverage": 0.9}
     assert len(checkpoint["history"]) == 2
     assert len(checkpoint["split"]["validation_units"]) == 20
     assert checkpoint["metrics"]["validation"]["rmse_all_windows_capped"] > 0
@@ -69,7 +69,7 @@ def test_export_parity_torch_vs_onnxruntime_on_raw_windows(trained, exported, cm
     out_dir, card = exported
     assert card["parity"]["max_abs_diff_rul"] <= PARITY_TOLERANCE_RUL
     # and again here, independently of export's own check, at batch 100 and batch 1
-    graph, _ = load_serving_graph(trained[0])
+    graph, _, _ = build_graph([str(trained[0])], str(cmapss_dir))
     windows, _ = last_windows(load_subset("FD001", cmapss_dir).test, 30)
     session = ort.InferenceSession(str(out_dir / "tiny.onnx"), providers=["CPUExecutionProvider"])
     expected = torch_predict_fn(graph)(windows)
@@ -105,6 +105,10 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     ]  # fmt: skip
     assert set(card["outputs"]) == {o.name for o in model.graph.output}
     distribution = card["distribution"]
+    interval = card["interval"]
+    assert interval["nominal_coverage"] == 0.9 and interval["edges"] == [30.0, 80.0]
+    assert len(interval["half_widths"]) == 3 and len(interval["upper_widths"]) == 3
+    assert interval["open_above"] == 125.0
     assert distribution["levels"] == list(LEVELS) and distribution["open_above"] == 125.0
     assert len(distribution["offsets"]) == 3 and [b["cycles"] for b in distribution["short_history"]] == [
         [10, 19], [20, 29]]  # fmt: skip
@@ -307,6 +311,33 @@ def test_rul_train_names_a_bad_subset_flag(capsys):
     with pytest.raises(SystemExit):
         main(["--subset", "FD002", "--extra-train-subsets", "FD001"])
     assert "only subsets with the same conditions can be pooled" in capsys.readouterr().err
+
+
+def test_export_never_trains_and_names_a_missing_order_check(
+    trained, cmapss_dir, tmp_path, monkeypatch, capsys
+):
+    """rul-train wrote the learned order check beside its checkpoint; rul-export reads it and
+    trains nothing (training the detector here fails the test); a checkpoint without one is
+    refused naming the file and the way to get it."""
+    import shutil
+
+    import training.quality_fit
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("rul-export trained the order check")
+
+    monkeypatch.setattr(training.quality_fit, "fit_order_detector", no_training)
+    assert (Path(trained[0]).parent / "order_check.pt").exists()
+    export([str(trained[0])], "again", "0", str(tmp_path), str(cmapss_dir))
+    alone = tmp_path / "alone" / "tiny.pt"
+    alone.parent.mkdir()
+    shutil.copy(trained[0], alone)
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(alone), "--name", "x", "--out-dir", str(tmp_path / "out"),
+                     "--data-dir", str(cmapss_dir)])  # fmt: skip
+    error = capsys.readouterr().err
+    assert f"no learned order check at {alone.parent / 'order_check.pt'}" in error
+    assert "rul-train writes it beside the checkpoints" in error and "--order-check FILE" in error
 
 
 def test_ensemble_export_averages_members_and_recalibrates(trained, cmapss_dir, tmp_path):

@@ -37,12 +37,12 @@ from service.core.check_sentences import QualityExplainer
 from service.core.model_card import ModelCard
 from service.core.pipeline import row_positions
 from service.core.window_quality import OK, OUT_OF_DISTRIBUTION
-from training.checkpoint import OUTPUT_NAMES, ServingGraph
+from training.checkpoint import OUTPUT_NAMES, MembersMean
 from training.constants import RUL_CAP, SUBSETS
 from training.data import Unit, load_subset
 from training.ensemble import load_members
 from training.evaluate import torch_predict_fn
-from training.intervals import IntervalBands, IntervalHead, history_bands
+from training.intervals import history_bands
 from training.metrics import interval_coverage, rmse
 from training.studies.fault_kinds import FAULTS, WINDOW_FAULTS
 from training.studies.fault_tables import tables_markdown
@@ -62,8 +62,7 @@ class Served:
         raw = json.loads(onnx_path.with_suffix(".json").read_text())
         members, checkpoints, _ = load_members(raw["training"]["checkpoints"], data_dir)
         # the same networks, nothing checked or masked: "before masking"
-        unchecked = ServingGraph(members, IntervalHead(IntervalBands(**checkpoints[0]["interval"])))
-        self.unmasked = torch_predict_fn(unchecked.eval())
+        self.unmasked = torch_predict_fn(MembersMean(members).eval())
         self.window_length = self.card.window_length
 
     def windows(self, units: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.checkpoint import load_serving_graph
+from training.checkpoint import MembersMean, load_checkpoint
 from training.data import load_data
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.parity import onnx_predict_fn
@@ -59,7 +59,8 @@ def train_missing(out_dir: Path, data_dir: str, jobs: int) -> None:
 def scores(checkpoint: Path, subset: str, data_dir: str) -> dict[str, float]:
     """Validation RMSE (every window of the subset's validation units, capped) and the test
     protocol's figures, of one checkpoint on one subset."""
-    model, facts = load_serving_graph(str(checkpoint))
+    member, facts = load_checkpoint(str(checkpoint))
+    model = MembersMean([member])  # the network alone: nothing checked, masked or calibrated
     data = load_data("", str(SPECS / f"{subset}.toml"), data_dir)
     held_out = {str(u) for u in facts["split"]["validation_units"]}
     stem = f"train_{subset.upper()}/"
