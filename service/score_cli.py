@@ -39,7 +39,7 @@ def model_path(model: str, models_dir: Path) -> Path:
                      f"models: {names}); give a <name>.onnx path or one of those names")  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--risk", type=float,
                         help="the risk for the rul_at_risk column, in (0, 0.5] (default: RUL_DEFAULT_RISK, "
                              "else 0.05)")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = Settings()

@@ -177,6 +177,31 @@ def build_card(
             "that are NaN in every column; the graph counts the real rows (short_history) and fills the "
             "padding with the first real cycle; fewer than min_cycles is refused",
         },
+        **calibration_card(graph, test_metrics),
+        "ensemble": ensemble_card(checkpoints),
+        "metrics": {
+            "test": {**test_metrics, "protocol": test_protocol(spec, first["rul_cap"])},
+            "validation": [c["metrics"]["validation"] for c in checkpoints],
+        },  # fmt: skip
+        "preprocessing": preprocessing_card(first, spec, pooled),
+        "training": {
+            **({"recipe": f"{recipe} (training/recipes.py)"} if recipe else {}),
+            "config": config,
+            "model_config": first["model_config"],
+            "checkpoints": list(checkpoint_paths),
+            "order_check": str(order_check),
+            "training_seconds": [c["training_seconds"] for c in checkpoints],
+            "torch_version": torch.__version__,
+        },
+        "parity": parity,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def calibration_card(graph: ServingGraph, test_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The card's interval and distribution: how they were calibrated, and how they did on test."""
+    levels = graph.distribution.bands.levels
+    return {
         "interval": {
             "method": "split-conformal per predicted-RUL band (Mondrian)",
             **graph.interval.bands.to_dict(),
@@ -189,52 +214,40 @@ def build_card(
             "(training/distribution.py)",
             **graph.distribution.bands.to_dict(),
             "test_share_below": dict(
-                zip(
-                    map(str, graph.distribution.bands.levels),
-                    test_metrics.get("quantile_share_below", []),
-                    strict=False,
-                )
+                zip(map(str, levels), test_metrics.get("quantile_share_below", []), strict=False)
             ),  # fmt: skip
         },
-        "ensemble": {
-            "members": len(checkpoints),
-            "seeds": [c["train_config"]["seed"] for c in checkpoints],
-            "folds": [c["train_config"]["fold"] for c in checkpoints] if config.get("folds") else None,
-            "inference_cost": f"{len(checkpoints)} networks per window, outputs averaged",
-        },
-        "metrics": {
-            "test": {
-                **test_metrics,
-                "protocol": "last window of each test unit vs the true RUL of "
-                f"{spec.written.get('test_rul') or '(no test files)'}; headline rmse_capped_truth: "
-                f"truth capped at {first['rul_cap']:g} (as published results), rmse: uncapped; intervals "
-                "judged against the uncapped truth; rmse_all_windows_capped: every test window vs the true "
-                f"RUL capped at {first['rul_cap']:g}",
-            },
-            "validation": [c["metrics"]["validation"] for c in checkpoints],
-        },
-        "preprocessing": {
-            "sensors": first["preprocessing"]["feature_names"],
-            "sensors_not_read": first["preprocessing"].get("not_read")
-            or {
-                name: "left out by the literature's choice (constants.INFORMATIVE_SENSORS)"
-                for name in spec.sensors
-                if name not in first["preprocessing"]["feature_names"]
-            },
-            "operating_conditions": len(first["preprocessing"]["centroids"]),
-            "normalisation": "z-score per operating condition, training units only" + pooled,
-        },
-        "training": {
-            **({"recipe": f"{recipe} (training/recipes.py)"} if recipe else {}),
-            "config": config,
-            "model_config": first["model_config"],
-            "checkpoints": list(checkpoint_paths),
-            "order_check": str(order_check),
-            "training_seconds": [c["training_seconds"] for c in checkpoints],
-            "torch_version": torch.__version__,
-        },
-        "parity": parity,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def ensemble_card(checkpoints: list[dict]) -> dict[str, Any]:
+    config = checkpoints[0]["train_config"]
+    return {
+        "members": len(checkpoints),
+        "seeds": [c["train_config"]["seed"] for c in checkpoints],
+        "folds": [c["train_config"]["fold"] for c in checkpoints] if config.get("folds") else None,
+        "inference_cost": f"{len(checkpoints)} networks per window, outputs averaged",
+    }
+
+
+def test_protocol(spec: Any, rul_cap: float) -> str:
+    truth = spec.written.get("test_rul") or "(no test files)"
+    return (f"last window of each test unit vs the true RUL of {truth}; headline rmse_capped_truth: "
+            f"truth capped at {rul_cap:g} (as published results), rmse: uncapped; intervals judged against "
+            f"the uncapped truth; rmse_all_windows_capped: every test window vs the true RUL capped at "
+            f"{rul_cap:g}")  # fmt: skip
+
+
+def preprocessing_card(first: dict, spec: Any, pooled: str) -> dict[str, Any]:
+    """What the networks read: the sensors (and why the others are not), the conditions."""
+    read = first["preprocessing"]["feature_names"]
+    literature = "left out by the literature's choice (constants.INFORMATIVE_SENSORS)"
+    return {
+        "sensors": read,
+        "sensors_not_read": first["preprocessing"].get("not_read")
+        or {name: literature for name in spec.sensors if name not in read},
+        "operating_conditions": len(first["preprocessing"]["centroids"]),
+        "normalisation": "z-score per operating condition, training units only" + pooled,
     }
 
 

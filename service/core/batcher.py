@@ -7,6 +7,9 @@ runs them as one batch in a worker thread (never on the event loop) and hands ea
 its rows back. With `max_delay_ms` 0 (the default) nothing waits: the worker takes whatever
 is queued, so a lone request runs at once and the requests that arrive during a run form the
 next batch (on the 2-core CPU this beat a 2 ms wait at every concurrency, bench/README.md).
+With no delay, a request that finds the model idle (nothing queued, no run in progress) and
+holds at most GIVE_BACK_ABOVE windows (and no more than a piece) runs at once from its own
+task, without the hop through the worker task (measured at one connection: bench/README.md).
 A request of more than `piece_windows` windows runs piece by piece, each piece alone and
 queued only once the previous one is done, so that small requests arriving meanwhile run
 between two pieces instead of waiting for the whole request (10 000 windows: seconds); one
@@ -68,6 +71,7 @@ class Batcher:
         self.max_queue_size = max_queue_size
         self.on_queue_time = on_queue_time
         self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._running = asyncio.Lock()  # one run per model at a time, direct or batched
         self.runs = 0  # ONNX Runtime runs made (tests and benchmarks read it)
         self._worker: asyncio.Task[None] | None = None
 
@@ -81,6 +85,8 @@ class Batcher:
             await self._none_split.wait()  # a split request's next piece must not miss the worker
             await self.queue.put(_DRAIN)
             await self._worker
+        async with self._running:  # a direct run still in flight finishes first
+            pass
 
     async def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """The model's outputs for `windows` (n, W, C), batched with whatever else is waiting;
@@ -92,7 +98,10 @@ class Batcher:
             raise QueueFull(
                 f"{waiting} requests are already waiting for model {name} (RUL_MAX_QUEUE_SIZE); retry"
             )
-        if self.piece_windows is None or len(windows) <= self.piece_windows:
+        whole = self.piece_windows is None or len(windows) <= self.piece_windows  # not split in pieces
+        if whole and self.max_delay == 0 and len(windows) <= GIVE_BACK_ABOVE and self._idle():
+            return await self._direct(windows)
+        if whole:
             return await self._queued(_Pending(windows, self._future()))
         self._split_requests += 1
         self._none_split.clear()
@@ -107,6 +116,23 @@ class Batcher:
             if self._split_requests == 0:
                 self._none_split.set()
         return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+
+    def _idle(self) -> bool:
+        return self.queue.empty() and not self._running.locked() and self._worker is not None
+
+    async def _direct(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Run a small request at once: the model was idle. Requests that arrive meanwhile
+        queue, and the worker runs them together once this run is done."""
+        async with self._running:
+            if self.on_queue_time:
+                self.on_queue_time(self.predictor.card.name, 0.0)
+            self.runs += 1
+            self._since_give_back += len(windows)
+            # a copy: AnyIO's worker thread keeps its last job's arguments until its next job,
+            # and the caller's windows must not outlive its request; views of the outputs, as
+            # a batched run hands back
+            outputs = await in_worker(self.predictor.run, windows.copy(), False)
+            return {name: value[:] for name, value in outputs.items()}
 
     @staticmethod
     def _future() -> asyncio.Future[dict[str, np.ndarray]]:
@@ -170,7 +196,8 @@ class Batcher:
         self.runs += 1
         try:
             windows = np.concatenate([p.windows for p in batch])
-            outputs = await in_worker(self.predictor.run, windows, False)
+            async with self._running:
+                outputs = await in_worker(self.predictor.run, windows, False)
         except Exception as exc:  # every waiting request gets the error, none hangs
             for pending in batch:
                 if not pending.future.done():

@@ -235,9 +235,8 @@ class QualityExplainer:
             problem = "; ".join(problems)
             result.append(Flag(self.features[column], fired[0], problem, cycles))
         labels = positions[real_rows]
-        masked = [
-            self.checked[j] for j in np.flatnonzero((flags[real_rows] != 0).any(axis=0)) if j in self.checked
-        ]
+        flagged = np.flatnonzero((flags[real_rows] != 0).any(axis=0)).tolist()
+        masked = [self.checked[j] for j in flagged if j in self.checked]
         for check in WINDOW_CHECK_ORDER:
             if window_flags & self.window_bits.get(check, 0):
                 result.append(self._window_flag(check, window[real_rows], labels, masked))

@@ -164,6 +164,13 @@ def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max
         raise HTTPException(400, f"input {name} has {array.size} values; shape {shape} needs {count}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
         batch = array.reshape(shape).astype(np.float32)
+    _check_finite(batch, name, card.input_features)
+    return batch
+
+
+def _check_finite(batch: np.ndarray, name: str, features: list[str]) -> None:
+    """Every value finite, except a short history's front padding: whole rows of NaN, only
+    before the first real cycle (the card's rule 'nan'); a window all padding is refused."""
     finite = np.isfinite(batch)
     if not finite.all():
         # a short history's front padding (the card's rule 'nan'): whole rows of NaN, only before
@@ -173,14 +180,13 @@ def input_tensor(request: InferRequest, binary: bytes, predictor: Predictor, max
         if len(bad):
             window, row, column = (int(v) for v in bad[0])
             raise HTTPException(400, f"input {name} window {window}, row {row}, column {column} "
-                                     f"({card.input_features[column]}) is {batch[window, row, column]}; "
+                                     f"({features[column]}) is {batch[window, row, column]}; "
                                      "values must be finite, except whole rows of NaN before a window's "
                                      "first cycle (a short history's padding)")  # fmt: skip
         if padding.all(axis=1).any():
             window = int(np.flatnonzero(padding.all(axis=1))[0])
             raise HTTPException(400, f"input {name} window {window} is all padding (NaN rows); send at "
                                      "least one cycle of readings")  # fmt: skip
-    return batch
 
 
 def _json_numbers(data: Any, name: str, datatype: str) -> np.ndarray:
