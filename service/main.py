@@ -67,6 +67,10 @@ def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.C
             settings.max_buffered_bytes,
         ),  # fmt: skip
         timeout_keep_alive=settings.keep_alive_timeout_s,
+        # X-Forwarded-For is read only from the trusted proxies (the client: the right-most
+        # address they did not add); without any, never (uvicorn would trust 127.0.0.1)
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "",
         limit_concurrency=settings.max_connections,
     )
 

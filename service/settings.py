@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     api_keys: CommaList = []  # empty: no authentication; else /v1 and /v2/models routes need one of them
     auth_free_failures: int = Field(default=5, ge=0)  # wrong keys from one address before it must wait
     auth_max_backoff_s: float = Field(default=300.0, gt=0)  # the longest wait (it doubles from 1 s)
+    # proxies whose X-Forwarded-For names the client (addresses or networks, e.g. 10.0.0.0/8);
+    # empty: none, every client is its TCP peer (uvicorn's own default trusts 127.0.0.1)
+    trusted_proxies: CommaList = []
     max_body_bytes: int = 64 * 1024 * 1024  # larger request bodies get 413 (fleet files included)
     max_windows_per_request: int = 10_000  # more windows in one predict request get 413
     max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)

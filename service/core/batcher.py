@@ -98,15 +98,14 @@ class Batcher:
             raise QueueFull(
                 f"{waiting} requests are already waiting for model {name} (RUL_MAX_QUEUE_SIZE); retry"
             )
-        whole = self.piece_windows is None or len(windows) <= self.piece_windows  # not split in pieces
-        if whole and self.max_delay == 0 and len(windows) <= GIVE_BACK_ABOVE and self._idle():
-            return await self._direct(windows)
-        if whole:
+        step = self.piece_windows
+        if step is None or len(windows) <= step:  # whole, not in pieces
+            if self.max_delay == 0 and len(windows) <= GIVE_BACK_ABOVE and self._idle():
+                return await self._direct(windows)
             return await self._queued(_Pending(windows, self._future()))
         self._split_requests += 1
         self._none_split.clear()
         try:
-            step = self.piece_windows
             pieces = [
                 await self._queued(_Pending(windows[start : start + step], self._future(), piece=True))
                 for start in range(0, len(windows), step)

@@ -117,16 +117,24 @@ def from_units(
     )
 
 
-def trajectory(predictor: Predictor, unit: Any, cycles: np.ndarray, readings: np.ndarray) -> Prepared:
-    """A window ending at every cycle of one unit from the model's minimum on, front-padded
-    with NaN rows where short; rows labelled by the file's cycle numbers."""
+def trajectory(
+    predictor: Predictor, unit: Any, cycles: np.ndarray, readings: np.ndarray, piece: slice = slice(None)
+) -> Prepared:
+    """Windows ending at every cycle of one unit from the model's minimum on (`piece`: a slice
+    of them, so that a long unit is made and answered a piece at a time), front-padded with
+    NaN rows where short; rows labelled by the file's cycle numbers."""
     min_cycles, w = predictor.card.padding.min_cycles, predictor.window_length
-    padded = np.pad(readings, ((w - min_cycles, 0), (0, 0)), constant_values=np.nan)
-    views = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # (N, C, W)
-    windows = np.ascontiguousarray(views.transpose(0, 2, 1))  # (N, W, C)
-    ends = range(min_cycles, len(readings) + 1)  # readings each window holds
-    positions = np.stack([cycle_labels(cycles, w, n) for n in ends]) if len(windows) else _no_rows(w)
+    ends = np.arange(min_cycles, len(readings) + 1)[piece]  # readings each window holds
+    rows = ends[:, None] - w + np.arange(w)[None, :]  # (N, W) each row's reading, < 0: padding
+    real = rows >= 0
+    windows = np.where(real[:, :, None], readings[np.maximum(rows, 0)], np.nan).astype(np.float32)
+    positions = np.where(real, cycles[np.maximum(rows, 0)], -1).astype(np.int64)
     return Prepared([unit] * len(windows), windows, positions)
+
+
+def trajectory_length(predictor: Predictor, readings: np.ndarray) -> int:
+    """How many windows `trajectory` makes of a unit: one per cycle from the model's minimum on."""
+    return max(len(readings) - predictor.card.padding.min_cycles + 1, 0)
 
 
 def _no_rows(window_length: int) -> np.ndarray:

@@ -90,16 +90,35 @@ def score_trajectory(
     planning: Planning = DEFAULT_PLANNING,
 ) -> UnitAnswers:
     """One unit's answer at every cycle from the model's minimum on (a unit at least that long),
-    in runs of BATCH_WINDOWS windows; `check` is called before each run (it raises to stop)."""
-    prepared = pipeline.trajectory(predictor, unit, cycles, readings)
-    answered = cycles[predictor.card.padding.min_cycles - 1 :]  # the cycle each window ends at
+    made and answered BATCH_WINDOWS windows at a time (`trajectory_pieces`); `check` is called
+    before each piece (it raises to stop)."""
     parts = []
-    for start in range(0, len(prepared), BATCH_WINDOWS):
+    for piece in trajectory_pieces(predictor, readings):
         check()
-        piece = slice(start, start + BATCH_WINDOWS)
-        windows = Prepared(prepared.ids[piece], prepared.windows[piece], prepared.positions[piece])
-        parts.append(_scores(predictor, windows, answered[piece], planning))
+        parts.append(trajectory_piece(predictor, unit, cycles, readings, piece, planning))
     return concat_units(parts, pipeline.no_answers(predictor, planning))
+
+
+def trajectory_pieces(predictor: Predictor, readings: np.ndarray) -> list[slice]:
+    """A unit's trajectory in pieces of BATCH_WINDOWS windows: a piece's windows, outputs and
+    answers are all that is alive at once, whatever the unit's length (a unit of 150 000 cycles
+    made whole held 2 GB)."""
+    count = pipeline.trajectory_length(predictor, readings)
+    return [slice(start, start + BATCH_WINDOWS) for start in range(0, count, BATCH_WINDOWS)]
+
+
+def trajectory_piece(
+    predictor: Predictor,
+    unit: UnitId,
+    cycles: np.ndarray,
+    readings: np.ndarray,
+    piece: slice,
+    planning: Planning = DEFAULT_PLANNING,
+) -> UnitAnswers:
+    """The answers of one piece of a unit's trajectory, each for the cycle its window ends at."""
+    prepared = pipeline.trajectory(predictor, unit, cycles, readings, piece)
+    answered = cycles[predictor.card.padding.min_cycles - 1 :][piece]  # the cycle each window ends at
+    return _scores(predictor, prepared, answered, planning)
 
 
 def score_fleet(

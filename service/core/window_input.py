@@ -1,6 +1,7 @@
 """A window as the client sent it, checked before the model sees it: how errors name a
 window, the readings' width and the client's cycle numbers (service/core/predictor.py shapes it)."""
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,10 +93,12 @@ def _by_name(names: list[str], features: Sequence[str]) -> dict[str, int]:
     """{feature: its position in `names`} ('S_1 ' and 's_1' alike), or ValueError naming the
     unknown, repeated and missing columns."""
     wanted = [f.lower() for f in features]
+    known = set(wanted)
     normal = [str(n).strip().lower() for n in names]
-    unknown = [n for n in names if str(n).strip().lower() not in wanted]
-    repeated = sorted({n for n in normal if normal.count(n) > 1})
-    missing = [f for f, w in zip(features, wanted, strict=True) if w not in normal]
+    counts = Counter(normal)  # one pass: 20 000 names cost milliseconds, not seconds (quadratic before)
+    unknown = [n for n, m in zip(names, normal, strict=True) if m not in known]
+    repeated = sorted(n for n, count in counts.items() if count > 1)
+    missing = [f for f, w in zip(features, wanted, strict=True) if w not in counts]
     more = " ..." if len(missing) > 6 else ""
     problems = [f"unknown {', '.join(repr(str(n)[:30]) for n in unknown[:5])}" if unknown else "",
                 f"repeated {', '.join(repeated[:5])}" if repeated else "",
@@ -103,7 +106,8 @@ def _by_name(names: list[str], features: Sequence[str]) -> dict[str, int]:
     if any(problems):
         raise ValueError(f"named columns: {'; '.join(p for p in problems if p)}; expected each of "
                          f"{describe_features(features)} once")  # fmt: skip
-    return {feature: normal.index(w) for feature, w in zip(features, wanted, strict=True)}
+    first = {m: i for i, m in reversed(list(enumerate(normal)))}
+    return {feature: first[w] for feature, w in zip(features, wanted, strict=True)}
 
 
 def named_columns(value: dict[str, Any] | list[Any], features: Sequence[str]) -> list[list[Any]]:

@@ -102,9 +102,13 @@ def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]
 
 
 def _check_output_count(body: dict[str, Any], predictor: Predictor) -> None:
-    """Before the request is validated: a list of more outputs than the model has must repeat
-    or invent some; it is refused from the names alone (400), so that 100 000 entries are
-    never turned into 100 000 validated objects."""
+    """Before the request is validated: a list of more inputs than the model takes (one), or
+    of more outputs than it has (which must repeat or invent some), is refused from its length
+    or names alone (400), so that 100 000 entries are never turned into 100 000 validated
+    objects or errors."""
+    inputs = body.get("inputs")
+    if isinstance(inputs, list) and len(inputs) > 1:
+        raise HTTPException(400, f"{len(inputs)} inputs; expected exactly one, {predictor.card.input_name!r}")
     outputs = body.get("outputs")
     if isinstance(outputs, list) and len(outputs) > len(_output_names(predictor)):
         names = [o.get("name") if isinstance(o, dict) else None for o in outputs]

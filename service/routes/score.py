@@ -20,13 +20,20 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from service.core import pipeline
-from service.core.answers import UnitAnswers, column_names
+from service.core.answers import UnitAnswers, UnitId, column_names
 from service.core.fleet_file import CHUNK_LINES, Fleet, read_fleet
 from service.core.fleet_layout import FleetFileError, FleetLayout, FleetTooLarge, UploadLimits
 from service.core.memory import trim_c_heap
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
-from service.core.scoring import FleetScore, ScoringCancelled, csv_rows, score_fleet, score_trajectory
+from service.core.scoring import (
+    FleetScore,
+    ScoringCancelled,
+    csv_rows,
+    score_fleet,
+    trajectory_piece,
+    trajectory_pieces,
+)
 from service.core.threads import in_worker
 from service.settings import Settings
 from service.state import ServiceState, service_state
@@ -141,12 +148,18 @@ async def _trajectory_stream(
             else:
                 head = result.json(pipeline.head(predictor.card))
                 yield head[:-1] + b',"trajectories":['
+            planning = result.predictions.answers.planning
             for i, unit in enumerate(units):
                 cycles, readings = fleet[unit]
-                planning = result.predictions.answers.planning
-                yield await in_worker(
-                    _unit_trajectory, predictor, unit, cycles, readings, as_csv, i == 0, planning
-                )
+                if not as_csv:
+                    yield (b"," if i else b"") + orjson.dumps({"unit": unit})[:-1] + b',"points":['
+                # a piece at a time, each in a worker thread: a client that leaves stops the
+                # stream at the next piece, and a long unit never sits whole in memory
+                for j, piece in enumerate(trajectory_pieces(predictor, readings)):
+                    yield await in_worker(_trajectory_part, predictor, unit, cycles, readings, piece,
+                                          planning, as_csv, j == 0)  # fmt: skip
+                if not as_csv:
+                    yield b"]}"
             if not as_csv:
                 yield b"]}"
             logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,
@@ -155,19 +168,21 @@ async def _trajectory_stream(
             await in_worker(trim_c_heap)
 
 
-def _unit_trajectory(
+def _trajectory_part(
     predictor: Predictor,
-    unit: int,
+    unit: UnitId,
     cycles: np.ndarray,
     readings: np.ndarray,
+    piece: slice,
+    planning: Planning,
     as_csv: bool,
     first: bool,
-    planning: Planning,
 ) -> bytes:
-    points = score_trajectory(predictor, unit, cycles, readings, planning=planning)
+    """One piece of a unit's trajectory as CSV rows or as the JSON points it adds."""
+    points = trajectory_piece(predictor, unit, cycles, readings, piece, planning)
     if as_csv:
         return _csv_text(points, False).encode()
-    return (b"" if first else b",") + orjson.dumps({"unit": unit, "points": points.records()})
+    return (b"" if first else b",") + orjson.dumps(points.records())[1:-1]
 
 
 @asynccontextmanager

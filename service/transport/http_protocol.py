@@ -12,8 +12,11 @@
   the high-water mark is set to it and `ChunkedAnswers` hands an answer's body to uvicorn in
   pieces of that size, each written only once the buffer is below the mark (a 7.6 MB answer
   sent in one piece sat whole in the buffer of a client that did not read it);
-- one client address may hold at most `max_per_client` connections; a further one gets 503 and
-  is closed (what a reverse proxy's per-client limit would otherwise do);
+- one client address may hold at most `max_per_client` connections; a request on a further one
+  gets 503 and the connection is closed (what a reverse proxy's per-client limit would otherwise
+  do), unless it asks a probe: behind a NodePort the kubelet shares the node's address;
+- chunked trailers and chunk framing count against the header limit as they arrive (431): a
+  96 MiB trailer line, which httptools concatenates piece by piece, held the loop for seconds;
 - the liveness and readiness probes (/health/*, /v2/health/*) are served even when uvicorn's
   connection limit (RUL_MAX_CONNECTIONS) is reached, so that an orchestrator does not restart a
   healthy but busy pod.
@@ -37,7 +40,8 @@ from service.transport.errors import error_body
 # HttpToolsProtocol's callbacks and on attributes that uvicorn does not document.
 TESTED_UVICORN = "0.54"
 CALLBACKS = ("connection_made", "connection_lost", "data_received", "on_message_begin",
-             "on_headers_complete", "on_message_complete", "pause_writing", "resume_writing")  # fmt: skip
+             "on_headers_complete", "on_body", "on_message_complete", "pause_writing",
+             "resume_writing")  # fmt: skip
 # attribute -> the HttpToolsProtocol method that sets it
 ATTRIBUTES = {"loop": "__init__", "logger": "__init__", "cycle": "__init__", "transport": "connection_made",
               "connections": "__init__", "client": "connection_made", "limit_concurrency": "__init__",
@@ -45,6 +49,9 @@ ATTRIBUTES = {"loop": "__init__", "logger": "__init__", "cycle": "__init__", "tr
 PROBES = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
 
 END_OF_HEADERS = b"\r\n\r\n"
+# A chunk's size line and the line end after its data, with room for a short extension: what
+# a chunked body may send besides its data before the rest counts against the header limit.
+CHUNK_FRAMING_BYTES = 64
 
 
 def _response(status: int, reason: str, detail: str, path: str | None) -> bytes:
@@ -113,6 +120,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.read_timer: asyncio.TimerHandle | None = None
         self.refused = False  # answered and closing: what else arrives is dropped
         self.write_timer: asyncio.TimerHandle | None = None  # armed while the client is not reading
+        self.over_limit = ""  # why this connection is over its address's limit: refused unless a probe
+        self.after_headers = 0  # this request's bytes after its headers, as they arrive
+        self.body_bytes = 0  # of them, the body the parser found (the rest: chunk framing, trailers)
+        self.chunks = 0
 
     def _arm(self, seconds: float, detail: str) -> None:
         self._disarm()
@@ -154,11 +165,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         peers = [getattr(c, "client", None) for c in self.connections]
         same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
         if same > self.limits.max_per_client:
-            self.logger.warning("refusing a connection: %d open from %s", same - 1, address)
-            detail = (f"{same - 1} connections from {address} are open; the limit per client address "
-                      f"is {self.limits.max_per_client} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
-            self._refuse(503, "Service Unavailable", detail)
-            return
+            # decided once the request line names the path: the probes are still answered
+            limit = self.limits.max_per_client
+            self.over_limit = (f"{same - 1} connections from {address} are open; the limit per client "
+                               f"address is {limit} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
         self._arm(self.limits.header_timeout, self.limits.headers_late())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -190,23 +200,57 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.refused:
             return
         if self.reading_headers:
-            if len(self.start) < 2048:
-                self.start += data[: 2048 - len(self.start)]
-            seen = self.tail + data
-            end = seen.find(END_OF_HEADERS)
-            self.header_bytes += len(data) if end < 0 else max(end + len(END_OF_HEADERS) - len(self.tail), 0)
-            self.tail = seen[-(len(END_OF_HEADERS) - 1) :]
-            if self.header_bytes > self.limits.max_header_bytes:
-                limit = self.limits.max_header_bytes
-                self._refuse(431, "Request Header Fields Too Large", f"the request headers are over {limit} "
-                             f"bytes; the limit is {limit} (RUL_MAX_HEADER_BYTES)")  # fmt: skip
+            if not self._headers_within_limits(data):
                 return
+        else:
+            self.after_headers += len(data)
         super().data_received(data)
+        framing = self.after_headers - self.body_bytes - CHUNK_FRAMING_BYTES * self.chunks
+        if not self.reading_headers and framing > self.limits.max_header_bytes and not self.refused:
+            limit = self.limits.max_header_bytes
+            self._refuse(431, "Request Header Fields Too Large", f"the request sends over {limit} bytes "
+                         f"besides its headers and body (chunked trailers); the limit is {limit} "
+                         "(RUL_MAX_HEADER_BYTES)")  # fmt: skip
+
+    def _headers_within_limits(self, data: bytes) -> bool:
+        """Count the header bytes of `data` (and what follows the headers in it), before the
+        parser reads them; refuse a request whose headers are over the limit, or one whose
+        connection is over its address's limit once its path is known (not a probe)."""
+        if len(self.start) < 2048:
+            self.start += data[: 2048 - len(self.start)]
+        if self.over_limit and b"\r\n" in self.start and self._path() not in PROBES:
+            self.logger.warning("refusing a request: %s", self.over_limit)
+            self._refuse(503, "Service Unavailable", self.over_limit)
+            return False
+        seen = self.tail + data
+        end = seen.find(END_OF_HEADERS)
+        if end < 0:
+            self.header_bytes += len(data)
+        else:
+            self.header_bytes += max(end + len(END_OF_HEADERS) - len(self.tail), 0)
+            self.after_headers = len(seen) - end - len(END_OF_HEADERS)  # the body's first bytes
+        self.tail = seen[-(len(END_OF_HEADERS) - 1) :]
+        if self.header_bytes > self.limits.max_header_bytes:
+            limit = self.limits.max_header_bytes
+            self._refuse(431, "Request Header Fields Too Large", f"the request headers are over {limit} "
+                         f"bytes; the limit is {limit} (RUL_MAX_HEADER_BYTES)")  # fmt: skip
+            return False
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        """httptools' callback for each chunk of a chunked body (not uvicorn's): its framing
+        is not counted as trailer bytes."""
+        self.chunks += 1
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if not self.reading_headers:  # a further request on a kept-alive connection
             self.reading_headers, self.header_bytes, self.tail, self.start = True, 0, b"", b""
+            self.after_headers = self.body_bytes = self.chunks = 0
             self._arm(self.limits.header_timeout, self.limits.headers_late())
 
     def on_headers_complete(self) -> None:

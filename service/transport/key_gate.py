@@ -10,10 +10,16 @@ read by the app; uvicorn discards what the client still sends and keeps the conn
 
 Guessing: after RUL_AUTH_FREE_FAILURES wrong keys from one client address, each further wrong
 key doubles that address's wait (1 s, 2 s, 4 s, ... up to RUL_AUTH_MAX_BACKOFF_S); while it
-waits, every keyed request from it gets 429 with Retry-After. A right key, once the wait is
-over, clears its record. Other addresses are never affected.
+waits, every wrong or missing key from it gets 429 with Retry-After. A right key is always
+served, whoever shares the address (the clients behind one proxy or NAT): one client's wrong
+keys never refuse another's right one, and a right key does not clear the guesser's record
+(it expires). What keeps a key from being guessed is its length (docs/configuration.md: 128
+random bits); the wait slows a client that keeps sending wrong keys. The table of addresses is
+bounded: MAX_CLIENTS entries, each address at most MAX_ADDRESS characters (a longer one, as a
+forwarded header may carry, is stored as its hash).
 """
 
+import hashlib
 import math
 import time
 from collections import OrderedDict
@@ -24,6 +30,14 @@ from service.transport.errors import send_error
 from service.transport.security import accepted, presented_key
 
 MAX_CLIENTS = 10_000  # addresses remembered; the oldest is forgotten first
+MAX_ADDRESS = 64  # an IPv6 address with its zone fits; longer ones are stored as their hash
+
+
+def address_key(client: str) -> str:
+    """The backoff table's key for a client address, at most MAX_ADDRESS characters."""
+    if len(client) <= MAX_ADDRESS:
+        return client
+    return "sha256:" + hashlib.sha256(client.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def needs_key(path: str) -> bool:
@@ -41,19 +55,17 @@ class Backoff:
 
     def wait(self, client: str) -> float:
         """Seconds `client` must still wait (0: none)."""
-        _, until = self.failures.get(client, (0, 0.0))
+        _, until = self.failures.get(address_key(client), (0, 0.0))
         return max(until - self.clock(), 0.0)
 
     def failed(self, client: str) -> None:
+        client = address_key(client)
         count = self.failures.pop(client, (0, 0.0))[0] + 1
         beyond = count - self.free_failures
         until = self.clock() + min(2.0 ** (beyond - 1), self.max_wait_s) if beyond > 0 else 0.0
         self.failures[client] = (count, until)
         while len(self.failures) > MAX_CLIENTS:
             self.failures.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self.failures.pop(client, None)
 
 
 class KeyGate:
@@ -69,23 +81,23 @@ class KeyGate:
             return
         client = (scope.get("client") or ("unknown", 0))[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        key = presented_key(headers)
+        if key and accepted(key, self.keys):  # a right key is always served
+            await self.app(scope, receive, send)
+            return
         wait = self.backoff.wait(client)
         if wait > 0:
             seconds = math.ceil(wait)
-            await self._refuse(send, path, 429, f"too many wrong API keys from {client}; retry after "
+            shown = client if len(client) <= MAX_ADDRESS else "your address"
+            await self._refuse(send, path, 429, f"too many wrong API keys from {shown}; retry after "
                                f"{seconds} s", [("retry-after", str(seconds))])  # fmt: skip
             return
-        key = presented_key(headers)
         if not key:
             await self._refuse(send, path, 401, "missing API key: send 'Authorization: Bearer <key>' or "
                                "'X-API-Key: <key>'", [("www-authenticate", "Bearer")])  # fmt: skip
             return
-        if not accepted(key, self.keys):
-            self.backoff.failed(client)
-            await self._refuse(send, path, 403, "API key not accepted", [])
-            return
-        self.backoff.succeeded(client)
-        await self.app(scope, receive, send)
+        self.backoff.failed(client)
+        await self._refuse(send, path, 403, "API key not accepted", [])
 
     async def _refuse(
         self, send: Send, path: str, status: int, detail: str, extra: list[tuple[str, str]]

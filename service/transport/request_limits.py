@@ -84,7 +84,9 @@ def decode_predict_body(body: bytes, settings: Settings, width: int = C_MAPSS_WI
         return obj
 
     check_window_text(body, settings, width)
-    return stdlib_loads(body, object_hook=window_to_array)
+    data = stdlib_loads(body, object_hook=window_to_array)
+    check_windows(data, settings)  # every item counted, not only those with readings ({} included)
+    return data
 
 
 def stdlib_loads(data: bytes, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
@@ -97,17 +99,21 @@ def stdlib_loads(data: bytes, object_hook: Callable[[dict[str, Any]], Any] | Non
 
 
 def check_windows(body: Any, settings: Settings) -> None:
-    """413 when a body's `windows` list, or one window's `readings`, is over its limit.
-    Anything not shaped like a predict request is left to the schema to describe."""
+    """413 when a body's `windows` list (every item, whatever it holds), or one window's
+    `readings` or `cycles`, is over its limit: so that the schema never validates, nor
+    describes the errors of, more items than a request may hold. Anything not shaped like a
+    predict request is left to the schema to describe."""
     windows = body.get("windows") if isinstance(body, dict) else None
     if not isinstance(windows, list):
         return
     if len(windows) > settings.max_windows_per_request:
         raise _too_many_windows(str(len(windows)), settings)
     for index, window in enumerate(windows):
-        readings = window.get("readings") if isinstance(window, dict) else None
-        if cycles_in(readings) > settings.max_cycles_per_window:
-            raise _too_many_cycles(index, window.get("id"), cycles_in(readings), settings)
+        if not isinstance(window, dict):
+            continue
+        for field in ("readings", "cycles"):
+            if cycles_in(window.get(field)) > settings.max_cycles_per_window:
+                raise _too_many_cycles(index, window.get("id"), cycles_in(window.get(field)), settings)
 
 
 def cycles_in(readings: Any) -> int:

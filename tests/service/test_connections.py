@@ -1,6 +1,7 @@
 """No client can hold a connection open for ever or send unbounded headers: through a real
 uvicorn server with the guarded protocol (service/transport/http_protocol.py), on raw sockets."""
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -73,19 +74,25 @@ def test_a_large_body_in_one_packet_is_not_mistaken_for_headers(port):
     assert answer.startswith(b"HTTP/1.1 422")  # one cycle per window: too short, said so; not a 431
 
 
-def test_scoring_stops_when_its_client_goes_away(cmapss_dir):
-    """A fleet whose every-cycle scoring takes minutes; the client hangs up after a second.
-    With one scoring job allowed, a second upload is answered (not 503) within seconds: the
-    first job stopped rather than run on for nobody."""
+@pytest.mark.parametrize("shape", ["many units", "one long unit"])
+def test_scoring_stops_when_its_client_goes_away(cmapss_dir, shape):
+    """A fleet whose every-cycle scoring takes minutes (many units, or one unit of 80 000
+    cycles); the client hangs up after two seconds. With one scoring job allowed, a second
+    upload is answered (not 503) within seconds: the first job stopped rather than run on for
+    nobody, also in the middle of a unit (its trajectory is made a piece at a time)."""
     import gzip
 
     import httpx
 
     text = gzip.decompress((cmapss_dir / "train_FD001.txt.gz").read_bytes()).decode().splitlines()
-    copies = [
-        f"{int(line.split()[0]) + 1000 * k} {line.split(' ', 1)[1]}" for k in range(15) for line in text
-    ]
-    fleet = gzip.compress(("\n".join(copies) + "\n").encode())  # ~300 000 trajectory points
+    if shape == "many units":
+        copies = [
+            f"{int(line.split()[0]) + 1000 * k} {line.split(' ', 1)[1]}" for k in range(15) for line in text
+        ]  # ~300 000 trajectory points
+    else:  # unit 1, cycles 1 to 80 000: the readings of the training file one after the other
+        rows = [line.split(" ", 2)[2] for line in text]
+        copies = [f"1 {cycle + 1} {rows[cycle % len(rows)]}" for cycle in range(80_000)]
+    fleet = gzip.compress(("\n".join(copies) + "\n").encode())
     settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_concurrent_scores=1)
     with live_server(settings) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -140,6 +147,8 @@ def _get(port: int, path: str, source: str = "127.0.0.1") -> bytes:
 
 
 def test_one_address_gets_its_cap_of_connections_and_other_addresses_are_still_served():
+    """Over its address's cap, a request is refused (503 naming the setting) unless it asks a
+    probe: behind a NodePort the kubelet's probes come from the node's address."""
     settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_connections_per_client=5)
     with live_server(settings) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -148,15 +157,47 @@ def test_one_address_gets_its_cap_of_connections_and_other_addresses_are_still_s
         ]
         try:
             time.sleep(0.3)
-            refused = _get(port, "/health/live", source="127.0.0.2")
+            refused = _get(port, "/v1/models", source="127.0.0.2")
             assert refused.startswith(b"HTTP/1.1 503") and b"RUL_MAX_CONNECTIONS_PER_CLIENT" in refused
             assert b"5 connections from 127.0.0.2 are open; the limit per client address is 5" in refused
+            for probe in ("/health/live", "/health/ready", "/v2/health/live"):
+                assert _get(port, probe, source="127.0.0.2").startswith(b"HTTP/1.1 200"), probe
             assert _get(port, "/v1/models", source="127.0.0.3").startswith(b"HTTP/1.1 200")
         finally:
             for conn in held:
                 conn.close()
         time.sleep(0.3)
         assert _get(port, "/health/live", source="127.0.0.2").startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("trailer", [b"x-t: " + b"a" * (8 << 20) + b"\r\n",
+                                     b"".join(b"t%d: v\r\n" % i for i in range(400_000))],
+                         ids=["one long trailer", "many small trailers"])  # fmt: skip
+def test_chunked_trailers_count_against_the_header_limit_without_a_key(trailer):
+    """A chunked body's trailers arrive after the headers (the app may have answered already:
+    405, 401); they are counted as they arrive and the connection is closed once they pass
+    the header limit (431 if nothing was answered yet), on any path and before any key check:
+    the parser never gets the megabytes it would concatenate, and liveness keeps answering."""
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k"], max_header_bytes=16_384)
+    with live_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for path in ("/health/live", "/v1/models/fd001/predict"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                head = f"POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                conn.sendall(head.encode() + b"2\r\n{}\r\n0\r\n")
+                started = time.monotonic()
+                with contextlib.suppress(OSError):  # closed while the trailer is still being sent
+                    conn.sendall(trailer + b"\r\n")
+                answer = b""
+                with contextlib.suppress(OSError):
+                    while chunk := conn.recv(65536):
+                        answer += chunk
+                closed_after = time.monotonic() - started
+            assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+            assert closed_after < 3, closed_after  # dropped, not parsed to the end (keep-alive: 5 s)
+            probe = time.monotonic()
+            assert _get(port, "/health/live").startswith(b"HTTP/1.1 200")
+            assert time.monotonic() - probe < 1.0
 
 
 def test_probes_answer_when_the_connection_limit_is_reached():

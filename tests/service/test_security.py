@@ -206,16 +206,50 @@ def test_repeated_wrong_keys_from_one_address_wait_longer_each_time_and_others_d
     assert backoff.wait("b") == 0  # another client is not slowed
     now[0] += 8
     assert backoff.wait("a") == 0
-    backoff.succeeded("a")
     backoff.failed("a")
-    assert backoff.wait("a") == 0  # a right key cleared the record
+    assert backoff.wait("a") == 8  # the record stays: the next wrong key waits the longest again
+    long = "x" * 60_000  # a forwarded address can be anything: stored as a bounded hash
+    backoff.failed(long)
+    assert backoff.wait(long) == 0 and all(len(k) <= 64 for k in backoff.failures)
 
 
 def test_a_guessing_client_gets_429_with_retry_after_and_open_routes_keep_answering():
     with _client(api_keys=["k-one"], auth_free_failures=2, auth_max_backoff_s=60) as c:
         wrong = {"X-API-Key": "guess"}
         assert [c.get("/v1/models", headers=wrong).status_code for _ in range(3)] == [403, 403, 403]
-        slowed = c.get("/v1/models", headers={"X-API-Key": "k-one"})  # the same address, even with the key
+        slowed = c.get("/v1/models", headers=wrong)
         assert slowed.status_code == 429 and slowed.headers["retry-after"] == "1"
         assert slowed.json()["detail"].startswith("too many wrong API keys from testclient; retry after 1 s")
+        assert c.get("/v1/models").status_code == 429  # a missing key waits too
+        # a right key from the same address is served: whoever shares it (a proxy, a NAT)
+        assert c.get("/v1/models", headers={"X-API-Key": "k-one"}).status_code == 200
         assert c.get("/health/live").status_code == 200  # open routes are not gated
+
+
+@pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]], ids=["no proxy trusted", "loopback trusted"])
+def test_forwarded_addresses_count_only_from_a_trusted_proxy(trusted):
+    """RUL_TRUSTED_PROXIES: X-Forwarded-For names the client only when the connection comes
+    from a trusted proxy (then the client is the right-most address it did not add); with none
+    trusted (the default) a client cannot dodge the backoff, nor aim it at another address, by
+    sending the header."""
+    import httpx
+
+    from tests.service.conftest import live_server
+
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["k"], auth_free_failures=1,
+                        trusted_proxies=trusted)  # fmt: skip
+    with live_server(settings) as url, httpx.Client(base_url=url) as client:
+
+        def wrong(forwarded: str) -> int:
+            headers = {"x-api-key": "guess", "x-forwarded-for": forwarded}
+            return client.get("/v1/models", headers=headers).status_code
+
+        assert [wrong("10.0.0.1"), wrong("10.0.0.1")] == [403, 403]
+        after = wrong("10.0.0.1")
+        other = wrong("6.6.6.6, 10.0.0.2")  # the right-most address the proxy did not add: 10.0.0.2
+        if trusted:
+            assert (after, other) == (429, 403)  # each forwarded client has its own record
+        else:
+            assert (after, other) == (429, 429)  # one client: the TCP peer, whatever the header says
+        right = client.get("/v1/models", headers={"x-api-key": "k", "x-forwarded-for": "10.0.0.1"})
+        assert right.status_code == 200
