@@ -32,7 +32,7 @@ from service.transport.http_protocol import ChunkedAnswers
 from service.transport.key_gate import Backoff, KeyGate
 from service.transport.metrics import Metrics, RequestMetrics
 from service.transport.request_id import RequestId
-from service.transport.security import BodySizeLimit
+from service.transport.security import BodyBudget, BodySizeLimit
 
 logger = logging.getLogger("service.app")
 
@@ -82,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     # add_middleware wraps what is there: the last added runs first on a request
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    memory = BodyBudget(
+        settings.max_bodies_in_memory_bytes, "RUL_MAX_BODIES_IN_MEMORY_BYTES", "held in memory"
+    )
+    disk = BodyBudget(settings.max_uploads_on_disk_bytes, "RUL_MAX_UPLOADS_ON_DISK_BYTES", "spooled to disk")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, memory=memory, disk=disk)
     # the key is checked from the headers, before any body is read (key_gate.py)
     backoff = Backoff(settings.auth_free_failures, settings.auth_max_backoff_s)
     app.add_middleware(KeyGate, keys=settings.api_keys, backoff=backoff)

@@ -15,11 +15,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from service.core.batcher import Batcher
-from service.core.memory import settle_heap
+from service.core.memory import release_on_shutdown, settle_heap
 from service.core.predictor import Predictor
 from service.core.providers import SessionConfig
 from service.core.threads import in_worker
-from service.state import ServedModels, service_state
+from service.state import STOPPED, ServedModels, service_state
 
 logger = logging.getLogger("service.model_set")
 
@@ -135,4 +135,8 @@ async def reload_models(app: FastAPI, allow_removal: bool = False) -> ReloadResu
 
 
 async def shutdown(app: FastAPI) -> None:
-    await asyncio.gather(*(b.drain() for b in service_state(app).served.batchers.values()))
+    """Finish what is queued, then let the models go (memory.release_on_shutdown)."""
+    state = service_state(app)
+    await asyncio.gather(*(b.drain() for b in state.served.batchers.values()))
+    state.served = STOPPED
+    release_on_shutdown()

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # empty: none, every client is its TCP peer (uvicorn's own default trusts 127.0.0.1)
     trusted_proxies: CommaList = []
     max_body_bytes: int = 64 * 1024 * 1024  # larger request bodies get 413 (fleet files included)
+    # across all requests at once: request bodies held in memory, and fleet uploads spooled to
+    # disk (multipart); one that would pass its total gets 503 naming the setting
+    max_bodies_in_memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    max_uploads_on_disk_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     max_windows_per_request: int = 10_000  # more windows in one predict request get 413
     max_cycles_per_window: int = 1_000  # longer windows get 413 (C-MAPSS units live <= 543 cycles)
     batching: bool = True  # coalesce concurrent requests into one ONNX Runtime run per model

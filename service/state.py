@@ -37,6 +37,7 @@ class ServedModels:
 
 
 LOADING = ServedModels({}, {"*": "models are loading"}, None, {})
+STOPPED = ServedModels({}, {"*": "the service is stopping"}, None, {})
 
 
 @dataclass

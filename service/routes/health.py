@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from service.core.threads import in_worker
 from service.transport.dependencies import MetricsDep, ServedDep, not_ready_reason
 from service.transport.schemas import Readiness
 
@@ -23,7 +24,8 @@ async def dashboard() -> FileResponse:
 async def prometheus_metrics(metrics: MetricsDep) -> Response:
     """Prometheus metrics: requests and latency by route and status, inference time and batch
     size by model, model info (version, provider)."""
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    # rendered in a worker thread: its time grows with the series, never the loop's to pay
+    return Response(await in_worker(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health/live", tags=["health"])

@@ -5,8 +5,10 @@ pool, a thread hand-off per request that cost ~14 % of the event loop's time und
 single-window load (py-spy, bench/README.md); these only read the ServiceState
 (service/state.py) and never block."""
 
+import asyncio
+from collections.abc import Awaitable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 from fastapi import Depends, HTTPException, Request
@@ -16,13 +18,15 @@ from service.core.answers import Answers
 from service.core.batcher import QueueFull
 from service.core.planning import Planning
 from service.core.predictor import Predictor
-from service.core.threads import in_worker, maybe_in_worker
+from service.core.threads import INLINE_WINDOWS, in_worker, maybe_in_worker
 from service.core.window_input import window_label
 from service.core.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.settings import Settings
 from service.state import ServedModels, service_state
 from service.transport.metrics import Metrics
 from service.transport.security import has_valid_key
+
+T = TypeVar("T")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -92,6 +96,30 @@ NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
 
 
+async def cancelled_when_gone(request: Request, work: Awaitable[T]) -> T:
+    """`work`, cancelled once the client has gone (asked every quarter of a second): a large
+    predict stops queueing its pieces within about a second of its client leaving, instead of
+    running on for nobody. The body must already be read (a disconnect is what comes next)."""
+    task: asyncio.Task[T] = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while not task.done():
+            if await request.is_disconnected():
+                task.cancel()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():  # the client left: 499, which nobody reads
+            raise HTTPException(499, "the client went away; the request was stopped") from None
+        raise
+    finally:
+        watcher.cancel()
+
+
 async def answer_request(
     request: Request, predictor: Predictor, prepared: pipeline.Prepared, planning: Planning
 ) -> Answers:
@@ -99,7 +127,11 @@ async def answer_request(
     batcher, explain, answer (service/core/pipeline.py); the qualities counted in the metrics;
     with RUL_REJECT_OUT_OF_DISTRIBUTION, a 422 naming each out-of-distribution window."""
     state = service_state(request.app)
-    answers = await pipeline.answer(predictor, prepared, planning, partial(run_model, request, predictor))
+    work = pipeline.answer(predictor, prepared, planning, partial(run_model, request, predictor))
+    if len(prepared) > INLINE_WINDOWS:  # long enough to be worth stopping for a client that left
+        answers = await cancelled_when_gone(request, work)
+    else:
+        answers = await work
     await maybe_in_worker(len(prepared), state.metrics.observe_quality, predictor.card.name, answers.quality)
     if state.settings.reject_out_of_distribution:
         refuse_out_of_distribution(list(zip(prepared.ids, answers.quality, strict=True)))

@@ -92,11 +92,11 @@ def split_body(request_body: bytes, header_length: str | None) -> tuple[dict[str
     """The JSON inference request and the binary tensor bytes after it (if any)."""
     try:
         if header_length is None:
-            return fast_json.loads(request_body), b""
+            return fast_json.loads_fairly(request_body), b""
         n = int(header_length)
         if not 0 <= n <= len(request_body):
             raise ValueError(f"{HEADER_LENGTH} is {n}; the body has {len(request_body)} bytes")
-        return fast_json.loads(request_body[:n]), request_body[n:]
+        return fast_json.loads_fairly(request_body[:n]), request_body[n:]
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the inference request is not valid JSON: {exc}") from exc
 
@@ -194,8 +194,10 @@ def _json_numbers(data: Any, name: str, datatype: str) -> np.ndarray:
     number of the declared datatype: strings, booleans, objects, null."""
     if not isinstance(data, list):
         raise HTTPException(400, f"input {name} has no data: send 'data' or binary_data_size")
-    try:
-        array = np.asarray(data)
+    try:  # window by window (or in slices of a flat list): the loop gets turns in between
+        step = 1 if data and isinstance(data[0], list) else 65_536
+        parts = [np.asarray(data[i : i + step]) for i in range(0, len(data), step)]
+        array = np.concatenate(parts) if parts else np.asarray(data)
     except ValueError:  # ragged
         raise HTTPException(400, f"input {name} data is not a list of numbers of one shape") from None
     if array.dtype.kind not in "iuf" or _holds_a_boolean(data):

@@ -89,10 +89,27 @@ def decode_predict_body(body: bytes, settings: Settings, width: int = C_MAPSS_WI
     return data
 
 
-def stdlib_loads(data: bytes, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+def _number(text: str) -> float:
+    """A JSON number as the parser makes it, in Python bytecode: the interpreter may hand its
+    lock to another thread between two (a C builtin such as `float` would not let it)."""
+    return float(text)
+
+
+def _whole(text: str) -> int:
+    return int(text)
+
+
+def stdlib_loads(
+    data: bytes,
+    object_hook: Callable[[dict[str, Any]], Any] | None = None,
+    parse_number: bool = False,
+) -> Any:
     """The standard library's json.loads, with JSON nested too deeply for its recursive parser
-    a ValueError like any other JSON it cannot read."""
+    a ValueError like any other JSON it cannot read. `parse_number`: every number through a
+    Python call (the same values), which lets other threads run during a long parse."""
     try:
+        if parse_number:
+            return json.loads(data, object_hook=object_hook, parse_float=_number, parse_int=_whole)
         return json.loads(data, object_hook=object_hook)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None

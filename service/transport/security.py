@@ -9,6 +9,14 @@
   tells a caller without a key why it is not ready only by category.
 - Body limit (RUL_MAX_BODY_BYTES): a declared Content-Length over the limit is refused before
   reading; a chunked body is counted as it arrives and refused once it passes the limit.
+- Body budgets, across requests: the bytes of request bodies held at once in memory
+  (RUL_MAX_BODIES_IN_MEMORY_BYTES) and of fleet uploads spooled to disk
+  (RUL_MAX_UPLOADS_ON_DISK_BYTES; multipart bodies, which Starlette writes to a temporary
+  file past 1 MB). A declared body is reserved whole before it is read, a chunked one as it
+  arrives; one that would take a budget over its total gets 503 naming the setting, with
+  Retry-After, and what a request held is given back when it ends. Each limit bounds one
+  request; the budgets bound their sum (40 clients each withholding the last byte of a
+  63 MiB body held 2.8 GB).
 """
 
 import hmac
@@ -53,12 +61,43 @@ class BodyTooLarge(HTTPException):
                               "(RUL_MAX_BODY_BYTES)")  # fmt: skip
 
 
-class BodySizeLimit:
-    """ASGI middleware answering 413 for request bodies over `max_bytes`."""
+class BodyBudget:
+    """Bytes of request bodies held at once, across every request, and their total allowed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, total: int, setting: str, where: str):
+        self.total, self.setting, self.where = total, setting, where
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.total:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+    def refusal(self, size: int) -> str:
+        return (f"request bodies {self.where} would exceed {self.total} bytes ({self.setting}): "
+                f"{self.held} bytes are held by other requests and this one needs {size} more; "
+                "retry shortly")  # fmt: skip
+
+
+class OverBudget(HTTPException):
+    """Raised from `receive` when a chunked body takes its budget over its total."""
+
+    def __init__(self, detail: str):
+        super().__init__(503, detail, headers={"Retry-After": "1"})
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 for request bodies over `max_bytes`, and 503 for one that
+    would take its budget (memory, or disk for multipart uploads) over its total."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, memory: BodyBudget, disk: BodyBudget):
         self.app = app
         self.max_bytes = max_bytes
+        self.memory, self.disk = memory, disk
 
     async def _refuse(self, send: Send, path: str, size: str) -> None:
         detail = f"request body is {size}; the limit is {self.max_bytes} bytes (RUL_MAX_BODY_BYTES)"
@@ -73,16 +112,31 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send, scope["path"], f"{int(declared)} bytes")
             return
+        content_type = headers.get(b"content-type", b"").lower()
+        budget = self.disk if content_type.startswith(b"multipart/form-data") else self.memory
+        held = 0
+        if declared is not None and declared.isdigit() and int(declared) > 0:
+            if not budget.take(int(declared)):
+                await send_error(
+                    send, scope["path"], 503, budget.refusal(int(declared)), [("retry-after", "1")]
+                )
+                return
+            held = int(declared)
         received = 0
         started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, held
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = len(message.get("body", b""))
+                received += chunk
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+                if received > held:  # chunked (or longer than declared): taken as it comes
+                    if not budget.take(received - held):
+                        raise OverBudget(budget.refusal(received - held))
+                    held = received
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -95,3 +149,8 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send, scope["path"], f"over {self.max_bytes} bytes")
+        except OverBudget as exc:
+            if not started:
+                await send_error(send, scope["path"], 503, str(exc.detail), [("retry-after", "1")])
+        finally:
+            budget.give(held)

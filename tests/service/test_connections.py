@@ -2,6 +2,7 @@
 uvicorn server with the guarded protocol (service/transport/http_protocol.py), on raw sockets."""
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -321,3 +322,36 @@ def test_answers_reach_the_server_in_pieces_no_larger_than_the_cap():
     body = pieces("/streamed")
     assert [len(m["body"]) for m in body] == [10_000, 10_000, 5_000, 3]
     assert [m.get("more_body") for m in body] == [True, True, True, False]
+
+
+def test_a_large_predict_stops_when_its_client_goes_away(cmapss_dir):
+    """A predict of 2 000 windows runs in pieces (RUL_PIECE_WINDOWS); its client hangs up:
+    within about a second no further piece runs (the windows counted by /metrics stop
+    growing), instead of the whole request running on for nobody."""
+    import re
+
+    from service.transport.schemas import EXAMPLE_REQUEST
+
+    window = EXAMPLE_REQUEST["windows"][0]["readings"]
+    body = json.dumps({"windows": [{"readings": window}] * 2000}).encode()
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", piece_windows=8)
+
+    def windows_run(port: int) -> float:
+        text = _get(port, "/metrics").decode()
+        return sum(float(v) for v in re.findall(r'rul_batch_size_windows_sum\{model="fd001"\} (\S+)', text))
+
+    with live_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        before = windows_run(port)
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            head = "POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            deadline = time.monotonic() + 20
+            while windows_run(port) - before < 16:  # the first pieces are running
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        time.sleep(1.5)  # the client has gone: the request notices within a quarter second
+        stopped_at = windows_run(port)
+        time.sleep(1.5)
+        assert windows_run(port) == stopped_at, "pieces kept running after the client left"
+        assert stopped_at - before < 2000

@@ -98,3 +98,44 @@ def test_a_fleet_of_more_units_than_allowed_is_413_whatever_their_size(test_fd00
         assert refused.status_code == 413 and "more than 99 units" in refused.json()["detail"]
     with client_with(max_upload_units=100) as c:
         assert score(c, test_fd001).status_code == 200
+
+
+def test_bodies_held_at_once_are_bounded_across_requests(cmapss_dir):
+    """RUL_MAX_BODIES_IN_MEMORY_BYTES / RUL_MAX_UPLOADS_ON_DISK_BYTES: each bounds the sum of
+    the bodies held at once (a declared body reserved before it is read, a chunked one as it
+    arrives); past it a request gets 503 naming the setting with Retry-After, and what a
+    request held is given back when it ends."""
+    import socket
+    import time
+
+    import httpx
+
+    from service.settings import Settings
+    from tests.conftest import MODELS_DIR
+    from tests.service.conftest import live_server
+
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", max_bodies_in_memory_bytes=1_000_000,
+                        max_uploads_on_disk_bytes=1_500_000, body_timeout_s=30)  # fmt: skip
+    small = (cmapss_dir / "test_FD001.txt.gz").read_bytes()
+    with live_server(settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+        port = int(url.rsplit(":", 1)[1])
+        withheld = socket.create_connection(("127.0.0.1", port))  # 800 kB declared, 10 bytes sent
+        withheld.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 800000\r\n\r\n{\"windows\"")  # fmt: skip
+        time.sleep(0.3)
+        refused = client.post(
+            "/v1/predict", content=b"x" * 300_000, headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "RUL_MAX_BODIES_IN_MEMORY_BYTES" in refused.json()["detail"]
+        chunked = client.post("/v1/predict", content=iter([b"x" * 100_000] * 3))  # 300 kB, chunked
+        assert chunked.status_code == 503 and "RUL_MAX_BODIES_IN_MEMORY_BYTES" in chunked.text
+        # an upload goes to the disk budget, not the memory one
+        assert client.post("/v1/models/fd001/score", files={"file": ("t.gz", small)}).status_code == 200
+        withheld.close()  # the client leaves: its reservation is given back
+        deadline = time.monotonic() + 10
+        while client.post("/v1/predict", json={"windows": []}).status_code == 503:
+            assert time.monotonic() < deadline, "the withheld body's bytes were never given back"
+            time.sleep(0.2)
+        big_upload = client.post("/v1/models/fd001/score", files={"file": ("t.txt", b"1 1 " * 500_000)})
+        assert big_upload.status_code == 503 and "RUL_MAX_UPLOADS_ON_DISK_BYTES" in big_upload.text
