@@ -151,15 +151,19 @@ async def _trajectory_stream(
             planning = result.predictions.answers.planning
             for i, unit in enumerate(units):
                 cycles, readings = fleet[unit]
-                if not as_csv:
-                    yield (b"," if i else b"") + orjson.dumps({"unit": unit})[:-1] + b',"points":['
+                opening = (
+                    b""
+                    if as_csv
+                    else (b"," if i else b"") + orjson.dumps({"unit": unit})[:-1] + b',"points":['
+                )
+                pieces = trajectory_pieces(predictor, readings)
                 # a piece at a time, each in a worker thread: a client that leaves stops the
                 # stream at the next piece, and a long unit never sits whole in memory
-                for j, piece in enumerate(trajectory_pieces(predictor, readings)):
-                    yield await in_worker(_trajectory_part, predictor, unit, cycles, readings, piece,
-                                          planning, as_csv, j == 0)  # fmt: skip
-                if not as_csv:
-                    yield b"]}"
+                for j, piece in enumerate(pieces):
+                    part = await in_worker(_trajectory_part, predictor, unit, cycles, readings, piece,
+                                           planning, as_csv, j == 0)  # fmt: skip
+                    closing = b"]}" if j == len(pieces) - 1 and not as_csv else b""
+                    yield (opening if j == 0 else b"") + part + closing
             if not as_csv:
                 yield b"]}"
             logger.info("scored %d trajectories of %s in %.1f s", len(units), predictor.card.name,

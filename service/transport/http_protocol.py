@@ -52,6 +52,9 @@ END_OF_HEADERS = b"\r\n\r\n"
 # A chunk's size line and the line end after its data, with room for a short extension: what
 # a chunked body may send besides its data before the rest counts against the header limit.
 CHUNK_FRAMING_BYTES = 64
+# A connection over its address's cap is kept this long for its request line (a probe's comes
+# at once), then answered 503 and closed: idle connections over the cap hold nothing for long.
+OVER_LIMIT_WAIT_S = 1.0
 
 
 def _response(status: int, reason: str, detail: str, path: str | None) -> bytes:
@@ -169,7 +172,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             limit = self.limits.max_per_client
             self.over_limit = (f"{same - 1} connections from {address} are open; the limit per client "
                                f"address is {limit} (RUL_MAX_CONNECTIONS_PER_CLIENT)")  # fmt: skip
+            # a probe sends its request line at once; an idle connection over the cap is closed
+            self._disarm()
+            self.read_timer = self.loop.call_later(OVER_LIMIT_WAIT_S, self._refuse_over_limit)
+            return
         self._arm(self.limits.header_timeout, self.limits.headers_late())
+
+    def _refuse_over_limit(self) -> None:
+        self.read_timer = None
+        self.logger.warning("closing a connection: %s", self.over_limit)
+        self._refuse(503, "Service Unavailable", self.over_limit)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -218,10 +230,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         connection is over its address's limit once its path is known (not a probe)."""
         if len(self.start) < 2048:
             self.start += data[: 2048 - len(self.start)]
-        if self.over_limit and b"\r\n" in self.start and self._path() not in PROBES:
-            self.logger.warning("refusing a request: %s", self.over_limit)
-            self._refuse(503, "Service Unavailable", self.over_limit)
-            return False
+        if self.over_limit and b"\r\n" in self.start:
+            if self._path() not in PROBES:
+                self.logger.warning("refusing a request: %s", self.over_limit)
+                self._refuse(503, "Service Unavailable", self.over_limit)
+                return False
+            self.over_limit = ""  # a probe: answered as any other connection's
+            self._arm(self.limits.header_timeout, self.limits.headers_late())
         seen = self.tail + data
         end = seen.find(END_OF_HEADERS)
         if end < 0:
