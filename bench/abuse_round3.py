@@ -238,7 +238,7 @@ def metrics_attack(url: str, http: httpx.Client) -> dict[str, tuple[int, Callabl
 
 
 def disk_attack(url: str) -> dict[str, tuple[int, Callable[[], list[str]]]]:
-    big = b"1 1 " + b"0 " * (40 << 20)  # 80 MB of one row: over the disk budget set below
+    big = b"1 1 " + b"0 " * (25 << 20)  # 50 MB of one row: three at once pass the disk budget below
 
     def uploads() -> list[str]:
         with ThreadPoolExecutor(3) as pool:
@@ -257,7 +257,7 @@ def disk_attack(url: str) -> dict[str, tuple[int, Callable[[], list[str]]]]:
             )  # noqa: E501
         return [f"{statuses.count(s)} x {s}" for s in sorted(set(statuses))]
 
-    return {"3 clients uploading 80 MB at once (disk budget 128 MiB)": (3 * len(big), uploads)}
+    return {"3 clients uploading 50 MB at once (disk budget 128 MiB)": (3 * len(big), uploads)}
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Service configuration: one pydantic-settings class, every field overridable by an
 environment variable with the prefix RUL_ (e.g. RUL_MODELS_DIR, RUL_PROVIDERS)."""
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -107,7 +108,19 @@ class Settings(BaseSettings):
     )
     default_risk: float = Field(default=DEFAULT_RISK, gt=0, le=MAX_RISK)
 
-    _split = field_validator("api_keys", "cors_origins", "default_horizons", mode="before")(split_list)
+    _split = field_validator(
+        "api_keys", "cors_origins", "default_horizons", "trusted_proxies", mode="before"
+    )(split_list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an address or a network (e.g. 10.0.0.0/8)") from None
+        return proxies
 
     @field_validator("default_horizons")
     @classmethod

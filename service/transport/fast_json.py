@@ -56,6 +56,9 @@ def loads(data: bytes) -> Any:
 
 
 INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never on the event loop
+# A body opening more objects than this ('{') is parsed object by object (decode_large): a
+# predict body opens one or two per window (10 000 windows at most, by default).
+MANY_OBJECTS = 100_000
 # Up to this, a body is decoded by orjson whole (1 000 windows, 2.4 MB: 0.16-0.39 s, one-off
 # timing, bench/README.md "JSON batch path"); beyond it the window-by-window parser keeps the
 # Python floats of one window alive at a time, which bounds the memory of large bodies.
@@ -87,8 +90,11 @@ def decode_large(
     with DECODING:
         if len(body) > ORJSON_BYTES:
             data = decode_predict_body(body, settings, width)
+        elif check_window_text(body, settings, width) > MANY_OBJECTS:
+            # far more objects than a predict body has ({} x 2 M): parsed with a Python call per
+            # object, so that the loop gets turns while they are built (orjson: 0.15 s in one go)
+            data = decode_predict_body(body, settings, width)
         else:
-            check_window_text(body, settings, width)
             data = loads(body)
             check_windows(data, settings)
         if model is None:

@@ -81,6 +81,9 @@ class KeyGate:
             return
         client = (scope.get("client") or ("unknown", 0))[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # a refused request's body is not read: close the connection after the answer
+        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        close = [("connection", "close")] if has_body else []
         key = presented_key(headers)
         if key and accepted(key, self.keys):  # a right key is always served
             await self.app(scope, receive, send)
@@ -90,14 +93,14 @@ class KeyGate:
             seconds = math.ceil(wait)
             shown = client if len(client) <= MAX_ADDRESS else "your address"
             await self._refuse(send, path, 429, f"too many wrong API keys from {shown}; retry after "
-                               f"{seconds} s", [("retry-after", str(seconds))])  # fmt: skip
+                               f"{seconds} s", [("retry-after", str(seconds)), *close])  # fmt: skip
             return
         if not key:
             await self._refuse(send, path, 401, "missing API key: send 'Authorization: Bearer <key>' or "
-                               "'X-API-Key: <key>'", [("www-authenticate", "Bearer")])  # fmt: skip
+                               "'X-API-Key: <key>'", [("www-authenticate", "Bearer"), *close])  # fmt: skip
             return
         self.backoff.failed(client)
-        await self._refuse(send, path, 403, "API key not accepted", [])
+        await self._refuse(send, path, 403, "API key not accepted", close)
 
     async def _refuse(
         self, send: Send, path: str, status: int, detail: str, extra: list[tuple[str, str]]

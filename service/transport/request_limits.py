@@ -34,14 +34,15 @@ BYTES_PER_NUMBER = 64  # the most JSON text a reading may take, whitespace and a
 C_MAPSS_WIDTH = 24  # numbers a cycle, where no model is loaded yet to say (C-MAPSS's 3 + 21)
 
 
-def check_window_text(body: bytes, settings: Settings, width: int = C_MAPSS_WIDTH) -> None:
+def check_window_text(body: bytes, settings: Settings, width: int = C_MAPSS_WIDTH) -> int:
     """413 when the body holds a stretch of text between two braces longer than any window
     within the limits could be (RUL_MAX_CYCLES_PER_WINDOW cycles of `width` numbers, the widest
     served model's, at BYTES_PER_NUMBER bytes each): a single array of millions of numbers is
     refused from a scan at numpy speed, before a parser holds the interpreter for a second
-    reading it."""
+    reading it. Returns how many objects the body opens (its '{')."""
     text = np.frombuffer(body, dtype=np.uint8)
     is_brace = text == ord("{")  # numpy's comparisons let other threads run meanwhile
+    objects = int(is_brace.sum())
     is_brace |= text == ord("}")
     edges = np.concatenate(([-1], np.flatnonzero(is_brace), [len(body)]))
     longest = int(np.diff(edges).max())
@@ -51,6 +52,7 @@ def check_window_text(body: bytes, settings: Settings, width: int = C_MAPSS_WIDT
         raise HTTPException(413, f"the body holds {longest} bytes of JSON between two braces, more than a "
                                  f"window of {cycles} cycles (RUL_MAX_CYCLES_PER_WINDOW) of {width} numbers "
                                  f"could take ({limit} bytes)")  # fmt: skip
+    return objects
 
 
 def decode_predict_body(body: bytes, settings: Settings, width: int = C_MAPSS_WIDTH) -> Any:
