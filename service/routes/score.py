@@ -134,7 +134,8 @@ async def _trajectory_stream(
     slot: AsyncExitStack, predictor: Predictor, fleet: dict, result: FleetScore, as_csv: bool
 ) -> AsyncIterator[bytes]:
     """all_cycles: the answer as it is made, so that a client sees it grow (an FD001 test file:
-    ~40 s of model time on 2 cores) and memory holds one unit's trajectory at a time. JSON: model,
+    13-14 s of model time on 2 cores, docs/api.md) and memory holds one piece of one unit's
+    trajectory at a time (core/scoring.py: trajectory_pieces). JSON: model,
     version, units, predictions and skipped first, then `trajectories` one unit after the other;
     CSV: the header, then each unit's rows. Each unit is scored in a worker thread; a client
     that goes away ends the stream, and the scoring slot is given back."""
