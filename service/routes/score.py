@@ -5,6 +5,7 @@ client goes away; service.core.scoring does the work."""
 
 import asyncio
 import csv
+import gc
 import io
 import logging
 import threading
@@ -92,9 +93,13 @@ async def score(
         raise HTTPException(422, str(exc)) from exc
     async with AsyncExitStack() as slot:
         await slot.enter_async_context(scoring_slot(state))
-        fleet = await _read_upload(file, settings, predictor)
-        if all_cycles:
-            _check_trajectory_points(fleet, predictor, settings)
+        try:
+            fleet = await _read_upload(file, settings, predictor)
+            if all_cycles:
+                _check_trajectory_points(fleet, predictor, settings)
+        except HTTPException:  # a file read, then refused: its rows' pages back to the system
+            await in_worker(_release_refused_upload)
+            raise
         # every unit's last cycle first (one window each); with all_cycles the trajectories follow
         result = await _while_connected(
             request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
@@ -242,6 +247,14 @@ async def _read_upload(file: UploadFile, settings: Settings, predictor: Predicto
         raise HTTPException(413, f"{file.filename or 'upload'}: {exc}") from exc
     except FleetFileError as exc:
         raise HTTPException(422, f"{file.filename or 'upload'}: {exc}") from exc
+
+
+def _release_refused_upload() -> None:
+    """After a refused upload: collect what its rows left (the exception's frames held them)
+    and give the C heap's free pages back (a 1 M-cycle unit refused for its trajectory points
+    left the process 1.5x its idle size)."""
+    gc.collect()
+    trim_c_heap()
 
 
 def _check_trajectory_points(fleet: dict, predictor: Predictor, settings: Settings) -> None:
