@@ -14,10 +14,12 @@ bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
 import argparse
 import gzip
 import json
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -28,7 +30,7 @@ import httpx
 
 from bench.fairness import READINGS, percentile
 from bench.model_compute import write_result
-from bench.servers import Server, start_ours
+from bench.servers import ROOT, Server, start_ours
 
 MB = 1024 * 1024
 
@@ -277,6 +279,36 @@ def parse_arguments(doc: str | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--only", default="", help="only the attacks whose name holds this (not recorded)")
     return parser.parse_args()
+
+
+Attacks = dict[str, tuple[int, Callable[[], list[str]]]]  # name -> (bytes sent, the attack)
+
+
+def run_round(
+    doc: str | None,
+    name: str,
+    settings: dict[str, str],
+    make_table: Callable[
+        [argparse.Namespace, Server, int, Path], dict[str, tuple[int, Callable[[], list[str]]]]
+    ],
+    busy_expected: tuple[str, ...],
+) -> None:
+    """A later round: rul-serve on all shipped models from a scratch copy of models/ (RUL_*
+    `settings` beside), its attacks (`make_table(args, server, port, models_dir)`) run and
+    measured, the results written as bench/results/<name>.json (not with --only)."""
+    args = parse_arguments(doc)
+    scratch = Path(tempfile.mkdtemp(prefix="abuse-models-"))
+    models_dir = scratch / "models"
+    shutil.copytree(ROOT / "models", models_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    server = start_ours(batching=True, model=None, settings={**settings, "RUL_MODELS_DIR": str(models_dir)})
+    try:
+        table = make_table(args, server, int(server.url.rsplit(":", 1)[1]), models_dir)
+        results = run_attacks(server, table, args.only, busy_expected=busy_expected)
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not args.only:
+        write_result(name, "cpu", results)
 
 
 def main() -> None:

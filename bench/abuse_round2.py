@@ -16,7 +16,6 @@ import gzip
 import json
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +24,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.abuse import MB, parse_arguments, run_attacks
+from bench.abuse import MB, run_round
 from bench.fairness import READINGS
-from bench.model_compute import write_result
-from bench.servers import ROOT, start_ours
 
 KEY = "abuse-key"
 AUTH = {"X-API-Key": KEY}
@@ -217,24 +214,9 @@ def attacks(
 
 
 def main() -> None:
-    args = parse_arguments(__doc__)
-    scratch = Path(tempfile.mkdtemp(prefix="abuse-models-"))
-    models_dir = scratch / "models"
-    shutil.copytree(ROOT / "models", models_dir, ignore=shutil.ignore_patterns("checkpoints"))
-    server = start_ours(
-        batching=True, model=None, settings={"RUL_API_KEYS": KEY, "RUL_MODELS_DIR": str(models_dir)}
-    )
-    try:
-        port = int(server.url.rsplit(":", 1)[1])
-        table = attacks(args.data_dir, server.url, port, models_dir)
-        results = run_attacks(
-            server, table, args.only, busy_expected=("two FD001", "2 000 idle", "30 clients")
-        )
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    if not args.only:
-        write_result("abuse_round2", "cpu", results)
+    run_round(__doc__, "abuse_round2", {"RUL_API_KEYS": KEY},
+              lambda args, server, port, models_dir: attacks(args.data_dir, server.url, port, models_dir),
+              busy_expected=("two FD001", "2 000 idle", "30 clients"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ bench/results/abuse_round3.json. Bounded: a few minutes on 2 cores.
 import contextlib
 import gzip
 import json
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,10 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.abuse import parse_arguments, run_attacks
+from bench.abuse import run_round
 from bench.fairness import READINGS
-from bench.model_compute import write_result
-from bench.servers import ROOT, start_ours
 
 KEY = "abuse-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}
@@ -260,31 +256,19 @@ def disk_attack(url: str) -> dict[str, tuple[int, Callable[[], list[str]]]]:
     return {"3 clients uploading 50 MB at once (disk budget 128 MiB)": (3 * len(big), uploads)}
 
 
+def attacks(data_dir: Path, url: str, port: int) -> dict[str, tuple[int, Callable[[], list[str]]]]:
+    http = httpx.Client(base_url=url, timeout=180, headers=AUTH)
+    return {**trailer_attacks(port), **list_attacks(http), **total_attacks(port, http),
+            **after_client_attacks(data_dir, url, port), **proxy_attacks(url, http),
+            **metrics_attack(url, http), **disk_attack(url)}  # fmt: skip
+
+
 def main() -> None:
-    args = parse_arguments(__doc__)
-    scratch = Path(tempfile.mkdtemp(prefix="abuse-models-"))
-    models_dir = scratch / "models"
-    shutil.copytree(ROOT / "models", models_dir, ignore=shutil.ignore_patterns("checkpoints"))
-    settings = {"RUL_API_KEYS": KEY, "RUL_MODELS_DIR": str(models_dir), "RUL_TRUSTED_PROXIES": "127.0.0.1",
+    settings = {"RUL_API_KEYS": KEY, "RUL_TRUSTED_PROXIES": "127.0.0.1",
                 "RUL_MAX_UPLOADS_ON_DISK_BYTES": str(128 << 20), "RUL_AUTH_FREE_FAILURES": "5"}  # fmt: skip
-    server = start_ours(batching=True, model=None, settings=settings)
-    try:
-        port = int(server.url.rsplit(":", 1)[1])
-        http = httpx.Client(base_url=server.url, timeout=180, headers=AUTH)
-        table = {**trailer_attacks(port), **list_attacks(http), **total_attacks(port, http),
-                 **after_client_attacks(args.data_dir, server.url, port), **proxy_attacks(server.url, http),
-                 **metrics_attack(server.url, http), **disk_attack(server.url)}  # fmt: skip
-        results = run_attacks(
-            server,
-            table,
-            args.only,
-            busy_expected=("40 clients", "60 clients", "2 all-cycles", "3 clients uploading"),
-        )  # noqa: E501
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    if not args.only:
-        write_result("abuse_round3", "cpu", results)
+    run_round(__doc__, "abuse_round3", settings,
+              lambda args, server, port, _models: attacks(args.data_dir, server.url, port),
+              busy_expected=("40 clients", "60 clients", "2 all-cycles", "3 clients uploading"))  # fmt: skip
 
 
 if __name__ == "__main__":

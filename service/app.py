@@ -27,8 +27,8 @@ from service.routes import health, models, oip, predict
 from service.routes.score import score_api
 from service.settings import Settings
 from service.state import LOADING, ServiceState
+from service.transport.chunked_answers import ChunkedAnswers
 from service.transport.errors import http_error, validation_error
-from service.transport.http_protocol import ChunkedAnswers
 from service.transport.key_gate import Backoff, KeyGate
 from service.transport.metrics import Metrics, RequestMetrics
 from service.transport.request_id import RequestId
@@ -100,5 +100,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestId)
-    app.add_middleware(ChunkedAnswers, max_bytes=settings.max_buffered_bytes)  # http_protocol.py
+    app.add_middleware(ChunkedAnswers, max_bytes=settings.max_buffered_bytes)  # with http_protocol.py
     return app

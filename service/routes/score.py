@@ -38,7 +38,7 @@ from service.core.scoring import (
 from service.core.threads import in_worker
 from service.settings import Settings
 from service.state import ServiceState, service_state
-from service.transport.dependencies import NamedPredictor
+from service.transport.dependencies import NamedPredictor, until_gone
 
 logger = logging.getLogger("service.routes.score")
 T = TypeVar("T")
@@ -93,13 +93,7 @@ async def score(
         raise HTTPException(422, str(exc)) from exc
     async with AsyncExitStack() as slot:
         await slot.enter_async_context(scoring_slot(state))
-        try:
-            fleet = await _read_upload(file, settings, predictor)
-            if all_cycles:
-                _check_trajectory_points(fleet, predictor, settings)
-        except HTTPException:  # a file read, then refused: its rows' pages back to the system
-            await in_worker(_release_refused_upload)
-            raise
+        fleet = await _checked_upload(file, settings, predictor, all_cycles)
         # every unit's last cycle first (one window each); with all_cycles the trajectories follow
         result = await _while_connected(
             request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
@@ -110,13 +104,31 @@ async def score(
         if all_cycles:  # streamed unit by unit; the stream holds the slot until its last byte
             stream = _trajectory_stream(slot.pop_all(), predictor, fleet, result, as_csv)
             return StreamingResponse(stream, media_type="text/csv" if as_csv else "application/json")
-        if as_csv:
-            body: str | bytes = await in_worker(_csv_text, result.predictions, True, True)
-            media_type = "text/csv"
-        else:
-            body, media_type = await in_worker(_score_body, predictor, result), "application/json"
+        body, media_type = await _encoded(predictor, result, as_csv)
     # once the answer is sent, the fleet and its answers are freed: their pages go back to the system
     return Response(body, media_type=media_type, background=BackgroundTask(trim_c_heap))
+
+
+async def _checked_upload(
+    file: UploadFile, settings: Settings, predictor: Predictor, all_cycles: bool
+) -> Fleet:
+    """The upload read and, with all_cycles, its trajectory points bounded; a file refused after
+    it was read gives its rows' pages back at once (_release_refused_upload)."""
+    try:
+        fleet = await _read_upload(file, settings, predictor)
+        if all_cycles:
+            _check_trajectory_points(fleet, predictor, settings)
+    except HTTPException:
+        await in_worker(_release_refused_upload)
+        raise
+    return fleet
+
+
+async def _encoded(predictor: Predictor, result: FleetScore, as_csv: bool) -> tuple[str | bytes, str]:
+    """The last-cycle answer as CSV or JSON (in a worker thread), with its media type."""
+    if as_csv:
+        return await in_worker(_csv_text, result.predictions, True, True), "text/csv"
+    return await in_worker(_score_body, predictor, result), "application/json"
 
 
 def _csv_text(scores: UnitAnswers, header: bool, release: bool = False) -> str:
@@ -213,15 +225,7 @@ async def _while_connected(request: Request, work: Callable[[Callable[[], bool]]
     disconnected (asked every quarter of a second), and work that stops for it (ScoringCancelled)
     ends the request with 499."""
     gone = threading.Event()
-
-    async def watch() -> None:
-        while not gone.is_set():
-            if await request.is_disconnected():
-                gone.set()
-                return
-            await asyncio.sleep(0.25)
-
-    watcher = asyncio.create_task(watch())
+    watcher = asyncio.create_task(until_gone(request, gone.set, gone.is_set))
     try:
         return await in_worker(work, gone.is_set)
     except ScoringCancelled as exc:

@@ -6,7 +6,7 @@ single-window load (py-spy, bench/README.md); these only read the ServiceState
 (service/state.py) and never block."""
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated, TypeVar
 
@@ -96,20 +96,26 @@ NamedPredictor = Annotated[Predictor, Depends(named_predictor)]
 DefaultPredictor = Annotated[Predictor, Depends(default_predictor)]
 
 
+DISCONNECT_POLL_S = 0.25  # how often a long request asks whether its client is still there
+
+
+async def until_gone(request: Request, on_gone: Callable[[], object], finished: Callable[[], bool]) -> None:
+    """Ask every DISCONNECT_POLL_S whether the client has gone, until `finished()`; once it has,
+    call `on_gone()` (cancel the work, or raise the flag it reads). The body must already be
+    read: a disconnect is what comes next."""
+    while not finished():
+        if await request.is_disconnected():
+            on_gone()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
 async def cancelled_when_gone(request: Request, work: Awaitable[T]) -> T:
     """`work`, cancelled once the client has gone (asked every quarter of a second): a large
     predict stops queueing its pieces within about a second of its client leaving, instead of
-    running on for nobody. The body must already be read (a disconnect is what comes next)."""
+    running on for nobody."""
     task: asyncio.Task[T] = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while not task.done():
-            if await request.is_disconnected():
-                task.cancel()
-                return
-            await asyncio.sleep(0.25)
-
-    watcher = asyncio.create_task(watch())
+    watcher = asyncio.create_task(until_gone(request, task.cancel, task.done))
     try:
         return await task
     except asyncio.CancelledError:

@@ -9,8 +9,9 @@
   buffer stays above its high-water mark) closes the connection: a client that requests a large
   answer and never reads it holds nothing for long;
 - at most about twice `max_buffered` bytes of an answer wait in a connection's write buffer:
-  the high-water mark is set to it and `ChunkedAnswers` hands an answer's body to uvicorn in
-  pieces of that size, each written only once the buffer is below the mark (a 7.6 MB answer
+  the high-water mark is set to it and `ChunkedAnswers` (chunked_answers.py) hands an
+  answer's body to uvicorn in pieces of that size, each written only once the buffer is below
+  the mark (a 7.6 MB answer
   sent in one piece sat whole in the buffer of a client that did not read it);
 - one client address may hold at most `max_per_client` connections; a request on a further one
   gets 503 and the connection is closed (what a reverse proxy's per-client limit would otherwise
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -300,32 +300,3 @@ def guarded_protocol(
     limits = ProtocolLimits(max_header_bytes, header_timeout, body_timeout, write_timeout, max_per_client,
                             max_buffered)  # fmt: skip
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
-
-
-class ChunkedAnswers:
-    """ASGI middleware: an answer's body goes to the server in pieces of at most `max_bytes`
-    (RUL_MAX_BUFFERED_BYTES). uvicorn writes a piece only once the connection's write buffer is
-    below its high-water mark (guarded_protocol sets it to the same size), so a client that
-    reads slowly, or not at all, holds at most about two pieces in the buffer, whatever the
-    answer's size. Streamed answers' chunks are split the same way."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_in_pieces(message: Message) -> None:
-            body = message.get("body", b"")
-            if message["type"] != "http.response.body" or len(body) <= self.max_bytes:
-                await send(message)
-                return
-            view, more = memoryview(body), message.get("more_body", False)
-            for start in range(0, len(body), self.max_bytes):
-                end = start + self.max_bytes
-                await send({"type": "http.response.body", "body": bytes(view[start:end]),
-                            "more_body": more or end < len(body)})  # fmt: skip
-
-        await self.app(scope, receive, send_in_pieces)

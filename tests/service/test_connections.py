@@ -294,7 +294,7 @@ def test_an_unread_answer_holds_at_most_two_pieces_in_its_write_buffer():
 def test_answers_reach_the_server_in_pieces_no_larger_than_the_cap():
     import asyncio
 
-    from service.transport.http_protocol import ChunkedAnswers
+    from service.transport.chunked_answers import ChunkedAnswers
 
     whole, streamed = bytes(range(256)) * 400, b"x" * 25_000  # 102 400 bytes; 25 000
 
