@@ -17,6 +17,10 @@ same ONNX file (bench/peers/bento_service.py). Measured:
 - batch: windows/s of requests carrying 1 000 real 50-cycle windows each (one connection)
   against `session.run` on the same 1 000 windows in this process (bare ONNX Runtime);
 - single-window requests at 1, 16 and 64 connections: throughput, p50/p90/p99 latency, errors;
+- one connection again, alternating: ours (batching on and off) and the peers all started at
+  once, then --alternate-rounds rounds of a short one-connection run on each in turn; the ratio
+  is the median over rounds of ours / the peer in the same round, so that the shared machine's
+  swings (one server alone varies 130-270 req/s from one run to the next) hit both sides;
 - memory: our RSS idle and at the end of the 64-connection run, and a soak (--soak-seconds at
   16 connections) sampling RSS every second.
 
@@ -119,6 +123,28 @@ def bare_onnxruntime(windows: np.ndarray, seconds: float, provider: str) -> floa
     return rate(lambda b: session.run(None, {"readings": b}), batch, seconds)
 
 
+def alternating_one_connection(starts: dict[str, tuple], small: dict[str, Path], rounds: int,
+                               seconds: float) -> dict:  # fmt: skip
+    """Every server of `starts` up at once; `rounds` rounds of a `seconds` one-connection run on
+    each in turn. Per server its req/s per round; per ours/peer pair the median over rounds of
+    their ratio within a round."""
+    servers = {name: start() for name, (start, _) in starts.items()}
+    try:
+        rates: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, server in servers.items():
+                rates[name].append(wrk(server, small[starts[name][1]], 1, seconds)["ok_per_s"])
+    finally:
+        for server in servers.values():
+            server.stop()
+    result: dict = {"rounds": rounds, "seconds": seconds, "ok_per_s": rates, "median_ratio": {}}
+    for ours in (n for n in servers if starts[n][1] == "ours"):
+        for peer in (n for n in servers if starts[n][1] == "peer"):
+            ratios = [a / b for a, b in zip(rates[ours], rates[peer], strict=True)]
+            result["median_ratio"][f"{ours}_over_{peer}"] = round(float(np.median(ratios)), 2)
+    return result
+
+
 def concurrency_runs(server: Server, body: Path, seconds: float) -> dict[int, dict]:
     """Single-window closed-loop runs at each of CONCURRENCY's connection counts."""
     return {connections: wrk(server, body, connections, seconds) for connections in CONCURRENCY}
@@ -158,6 +184,8 @@ def main() -> None:
     parser.add_argument("--batch-seconds", type=float, default=15, help="length of the batch run")
     parser.add_argument("--batch-windows", type=int, default=1000, help="windows per batch request")
     parser.add_argument("--soak-seconds", type=float, default=60, help="memory soak length (0: skip)")
+    parser.add_argument("--alternate-rounds", type=int, default=10, help="rounds of the alternating c1 runs")
+    parser.add_argument("--alternate-seconds", type=float, default=3, help="length of each alternating run")
     parser.add_argument("--bentoml", help="a bentoml executable (its own venv) to add the BentoML peer")
     parser.add_argument(
         "--provider", choices=["cpu", "cuda"], default="cpu", help="every server's and bare ORT's"
@@ -192,6 +220,9 @@ def main() -> None:
             servers["bentoml"] = (lambda: start_bentoml(args.bentoml), "peer")
         for name, (start, body_kind) in servers.items():
             results[name] = bench_server(start, small, big, body_kind, args)
+        results["c1_alternating"] = alternating_one_connection(
+            servers, small, args.alternate_rounds, args.alternate_seconds
+        )
         # bare ORT again after the servers, so a drift in machine load shows
         results["bare_onnxruntime_windows_per_s_after"] = round(
             bare_onnxruntime(windows, args.batch_seconds / 3, args.provider), 1
@@ -228,6 +259,7 @@ def main() -> None:
                 ratios[f"{key}_ours_over_{peer}"] = round(
                     ours_on[key][metric] / results[peer][key][metric], 2
                 )
+    ratios |= {f"c1_alternating_{k}": v for k, v in results["c1_alternating"]["median_ratio"].items()}
     results["ratios"] = ratios
     out = {
         "machine": machine(args.provider),

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.core.threads import OpenRequests
 from service.model_set import load_and_install, reload_models, shutdown
 from service.routes import health, models, oip, predict
 from service.routes.score import score_api
@@ -70,7 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics = Metrics()
     app.state.service = ServiceState(
-        settings, metrics, LOADING, asyncio.Lock(), asyncio.Semaphore(settings.max_concurrent_scores)
+        settings,
+        metrics,
+        LOADING,
+        asyncio.Lock(),
+        asyncio.Semaphore(settings.max_concurrent_scores),
+        OpenRequests(),
     )
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=health.STATIC_DIR), name="static")

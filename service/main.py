@@ -14,6 +14,7 @@ import uvicorn
 from service.app import create_app
 from service.core.memory import return_large_blocks_at_once
 from service.settings import Settings
+from service.state import service_state
 from service.transport.http_protocol import guarded_protocol
 from service.transport.request_id import RequestIdFilter
 
@@ -52,8 +53,9 @@ def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.C
     """uvicorn's configuration for the app: the connection guards of service/transport/http_protocol.py,
     keep-alive and connection limits from the settings. log_config=None: uvicorn's own loggers
     (the access log too) go through the handler that main() installs."""
+    app = create_app(settings)
     return uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -65,6 +67,7 @@ def server_config(settings: Settings, log_level: str | None = None) -> uvicorn.C
             settings.write_timeout_s,
             settings.max_connections_per_client,
             settings.max_buffered_bytes,
+            service_state(app).requests,
         ),  # fmt: skip
         timeout_keep_alive=settings.keep_alive_timeout_s,
         # X-Forwarded-For is read only from the trusted proxies (the client: the right-most

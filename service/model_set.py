@@ -67,7 +67,7 @@ async def install(app: FastAPI, models: dict[str, Predictor], errors: dict[str, 
         if settings.batching:
             batchers[name] = Batcher(predictor, settings.max_batch_size, settings.max_queue_delay_ms,
                                      settings.max_queue_size, metrics.observe_queue,
-                                     settings.piece_windows)  # fmt: skip
+                                     settings.piece_windows, state.requests.alone)  # fmt: skip
             batchers[name].start()
     previous = state.served.batchers
     # the swap: one assignment, so no request sees half of it

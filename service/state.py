@@ -3,9 +3,10 @@
 - `ServedModels`: the models being served, their load errors, the default model and the
   batchers: one frozen value, replaced as a whole on reload (model_set.py), so a request that
   took it sees one consistent set from start to end.
-- `ServiceState`: the settings, the metrics, the served models, the reload lock and the
-  scoring slots; built once by `create_app`, reached through `service_state(app)` (and the
-  typed dependencies of dependencies.py), never through loose `app.state` attributes.
+- `ServiceState`: the settings, the metrics, the served models, the reload lock, the
+  scoring slots and the requests open; built once by `create_app`, reached through
+  `service_state(app)` (and the typed dependencies of dependencies.py), never through loose
+  `app.state` attributes.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 
 from service.core.batcher import Batcher
 from service.core.predictor import Predictor
+from service.core.threads import OpenRequests
 from service.settings import Settings
 from service.transport.metrics import Metrics
 
@@ -47,6 +49,7 @@ class ServiceState:
     served: ServedModels  # replaced whole by model_set.install
     reload_lock: asyncio.Lock  # one reload at a time
     scoring: asyncio.Semaphore  # RUL_MAX_CONCURRENT_SCORES slots
+    requests: OpenRequests  # the requests the server holds (bound by the connection protocol)
 
 
 def service_state(app: Starlette) -> ServiceState:

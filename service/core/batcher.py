@@ -9,7 +9,8 @@ is queued, so a lone request runs at once and the requests that arrive during a 
 next batch (on the 2-core CPU this beat a 2 ms wait at every concurrency, bench/README.md).
 With no delay, a request that finds the model idle (nothing queued, no run in progress) and
 holds at most GIVE_BACK_ABOVE windows (and no more than a piece) runs at once from its own
-task, without the hop through the worker task (measured at one connection: bench/README.md).
+task, without the hop through the worker task (measured at one connection: bench/README.md);
+when it is also the only request open, on the loop itself (service/core/threads.py).
 A request of more than `piece_windows` windows runs piece by piece, each piece alone and
 queued only once the previous one is done, so that small requests arriving meanwhile run
 between two pieces instead of waiting for the whole request (10 000 windows: seconds); one
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.core.predictor import GIVE_BACK_ABOVE, Predictor
-from service.core.threads import in_worker
+from service.core.threads import in_worker, in_worker_unless_alone
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Batcher:
         max_queue_size: int,
         on_queue_time: Callable[[str, float], None] | None = None,  # (model, seconds queued)
         piece_windows: int | None = None,  # larger requests run in pieces of this many; None: never
+        alone: Callable[[], bool] | None = None,  # no other request open (threads.OpenRequests.alone)
     ):
         self.predictor = predictor
         self.max_batch_size = max_batch_size
@@ -70,6 +72,7 @@ class Batcher:
         self.max_delay = max_delay_ms / 1000
         self.max_queue_size = max_queue_size
         self.on_queue_time = on_queue_time
+        self.alone = alone
         self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._running = asyncio.Lock()  # one run per model at a time, direct or batched
         self.runs = 0  # ONNX Runtime runs made (tests and benchmarks read it)
@@ -127,10 +130,13 @@ class Batcher:
                 self.on_queue_time(self.predictor.card.name, 0.0)
             self.runs += 1
             self._since_give_back += len(windows)
-            # a copy: AnyIO's worker thread keeps its last job's arguments until its next job,
-            # and the caller's windows must not outlive its request; views of the outputs, as
-            # a batched run hands back
-            outputs = await in_worker(self.predictor.run, windows.copy(), False)
+            # on the loop when no other request is open (threads.py), else in a worker thread,
+            # with a copy: AnyIO's worker thread keeps its last job's arguments until its next
+            # job, and the caller's windows must not outlive its request; views of the
+            # outputs, as a batched run hands back
+            outputs = await in_worker_unless_alone(
+                len(windows), self.alone, self.predictor.run, windows.copy(), False
+            )
             return {name: value[:] for name, value in outputs.items()}
 
     @staticmethod

@@ -18,7 +18,7 @@ from service.core.answers import Answers
 from service.core.batcher import QueueFull
 from service.core.planning import Planning
 from service.core.predictor import Predictor
-from service.core.threads import INLINE_WINDOWS, in_worker, maybe_in_worker
+from service.core.threads import INLINE_WINDOWS, in_worker_unless_alone, maybe_in_worker
 from service.core.window_input import window_label
 from service.core.window_quality import OUT_OF_DISTRIBUTION, WindowQuality
 from service.settings import Settings
@@ -61,13 +61,14 @@ async def default_predictor(request: Request) -> Predictor:
 
 
 async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -> dict[str, np.ndarray]:
-    """Run a prepared batch (N, W, C) through the model's dynamic batcher (or straight through
-    a worker thread when batching is off); a full queue is a 503 with Retry-After."""
-    batcher = service_state(request.app).served.batchers.get(predictor.card.name)
+    """Run a prepared batch (N, W, C) through the model's dynamic batcher (or straight, where
+    service/core/threads.py says, when batching is off); a full queue is a 503 with Retry-After."""
+    state = service_state(request.app)
+    batcher = state.served.batchers.get(predictor.card.name)
     try:
         if batcher is not None and batcher.predictor is predictor:  # not swapped out by a reload
             return await batcher.run(batch)
-        return await in_worker(predictor.run, batch)
+        return await in_worker_unless_alone(len(batch), state.requests.alone, predictor.run, batch)
     except QueueFull as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
 

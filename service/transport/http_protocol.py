@@ -34,6 +34,7 @@ from typing import Any
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.core.threads import OpenRequests
 from service.transport.errors import error_body
 
 # The uvicorn releases this subclass is tested with (pyproject pins them): it relies on
@@ -113,6 +114,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     carries the configured limits."""
 
     limits: "ProtocolLimits"
+    requests: OpenRequests | None = None  # told which requests the server holds (threads.py)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,6 +166,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         transport.set_write_buffer_limits(high=self.limits.max_buffered)
+        if self.requests is not None:
+            self.requests.bind(self.tasks)  # uvicorn's set of request tasks, one per server
         address = self.client[0] if self.client else None
         peers = [getattr(c, "client", None) for c in self.connections]
         same = sum(1 for peer in peers if peer and peer[0] == address) if address else 0
@@ -294,9 +298,13 @@ def guarded_protocol(
     write_timeout: float = 30.0,
     max_per_client: int = 100,
     max_buffered: int = 256 * 1024,
+    requests: OpenRequests | None = None,
 ) -> type:
-    """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes, connections)."""
+    """The protocol class for uvicorn's `http` setting, with these limits (seconds, bytes,
+    connections); `requests`: the app's OpenRequests, bound to the server's request tasks."""
     check_uvicorn()
     limits = ProtocolLimits(max_header_bytes, header_timeout, body_timeout, write_timeout, max_per_client,
                             max_buffered)  # fmt: skip
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+    return type(
+        "GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "requests": requests}
+    )

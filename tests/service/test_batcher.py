@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import threading
 import weakref
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from service.core.batcher import Batcher, QueueFull
 from service.core.predictor import Predictor
 from service.core.providers import SessionConfig
+from service.core.threads import INLINE_WINDOWS
 from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
@@ -180,3 +182,35 @@ def test_drain_waits_for_a_request_between_two_pieces(predictor, windows):
         return await asyncio.wait_for(large, timeout=1)
 
     assert asyncio.run(scenario())["rul"].shape == (64,)
+
+
+def _run_threads(predictor: Predictor, windows: np.ndarray, alone: bool) -> list[str]:
+    """Which thread ran the model for one request of `windows`, the batcher told whether the
+    request is alone."""
+    threads: list[str] = []
+    predictor.on_run = lambda *_: threads.append(threading.current_thread().name)
+    batcher = Batcher(predictor, max_batch_size=256, max_delay_ms=0, max_queue_size=100, alone=lambda: alone)
+
+    async def one() -> None:
+        batcher.start()
+        try:
+            await batcher.run(windows)
+        finally:
+            await batcher.drain()
+
+    try:
+        asyncio.run(one())
+    finally:
+        predictor.on_run = None
+    return threads
+
+
+def test_a_lone_small_request_runs_on_the_loop_and_any_other_in_a_worker(predictor, windows):
+    """service/core/threads.py: the one model run on the loop is a request of at most
+    INLINE_WINDOWS windows that is the only one open; with another open, or more windows,
+    the run goes to a worker thread (where concurrent requests batch)."""
+    main = threading.current_thread().name
+    assert _run_threads(predictor, windows[:1], alone=True) == [main]
+    assert _run_threads(predictor, windows[:INLINE_WINDOWS], alone=True) == [main]
+    assert _run_threads(predictor, windows[:1], alone=False) != [main]
+    assert _run_threads(predictor, windows[: INLINE_WINDOWS + 1], alone=True) != [main]

@@ -4,6 +4,7 @@ uvicorn server with the guarded protocol (service/transport/http_protocol.py), o
 import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -355,3 +356,30 @@ def test_a_large_predict_stops_when_its_client_goes_away(cmapss_dir):
         time.sleep(1.5)
         assert windows_run(port) == stopped_at, "pieces kept running after the client left"
         assert stopped_at - before < 2000
+
+
+def test_a_model_runs_on_the_loop_only_for_the_one_request_the_server_holds():
+    """service/core/threads.py: the connection protocol tells the app which requests are open
+    (uvicorn's request tasks); a lone one-window predict runs its model on the loop, and while
+    another request is open (here: headers sent, body still missing) the same predict runs it
+    in a worker thread, where concurrent requests batch."""
+    import httpx
+
+    from service.state import service_state
+    from service.transport.schemas import EXAMPLE_REQUEST
+    from tests.service.conftest import live_uvicorn
+
+    one = {"windows": EXAMPLE_REQUEST["windows"][:1]}
+    with live_uvicorn(Settings(models_dir=MODELS_DIR, providers="cpu")) as (url, server):
+        predictor = service_state(server.config.app).served.models["fd001"]
+        threads: list[str] = []
+        observe = predictor.on_run
+        predictor.on_run = lambda *args: (threads.append(threading.current_thread().name), observe(*args))
+        assert httpx.post(url + "/v1/predict", json=one).status_code == 200
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as held:
+            held.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(0.2)
+            assert httpx.post(url + "/v1/predict", json=one).status_code == 200
+    assert len(threads) == 2
+    assert not threads[0].startswith("AnyIO worker"), threads
+    assert threads[1].startswith("AnyIO worker"), threads
