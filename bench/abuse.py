@@ -14,6 +14,7 @@ bench/results/abuse.json. Bounded: about 3 minutes on 2 cores; loopback only.
 import argparse
 import gzip
 import json
+import re
 import shutil
 import socket
 import statistics
@@ -213,8 +214,10 @@ def attacks(data_dir: Path, url: str, port: int) -> dict[str, tuple[int, Callabl
 
 
 def _server_error(status: str) -> bool:
-    """'503' from httpx, or 'HTTP/1.1 503 ...' from a raw socket."""
-    return status.startswith("5") or status.startswith("HTTP/1.1 5")
+    """'503' from httpx, or 'HTTP/1.1 503 ...' from a raw socket, alone or counted ('3 x 503');
+    not a client-side outcome ('56 x ConnectionResetError' is no 5xx)."""
+    outcome = re.sub(r"^\d+ x ", "", status)
+    return bool(re.match(r"(HTTP/1\.1 )?5\d\d\b", outcome))
 
 
 def run(server: Server, data_dir: Path, only: str = "") -> dict[str, dict]:

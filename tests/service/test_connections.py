@@ -383,3 +383,36 @@ def test_a_model_runs_on_the_loop_only_for_the_one_request_the_server_holds():
     assert len(threads) == 2
     assert not threads[0].startswith("AnyIO worker"), threads
     assert threads[1].startswith("AnyIO worker"), threads
+
+
+@pytest.mark.parametrize(
+    "path, settings, status",
+    [
+        ("/v1/no-such-route", {}, b"404"),  # answered without reading the body
+        ("/v1/models", {}, b"405"),  # a GET route
+        ("/v1/predict", {"max_bodies_in_memory_bytes": 8 << 20}, b"503"),  # over the memory budget
+    ],
+)
+def test_an_answer_given_before_the_body_is_read_closes_the_connection(path, settings, status):
+    """A client that is answered while its body is still on its way is not kept alive: the
+    server closes after the answer instead of reading (and discarding) the rest of a large body,
+    so the client's sending fails at once rather than pushing 40 MiB through for nothing."""
+    size = 40 << 20
+    with live_server(Settings(models_dir=MODELS_DIR, providers="cpu", **settings)) as url:
+        head = f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {size}\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as conn:
+            conn.settimeout(5)
+            conn.sendall(head.encode() + b"[" + b" " * (1 << 20))
+            sent = 1 << 20
+            with contextlib.suppress(OSError):
+                while sent < size:
+                    time.sleep(0.001)
+                    sent += conn.send(b" " * (1 << 20))
+            answer = b""
+            with contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    answer += chunk
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert b"connection: close" in answer.lower(), answer[:400]
+    assert sent < size, "the server read the whole body of a request it had already answered"

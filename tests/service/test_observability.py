@@ -86,3 +86,67 @@ def test_odd_methods_add_no_series():
         text = c.get("/metrics").text
     assert 'method="other"' in text
     assert not any(f'method="{m}"' in text for m in ("FOO", "BAR", "PROPFIND", "Get"))
+
+
+def test_nothing_a_client_sends_reaches_the_log_raw(caplog):
+    """Log lines are the operator's: a client's path, query, method, request id, forwarded
+    address, key, model name, file name or body text never reach a log record as sent (control
+    characters that would forge a line or colour a terminal, or the text itself where it has no
+    business in the log). Through a live server with the access log on, every route family."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from service.main import server_config
+    from service.settings import Settings
+
+    marker = "EVIL\r\n2026-01-01 forged line \x1b[31m"
+    settings = Settings(models_dir=MODELS_DIR, providers="cpu", api_keys=["right-key"], port=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(server_config(settings.model_copy(update={"port": port}), log_level="info"))
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(RequestIdFilter())  # as rul-serve's handler: the id on every record
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    raw_requests = [
+        b"GET /v1/models/EVIL%0D%0Aforged%1B HTTP/1.1\r\nHost: t\r\nX-API-Key: right-key\r\n\r\n",
+        b"GET /health/live?x=EVIL%0d%0aforged HTTP/1.1\r\nHost: t\r\nX-Request-ID: EVIL\x1b[31m\r\n\r\n",
+        b"EVIL /v1/predict HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: EVIL\x1b\r\nX-API-Key: EVIL-wrong\r\n\r\n",
+        b"GET /EVIL\x7f HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+    try:
+        for data in raw_requests:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(data)
+                conn.recv(65536)
+        headers = {"X-API-Key": "right-key", "X-Request-ID": "EVIL forged line"}
+        httpx.post(url + "/v1/predict", headers=headers, content=marker.encode(), timeout=10)
+        httpx.post(
+            url + "/v1/predict", headers=headers, json={"windows": [{"id": marker, "readings": [[marker]]}]}
+        )
+        httpx.post(
+            url + "/v1/models/fd001/score",
+            headers=headers,
+            files={"file": (marker, b"1 1 " + marker.encode())},
+        )
+        httpx.post(
+            url + "/v2/models/fd001/infer", headers=headers, content=b'{"inputs": "' + marker.encode() + b'"}'
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    lines = [record.getMessage() + " " + str(getattr(record, "request_id", "")) for record in caplog.records]
+    assert any("/v1/predict" in line for line in lines), lines  # the access log was captured
+    for line in lines:
+        assert not re.search(r"[\x00-\x1f\x7f]", line), repr(line)
+        assert "forged line" not in line, repr(line)
