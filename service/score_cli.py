@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--horizons", type=int, nargs="+",
                         help="horizons in cycles for the failure_probability_<h> columns "
                              "(default: RUL_DEFAULT_HORIZONS, else 30)")  # fmt: skip
+    parser.add_argument("--explain", action="store_true",
+                        help="also the sensors that drive each unit's RUL (driver_1 ... driver_5 columns, "
+                             "with _effect in cycles and _reads); each unit's model run is repeated once "
+                             "per read sensor; not with --all-cycles")  # fmt: skip
     parser.add_argument("--risk", type=float,
                         help="the risk for the rul_at_risk column, in (0, 0.5] (default: RUL_DEFAULT_RISK, "
                              "else 0.05)")  # fmt: skip
@@ -69,19 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.explain and args.all_cycles:
+        parser.error("--explain answers each unit's latest cycle; with --all-cycles it would run the "
+                     "model once more per read sensor at every cycle: drop one of them")  # fmt: skip
     try:
         settings = Settings()
         args.model = model_path(args.model, settings.models_dir)
     except ValueError as exc:  # pydantic's ValidationError (a bad RUL_* variable) included
         sys.exit(f"rul-score: {exc}")
     defaults = settings.planning()
-    args.planning = Planning(tuple(args.horizons or defaults.horizons), args.risk or defaults.risk)
+    args.planning = Planning(
+        tuple(args.horizons or defaults.horizons), args.risk or defaults.risk, args.explain
+    )
     if args.engine == "spark":
         _run_on_spark(args)
         return
     try:
         predictor = Predictor.load(args.model, SessionConfig(args.providers or settings.providers))
-        args.planning = asked(args.horizons, args.risk, settings.planning(), predictor.card.rul_cap)
+        args.planning = asked(
+            args.horizons, args.risk, settings.planning(), predictor.card.rul_cap, args.explain
+        )
         with open(args.file, "rb") as f:
             fleet = read_fleet(f, layout=FleetLayout.of(predictor.card))
     except (

@@ -45,7 +45,7 @@ def score_to(
     try:
         telemetry = read_telemetry(spark, source)
         scores = score_fleet_spark(telemetry, model, all_cycles, providers, None,  # type: ignore[arg-type]
-                                   list(planning.horizons), planning.risk)  # fmt: skip
+                                   list(planning.horizons), planning.risk, planning.explain)  # fmt: skip
         if out.endswith(".csv"):
             scores.write.mode("overwrite").csv(out, header=True)
         else:
@@ -77,9 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--providers", default="cpu", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--horizons", type=int, nargs="+", default=list(DEFAULT_HORIZONS),
                         help="horizons in cycles for the failure_probability_<h> columns")  # fmt: skip
+    parser.add_argument("--explain", action="store_true",
+                        help="also each unit's drivers (driver_1 ... driver_5 with _effect and _reads); "
+                             "not with --all-cycles")  # fmt: skip
     parser.add_argument("--risk", type=float, default=DEFAULT_RISK, help="the risk for rul_at_risk")
     args = parser.parse_args(argv)
-    planning = Planning(tuple(args.horizons), args.risk)
+    planning = Planning(tuple(args.horizons), args.risk, args.explain)
     score_to(None, args.input, args.model, args.out, args.all_cycles, args.providers, "rul-score on Spark",
              planning)  # fmt: skip
 

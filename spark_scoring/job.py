@@ -56,6 +56,9 @@ def output_schema(
         "quality_status": T.StringType(), "flagged_columns": T.StringType(),
     }  # fmt: skip
     columns = column_names(health_states, planning)
+    for name in columns:  # with explain: each driver's name and side are text, its effect a number
+        if name == "drivers_note" or (name.startswith("driver_") and not name.endswith("_effect")):
+            types[name] = T.StringType()
     return T.StructType([*keys, *(T.StructField(c, types.get(c, T.DoubleType())) for c in columns)])
 
 
@@ -114,20 +117,26 @@ def score_fleet_spark(
     partitions: int | None = None,
     horizons: list[int] | None = None,
     risk: float | None = None,
+    explain: bool = False,
 ) -> DataFrame:
     """A DataFrame of predictions for the telemetry `df` (checked first: check_input) with the
     model `model` (<name>.onnx with its <name>.json card beside it). Lazy, like any Spark
     transformation: write or collect it. `partitions`: how many pieces the fleet is split into
     by unit (default: twice the default parallelism). `horizons` and `risk`: what the
     failure_probability_<h> and rul_at_risk columns answer (default: service/core/planning.py's);
-    ValueError naming the field for values the model cannot answer."""
+    `explain`: also each unit's drivers (driver_1 ... driver_5, their _effect and _reads, and
+    drivers_note; not with `all_cycles`). ValueError naming the field for values the model
+    cannot answer."""
     model_path = Path(model).resolve()
     card = ModelCard.model_validate_json(model_path.with_suffix(".json").read_bytes())
     layout = FleetLayout.of(card)
     check_input(df, layout)
     # unit ids stay text where any is not a number (engine serials); else integers, as before
     text_units = df.filter(_number(layout.unit).isNull()).limit(1).count() > 0
-    planning = asked(horizons, risk, Planning(), card.rul_cap)
+    planning = asked(horizons, risk, Planning(), card.rul_cap, explain)
+    if explain and all_cycles:
+        raise ValueError("explain answers each unit's latest cycle; with all_cycles it would run the model "
+                         "once more per read sensor at every cycle: drop one of them")  # fmt: skip
     spark = df.sparkSession
     spark.sparkContext.addFile(str(model_path))
     spark.sparkContext.addFile(str(model_path.with_suffix(".json")))
@@ -214,7 +223,9 @@ def _frame(scores: UnitAnswers) -> pd.DataFrame:
         "cycles_used": "int32", "padded": "bool",
         "rul": "float64", "rul_lower": "Float64", "rul_upper": "Float64", "ood_score": "float64",
     }  # fmt: skip
-    return pd.DataFrame(scores.columns()).astype(types)
+    columns = scores.columns()
+    types |= {name: "Float64" for name in columns if name.startswith("driver_") and name.endswith("_effect")}
+    return pd.DataFrame(columns).astype(types)
 
 
 def read_telemetry(spark: Any, path: str) -> DataFrame:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.core import drivers
 from service.core.planning import DEFAULT_PLANNING, Planning, failure_probabilities, rul_at_risk
-from service.core.window_quality import WindowQuality, flag_subject
+from service.core.window_quality import OK, WindowQuality, flag_subject
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class Answers:
     quality: list[WindowQuality]  # flags' cycles in the caller's terms
     levels: tuple[float, ...] = ()  # the model card's distribution levels (rul_quantiles' columns)
     cap: float = 125.0  # the model's RUL cap: the distribution is open above it
-    planning: Planning = DEFAULT_PLANNING  # the horizons and risk asked
+    planning: Planning = DEFAULT_PLANNING  # the horizons and risk asked, and whether to explain
+    explanation: drivers.Explanation | None = None  # the drivers, when planning.explain
 
     def __len__(self) -> int:
         return len(self.cycles_used)
@@ -64,7 +66,20 @@ class Answers:
             "cycles_used": self.cycles_used.tolist(),
             "padded": (self.cycles_used < self.window_length()).tolist(),
             "quality": [quality_record(q) for q in self.quality],
-        }
+        } | (self._drivers() if self.planning.explain else {})
+
+    def _drivers(self) -> dict[str, list]:
+        """`drivers` and `drivers_note` of each window (service/core/drivers.py)."""
+        found, notes = [], []
+        for i, quality in enumerate(self.quality):
+            assert self.explanation is not None
+            found.append(drivers.records(self.explanation, i))
+            masked = drivers.not_drivers(self.explanation, i)
+            note = [f"{', '.join(masked)} masked as faulty: no driver"] if masked else []
+            if quality.status != OK:
+                note.append(f"the window is {quality.status}: the drivers carry the same warning as its RUL")
+            notes.append("; ".join(note) or None)
+        return {"drivers": found, "drivers_note": notes}
 
     def window_length(self) -> int:
         """The model's window: quality_flags has one row per cycle of it."""
@@ -91,6 +106,12 @@ class Answers:
                     columns[f"failure_probability_{h}"] = [row[j]["probability"] for row in values]
             elif name == "rul_at_risk":
                 columns |= {"rul_at_risk": [v["rul"] for v in values], "risk": [v["risk"] for v in values]}
+            elif name == "drivers":
+                for j in range(drivers.LISTED):
+                    listed = [d[j] if j < len(d) else None for d in values]
+                    columns[f"driver_{j + 1}"] = [d and d["column"] for d in listed]
+                    columns[f"driver_{j + 1}_effect"] = [d and d["effect"] for d in listed]
+                    columns[f"driver_{j + 1}_reads"] = [d and d["reads"] for d in listed]
             elif name == "quality":
                 columns |= {
                     "quality_status": [q["status"] for q in values],
@@ -117,7 +138,11 @@ class Answers:
         else:
             quality = [q for q, k in zip(self.quality, keep.tolist(), strict=True) if k]
         outputs = {name: value[keep] for name, value in self.outputs.items()}
-        return replace(self, outputs=outputs, cycles_used=self.cycles_used[keep], quality=quality)
+        explanation = self.explanation and replace(
+            self.explanation, effects=self.explanation.effects[keep], reads=self.explanation.reads[keep]
+        )
+        return replace(self, outputs=outputs, cycles_used=self.cycles_used[keep], quality=quality,
+                       explanation=explanation)  # fmt: skip
 
 
 JSON_PIECE = 500  # records turned into JSON at a time
@@ -170,6 +195,12 @@ def concat(parts: list[Answers]) -> Answers:
         outputs={name: np.concatenate([p.outputs[name] for p in parts]) for name in first.outputs},
         cycles_used=np.concatenate([p.cycles_used for p in parts]),
         quality=[q for p in parts for q in p.quality],
+        explanation=first.explanation
+        and replace(
+            first.explanation,
+            effects=np.concatenate([p.explanation.effects for p in parts if p.explanation]),
+            reads=np.concatenate([p.explanation.reads for p in parts if p.explanation]),
+        ),
     )
 
 

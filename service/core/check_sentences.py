@@ -71,6 +71,16 @@ class QualityExplainer:
         z = self._z(real_window.astype(np.float64))
         return (z - z @ np.asarray(self.checks.imputation).T)[:, c]
 
+    def reads(self, windows: np.ndarray, real: np.ndarray) -> np.ndarray:
+        """(N, W, C) windows, (N, W) real rows -> (N, K) each checked column's mean residual from
+        its estimate from the other sensors over the real cycles, in robust s.d. (> 0: reads
+        high); the drivers' `reads` (service/core/drivers.py)."""
+        out = np.zeros((len(windows), len(self.checked)))
+        for i, (window, rows) in enumerate(zip(windows, real, strict=True)):
+            z = self._z(window[rows].astype(np.float64))
+            out[i] = (z - z @ np.asarray(self.checks.imputation).T).mean(axis=0)
+        return out
+
     def _inconsistent(self, real_window: np.ndarray, column: int) -> str:
         c = self.checked[column]
         residual = float(self._residual(real_window, c).mean())

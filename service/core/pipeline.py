@@ -19,13 +19,14 @@ loop or worker thread) is decided in service/core/threads.py.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from service.core import drivers
 from service.core.answers import Answers
-from service.core.model_card import ModelCard
+from service.core.model_card import ModelCard, QualityChecks
 from service.core.planning import DEFAULT_PLANNING, Planning
 from service.core.predictor import Predictor
 from service.core.threads import maybe_in_worker
@@ -141,14 +142,53 @@ def _no_rows(window_length: int) -> np.ndarray:
     return np.zeros((0, window_length), np.int64)
 
 
+def to_run(predictor: Predictor, prepared: Prepared, planning: Planning) -> np.ndarray:
+    """The batch the graph runs: the windows, then, when the caller asked why (`explain`),
+    each window with each read column dead (service/core/drivers.py)."""
+    if not planning.explain or not len(prepared):
+        return prepared.windows
+    dead = drivers.with_each_column_dead(prepared.windows, _checks(predictor).column_index)
+    return np.concatenate([prepared.windows, dead])
+
+
 def explained(predictor: Predictor, prepared: Prepared, outputs: Outputs, planning: Planning) -> Answers:
-    """explain -> answer: the graph's outputs for prepared windows as their answers."""
+    """explain -> answer: the graph's outputs for prepared windows (`to_run`'s batch) as their
+    answers, with their drivers when asked."""
+    n = len(prepared)
+    outputs, dead = {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()}
     quality = predictor.explainer.assess_batch(
         prepared.windows, outputs["quality_flags"], outputs["ood_score"], prepared.positions,
         outputs["window_flags"],
     )  # fmt: skip
     used = (prepared.positions >= 0).sum(axis=1)
-    return _answers(predictor.card, outputs, used, quality, planning)
+    answers = _answers(predictor.card, outputs, used, quality, planning)
+    if planning.explain and n:
+        answers = replace(answers, explanation=_explanation(predictor, prepared, outputs, dead))
+    return answers
+
+
+def _explanation(
+    predictor: Predictor, prepared: Prepared, outputs: Outputs, dead: Outputs
+) -> drivers.Explanation:
+    checks, real = _checks(predictor), prepared.positions >= 0
+    effects = drivers.effects(
+        outputs["rul"],
+        dead["rul"],
+        dead["quality_flags"],
+        outputs["quality_flags"],
+        real,
+        checks.column_index,
+    )
+    return drivers.Explanation(
+        tuple(checks.columns), effects, predictor.explainer.reads(prepared.windows, real)
+    )
+
+
+def _checks(predictor: Predictor) -> QualityChecks:
+    checks = predictor.card.quality
+    if checks is None:  # refused at load (model_card.py); here for the type checker
+        raise ValueError(f"model {predictor.card.name} has no input checks to explain its answers with")
+    return checks
 
 
 async def answer(
@@ -159,13 +199,13 @@ async def answer(
 ) -> Answers:
     """run (awaited: the model's batcher) -> explain -> answer, for an HTTP request; the
     explanation on the loop or in a worker thread as service/core/threads.py says."""
-    outputs = await run(prepared.windows)
+    outputs = await run(to_run(predictor, prepared, planning))
     return await maybe_in_worker(len(prepared), explained, predictor, prepared, outputs, planning)
 
 
 def answer_now(predictor: Predictor, prepared: Prepared, planning: Planning = DEFAULT_PLANNING) -> Answers:
     """run -> explain -> answer, blocking: for files, already in a worker thread."""
-    return explained(predictor, prepared, predictor.run(prepared.windows), planning)
+    return explained(predictor, prepared, predictor.run(to_run(predictor, prepared, planning)), planning)
 
 
 def no_answers(predictor: Predictor, planning: Planning = DEFAULT_PLANNING) -> Answers:

@@ -25,10 +25,12 @@ MAX_RISK = 0.5
 
 @dataclass(frozen=True)
 class Planning:
-    """What a caller asks: horizons in cycles and the risk it accepts."""
+    """What a caller asks: horizons in cycles, the risk it accepts, and whether it wants to
+    know why (the drivers)."""
 
     horizons: tuple[int, ...] = DEFAULT_HORIZONS
     risk: float = DEFAULT_RISK
+    explain: bool = False  # the drivers of each answer too (service/core/drivers.py)
 
 
 DEFAULT_PLANNING = Planning()
@@ -38,11 +40,15 @@ class PlanningError(ValueError):
     """Horizons or a risk a model cannot answer; the message starts with the field's name."""
 
 
-def asked(horizons: list[int] | None, risk: float | None, defaults: Planning, cap: float) -> Planning:
+def asked(
+    horizons: list[int] | None, risk: float | None, defaults: Planning, cap: float, explain: bool = False
+) -> Planning:
     """The planning a request asks, its missing parts from `defaults` (the settings'), checked
     against a model's cap; PlanningError names the field and the problem."""
     planning = Planning(
-        tuple(defaults.horizons if horizons is None else horizons), defaults.risk if risk is None else risk
+        tuple(defaults.horizons if horizons is None else horizons),
+        defaults.risk if risk is None else risk,
+        explain,
     )
     problem = planning_problem(planning.horizons, planning.risk, cap)
     if problem:

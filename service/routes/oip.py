@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.core import pipeline
+from service.core import drivers, pipeline
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import in_worker
@@ -23,6 +23,7 @@ from service.transport.dependencies import NamedPredictor, answer_request, not_r
 from service.transport.fast_json import in_turn
 from service.transport.oip_tensors import (
     ANSWER_OUTPUT,
+    DRIVERS_OUTPUT,
     HEADER_LENGTH,
     OUTPUT_DTYPES,
     PLANNING_OUTPUTS,
@@ -82,23 +83,26 @@ def _output_shape(predictor: Predictor, name: str) -> list[int]:
 
 
 def _output_names(predictor: Predictor) -> list[str]:
-    return [*predictor.output_names, QUALITY_OUTPUT, *PLANNING_OUTPUTS, ANSWER_OUTPUT]
+    """Every output a request may name; all but `drivers` when it names none (drivers cost a
+    run per read sensor: only when asked)."""
+    return [*predictor.output_names, QUALITY_OUTPUT, *PLANNING_OUTPUTS, ANSWER_OUTPUT, DRIVERS_OUTPUT]
 
 
-def _planning(request: InferRequest, predictor: Predictor, defaults: Planning) -> Planning:
-    """The request parameters horizons and risk, the settings' where absent; 400 naming the
-    parameter for values the model cannot answer."""
+def _planning(request: InferRequest, predictor: Predictor, defaults: Planning, explain: bool) -> Planning:
+    """The request parameters horizons and risk, the settings' where absent, and whether the
+    drivers are asked; 400 naming the parameter for values the model cannot answer."""
     parameters = request.parameters
     horizons, risk = (parameters.horizons, parameters.risk) if parameters else (None, None)
     try:
-        return asked(horizons, risk, defaults, predictor.card.rul_cap)
+        return asked(horizons, risk, defaults, predictor.card.rul_cap, explain)
     except PlanningError as exc:
         raise HTTPException(400, f"parameters.{exc}") from exc
 
 
 def _requested_outputs(request: InferRequest, predictor: Predictor) -> list[str]:
     """The outputs asked for (all when none is named); 400 naming any unknown or repeated one."""
-    return _checked_names([o.name for o in request.outputs or []] or _output_names(predictor), predictor)
+    default = [name for name in _output_names(predictor) if name != DRIVERS_OUTPUT]
+    return _checked_names([o.name for o in request.outputs or []] or default, predictor)
 
 
 def _check_output_count(body: dict[str, Any], predictor: Predictor) -> None:
@@ -161,7 +165,11 @@ async def model_metadata(predictor: NamedPredictor) -> dict[str, Any]:
             "rul_at_risk": "the RUL left with probability >= 1 - risk, for the request parameter risk "
             "in (0, 0.5] (default RUL_DEFAULT_RISK)",
             "answer": "the v1 API's whole answer per window, one JSON document each (rul, interval, "
-            "health state and probabilities, failure probabilities, rul_at_risk, cycles_used, quality)",
+            "health state and probabilities, failure probabilities, rul_at_risk, cycles_used, quality; "
+            "with drivers too when the drivers output is asked)",
+            "drivers": "only when named: the sensors that drive each RUL, one JSON document per window "
+            '({"drivers": [{"column", "effect", "reads"}, ...], "drivers_note"}); the model runs once more '
+            "per read sensor",
         },
     }
 
@@ -226,9 +234,13 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     _check_output_count(body, predictor)
     checked = await in_worker(checked_request, body)
     requested = _requested_outputs(checked, predictor)
-    planning = _planning(checked, predictor, settings.planning())
+    planning = _planning(checked, predictor, settings.planning(), DRIVERS_OUTPUT in requested)
     limit = settings.max_windows_per_request
     batch = await in_worker(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
+    if planning.explain and predictor.card.quality is not None:
+        refused = drivers.too_many_to_explain(len(batch), len(predictor.card.quality.columns), limit)
+        if refused:
+            raise HTTPException(413, refused)
     answers = await answer_request(request, predictor, pipeline.from_tensor(batch), planning)
     header, data = await in_worker(encode_answer, predictor, checked, requested, answers)
     if not data:

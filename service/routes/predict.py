@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from service.core import pipeline
+from service.core import drivers, pipeline
 from service.core.answers import Answers, json_array
 from service.core.planning import PlanningError, asked
 from service.core.predictor import Predictor
@@ -30,8 +30,14 @@ async def predict_windows(
     windows = [(w.id, w.readings) for w in body.windows]
     cycles = [w.cycles for w in body.windows]
     n = len(windows)
+    if body.explain and predictor.card.quality is not None:
+        refused = drivers.too_many_to_explain(
+            n, len(predictor.card.quality.columns), settings.max_windows_per_request
+        )
+        if refused:
+            raise HTTPException(413, refused)
     try:
-        planning = asked(body.horizons, body.risk, settings.planning(), predictor.card.rul_cap)
+        planning = asked(body.horizons, body.risk, settings.planning(), predictor.card.rul_cap, body.explain)
         prepared = await maybe_in_worker(n, pipeline.from_requests, predictor, windows, cycles)
     except (PlanningError, WindowError) as exc:
         raise HTTPException(422, str(exc)) from exc

@@ -20,7 +20,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from service.core import pipeline
+from service.core import drivers, pipeline
 from service.core.answers import UnitAnswers, UnitId, column_names
 from service.core.fleet_file import CHUNK_LINES, Fleet, read_fleet
 from service.core.fleet_layout import FleetFileError, FleetLayout, FleetTooLarge, UploadLimits
@@ -78,6 +78,13 @@ async def score(
     risk: Annotated[
         float | None, Query(description="the risk for rul_at_risk, in (0, 0.5] (default RUL_DEFAULT_RISK)")
     ] = None,
+    explain: Annotated[
+        bool,
+        Query(
+            description="also say which sensors drive each unit's RUL (drivers; CSV: driver_1 ... driver_5 "
+            "with their _effect and _reads); not with all_cycles"
+        ),  # fmt: skip
+    ] = False,
 ) -> Response:
     """Score a fleet file: one prediction per unit at its last cycle (and, with
     `all_cycles=true`, each unit's RUL trajectory), each with its quality. Units shorter than
@@ -88,12 +95,14 @@ async def score(
     reject = settings.reject_out_of_distribution
     as_csv = "text/csv" in request.headers.get("accept", "")
     try:
-        planning = asked(horizons, risk, settings.planning(), predictor.card.rul_cap)
+        planning = asked(horizons, risk, settings.planning(), predictor.card.rul_cap, explain)
     except PlanningError as exc:
         raise HTTPException(422, str(exc)) from exc
+    _check_explain(explain, all_cycles, None, predictor, settings)
     async with AsyncExitStack() as slot:
         await slot.enter_async_context(scoring_slot(state))
         fleet = await _checked_upload(file, settings, predictor, all_cycles)
+        _check_explain(explain, all_cycles, len(fleet), predictor, settings)
         # every unit's last cycle first (one window each); with all_cycles the trajectories follow
         result = await _while_connected(
             request, lambda cancelled: score_fleet(predictor, fleet, False, None, reject, cancelled, planning)
@@ -107,6 +116,25 @@ async def score(
         body, media_type = await _encoded(predictor, result, as_csv)
     # once the answer is sent, the fleet and its answers are freed: their pages go back to the system
     return Response(body, media_type=media_type, background=BackgroundTask(trim_c_heap))
+
+
+def _check_explain(
+    explain: bool, all_cycles: bool, units: int | None, predictor: Predictor, settings: Settings
+) -> None:
+    """explain is for each unit's latest window (422 with all_cycles), and its runs, K + 1 per
+    unit, are bounded as a predict's windows are (413); `units`: None before the file is read."""
+    if not explain or predictor.card.quality is None:
+        return
+    if all_cycles:
+        raise HTTPException(
+            422,
+            "explain answers each unit's latest window; with all_cycles it would run the model once "
+            "more per read sensor at every cycle: ask one or the other",
+        )
+    read = len(predictor.card.quality.columns)
+    refused = units and drivers.too_many_to_explain(units, read, settings.max_windows_per_request, "units")
+    if refused:
+        raise HTTPException(413, refused)
 
 
 async def _checked_upload(

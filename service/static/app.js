@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const state = { models: [], result: null, selected: null, horizon: null, risk: null };
+const state = { models: [], result: null, selected: null, horizon: null, risk: null, drivers: null };
 // Horizons the trajectory view shades the RUL's distribution with: the probability mass in
 // each band between two of them (the last ends at the models' RUL cap).
 const SHADE_HORIZONS = [10, 20, 30, 40, 50, 60, 80, 100, 125];
@@ -87,6 +87,7 @@ async function score(event) {
     state.result = await response.json();
     state.horizon = horizon;
     state.risk = risk;
+    state.drivers = explainFleet(model, file);
     render();
     status(`Scored ${state.result.units} units with ${state.result.model} ${state.result.model_version}.`);
   } catch (err) {
@@ -203,12 +204,45 @@ function drawBars(rows) {
   svg.replaceChildren(...nodes);
 }
 
+// Each unit's drivers at its last cycle: a second score of the same file with explain=true
+// (the service refuses explain with all_cycles: it would rerun the model per sensor and cycle).
+async function explainFleet(model, file) {
+  const form = new FormData();
+  form.append("file", file);
+  const response = await fetch(`/v1/models/${encodeURIComponent(model)}/score?explain=true`,
+    { method: "POST", body: form, headers: headers() });
+  if (!response.ok) return { error: await apiError(response) };
+  const byUnit = new Map();
+  for (const p of (await response.json()).predictions) byUnit.set(p.unit, p);
+  return { byUnit };
+}
+
+function item(text) {
+  const node = document.createElement("li");
+  node.textContent = text;
+  return node;
+}
+
+async function showDrivers(unit) {
+  const list = $("drivers");
+  list.replaceChildren(item("Asking the service…"));
+  const explained = await state.drivers;
+  if (!explained) { list.replaceChildren(); return; }
+  if (explained.error) { list.replaceChildren(item(`No drivers: ${explained.error}`)); return; }
+  const p = explained.byUnit.get(unit);
+  const items = (p?.drivers || []).map((d) => item(
+    `${d.column}: ${d.effect > 0 ? "+" : ""}${d.effect.toFixed(1)} cycles (reads ${d.reads} against its estimate)`));
+  if (p?.drivers_note) items.push(item(`Note: ${p.drivers_note}`));
+  list.replaceChildren(...items);
+}
+
 function showTrajectory(unit, tr) {
   document.querySelectorAll("#units tbody tr").forEach((r) => r.setAttribute("aria-selected", "false"));
   tr.setAttribute("aria-selected", "true");
   const trajectory = (state.result.trajectories || []).find((t) => t.unit === unit);
   $("trajectory-title").textContent = `Unit ${unit}: predicted RUL over cycles`;
   $("trajectory").hidden = false;
+  showDrivers(unit);
   if (!trajectory) { $("trajectory-chart").replaceChildren(); return; }
   drawTrajectory(trajectory.points);
   $("trajectory").scrollIntoView({ block: "nearest" });

@@ -33,6 +33,9 @@ QUALITY_OUTPUT = "quality"
 # (schemas.Answer: rul, interval, health, planning, quality, ...), made by the same
 # `Answers.records` as every other path, so a field added to the answers reaches OIP clients.
 ANSWER_OUTPUT = "answer"
+# The drivers of each answer (service/core/drivers.py), one JSON document per window
+# ({"drivers": [...], "drivers_note": ...}); only when named, as they cost K more runs a window.
+DRIVERS_OUTPUT = "drivers"
 # Also the service's own, from rul_quantiles and the request's parameters horizons and risk
 # (service/core/planning.py): P(RUL <= h) [batch, horizons], the RUL at the risk [batch].
 PLANNING_OUTPUTS = ("failure_probabilities", "rul_at_risk")
@@ -43,6 +46,7 @@ OUTPUT_DTYPES = {
     "window_flags": ("INT32", np.int32),
     QUALITY_OUTPUT: ("BYTES", None),
     ANSWER_OUTPUT: ("BYTES", None),
+    DRIVERS_OUTPUT: ("BYTES", None),
 }
 
 
@@ -248,6 +252,15 @@ def output_tensors(answers: Answers, requested: list[str]) -> dict[str, np.ndarr
     return tensors
 
 
+def _documents(answers: Answers, name: str) -> list[dict]:
+    """The JSON outputs' documents, one per window."""
+    if name == QUALITY_OUTPUT:
+        return [quality_record(q) for q in answers.quality]
+    if name == DRIVERS_OUTPUT:
+        return [{"drivers": r["drivers"], "drivers_note": r["drivers_note"]} for r in answers.records()]
+    return answers.records()
+
+
 def encode_answer(
     predictor: Predictor, request: InferRequest, requested: list[str], answers: Answers
 ) -> tuple[bytes, bytes]:
@@ -257,10 +270,8 @@ def encode_answer(
     outputs, chunks = [], []
     for name in requested:
         datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
-        if name in (QUALITY_OUTPUT, ANSWER_OUTPUT):
-            records = (
-                [quality_record(q) for q in answers.quality] if name == QUALITY_OUTPUT else answers.records()
-            )
+        if name in (QUALITY_OUTPUT, ANSWER_OUTPUT, DRIVERS_OUTPUT):
+            records = _documents(answers, name)
             documents = [orjson.dumps(r).decode() for r in records]
             data: Any = documents
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}

@@ -2,7 +2,7 @@
 
 import json
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -163,6 +163,11 @@ class PredictRequest(RequestBody):
     windows: list[Window] = Field(min_length=1)
     horizons: Horizons
     risk: Risk
+    explain: bool = Field(
+        default=False,
+        description="optional: also say which sensors drive each RUL (drivers); each window then runs "
+        "the model once more per sensor it reads",
+    )
 
 
 class FailureProbability(BaseModel):
@@ -175,6 +180,16 @@ class RulAtRisk(BaseModel):
     rul: float = Field(
         description="the engine has at least this many cycles left, with probability >= 1 - risk"
     )
+
+
+class Driver(BaseModel):
+    column: str = Field(description="the sensor, by the model card's name")
+    effect: float = Field(
+        description="cycles: the RUL as read minus the RUL with this sensor replaced by its estimate from "
+        "the others (sending it dead moves the RUL by minus this); negative: it makes the engine look "
+        "more worn"
+    )
+    reads: Literal["high", "low"] = Field(description="which side of its estimate from the others it reads")
 
 
 class Answer(BaseModel):
@@ -193,6 +208,16 @@ class Answer(BaseModel):
     cycles_used: int = Field(description="cycles of the window the model read")
     padded: bool = Field(description="true when the window was shorter than the model's and was padded")
     quality: Quality = Field(description="how far to trust this answer")
+    drivers: list[Driver] | None = Field(
+        default=None,
+        description="with explain: the sensors that move this RUL most, largest |effect| first (at most "
+        "5); the effects do not add up to the RUL",
+    )
+    drivers_note: str | None = Field(
+        default=None,
+        description="with explain: sensors masked as faulty (no driver), and the window's warning if it "
+        "is not ok",
+    )
 
 
 class Prediction(Answer):

@@ -67,6 +67,7 @@ class BodyTooLarge(HTTPException):
 # A refused body is not read: the connection is closed after the answer, rather than kept alive
 # while uvicorn reads and discards the rest (40 clients' 60 MiB bodies held the loop 0.2 s).
 CLOSE = ("connection", "close")
+RETRY = ("retry-after", "1")
 TRIM_AFTER_BYTES = 8 * 1024 * 1024  # bodies at least this large: the C heap trimmed after them
 RELEASED_AFTER_S = 0.2  # by then the request that held the body has unwound
 
@@ -86,6 +87,14 @@ def trim_once_released() -> None:
         trim.add_done_callback(_TRIMS.discard)
 
     asyncio.get_running_loop().call_later(RELEASED_AFTER_S, start)
+
+
+def closing(start: Message) -> Message:
+    """A response start that closes its connection (unless it already says what to do with it)."""
+    headers = start.get("headers", [])
+    if any(name.lower() == b"connection" for name, _ in headers):
+        return start
+    return {**start, "headers": [*headers, (b"connection", b"close")]}
 
 
 class BodyBudget:
@@ -144,9 +153,7 @@ class BodySizeLimit:
         held = 0
         if declared is not None and declared.isdigit() and int(declared) > 0:
             if not budget.take(int(declared)):
-                await send_error(
-                    send, scope["path"], 503, budget.refusal(int(declared)), [("retry-after", "1"), CLOSE]
-                )
+                await send_error(send, scope["path"], 503, budget.refusal(int(declared)), [RETRY, CLOSE])
                 return
             held = int(declared)
         received = 0
@@ -175,10 +182,7 @@ class BodySizeLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if not body_done and not any(
-                    name.lower() == b"connection" for name, _ in message.get("headers", [])
-                ):
-                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+                message = message if body_done else closing(message)
             await send(message)
 
         try:
@@ -188,7 +192,7 @@ class BodySizeLimit:
                 await self._refuse(send, scope["path"], f"over {self.max_bytes} bytes")
         except OverBudget as exc:
             if not started:
-                await send_error(send, scope["path"], 503, str(exc.detail), [("retry-after", "1"), CLOSE])
+                await send_error(send, scope["path"], 503, str(exc.detail), [RETRY, CLOSE])
         finally:
             budget.give(held)
             if held >= TRIM_AFTER_BYTES:  # a large body's pages back to the system (core/memory.py)

@@ -59,6 +59,10 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     fleet.write_text("\n".join(lines) + "\n")
     with TestClient(create_app(Settings(models_dir=MODELS_DIR, providers="cpu"))) as api:
         predictions = api.post("/v1/models/fd001/score", files={"file": ("f.txt", fleet.read_bytes())}).json()
+        explained = api.post(
+            "/v1/models/fd001/score?explain=true", files={"file": ("f.txt", fleet.read_bytes())}
+        )
+    drivers = {p["unit"]: p["drivers"] for p in explained.json()["predictions"]}
     # ranked by P(failure within the default horizon), then by RUL
     (horizon,) = Settings().default_horizons
     ranked = sorted(predictions["predictions"], key=lambda p: (
@@ -101,6 +105,9 @@ def test_dashboard_scores_test_fd001_and_shows_a_trajectory(page, base_url, cmap
     expect(page.locator("#trajectory-chart polyline")).to_have_count(1)
     expect(page.locator("#trajectory-chart rect.band")).to_have_count(2)  # degrading and critical bands
     assert page.locator("#trajectory-chart rect.mass").count() > 0  # the RUL's distribution, shaded
+    top = drivers[lowest["unit"]][0]  # the drivers of the unit opened, as the API gives them
+    expect(page.locator("#drivers li").first).to_contain_text(f"{top['column']}: ")
+    expect(page.locator("#drivers li").first).to_contain_text(f"{abs(top['effect']):.1f} cycles")
     shot = Path(os.environ.get("RUL_SCREENSHOT", tmp_path / "dashboard.png"))
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

@@ -43,7 +43,7 @@ def test_health_and_metadata_through_tritonclient(client):
     assert metadata["inputs"] == [{"name": "readings", "datatype": "FP32", "shape": [-1, 50, 24]}]
     assert [o["name"] for o in metadata["outputs"]] == [
         "rul", "health_probs", "rul_lower", "rul_upper", "quality_flags", "ood_score", "window_flags",
-        "rul_quantiles", "quality", "failure_probabilities", "rul_at_risk", "answer",
+        "rul_quantiles", "quality", "failure_probabilities", "rul_at_risk", "answer", "drivers",
     ]  # fmt: skip
     assert metadata["outputs"][1]["shape"] == [-1, 3]
     assert metadata["outputs"][4] == {"name": "quality_flags", "datatype": "INT32", "shape": [-1, 50, 24]}
@@ -125,7 +125,7 @@ def test_unknown_model_error_reaches_tritonclient(client):
           "outputs": [{"name": "risk"}]},
          "unknown outputs ['risk']; model fd001 has ['rul', 'health_probs', 'rul_lower', 'rul_upper', "
          "'quality_flags', 'ood_score', 'window_flags', 'rul_quantiles', 'quality', 'failure_probabilities', "
-         "'rul_at_risk', 'answer']"),
+         "'rul_at_risk', 'answer', 'drivers']"),
         ({"inputs": [{"name": "readings", "datatype": "FP32", "shape": [1, 50, 24], "data": [0.0] * 1200}],
           "outputs": [{"name": n} for n in ("rul", "quality", "rul", "quality", "quality")]},
          "outputs requested more than once: 'quality' 3 times, 'rul' 2 times; ask for each output once"),
