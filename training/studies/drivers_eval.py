@@ -19,8 +19,6 @@ FD004's, its hardest), through the service's own pipeline (service/core/pipeline
 Writes summary.json and tables.md. Not a test: a few minutes on 2 cores.
 """
 
-import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -32,9 +30,10 @@ from service.core.planning import Planning
 from service.core.predictor import Predictor
 from service.core.providers import SessionConfig
 from training.data import load_subset
+from training.studies import shipped_models
 from training.windows import last_window
 
-MODELS = {"fd001": "FD001", "fd002": "FD002", "fd003": "FD003", "fd004": "FD004", "cmapss": "FD004"}
+MODELS = shipped_models.SUBSETS
 TOP_K = 5
 RANDOM_DRAWS = 5
 STABILITY_CYCLES = 30
@@ -192,24 +191,7 @@ def tables(summary: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--out", type=Path, default=Path("results/drivers"))
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    args = parser.parse_args()
-    summary = {}
-    for model in args.models:
-        summary[model] = evaluate(model, args.models_dir, args.data_dir)
-        print(
-            model, json.dumps(summary[model]["deletion"]), json.dumps(summary[model]["stability"]), flush=True
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (args.out / "tables.md").write_text(tables(summary))
-    print(tables(summary))
+    shipped_models.run(__doc__, "results/drivers", evaluate, tables)
 
 
 if __name__ == "__main__":
