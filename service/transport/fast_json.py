@@ -59,10 +59,12 @@ INLINE_BYTES = 256 * 1024  # larger bodies are decoded in a worker thread, never
 # A body opening more objects than this ('{') is parsed object by object (decode_large): a
 # predict body opens one or two per window (10 000 windows at most, by default).
 MANY_OBJECTS = 100_000
-# Up to this, a body is decoded by orjson whole (1 000 windows, 2.4 MB: 0.16-0.39 s, one-off
-# timing, bench/README.md "JSON batch path"); beyond it the window-by-window parser keeps the
-# Python floats of one window alive at a time, which bounds the memory of large bodies.
-ORJSON_BYTES = 8 * 1024 * 1024
+# Up to this, a body is decoded by orjson whole, in one native call that holds the interpreter
+# (700 windows, 6.6 MB: 219 ms in which the event loop could not run; bench/abuse_round3.py);
+# beyond it the window-by-window parser lets the loop in between windows and keeps the Python
+# floats of one window alive at a time, which bounds the memory of large bodies. The 700
+# windows took as long either way (292 against 298 ms with their validation, one-off timing).
+ORJSON_BYTES = 1024 * 1024
 
 
 # Large bodies are decoded one at a time. Decoding is Python work, bound by the interpreter
@@ -100,11 +102,33 @@ def decode_large(
         if model is None:
             return data
         try:
-            return model.model_validate(data)
+            return validated_in_steps(model, data)
         except ValidationError as exc:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             status, sentence = describe_invalid(errors, "application/json")
             raise HTTPException(status, sentence) from None
+
+
+def validated_in_steps(model: type[BaseModel], data: Any) -> BaseModel:
+    """`model.model_validate(data)` with a body's `windows` validated one window per call, up to
+    the first window that fails: pydantic validates in one native call that holds the
+    interpreter and collects every window's errors, and 700 failing windows (a 6.6 MB body of
+    NaN readings) held it 0.19 s (bench/abuse_round3.py). The error locates its problem as one
+    call would (windows, index, ...)."""
+    windows = data.get("windows") if isinstance(data, dict) else None
+    field = model.model_fields.get("windows")
+    item = (getattr(field.annotation, "__args__", None) or [None])[0] if field else None
+    if not isinstance(windows, list) or len(windows) < 2 or not isinstance(item, type):
+        return model.model_validate(data)
+    shell = model.model_validate({**data, "windows": windows[:1]})  # every other field checked
+    checked = []
+    for index, window in enumerate(windows):
+        try:
+            checked.append(item.model_validate(window))  # type: ignore[attr-defined]
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("windows", index, *e["loc"])} for e in exc.errors(include_url=False)]
+            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
+    return shell.model_copy(update={"windows": checked})
 
 
 class FastJSONRequest(Request):

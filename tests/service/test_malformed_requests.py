@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from service.app import create_app
 from service.settings import Settings
-from service.transport.fast_json import ORJSON_BYTES
+from service.transport.fast_json import INLINE_BYTES, ORJSON_BYTES
 from service.transport.schemas import EXAMPLE_REQUEST
 from tests.conftest import MODELS_DIR
 
@@ -224,11 +224,12 @@ def test_a_large_body_stops_at_the_window_limit_and_names_bad_values(client):
         create_app(Settings(models_dir=MODELS_DIR, providers="cpu", max_windows_per_request=100))
     ) as c:
         # decoded whole (under fast_json.ORJSON_BYTES): the count is known
-        many = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 3000}).encode()
+        many = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 600}).encode()
+        assert INLINE_BYTES < len(many) <= ORJSON_BYTES
         response = c.post("/v1/predict", content=many, headers={"content-type": "application/json"})
         assert response.status_code == 413
         assert response.json() == {
-            "detail": "request has 3000 windows; the limit is 100 (RUL_MAX_WINDOWS_PER_REQUEST)"
+            "detail": "request has 600 windows; the limit is 100 (RUL_MAX_WINDOWS_PER_REQUEST)"
         }
         # decoded window by window (over ORJSON_BYTES): it stops at the 101st
         more = json.dumps({"windows": [{"readings": [[0.0] * 24] * 10}] * 7500}).encode()
