@@ -11,12 +11,13 @@ The event loop only routes: it must never hold up `/health/live` or another requ
   (`maybe_in_worker`): for a 50-cycle window that is ~0.1 ms, less than a hop to a worker
   thread and back under load (the one-connection figure of bench/service_bench.py);
 - the one exception for a model run: a request of at most INLINE_WINDOWS windows that is the
-  only request the server holds (`OpenRequests.alone`: no other request has even arrived) and
-  finds its model idle runs the model on the loop (`in_worker_unless_alone`), ~2 ms for one
-  window on the CPU. Nothing waits on the loop meanwhile except what arrives during those
-  2 ms (a probe: +2 ms at most), and the hop to a worker thread and back it saves was 0.3 ms
-  of a 0.8 ms request path (bench/README.md, "One connection"). As soon as a second request is
-  open, every run goes to a worker thread as above, so concurrent requests still batch.
+  only request the server holds (`OpenRequests.alone`: no other request's headers have
+  arrived) and finds its model idle runs the model on the loop (`in_worker_unless_alone`),
+  ~2 ms for one window on the CPU. Nothing waits on the loop meanwhile except what arrives
+  during that run (a probe: at most the run's time), and the hop to a worker thread and back
+  it saves was 0.3 ms of a 0.8 ms request path (bench/README.md, "After the lone request's run
+  on the loop"). As soon as a second request is open, every run goes to a worker thread as
+  above, so concurrent requests still batch.
 """
 
 import functools
