@@ -70,9 +70,12 @@ class Answers:
 
     def _drivers(self) -> dict[str, list]:
         """`drivers` and `drivers_note` of each window (service/core/drivers.py)."""
-        found, notes = [], []
+        found: list[list[dict]] = []
+        notes: list[str | None] = []
+        if not self.quality:
+            return {"drivers": found, "drivers_note": notes}
+        assert self.explanation is not None  # made with the answers when planning.explain
         for i, quality in enumerate(self.quality):
-            assert self.explanation is not None
             found.append(drivers.records(self.explanation, i))
             masked = drivers.not_drivers(self.explanation, i)
             note = [f"{', '.join(masked)} masked as faulty: no driver"] if masked else []

@@ -98,7 +98,7 @@ def records(explanation: Explanation, index: int) -> list[dict]:
     """The LISTED drivers of window `index`, largest |effect| first: column, effect (cycles,
     rounded to 0.1) and reads (high or low against its estimate)."""
     effect = explanation.effects[index]
-    order = [k for k in np.argsort(-np.abs(np.nan_to_num(effect, nan=-1.0))) if not np.isnan(effect[k])]
+    order = sorted(np.flatnonzero(~np.isnan(effect)), key=lambda k: -abs(effect[k]))
     return [
         {
             "column": explanation.columns[k],

@@ -155,14 +155,16 @@ def explained(predictor: Predictor, prepared: Prepared, outputs: Outputs, planni
     """explain -> answer: the graph's outputs for prepared windows (`to_run`'s batch) as their
     answers, with their drivers when asked."""
     n = len(prepared)
-    outputs, dead = {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()}
+    explain = planning.explain and n > 0
+    if explain:  # the batch ran the windows, then each with each read column dead (to_run)
+        outputs, dead = {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()}
     quality = predictor.explainer.assess_batch(
         prepared.windows, outputs["quality_flags"], outputs["ood_score"], prepared.positions,
         outputs["window_flags"],
     )  # fmt: skip
     used = (prepared.positions >= 0).sum(axis=1)
     answers = _answers(predictor.card, outputs, used, quality, planning)
-    if planning.explain and n:
+    if explain:
         answers = replace(answers, explanation=_explanation(predictor, prepared, outputs, dead))
     return answers
 

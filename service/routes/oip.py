@@ -14,12 +14,17 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.core import drivers, pipeline
+from service.core import pipeline
 from service.core.planning import Planning, PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import in_worker
 from service.state import service_state
-from service.transport.dependencies import NamedPredictor, answer_request, not_ready_reason
+from service.transport.dependencies import (
+    NamedPredictor,
+    answer_request,
+    check_explained_count,
+    not_ready_reason,
+)
 from service.transport.fast_json import in_turn
 from service.transport.oip_tensors import (
     ANSWER_OUTPUT,
@@ -237,10 +242,8 @@ async def infer(request: Request, predictor: NamedPredictor, model_version: str 
     planning = _planning(checked, predictor, settings.planning(), DRIVERS_OUTPUT in requested)
     limit = settings.max_windows_per_request
     batch = await in_worker(in_turn, len(raw), input_tensor, checked, binary, predictor, limit)
-    if planning.explain and predictor.card.quality is not None:
-        refused = drivers.too_many_to_explain(len(batch), len(predictor.card.quality.columns), limit)
-        if refused:
-            raise HTTPException(413, refused)
+    if planning.explain:
+        check_explained_count(predictor, len(batch), settings)
     answers = await answer_request(request, predictor, pipeline.from_tensor(batch), planning)
     header, data = await in_worker(encode_answer, predictor, checked, requested, answers)
     if not data:

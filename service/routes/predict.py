@@ -8,14 +8,20 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from service.core import drivers, pipeline
+from service.core import pipeline
 from service.core.answers import Answers, json_array
 from service.core.planning import PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import maybe_in_worker
 from service.core.window_input import WindowError
 from service.settings import Settings
-from service.transport.dependencies import DefaultPredictor, NamedPredictor, SettingsDep, answer_request
+from service.transport.dependencies import (
+    DefaultPredictor,
+    NamedPredictor,
+    SettingsDep,
+    answer_request,
+    check_explained_count,
+)
 from service.transport.fast_json import FastJSONRoute
 from service.transport.schemas import PredictRequest, PredictResponse
 
@@ -30,12 +36,8 @@ async def predict_windows(
     windows = [(w.id, w.readings) for w in body.windows]
     cycles = [w.cycles for w in body.windows]
     n = len(windows)
-    if body.explain and predictor.card.quality is not None:
-        refused = drivers.too_many_to_explain(
-            n, len(predictor.card.quality.columns), settings.max_windows_per_request
-        )
-        if refused:
-            raise HTTPException(413, refused)
+    if body.explain:
+        check_explained_count(predictor, n, settings)
     try:
         planning = asked(body.horizons, body.risk, settings.planning(), predictor.card.rul_cap, body.explain)
         prepared = await maybe_in_worker(n, pipeline.from_requests, predictor, windows, cycles)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from service.core import drivers, pipeline
+from service.core import pipeline
 from service.core.answers import UnitAnswers, UnitId, column_names
 from service.core.fleet_file import CHUNK_LINES, Fleet, read_fleet
 from service.core.fleet_layout import FleetFileError, FleetLayout, FleetTooLarge, UploadLimits
@@ -38,7 +38,7 @@ from service.core.scoring import (
 from service.core.threads import in_worker
 from service.settings import Settings
 from service.state import ServiceState, service_state
-from service.transport.dependencies import NamedPredictor, until_gone
+from service.transport.dependencies import NamedPredictor, check_explained_count, until_gone
 
 logger = logging.getLogger("service.routes.score")
 T = TypeVar("T")
@@ -131,10 +131,8 @@ def _check_explain(
             "explain answers each unit's latest window; with all_cycles it would run the model once "
             "more per read sensor at every cycle: ask one or the other",
         )
-    read = len(predictor.card.quality.columns)
-    refused = units and drivers.too_many_to_explain(units, read, settings.max_windows_per_request, "units")
-    if refused:
-        raise HTTPException(413, refused)
+    if units is not None:
+        check_explained_count(predictor, units, settings, "units")
 
 
 async def _checked_upload(

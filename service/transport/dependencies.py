@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import numpy as np
 from fastapi import Depends, HTTPException, Request
 
-from service.core import pipeline
+from service.core import drivers, pipeline
 from service.core.answers import Answers
 from service.core.batcher import QueueFull
 from service.core.planning import Planning
@@ -71,6 +71,18 @@ async def run_model(request: Request, predictor: Predictor, batch: np.ndarray) -
         return await in_worker_unless_alone(len(batch), state.requests.alone, predictor.run, batch)
     except QueueFull as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
+
+
+def check_explained_count(
+    predictor: Predictor, count: int, settings: Settings, what: str = "windows"
+) -> None:
+    """413 when explaining `count` windows (a fleet's units: `what`) would run the model more
+    times than a request may hold windows (core/drivers.py: K + 1 runs per window)."""
+    checks = predictor.card.quality
+    limit = settings.max_windows_per_request
+    refused = checks and drivers.too_many_to_explain(count, len(checks.columns), limit, what)
+    if refused:
+        raise HTTPException(413, refused)
 
 
 def not_ready_reason(request: Request) -> str | None:

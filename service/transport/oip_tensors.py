@@ -3,7 +3,9 @@ request's structure (validated once, strictly), its input tensor (JSON data or t
 tensor extension), and the answer's outputs (JSON data or binary, the `quality` output as one
 JSON document per window). No routes here: service/routes/oip.py."""
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -252,13 +254,13 @@ def output_tensors(answers: Answers, requested: list[str]) -> dict[str, np.ndarr
     return tensors
 
 
-def _documents(answers: Answers, name: str) -> list[dict]:
-    """The JSON outputs' documents, one per window."""
+def _documents(answers: Answers, name: str, records: Callable[[], list[dict]]) -> list[dict]:
+    """The JSON outputs' documents, one per window; `records`: the answers' records, made once."""
     if name == QUALITY_OUTPUT:
         return [quality_record(q) for q in answers.quality]
     if name == DRIVERS_OUTPUT:
-        return [{"drivers": r["drivers"], "drivers_note": r["drivers_note"]} for r in answers.records()]
-    return answers.records()
+        return [{"drivers": r["drivers"], "drivers_note": r["drivers_note"]} for r in records()]
+    return records()
 
 
 def encode_answer(
@@ -267,12 +269,12 @@ def encode_answer(
     """The inference answer: its JSON header and the binary tensors it announces (empty when
     every output is JSON data)."""
     tensors = output_tensors(answers, requested)
+    records = functools.cache(answers.records)  # `answer` and `drivers` both cut from them
     outputs, chunks = [], []
     for name in requested:
         datatype, dtype = OUTPUT_DTYPES.get(name, ("FP32", np.float32))
         if name in (QUALITY_OUTPUT, ANSWER_OUTPUT, DRIVERS_OUTPUT):
-            records = _documents(answers, name)
-            documents = [orjson.dumps(r).decode() for r in records]
+            documents = [orjson.dumps(r).decode() for r in _documents(answers, name, records)]
             data: Any = documents
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(documents)]}
             raw = bytes_tensor(documents)

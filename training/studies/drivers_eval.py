@@ -163,30 +163,39 @@ def evaluate(model: str, models_dir: Path, data_dir: str) -> dict:
     }
 
 
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows
+    ]
+
+
+def _curves(deletion: dict) -> tuple[list[float], list[float]]:
+    return deletion["top_drivers"], deletion["random_sensors"]
+
+
 def tables(summary: dict) -> str:
-    lines = ["| model | test units | k=1 | k=2 | k=3 | k=4 | k=5 |", "|---|---|---|---|---|---|---|"]
-    for model, r in summary.items():
-        d = r["deletion"]
-        cells = [f"{t:.1f} / {x:.1f}" for t, x in zip(d["top_drivers"], d["random_sensors"], strict=True)]
-        lines.append(f"| {model} | {r['subset']} | " + " | ".join(cells) + " |")
+    deletion = [
+        [model, r["subset"], *(f"{t:.1f} / {x:.1f}" for t, x in zip(*_curves(r["deletion"]), strict=True))]
+        for model, r in summary.items()
+    ]
+    stability = [
+        [model, f"{s['same_leading_driver']:.0%}", f"{s['top3_overlap']:.0%}", s["pairs"]]
+        for model, s in ((m, r["stability"]) for m, r in summary.items())
+    ]
+    physics = [
+        [model, p["engines"], ", ".join(f"{c} {n}" for c, n in list(p["leading"].items())[:4]),
+         ", ".join(f"{c} {n}" for c, n in list(p["in_top3"].items())[:5])]
+        for model, p in ((m, r["physics"]) for m, r in summary.items())
+    ]  # fmt: skip
+    lines = _table(["model", "test units", *(f"k={k}" for k in range(1, TOP_K + 1))], deletion)
     lines += [
         "",
-        "| model | same leading driver as the cycle before | top-3 overlap | pairs |",
-        "|---|---|---|---|",
+        *_table(["model", "same leading driver as the cycle before", "top-3 overlap", "pairs"], stability),
     ]
-    for model, r in summary.items():
-        s = r["stability"]
-        lines.append(f"| {model} | {s['same_leading_driver']:.0%} | {s['top3_overlap']:.0%} | {s['pairs']} |")
     lines += [
         "",
-        "| model | engines RUL <= 30 | leading driver (times) | most often in the top 3 |",
-        "|---|---|---|---|",
+        *_table(["model", "engines RUL <= 30", "leading driver (times)", "most often in the top 3"], physics),
     ]
-    for model, r in summary.items():
-        p = r["physics"]
-        lead = ", ".join(f"{c} {n}" for c, n in list(p["leading"].items())[:4])
-        top3 = ", ".join(f"{c} {n}" for c, n in list(p["in_top3"].items())[:5])
-        lines.append(f"| {model} | {p['engines']} | {lead} | {top3} |")
     return "\n".join(lines) + "\n"
 
 
