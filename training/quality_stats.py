@@ -9,7 +9,7 @@ from typing import Any
 from training.order_check import OrderFit
 
 # Bits of the `quality_flags` output (B, W, 24), per cycle and column.
-OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT, NOISY = 1, 2, 4, 8, 16, 32
+OUT_OF_RANGE, SPIKE, STUCK, UNKNOWN_CONDITION, INCONSISTENT, NOISY, DRIFTING = 1, 2, 4, 8, 16, 32, 64
 CHECK_NAMES = {
     OUT_OF_RANGE: "out_of_range",
     SPIKE: "spike",
@@ -17,14 +17,16 @@ CHECK_NAMES = {
     UNKNOWN_CONDITION: "unknown_condition",
     INCONSISTENT: "inconsistent",
     NOISY: "noisy",
+    DRIFTING: "drifting",
 }
 # Bits of the `window_flags` output (B,), per window.
-DIRECTION, REPEATED_CYCLES, SHORT_HISTORY, OUT_OF_ORDER = 1, 2, 4, 8
+DIRECTION, REPEATED_CYCLES, SHORT_HISTORY, OUT_OF_ORDER, DISCONTINUITY = 1, 2, 4, 8, 16
 WINDOW_CHECK_NAMES = {
     DIRECTION: "direction",
     REPEATED_CYCLES: "repeated_cycles",
     SHORT_HISTORY: "short_history",
     OUT_OF_ORDER: "out_of_order",
+    DISCONTINUITY: "discontinuity",
 }
 
 
@@ -67,6 +69,18 @@ class QualityStats:
     # absent from statistics fitted before data sets)
     n_columns: int = 24
     n_settings: int = 3
+    # The continuity checks (training/continuity.py; absent from statistics fitted before them:
+    # never fire): the health index's per-cycle noise s.d. (cycles of RUL) per operating
+    # condition, the threshold on the
+    # discontinuity statistic by real cycles (W + 1,), and on each column's residual slope
+    # (robust s.d. per cycle) by real cycles (W + 1, C)
+    health_noise: list[float] | None = None  # (K,) per operating condition
+    step_threshold: list[float] | None = None
+    drift_slope: list[list[float]] | None = None
+    # the discontinuity check's level statistic: each checked column's per-cycle noise
+    # variance per operating condition (K, C) and the threshold by real cycles (W + 1,)
+    level_noise: list[list[float]] | None = None
+    level_threshold: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +108,11 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "(2 x the largest on validation windows with as many cycles); the column blamed is the one "
             "whose noise signature (the squared column of I - imputation) best explains the excess; checked "
             "only when no per-cycle check fired",
+            "drifting": "the least-squares slope, over the real cycles, of the column's robust z minus its "
+            "estimate from the other sensors (imputation) above drift_slope[cycles used] (1.25 x the "
+            "largest on validation windows with as many cycles); the column blamed is the one whose drift "
+            "signature (its column of I - imputation) best explains the slopes; checked only when no "
+            "per-cycle or noisy check fired",
             "direction": "the least-squares slope over the real cycles of the health index z @ wear "
             "(RUL in cycles, falls with wear) above direction_slope[cycles used]: cycles newest first "
             "or out of order (window_flags bit)",
@@ -102,6 +121,13 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "check's score above order_detector.threshold (a 1-D convolutional network on the sensor "
             "z-scores, flagged columns imputed, trained against reordered windows: "
             "training/order_check.py): cycles shuffled (window_flags bit)",
+            "discontinuity": "the largest, over the real cycles j, of the squared least-squares step at j "
+            "of the health index (flagged columns imputed; each cycle divided by its condition's "
+            "health_noise) on top of a quadratic trend, in standard errors, above step_threshold[cycles "
+            "used]; or the largest over j of the mean over the checked sensors of their squared "
+            "standardised steps (each cycle divided by the square root of its condition's level_noise) "
+            "above level_threshold[cycles used]: "
+            "the cycles of two engines in one window (window_flags bit; training/continuity.py)",
             "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
             "(the most in any training unit) (window_flags bit)",
             "short_history": "fewer real cycles than window_length: the interval is calibrated for that "
@@ -110,14 +136,16 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
             "settings_z; direction slope and successive difference / their thresholds (on a full window at "
             "least exp(order score - order_detector.threshold)); repeated cycles / "
-            "(repeated_allowed + 0.5); the health index with flagged columns imputed",
+            "(repeated_allowed + 0.5); the discontinuity statistic / its threshold; the health index with "
+            "flagged columns imputed",
         },
         "bits": {name: bit for bit, name in CHECK_NAMES.items()},
         "window_bits": {name: bit for bit, name in WINDOW_CHECK_NAMES.items()},
         "status_rule": "out_of_distribution if ood_score > 1, more than max_masked checked columns are "
-        "flagged, or window_flags has direction, out_of_order or repeated_cycles; else degraded if any "
-        "checked column is flagged (it is masked: replaced by its estimate from the other sensors in "
-        "every member), window_flags has short_history, or the client's cycle numbers have a gap; else ok",
+        "flagged, or window_flags has direction, out_of_order, repeated_cycles or discontinuity; else "
+        "degraded if any checked column is flagged (it is masked: replaced by its estimate from the other "
+        "sensors in every member), window_flags has short_history, or the client's cycle numbers have a "
+        "gap; else ok",
         "masking": "a flagged sensor column is replaced, in every cycle of the window, by its least-squares "
         "estimate from the unflagged sensors (weights fitted on each member's training units)",
         "wear_order": "a window flagged direction or out_of_order is read by the networks with its real "

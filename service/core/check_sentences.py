@@ -8,8 +8,9 @@ explains, with the statistics in the model card, and applies the card's status r
 status and flag types: service/core/window_quality.py):
 - out_of_distribution if ood_score > 1, more than max_masked sensor columns are flagged, or the
   window's cycles run backwards in wear (`direction`), jump back and forth in it
-  (`out_of_order`) or repeat whole (`repeated_cycles`); the graph answers a window of the first
-  two for its cycles taken in order of wear (training/wear_order.py), and the flag says so;
+  (`out_of_order`), repeat whole (`repeated_cycles`) or step from one engine's wear to
+  another's (`discontinuity`); the graph answers a window of the first two for its cycles
+  taken in order of wear (training/wear_order.py), and the flag says so;
 - degraded if a sensor column is flagged (it was masked), the history is shorter than the
   model's window (`short_history`: its interval is that history's own), or the client's cycle
   numbers skip cycles (`cycle_gap`);
@@ -23,11 +24,11 @@ from service.core.model_card import QualityChecks
 from service.core.window_quality import DEGRADED, OK, OUT_OF_DISTRIBUTION, Flag, WindowQuality
 
 # A column's checks in the order they are named: the first that fired is its `check`.
-CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "inconsistent")
+CHECK_ORDER = ("out_of_range", "spike", "stuck", "noisy", "unknown_condition", "drifting", "inconsistent")
 # The whole window's checks: the graph's window_flags bits, then the client's cycle numbers.
-WINDOW_CHECK_ORDER = ("direction", "out_of_order", "repeated_cycles", "short_history")
+WINDOW_CHECK_ORDER = ("direction", "out_of_order", "repeated_cycles", "discontinuity", "short_history")
 CYCLE_GAP = "cycle_gap"
-OUT_OF_DISTRIBUTION_CHECKS = {"direction", "out_of_order", "repeated_cycles"}
+OUT_OF_DISTRIBUTION_CHECKS = {"direction", "out_of_order", "repeated_cycles", "discontinuity"}
 # what the graph answers for a window whose order is in doubt (training/wear_order.py)
 WEAR_ORDER_NOTE = (" The answer is the model's for these cycles taken in order of wear (their health "
                    "index), not in the order sent")  # fmt: skip
@@ -40,6 +41,22 @@ def _fmt(value: float) -> str:
 
 def _cycle_span(labels: list[int]) -> str:
     return f"cycle {labels[0]}" if len(labels) == 1 else f"cycles {labels[0]} to {labels[-1]}"
+
+
+def _steps(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """series (n, M) over a history's real cycles -> ((n, M) the least-squares step of each at
+    each row j on top of a quadratic trend, in its standard errors for unit noise; (n,) that
+    standard error), row 0 zero: the numbers training/continuity.py's projections give the
+    graph."""
+    n = len(series)
+    t = np.arange(n)
+    centred = (t - t.mean()) / n
+    steps, errors = np.zeros(series.shape), np.ones(n)
+    for j in range(1, n):
+        x = np.c_[np.ones(n), centred, centred**2, (t >= j).astype(float)]
+        errors[j] = np.sqrt(np.linalg.inv(x.T @ x)[3, 3])
+        steps[j] = np.linalg.lstsq(x, series, rcond=None)[0][3] / errors[j]
+    return steps, errors
 
 
 class QualityExplainer:
@@ -59,10 +76,14 @@ class QualityExplainer:
         scaled = row[: self.n_settings] / np.asarray(self.checks.settings_scale)
         return int(np.argmin(((scaled - self.scaled_centroids) ** 2).sum(-1)))
 
+    def _conditions(self, rows: np.ndarray) -> np.ndarray:
+        """(T, 24) real rows -> (T,) the operating condition of each, as the graph assigns it."""
+        scaled = rows[:, : self.n_settings] / np.asarray(self.checks.settings_scale)
+        return np.argmin(((scaled[:, None, :] - self.scaled_centroids) ** 2).sum(-1), axis=1)
+
     def _z(self, rows: np.ndarray) -> np.ndarray:
         """(T, 24) real rows -> (T, C) robust z-scores of the checked columns, as the graph has them."""
-        scaled = rows[:, : self.n_settings] / np.asarray(self.checks.settings_scale)
-        condition = np.argmin(((scaled[:, None, :] - self.scaled_centroids) ** 2).sum(-1), axis=1)
+        condition = self._conditions(rows)
         values = rows[:, self.checks.column_index]
         return (values - self.center[condition]) / self.scale[condition]
 
@@ -101,6 +122,19 @@ class QualityExplainer:
                 f"robust s.d. between consecutive cycles (root mean square over {n} cycles), where "
                 f"training windows change by at most {allowed:.2g}; a loose or failing sensor?")  # fmt: skip
 
+    def _drifting(self, real_window: np.ndarray, column: int) -> str:
+        c = self.checked[column]
+        residual = self._residual(real_window, c)
+        n = len(real_window)
+        t = np.arange(n) - (n - 1) / 2
+        slope = float(residual @ t / max(t @ t, 1e-6))
+        thresholds = self.checks.drift_slope or [[float("nan")] * (c + 1)]
+        allowed = float(thresholds[min(n, len(thresholds) - 1)][c])
+        side = "upwards" if slope > 0 else "downwards"
+        return (f"drifts {side} from its estimate from the other sensors by {abs(slope) * (n - 1):.2g} "
+                f"robust s.d. over {n} cycles, where training windows drift at most "
+                f"{allowed * (n - 1):.2g}; a sensor losing its calibration, or fouling?")  # fmt: skip
+
     def _problem(self, check: str, window: np.ndarray, rows: np.ndarray, column: int, real: int) -> str:
         """The sentence for one check of one column; `rows` are the flagged rows of `window`."""
         values = window[rows, column]
@@ -113,6 +147,8 @@ class QualityExplainer:
             return self._inconsistent(window[len(window) - real :], column)
         if check == "noisy":
             return self._noisy(window[len(window) - real :], column)
+        if check == "drifting":
+            return self._drifting(window[len(window) - real :], column)
         c, k = self.checked[column], self._condition(window[rows[0]])
         center, scale = self.center[k, c], self.scale[k, c]
         if check == "out_of_range":
@@ -127,14 +163,18 @@ class QualityExplainer:
         return (f"reads {_fmt(values[0])} in {len(rows)} consecutive cycles; in training it never repeats "
                 f"the same value {self.checks.stuck_run[c]} times in a row")  # fmt: skip
 
-    def _health_index(self, real_window: np.ndarray, masked: list[int]) -> np.ndarray:
-        """(n,) the window's linear health index as the graph has it: z-scores with the masked
-        (flagged) checked columns replaced by their estimate from the others, times `wear`."""
+    def _filled_z(self, real_window: np.ndarray, masked: list[int]) -> np.ndarray:
+        """(n, C) the window's z-scores as the graph's window checks read them: the masked
+        (flagged) checked columns replaced by their estimate from the others."""
         z = self._z(real_window.astype(np.float64))
         if masked:
             z[:, masked] = 0.0
             z[:, masked] = (z @ np.asarray(self.checks.imputation).T)[:, masked]
-        return z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
+        return z
+
+    def _health_index(self, real_window: np.ndarray, masked: list[int]) -> np.ndarray:
+        """(n,) the window's linear health index as the graph has it: `_filled_z` times `wear`."""
+        return self._filled_z(real_window, masked) @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
 
     def _spike(self, window: np.ndarray, rows: np.ndarray, column: int, c: int) -> str:
         """The first flagged jump, in the sensor's units where both cycles are in one operating
@@ -195,10 +235,37 @@ class QualityExplainer:
                        f"whole cycle at most {self.checks.repeated_allowed} times: a reading copied to fill "
                        "the window?")  # fmt: skip
             return Flag(None, check, problem, tuple(repeated))
+        if check == "discontinuity":
+            return Flag(None, check, self._discontinuity(real_window, masked, labels), ())
         full = self.checks.window_length or n
         problem = (f"uses {n} cycles of history; the model reads {full}: the answer rests on less, and its "
                    "interval is the one calibrated for histories of this length")  # fmt: skip
         return Flag(None, check, problem, ())
+
+    def _discontinuity(self, real_window: np.ndarray, masked: list[int], labels: np.ndarray) -> str:
+        """Where the window steps and by how much, as the graph's discontinuity check measures
+        it (training/continuity.py); the statistic furthest beyond its threshold is worded."""
+        z = self._filled_z(real_window, masked)
+        condition = self._conditions(real_window.astype(np.float64))
+        h = z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
+        health_noise = np.asarray(self.checks.health_noise or [1.0])[condition]
+        level_noise = np.asarray(self.checks.level_noise or [[1.0]])[condition]
+        n = len(h)
+        thresholds = (self.checks.step_threshold or [np.nan], self.checks.level_threshold or [np.nan])
+        full = min(n, len(thresholds[0]) - 1)
+        limits = (thresholds[0][full], thresholds[1][full])
+        steps, errors = _steps(np.c_[h / health_noise, z / np.sqrt(level_noise), h])  # (n, 2 + C), (n,)
+        statistics = np.c_[steps[:, 0] ** 2, np.mean(steps[:, 1:-1] ** 2, axis=1)] / np.asarray(limits)
+        j, which = np.unravel_index(int(np.argmax(statistics)), statistics.shape)
+        seen, allowed = np.sqrt(statistics[j, which] * limits[which]), np.sqrt(limits[which])
+        if which == 0:
+            what = f"the sensors' health index moves by {steps[j, -1] * errors[j]:+.3g} cycles of RUL"
+        else:
+            what = f"the {len(self.checked)} sensors' readings move (root mean square over them)"
+        return (f"the engine's history steps between cycles {int(labels[j - 1])} and {int(labels[j])}: "
+                f"{what} against the trend of the rest of the window, {seen:.3g} standard errors where one "
+                f"engine's windows in training reach at most {allowed:.3g}; are these the cycles of two "
+                "engines (a join on the wrong key, a tail number reused)?")  # fmt: skip
 
     @staticmethod
     def _gap_flag(labels: np.ndarray) -> Flag | None:

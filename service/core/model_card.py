@@ -81,6 +81,14 @@ class QualityChecks(BaseModel):
     # the learned order check's summary (exports since 2026-12-03): its threshold explains it
     order_detector: dict | None = None
     noise_mssd: list[list[float]] | None = None  # (W + 1, C) the noisy check (exports since 2026-12-04)
+    # the continuity checks (exports since 2026-12-07): per operating condition the health
+    # index's per-cycle noise s.d. (K,) and each sensor's noise variance (K, C); the
+    # discontinuity thresholds (W + 1,) and the drifting check's (W + 1, C)
+    health_noise: list[float] | None = None
+    level_noise: list[list[float]] | None = None
+    step_threshold: list[float] | None = None
+    level_threshold: list[float] | None = None
+    drift_slope: list[list[float]] | None = None
 
 
 class ModelCard(BaseModel):

@@ -16,9 +16,9 @@ OUT_OF_DISTRIBUTION: Status = "out_of_distribution"
 class QualityFlag(BaseModel):
     column: str | None = Field(description="the input column, e.g. s_4 or setting_1; null: the whole window")
     check: str = Field(
-        description="a column's: out_of_range | spike | stuck | noisy | unknown_condition | inconsistent "
-        "(the first that fired); the window's: direction | out_of_order | repeated_cycles | short_history | "
-        "cycle_gap"
+        description="a column's: out_of_range | spike | stuck | noisy | unknown_condition | drifting | "
+        "inconsistent (the first that fired); the window's: direction | out_of_order | repeated_cycles | "
+        "discontinuity | short_history | cycle_gap"
     )
     problem: str = Field(description="what is wrong, with the values involved")
     cycles: list[int] = Field(description="flagged cycles: positions in the readings sent (0 = first), or "

@@ -169,6 +169,10 @@ SENTENCE_LIMITS = {
     "direction": rf"rises {NUMBER} cycles of RUL per cycle .* training windows rise at most {NUMBER}",
     "repeated_cycles": rf"^{NUMBER} cycles .* repeat a whole cycle at most {NUMBER} times",
     "short_history": rf"uses {NUMBER} cycles of history; the model reads {NUMBER}",
+    "drifting": rf"by {NUMBER} robust s.d. over {NUMBER} cycles, where training windows drift at most "
+    rf"{NUMBER}",
+    "discontinuity": rf"{NUMBER} standard errors where one engine's windows in training reach at most "
+    rf"{NUMBER}",
 }
 
 
@@ -201,7 +205,9 @@ def _breaks_its_limit(check: str, problem: str) -> bool:
         return numbers[0] > numbers[1]
     if check == "short_history":
         return numbers[0] < numbers[1]
-    value, allowed = numbers  # inconsistent, noisy, direction: rounded to 2 significant digits
+    if check == "drifting":  # drift, cycles, allowed drift
+        return numbers[0] >= numbers[2] * 0.95
+    value, allowed = numbers  # inconsistent, noisy, direction, discontinuity: rounded to 2-3 digits
     return value >= allowed * 0.95
 
 
@@ -211,7 +217,8 @@ def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
     numbers its sentence gives, computed in numpy from the card, break the limit it names:
     over every fault kind of the export's parity set (dead, spike, stuck, offset, reversed,
     repeated, short, shuffled, noisy), on every checked column, plus settings far from any
-    operating condition and offsets large enough to be inconsistent."""
+    operating condition, offsets large enough to be inconsistent, windows ending in another
+    engine's first cycles (discontinuity) and sensors drifting by 3 robust s.d. (drifting)."""
     from service.core import pipeline
     from service.core.predictor import Predictor
     from service.core.providers import SessionConfig
@@ -221,7 +228,8 @@ def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
     predictor = Predictor.load(MODELS_DIR / f"{model}.onnx", SessionConfig("cpu"))
     card = predictor.card
     subset = card.subsets[0] if model != "cmapss" else "FD004"
-    clean, _ = last_windows(load_subset(subset, cmapss_dir).test[:40], card.window_length)
+    units = load_subset(subset, cmapss_dir).test[:40]
+    clean, _ = last_windows(units, card.window_length)
     checked = list(card.quality.column_index)
     faulty = faulty_copies(np.concatenate([clean] * 3), checked)
     far_setting = clean[:9].copy()
@@ -229,7 +237,14 @@ def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
     offset = clean[:9].copy()
     for i, column in enumerate(checked[:9]):
         offset[i, :, column] *= 1.03
-    windows = np.concatenate([faulty, far_setting, offset]).astype(np.float32)
+    stitched = clean[:20].copy()
+    for i in range(20):  # the last 8 cycles from the start of another test engine's life
+        stitched[i, -8:] = units[(i + 7) % len(units)].readings[:8]
+    drifting = clean[20:34].copy()
+    scale = np.asarray(card.quality.scale).mean(axis=0)
+    for i, column in enumerate(checked[: len(drifting)]):
+        drifting[i, :, column] += np.linspace(0.0, 3.0 * scale[i], card.window_length)
+    windows = np.concatenate([faulty, far_setting, offset, stitched, drifting]).astype(np.float32)
     prepared = pipeline.from_tensor(windows)
     answers = pipeline.answer_now(predictor, prepared)
     bits, window_bits = card.quality.bits, card.quality.window_bits
@@ -249,4 +264,6 @@ def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
         worded = {(f[0], f[1]) for f in quality.flags}
         for j in np.flatnonzero((flags[i] != 0).any(axis=0)):  # and every column the graph flagged is worded
             assert any(c == card.input_features[j] for c, _ in worded), (i, card.input_features[j])
-    assert {"out_of_range", "direction", "repeated_cycles", "short_history"} <= seen and len(seen) >= 7, seen
+    expected = {"out_of_range", "direction", "repeated_cycles", "short_history", "discontinuity", "drifting"}
+    assert expected <= seen, seen
+    assert len(seen) >= 9, seen

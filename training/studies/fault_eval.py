@@ -4,7 +4,8 @@ and foreign windows (docs/results/faults.md).
     python -m training.studies.fault_eval --data-dir ../shared/data/cmapss --models-dir models \
         --out results/faults
 
-For every model in the models directory, on each test unit's last window (built as the
+For every model of one C-MAPSS subset in the models directory (not the mixed-fleet model:
+docs/results/mixed_fleet.md), on each test unit's last window (built as the
 service builds it: the last window_length cycles, front-padded with NaN rows when shorter):
 - clean: the share of windows whose quality is not "ok", over the last windows and over every
   test window with a full history (a shorter one is short_history, degraded by design), RMSE
@@ -237,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for onnx_path in sorted(Path(args.models_dir).glob("*.onnx")):
         served = Served(onnx_path, args.data_dir)
+        if served.card.subsets[0] not in SUBSETS:  # the mixed fleet: docs/results/mixed_fleet.md
+            print(f"{onnx_path.stem}: not one C-MAPSS subset's model, skipped", flush=True)
+            continue
         results.append(evaluate_model(served, subsets, served.card.subsets[0]))
         print(json.dumps({k: results[-1][k] for k in ("model", "clean")}), flush=True)
     out = Path(args.out)

@@ -63,7 +63,7 @@ class Level:
 
     def mean_index(self, windows: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            index, _, _, _, _ = self.check.window_statistics(torch.from_numpy(np.ascontiguousarray(windows)))
+            index = self.check.window_statistics(torch.from_numpy(np.ascontiguousarray(windows)))[0]
         return index.numpy().mean(axis=1)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""Where a one-connection request's time goes, served: ours (fd001, batching on) and the minimal
+FastAPI peer up at once, alternated in rounds of wrk at one connection; per round each one's
+requests per second and the CPU its process used per request, on its main (event-loop) thread
+and on every other thread (ONNX Runtime's pool, worker threads), from /proc.
+
+    python -m bench.c1_cost --data-dir ../shared/data/cmapss [--rounds 8 --seconds 4]
+
+Per server the medians over the rounds. A server that uses less CPU per request but answers
+fewer requests waits somewhere (a thread hand-off, a wake-up); one that uses more does more.
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.servers import start_minimal_fastapi, start_ours, thread_cpu_seconds
+from bench.service_bench import MODEL, bodies, real_windows, wrk
+
+
+def one_round(server, body: Path, seconds: float) -> dict:
+    pid = server.process.pid
+    before = thread_cpu_seconds(pid)
+    run = wrk(server, body, 1, seconds)
+    after = thread_cpu_seconds(pid)
+    main_thread = after.get(pid, 0.0) - before.get(pid, 0.0)
+    others = sum(v - before.get(t, 0.0) for t, v in after.items() if t != pid)
+    requests = max(run["requests"], 1)
+    return {
+        "ok_per_s": run["ok_per_s"],
+        "p50_ms": run["latency_ms"]["p50"],
+        "main_thread_ms_per_request": 1e3 * main_thread / requests,
+        "other_threads_ms_per_request": 1e3 * others / requests,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=4)
+    args = parser.parse_args()
+    window = real_windows(args.data_dir, 1000, 50)[-1:]  # service_bench's single window
+    with tempfile.TemporaryDirectory() as tmp:
+        body = bodies(window, Path(tmp))
+        servers = {"ours": (start_ours(True, model=MODEL), body["ours"]),
+                   "minimal_fastapi": (start_minimal_fastapi(MODEL), body["peer"])}  # fmt: skip
+        try:
+            for server, path in servers.values():
+                wrk(server, path, 1, 2)  # warm-up, not recorded
+            rounds: dict[str, list[dict]] = {name: [] for name in servers}
+            for _ in range(args.rounds):
+                for name, (server, path) in servers.items():
+                    rounds[name].append(one_round(server, path, args.seconds))
+        finally:
+            for server, _ in servers.values():
+                server.stop()
+    medians = {name: {key: round(float(np.median([r[key] for r in runs])), 3) for key in runs[0]}
+               for name, runs in rounds.items()}  # fmt: skip
+    pairs = zip(rounds["ours"], rounds["minimal_fastapi"], strict=True)
+    ratio = round(float(np.median([a["ok_per_s"] / b["ok_per_s"] for a, b in pairs])), 2)
+    result = {"model": MODEL, "rounds": args.rounds, "seconds": args.seconds, "median": medians,
+              "median_ratio_ours_over_peer": ratio}  # fmt: skip
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
