@@ -4,6 +4,7 @@ requests per second and the CPU its process used per request, on its main (event
 and on every other thread (ONNX Runtime's pool, worker threads), from /proc.
 
     python -m bench.c1_cost --data-dir ../shared/data/cmapss [--rounds 8 --seconds 4]
+        [--variant RUL_INTRA_OP_THREADS=1]   # also ours with a setting changed, in the same rounds
 
 Per server the medians over the rounds. A server that uses less CPU per request but answers
 fewer requests waits somewhere (a thread hand-off, a wake-up); one that uses more does more.
@@ -41,12 +42,19 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=VALUE",
+        help="also run ours with this RUL_* setting (repeatable), e.g. RUL_BATCHING=false",
+    )  # fmt: skip
     args = parser.parse_args()
     window = real_windows(args.data_dir, 1000, 50)[-1:]  # service_bench's single window
     with tempfile.TemporaryDirectory() as tmp:
         body = bodies(window, Path(tmp))
         servers = {"ours": (start_ours(True, model=MODEL), body["ours"]),
                    "minimal_fastapi": (start_minimal_fastapi(MODEL), body["peer"])}  # fmt: skip
+        for variant in args.variant:
+            name, value = variant.split("=", 1)
+            servers[f"ours {variant}"] = (start_ours(True, model=MODEL, settings={name: value}), body["ours"])
         try:
             for server, path in servers.values():
                 wrk(server, path, 1, 2)  # warm-up, not recorded
