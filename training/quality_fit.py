@@ -40,11 +40,12 @@ DIRECTION_QUANTILE = 0.995
 # adds about 2 k^2 to it (4.5 at 1.5 s.d.; the thresholds: each card's quality.noise_mssd).
 NOISE_MARGIN = 2.0
 MIN_RESIDUAL = 0.2  # an inconsistency threshold is never below this many robust s.d.
-# The discontinuity threshold is MARGIN x this quantile of the validation windows' statistics,
-# not their largest: fd004's validation unit 11 (split seed 0) has a step of its own in its
-# health index (-109 to +44 cycles of RUL between cycles 155 and 156, with its settings
-# unchanged), and its windows (0.4 % of the validation windows) would set the threshold at
-# 855 against a 99th percentile of 14: no stitched window would ever be flagged.
+# The discontinuity threshold is a margin (STEP_MARGIN) x this quantile of the validation
+# windows' statistics, not their largest: fd004's validation unit 11 (split seed 0) has a step
+# of its own in its health index (-109 to +44 cycles of RUL between cycles 155 and 156), and
+# its windows (0.4 % of the validation windows) would set the threshold at 855 against a 99th
+# percentile of 14 (measured on a first, unwhitened form of the index statistic): no stitched
+# window would ever be flagged.
 STEP_QUANTILE = 0.995
 # Its margin is MARGIN on the standardised step, i.e. MARGIN^2 on the squared statistic the
 # graph compares. With MARGIN on the square, 1.02 % of fd003's clean full test windows were
