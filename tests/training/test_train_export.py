@@ -121,13 +121,20 @@ def test_export_writes_card_and_metadata_per_contract(exported):
         "unknown_condition": 8,
         "inconsistent": 16,
         "noisy": 32,
+        "drifting": 64,
     }
     window_bits = {"direction": 1, "repeated_cycles": 2, "short_history": 4, "out_of_order": 8}
+    window_bits["discontinuity"] = 16
     assert quality["window_bits"] == window_bits
-    window_checks = {"direction", "repeated_cycles", "short_history"}
-    assert set(quality["checks"]) >= {"inconsistent", "noisy", *window_checks}
+    window_checks = {"direction", "repeated_cycles", "short_history", "discontinuity"}
+    assert set(quality["checks"]) >= {"inconsistent", "noisy", "drifting", *window_checks}
     assert len(quality["direction_slope"]) == 31 and len(quality["consistency_z"]) == len(quality["columns"])
     assert np.shape(quality["noise_mssd"]) == (31, len(quality["columns"]))
+    # the continuity checks: per operating condition (1 here) the noise; per history the thresholds
+    assert np.shape(quality["health_noise"]) == (1,)
+    assert np.shape(quality["level_noise"]) == (1, len(quality["columns"]))
+    assert len(quality["step_threshold"]) == 31 and len(quality["level_threshold"]) == 31
+    assert np.shape(quality["drift_slope"]) == (31, len(quality["columns"]))
     assert quality["columns"] == card["preprocessing"]["sensors"] and quality["max_masked"] == 3
     assert "80 training units" in quality["calibrated_on"] and "status_rule" in quality
     order = quality["order_detector"]  # the learned order check's summary; its weights: graph and file
