@@ -236,15 +236,19 @@ class QualityExplainer:
                        "the window?")  # fmt: skip
             return Flag(None, check, problem, tuple(repeated))
         if check == "discontinuity":
-            return Flag(None, check, self._discontinuity(real_window, masked, labels), ())
+            problem, junction = self._discontinuity(real_window, masked, labels)
+            return Flag(None, check, problem, (junction,))
         full = self.checks.window_length or n
         problem = (f"uses {n} cycles of history; the model reads {full}: the answer rests on less, and its "
                    "interval is the one calibrated for histories of this length")  # fmt: skip
         return Flag(None, check, problem, ())
 
-    def _discontinuity(self, real_window: np.ndarray, masked: list[int], labels: np.ndarray) -> str:
+    def _discontinuity(
+        self, real_window: np.ndarray, masked: list[int], labels: np.ndarray
+    ) -> tuple[str, int]:
         """Where the window steps and by how much, as the graph's discontinuity check measures
-        it (training/continuity.py); the statistic furthest beyond its threshold is worded."""
+        it (training/continuity.py); the statistic furthest beyond its threshold is worded. And
+        the first cycle after the step (the flag's `cycles`)."""
         z = self._filled_z(real_window, masked)
         condition = self._conditions(real_window.astype(np.float64))
         h = z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
@@ -256,16 +260,18 @@ class QualityExplainer:
         limits = (thresholds[0][full], thresholds[1][full])
         steps, errors = _steps(np.c_[h / health_noise, z / np.sqrt(level_noise), h])  # (n, 2 + C), (n,)
         statistics = np.c_[steps[:, 0] ** 2, np.mean(steps[:, 1:-1] ** 2, axis=1)] / np.asarray(limits)
-        j, which = np.unravel_index(int(np.argmax(statistics)), statistics.shape)
+        row, which = np.unravel_index(int(np.argmax(statistics)), statistics.shape)
+        j = max(int(row), 1)  # row 0 has no step; the graph flags only where a step is measured
         seen, allowed = np.sqrt(statistics[j, which] * limits[which]), np.sqrt(limits[which])
         if which == 0:
             what = f"the sensors' health index moves by {steps[j, -1] * errors[j]:+.3g} cycles of RUL"
         else:
             what = f"the {len(self.checked)} sensors' readings move (root mean square over them)"
-        return (f"the engine's history steps between cycles {int(labels[j - 1])} and {int(labels[j])}: "
-                f"{what} against the trend of the rest of the window, {seen:.3g} standard errors where one "
-                f"engine's windows in training reach at most {allowed:.3g}; are these the cycles of two "
-                "engines (a join on the wrong key, a tail number reused)?")  # fmt: skip
+        problem = (f"the engine's history steps between cycles {int(labels[j - 1])} and {int(labels[j])}: "
+                   f"{what} against the trend of the rest of the window, {seen:.3g} standard errors where "
+                   f"one engine's windows in training reach at most {allowed:.3g}; are these the cycles of "
+                   "two engines (a join on the wrong key, a tail number reused)?")  # fmt: skip
+        return problem, int(labels[j])
 
     @staticmethod
     def _gap_flag(labels: np.ndarray) -> Flag | None:
