@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.servers import start_minimal_fastapi, start_ours, thread_cpu_seconds
-from bench.service_bench import MODEL, bodies, real_windows, wrk
+from bench.service_bench import MODEL, bodies, single_window, wrk
 
 
 def one_round(server, body: Path, seconds: float) -> dict:
@@ -47,7 +47,7 @@ def main() -> None:
         help="also run ours with this RUL_* setting (repeatable), e.g. RUL_BATCHING=false",
     )  # fmt: skip
     args = parser.parse_args()
-    window = real_windows(args.data_dir, 1000, 50)[-1:]  # service_bench's single window
+    window = single_window(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         body = bodies(window, Path(tmp))
         servers = {"ours": (start_ours(True, model=MODEL), body["ours"]),

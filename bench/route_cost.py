@@ -13,12 +13,13 @@ import argparse
 import asyncio
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.service_bench import MODEL, real_windows
+from bench.service_bench import MODEL, bodies, single_window
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHING = os.environ.get("RUL_BATCHING", "true") == "true"
@@ -131,9 +132,9 @@ def peer_app():
 
 
 async def main_async(args) -> dict:
-    window = real_windows(args.data_dir, 1000, 50)[-1:]  # service_bench's single window
-    ours_body = json.dumps({"windows": [{"readings": w.tolist()} for w in window]}).encode()
-    peer_body = json.dumps({"windows": window.tolist()}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = bodies(single_window(args.data_dir), Path(tmp))
+        ours_body, peer_body = paths["ours"].read_bytes(), paths["peer"].read_bytes()
     ours, peer = ours_app(), peer_app()
     await lifespan_started(ours)
     ours.state.service.requests.bind({"the one request"})  # as uvicorn's task set holds it alone

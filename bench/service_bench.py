@@ -62,6 +62,11 @@ def real_windows(data_dir: str, n: int, window_length: int) -> np.ndarray:
     return np.round(windows[:n].astype(np.float64), 4)
 
 
+def single_window(data_dir: str, batch_windows: int = 1000, window_length: int = 50) -> np.ndarray:
+    """(1, W, 24) the single-window runs' window: the last of the batch runs' windows."""
+    return real_windows(data_dir, batch_windows, window_length)[-1:]
+
+
 def bodies(windows: np.ndarray, directory: Path) -> dict[str, Path]:
     """The same windows as each server's request body: ours ({"windows": [{"readings": ...}]})
     and the peers' ({"windows": [readings, ...]})."""
@@ -210,7 +215,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "small").mkdir()
         (Path(tmp) / "big").mkdir()
-        small = bodies(windows[-1:], Path(tmp) / "small")
+        small = bodies(windows[-1:], Path(tmp) / "small")  # single_window, as route_cost and c1_cost send
         big = bodies(windows, Path(tmp) / "big")
 
         results["bare_onnxruntime_windows_per_s"] = round(

@@ -1,7 +1,8 @@
-"""The continuity checks' arithmetic (issue "One engine, one continuous history"), in numpy so
-that the graph (training/input_checks.py), their fit (training/quality_fit.py) and the
-service's sentences (service/core/check_sentences.py keeps its own copy of `step_sizes`, as it
-imports nothing from training/) compute the same numbers.
+"""The continuity checks (issue "One engine, one continuous history"): their arithmetic in
+numpy, for their fit (training/quality_fit.py), and `ContinuityCheck`, the part of the graph's
+checks (training/input_checks.py) that applies them. The service's sentences
+(service/core/continuity_sentences.py) compute the same steps by least squares, as the service
+imports nothing from training/.
 
 - discontinuity: a window is one engine's history, so its health index (z @ wear, cycles of
   RUL) follows one smooth trend. The statistic is, over every position j of the real cycles,
@@ -12,8 +13,8 @@ imports nothing from training/) compute the same numbers.
   a step into the index where the two histories meet, as large as the two engines' wear
   differs. A quadratic trend, not a straight line: near failure the wear accelerates, and a
   straight line leaves the last cycles of one engine's own clean history looking like a step
-  (measured: fd001's largest clean validation statistic 56 with a line, 28 with the
-  quadratic; its 99th percentile 12).
+  (measured on fd001's validation windows, the sensors' statistic below: 1.25 x its largest
+  56 with a line, 35 with the quadratic; its 99th percentile 8.1 and 3.1).
   The same step is also taken per checked sensor (its robust z-score, in units of its own
   per-cycle noise) and averaged over the sensors (`level`): two engines at the same wear
   still differ in their sensors' levels, and the networks read those levels (measured on
@@ -24,10 +25,14 @@ imports nothing from training/) compute the same numbers.
   the noise of s_8 and s_13 differs 8-9 fold between conditions.
 - drifting: per checked column, the least-squares slope over the real cycles of its residual
   from its estimate from the other sensors (the wear all sensors share cancels in it), in
-  robust s.d. per cycle (the slope weights are `slope_weights`, the graph's `_slope`).
+  robust s.d. per cycle (`slopes_of_last` for the fit; in the graph QualityCheck._slope).
 """
 
 import numpy as np
+import torch
+from torch import nn
+
+from training.quality_stats import QualityStats
 
 MIN_STEP_HISTORY = 5  # fewer real cycles: no step is estimated (a quadratic and a step need 4)
 
@@ -49,22 +54,6 @@ def step_projections(window_length: int) -> np.ndarray:
             inverse = np.linalg.inv(x.T @ x)
             out[n, start + j, start:] = (inverse @ x.T)[3] / np.sqrt(inverse[3, 3])
     return out
-
-
-def step_sizes(h: np.ndarray) -> np.ndarray:
-    """(n,) an index over a history's real cycles -> (n,) the least-squares step at each row j
-    on top of a quadratic trend (index units; 0 at j = 0 and where n < MIN_STEP_HISTORY):
-    the sizes `step_projections` standardises."""
-    n = len(h)
-    sizes = np.zeros(n)
-    if n < MIN_STEP_HISTORY:
-        return sizes
-    t = np.arange(n)
-    centred = (t - t.mean()) / n
-    for j in range(1, n):
-        x = np.c_[np.ones(n), centred, centred**2, (t >= j).astype(float)]
-        sizes[j] = np.linalg.lstsq(x, h, rcond=None)[0][3]
-    return sizes
 
 
 def condition_noise(steps: np.ndarray, now: np.ndarray, before: np.ndarray, n_conditions: int) -> np.ndarray:
@@ -90,3 +79,66 @@ def slopes_of_last(x: np.ndarray, n: int) -> np.ndarray:
     """(N, W, C) -> (N, C) least-squares slope of each column over each window's last n rows."""
     t = np.arange(n) - (n - 1) / 2
     return np.einsum("nwc,w->nc", x[:, -n:], t / (t @ t))
+
+
+def _floats(values: list) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def blame_signature(imputation: torch.Tensor, thresholds: torch.Tensor, power: int = 1) -> torch.Tensor:
+    """(C, C) unit columns: a fault in column c moves the residuals (each column minus its
+    estimate from the others) along column c of (I - imputation), raised to `power` for
+    variances, divided by each residual's threshold (C,): what the inconsistent, noisy and
+    drifting checks match the residuals against to blame one column."""
+    signature = (torch.eye(len(imputation)) - imputation) ** power / thresholds.unsqueeze(1)
+    return torch.nan_to_num(signature / signature.norm(dim=0, keepdim=True).clamp(min=1e-12))
+
+
+class ContinuityCheck(nn.Module):
+    """The continuity checks in the graph, on what QualityCheck has computed: `drifting` from
+    the residuals' slopes, `discontinuity` from the health index and the sensors' z-scores.
+    Statistics fitted before these checks have none of their fields: the checks never fire."""
+
+    def __init__(self, stats: QualityStats, window_length: int, imputation: torch.Tensor):
+        super().__init__()
+        n_checked, n_conditions = len(stats.column_index), len(stats.centroids) or 1
+        never = [float("inf")] * (window_length + 1)
+        self.register_buffer(
+            "drift_slope", _floats(stats.drift_slope or [[float("inf")] * n_checked] * len(never))
+        )
+        # a drift in column c moves the residuals' slopes, over the full-window thresholds
+        self.register_buffer("drift_signature", blame_signature(imputation, self.drift_slope[window_length]))
+        projections = torch.tensor(step_projections(window_length), dtype=torch.float32)
+        self.register_buffer("step_projection", projections)  # (W + 1, W, W)
+        health_noise = torch.tensor(stats.health_noise or [1.0] * n_conditions, dtype=torch.float32)
+        self.register_buffer("health_noise", health_noise)  # (K,) s.d.
+        level_noise = torch.tensor(
+            stats.level_noise or [[1.0] * n_checked] * n_conditions, dtype=torch.float32
+        )
+        self.register_buffer("level_noise", level_noise.sqrt())  # (K, C) s.d.
+        self.register_buffer(
+            "step_threshold", torch.tensor(stats.step_threshold or never, dtype=torch.float32)
+        )
+        self.register_buffer(
+            "level_threshold", torch.tensor(stats.level_threshold or never, dtype=torch.float32)
+        )
+
+    def drifting(self, slopes: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """slopes (B, C) of the residuals over n (B,) real cycles -> (B, C) bool: the column whose
+        drift signature best explains them, where some slope is above its threshold."""
+        ratio = slopes / self.drift_slope[n.long()]  # (B, C)
+        fit = (ratio @ self.drift_signature).abs()  # (B, C)
+        return (fit >= fit.amax(dim=1, keepdim=True)) & (ratio.abs().amax(dim=1, keepdim=True) > 1.0)
+
+    def discontinuity(
+        self, h: torch.Tensor, z: torch.Tensor, condition: torch.Tensor, n: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) the larger of the two statistics, each over its threshold for n real cycles
+        (above 1 flags): the largest squared standardised step of the index h (B, W), and the
+        largest mean over the sensors of their squared standardised steps, z (B, W, C); each
+        cycle whitened by its condition's (B, W) noise."""
+        projection = self.step_projection[n.long()]  # (B, W, W)
+        steps = (projection @ (h / self.health_noise[condition]).unsqueeze(-1)).squeeze(-1)  # (B, W)
+        index_term = (steps**2).amax(dim=1) / self.step_threshold[n.long()]
+        levels = ((projection @ (z / self.level_noise[condition])) ** 2).mean(dim=-1)  # (B, W)
+        return torch.maximum(index_term, levels.amax(dim=1) / self.level_threshold[n.long()])

@@ -28,13 +28,9 @@ Per checked sensor column, over the window:
   (I - imputation), and the column whose signature best explains the residuals is flagged. It
   is checked only when no per-cycle or noisy check fired and no cycle is repeated (their
   faults would move every residual).
-- drifting: the column's residual from its estimate from the others trends across the window:
-  its least-squares slope over the real cycles above MARGIN x the largest of the validation
-  windows with as many real cycles (calibration drift, fouling: a sensor moving slowly away
-  from what the others say, within range and without a jump). Blamed like inconsistent (a
-  drift in column c moves the residual slopes along column c of I - imputation) and checked
-  only when no per-cycle or noisy check fired; a drifting column is masked like any flagged
-  one, and `inconsistent` is then not checked (the drift also moves the mean residual).
+- drifting: the column's residual from its estimate from the others trends across the window
+  (calibration drift, fouling; training/continuity.py); blamed like inconsistent and masked,
+  after which `inconsistent` is not checked.
 Per settings column, per cycle:
 - unknown_condition: the operational setting far from every training operating condition
   (another flight regime or engine type, e.g. FD002 windows sent to fd001).
@@ -54,14 +50,8 @@ Per window (the `window_flags` output):
 - repeated_cycles: more consecutive real cycles identical in all 24 columns than any training
   window has (a latest cycle repeated to fill the window);
 - short_history: fewer real cycles than the window (the interval is that history's own);
-- discontinuity: the health index (flagged columns imputed), or the sensors' levels on
-  average, step somewhere in the window against their own quadratic trend more than
-  validation windows do: the largest squared standardised step over every position
-  (training/continuity.py) above STEP_MARGIN (MARGIN on the step, squared) x the
-  STEP_QUANTILE quantile of the validation windows' with as many real cycles. One engine's
-  cycles follow each other; another engine's cycles inside the window (appended at the end,
-  even one, or in the middle: a join on the wrong key, a reused tail number) step the index
-  by the difference of the two engines' wear.
+- discontinuity: another engine's cycles inside the window: the health index or the sensors'
+  levels step against their own trend more than validation windows do (training/continuity.py).
 A window flagged `direction` or `out_of_order` is read by the networks in order of wear
 (training/wear_order.py), so its answer errs on the early side instead of calling a worn engine
 healthy.
@@ -83,7 +73,7 @@ validation window is flagged and the rule is fixed before any test unit is looke
 import torch
 from torch import nn
 
-from training.continuity import step_projections
+from training.continuity import ContinuityCheck, blame_signature
 from training.order_check import load_detector
 from training.padding import fill_padding, real_rows
 from training.quality_stats import (
@@ -115,9 +105,22 @@ class QualityCheck(nn.Module):
         super().__init__()
         self.stats = stats
         self.n_settings = stats.n_settings
-        n_cols = stats.n_columns
-        n_checked = len(stats.column_index)
         self.window_length = window_length
+        self._per_cycle_statistics(stats)
+        self._window_statistics(stats, window_length)
+        self.continuity = ContinuityCheck(stats, window_length, self.imputation)
+        fit = stats.order_detector
+        self.order = (
+            load_detector(fit, len(stats.column_index), window_length) if fit and "state" in fit else None
+        )
+        self.order_threshold = float(fit["threshold"]) if self.order is not None else 0.0
+        self._raw_column_maps(stats)
+        self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
+        self.wear_order = WearOrder(window_length)
+
+    def _per_cycle_statistics(self, stats: QualityStats) -> None:
+        """Operating conditions, robust scales and the per-cycle thresholds; the sensors'
+        covariance and the estimate of each from the others."""
         self.register_buffer("column_index", torch.tensor(stats.column_index, dtype=torch.long))
         self.register_buffer("settings_scale", torch.tensor(stats.settings_scale, dtype=torch.float32))
         self.register_buffer("centroids", torch.tensor(stats.centroids, dtype=torch.float32))  # (K, 3)
@@ -129,75 +132,38 @@ class QualityCheck(nn.Module):
         self.register_buffer("precision", torch.tensor(stats.precision, dtype=torch.float32))  # (C, C)
         self.register_buffer("imputation", torch.tensor(stats.imputation, dtype=torch.float32))  # (C, C)
         self.mahalanobis_threshold = float(stats.mahalanobis_threshold) or 1.0
-        # Window-level checks (absent from statistics fitted before them: never fire).
+        self.repeated_allowed = float(stats.repeated_allowed)
+
+    def _window_statistics(self, stats: QualityStats, window_length: int) -> None:
+        """The window-level checks' index and thresholds (absent from statistics fitted before
+        them: never fire) and the signatures that blame one column."""
+        n_checked = len(stats.column_index)
+        never = [float("inf")] * (window_length + 1)
         self.register_buffer(
             "wear", torch.tensor(stats.wear or [0.0] * n_checked, dtype=torch.float32)
         )  # (C,)
-        no_direction = [float("inf")] * (window_length + 1)
-        self.register_buffer(
-            "direction_slope", torch.tensor(stats.direction_slope or no_direction)
-        )  # (W + 1,)
-        self.register_buffer(
-            "successive_difference", torch.tensor(stats.successive_difference or no_direction)
-        )  # (W + 1,)
-        consistency = stats.consistency_z or [float("inf")] * n_checked
+        self.register_buffer("direction_slope", torch.tensor(stats.direction_slope or never))  # (W + 1,)
+        self.register_buffer("successive_difference", torch.tensor(stats.successive_difference or never))
         no_noise = [[float("inf")] * n_checked] * (window_length + 1)
-        self.register_buffer(
-            "noise_mssd", torch.tensor(stats.noise_mssd or no_noise, dtype=torch.float32)
-        )  # (W + 1, C)
-        self.register_buffer("consistency_z", torch.tensor(consistency, dtype=torch.float32))  # (C,)
-        # an offset in column c moves the whitened residuals along column c of (I - A) / thr
-        signature = (torch.eye(n_checked) - self.imputation) / self.consistency_z.unsqueeze(1)
-        signature = torch.nan_to_num(signature / signature.norm(dim=0, keepdim=True).clamp(min=1e-12))
-        self.register_buffer("signature", signature)  # (C, C) unit columns
-        # noise in column c adds to the residuals' successive differences along the squared
-        # column c of (I - A), over the full-window thresholds
-        full_noise = self.noise_mssd[window_length].unsqueeze(1)  # (C, 1)
-        noise_signature = (torch.eye(n_checked) - self.imputation) ** 2 / full_noise
-        noise_signature = noise_signature / noise_signature.norm(dim=0, keepdim=True).clamp(min=1e-12)
-        self.register_buffer("noise_signature", torch.nan_to_num(noise_signature))  # (C, C) unit columns
-        # The continuity checks (training/continuity.py; absent from older statistics: never fire).
-        no_drift = [[float("inf")] * n_checked] * (window_length + 1)
-        self.register_buffer(
-            "drift_slope", torch.tensor(stats.drift_slope or no_drift, dtype=torch.float32)
-        )  # (W + 1, C)
-        # a drift in column c moves the residuals' slopes along column c of (I - A), over the
-        # full-window thresholds
-        full_drift = self.drift_slope[window_length].unsqueeze(1)  # (C, 1)
-        drift_signature = (torch.eye(n_checked) - self.imputation) / full_drift
-        drift_signature = drift_signature / drift_signature.norm(dim=0, keepdim=True).clamp(min=1e-12)
-        self.register_buffer("drift_signature", torch.nan_to_num(drift_signature))  # (C, C) unit columns
-        projections = torch.tensor(step_projections(window_length), dtype=torch.float32)
-        self.register_buffer("step_projection", projections)  # (W + 1, W, W)
-        n_conditions = len(stats.centroids) or 1
-        self.register_buffer(
-            "health_noise", torch.tensor(stats.health_noise or [1.0] * n_conditions, dtype=torch.float32)
-        )  # (K,)
-        no_step = [float("inf")] * (window_length + 1)
-        self.register_buffer(
-            "step_threshold", torch.tensor(stats.step_threshold or no_step, dtype=torch.float32)
-        )  # (W + 1,)
-        no_level = [[1.0] * n_checked] * n_conditions
-        self.register_buffer(
-            "level_noise", torch.tensor(stats.level_noise or no_level, dtype=torch.float32).sqrt()
-        )  # (K, C) the s.d.
-        self.register_buffer(
-            "level_threshold", torch.tensor(stats.level_threshold or no_step, dtype=torch.float32)
-        )  # (W + 1,)
-        self.repeated_allowed = float(stats.repeated_allowed)
+        noise = torch.tensor(stats.noise_mssd or no_noise, dtype=torch.float32)
+        self.register_buffer("noise_mssd", noise)  # (W + 1, C)
+        consistency = torch.tensor(stats.consistency_z or [float("inf")] * n_checked, dtype=torch.float32)
+        self.register_buffer("consistency_z", consistency)  # (C,)
+        # an offset in column c moves the residuals' means; noise adds to their successive
+        # differences along the squared column (over the full-window thresholds)
+        self.register_buffer("signature", blame_signature(self.imputation, consistency))  # (C, C)
+        self.register_buffer("noise_signature", blame_signature(self.imputation, noise[window_length], 2))
         self.register_buffer("cycle", torch.arange(window_length, dtype=torch.float32))  # (W,)
-        fit = stats.order_detector
-        self.order = load_detector(fit, n_checked, window_length) if fit and "state" in fit else None
-        self.order_threshold = float(fit["threshold"]) if self.order is not None else 0.0
-        # Scatter the checked columns and the settings into the 24 raw columns (one-hot maps).
-        to_raw = torch.zeros(n_checked, n_cols)
+
+    def _raw_column_maps(self, stats: QualityStats) -> None:
+        """Scatter the checked columns and the settings into the raw columns (one-hot maps)."""
+        n_checked = len(stats.column_index)
+        to_raw = torch.zeros(n_checked, stats.n_columns)
         to_raw[torch.arange(n_checked), torch.tensor(stats.column_index)] = 1.0
         self.register_buffer("to_raw", to_raw)  # (C, 24)
-        settings_to_raw = torch.zeros(self.n_settings, n_cols)
+        settings_to_raw = torch.zeros(self.n_settings, stats.n_columns)
         settings_to_raw[torch.arange(self.n_settings), torch.arange(self.n_settings)] = 1.0
         self.register_buffer("settings_to_raw", settings_to_raw)  # (3, 24)
-        self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
-        self.wear_order = WearOrder(window_length)
 
     def _conditions(self, readings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.n_settings:  # no setting columns: one operating condition, never unknown
@@ -252,26 +218,6 @@ class QualityCheck(nn.Module):
         if h.dim() == 3:
             return (dt.unsqueeze(-1) * h).sum(dim=1) / spread.unsqueeze(-1)
         return (dt * h).sum(dim=1) / spread
-
-    def _discontinuity(
-        self, h: torch.Tensor, z: torch.Tensor, condition: torch.Tensor, n: torch.Tensor
-    ) -> torch.Tensor:
-        """(B,) the larger of the discontinuity statistics (training/continuity.py), each over
-        its threshold for n real cycles (above 1 flags): the largest squared standardised step
-        of the index h (B, W), and the largest mean over the sensors of their squared
-        standardised steps, z (B, W, C); each cycle whitened by its condition's noise."""
-        projection = self.step_projection[n.long()]  # (B, W, W)
-        steps = (projection @ (h / self.health_noise[condition]).unsqueeze(-1)).squeeze(-1)  # (B, W)
-        index_term = (steps**2).amax(dim=1) / self.step_threshold[n.long()]
-        levels = ((projection @ (z / self.level_noise[condition])) ** 2).mean(dim=-1)  # (B, W)
-        return torch.maximum(index_term, levels.amax(dim=1) / self.level_threshold[n.long()])
-
-    def _drifting(self, residual: torch.Tensor, real: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """(B, C) bool: the column whose drift signature best explains the residuals' slopes,
-        where some slope is above its threshold for n real cycles."""
-        ratio = self._slope(residual, real, n) / self.drift_slope[n.long()]  # (B, C)
-        fit = (ratio @ self.drift_signature).abs()  # (B, C)
-        return (fit >= fit.amax(dim=1, keepdim=True)) & (ratio.abs().amax(dim=1, keepdim=True) > 1.0)
 
     def _residual(self, z: torch.Tensor) -> torch.Tensor:
         """Each column minus its estimate from the others, per cycle (B, W, C)."""
@@ -334,7 +280,7 @@ class QualityCheck(nn.Module):
         repeated = self._repeated(readings, real).float().sum(dim=1)  # (B,)
         repeated_term = repeated / (self.repeated_allowed + 0.5)  # (B,) above 1: more than training
         clean_otherwise = ~(per_cycle | noisy).any(dim=1, keepdim=True) & (repeated_term <= 1.0).unsqueeze(1)
-        drifting = self._drifting(residual, real, n) & clean_otherwise  # (B, C)
+        drifting = self.continuity.drifting(self._slope(residual, real, n), n) & clean_otherwise  # (B, C)
         bits = bits + DRIFTING * drifting.float().unsqueeze(1) * real_c.float()
         # inconsistent: only where no per-cycle, noisy or drifting check fired and no cycle is
         # repeated (each moves every residual); the column that best explains the residuals
@@ -364,7 +310,7 @@ class QualityCheck(nn.Module):
                 jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
             )
         backwards, jumbled = direction > 1.0, jumps > 1.0  # (B,) either: read in order of wear
-        discontinuity = self._discontinuity(h, z_filled, condition, n)  # (B,)
+        discontinuity = self.continuity.discontinuity(h, z_filled, condition, n)  # (B,)
         window_flags = (
             DIRECTION * backwards.float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()

@@ -207,17 +207,13 @@ def _fitted(
     targets = np.concatenate([rul_per_cycle(len(u.readings), u.final_rul, rul_cap) for u in train])
     stats.wear = np.linalg.lstsq(np.c_[z_train, np.ones(len(z_train))], targets, rcond=None)[0][:-1].tolist()
     stats.repeated_allowed = max(_repeated_rows(u.readings) for u in train)
-    # the continuity checks' noise, per operating condition: of each sensor and of the index
-    steps, now, before = [], [], []
-    for unit in train:
-        unit_rows = unit.readings.astype(np.float64)
-        steps.append(np.diff(per_unit(unit_rows)[0], axis=0))
-        cond = assign_conditions(unit_rows[:, :n_settings], prep)
-        now.append(cond[1:])
-        before.append(cond[:-1])
-    z_steps, now_k, before_k = np.concatenate(steps), np.concatenate(now), np.concatenate(before)
-    series = np.c_[z_steps, z_steps @ np.asarray(stats.wear)]  # (T, C + 1): the sensors, then the index
-    noise = condition_noise(series, now_k, before_k, n_conditions)  # (K, C + 1)
+    # the continuity checks' noise, per operating condition: of each sensor and of the index,
+    # from the steps between consecutive rows of one unit
+    position = np.concatenate([np.arange(len(u.readings)) for u in train])
+    same_unit = position[1:] > 0  # (T - 1,) rows t - 1 and t of one unit
+    z_steps = np.diff(z_train, axis=0)[same_unit]
+    series = np.c_[z_steps, z_steps @ np.asarray(stats.wear)]  # (T', C + 1): the sensors, then the index
+    noise = condition_noise(series, condition[1:][same_unit], condition[:-1][same_unit], n_conditions)
     stats.level_noise, stats.health_noise = noise[:, :-1].tolist(), np.sqrt(noise[:, -1]).tolist()
     _window_thresholds(stats, val, window_length)
     return stats, train, val

@@ -20,6 +20,7 @@ status and flag types: service/core/window_quality.py):
 
 import numpy as np
 
+from service.core import continuity_sentences
 from service.core.model_card import QualityChecks
 from service.core.window_quality import DEGRADED, OK, OUT_OF_DISTRIBUTION, Flag, WindowQuality
 
@@ -41,22 +42,6 @@ def _fmt(value: float) -> str:
 
 def _cycle_span(labels: list[int]) -> str:
     return f"cycle {labels[0]}" if len(labels) == 1 else f"cycles {labels[0]} to {labels[-1]}"
-
-
-def _steps(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """series (n, M) over a history's real cycles -> ((n, M) the least-squares step of each at
-    each row j on top of a quadratic trend, in its standard errors for unit noise; (n,) that
-    standard error), row 0 zero: the numbers training/continuity.py's projections give the
-    graph."""
-    n = len(series)
-    t = np.arange(n)
-    centred = (t - t.mean()) / n
-    steps, errors = np.zeros(series.shape), np.ones(n)
-    for j in range(1, n):
-        x = np.c_[np.ones(n), centred, centred**2, (t >= j).astype(float)]
-        errors[j] = np.sqrt(np.linalg.inv(x.T @ x)[3, 3])
-        steps[j] = np.linalg.lstsq(x, series, rcond=None)[0][3] / errors[j]
-    return steps, errors
 
 
 class QualityExplainer:
@@ -122,19 +107,6 @@ class QualityExplainer:
                 f"robust s.d. between consecutive cycles (root mean square over {n} cycles), where "
                 f"training windows change by at most {allowed:.2g}; a loose or failing sensor?")  # fmt: skip
 
-    def _drifting(self, real_window: np.ndarray, column: int) -> str:
-        c = self.checked[column]
-        residual = self._residual(real_window, c)
-        n = len(real_window)
-        t = np.arange(n) - (n - 1) / 2
-        slope = float(residual @ t / max(t @ t, 1e-6))
-        thresholds = self.checks.drift_slope or [[float("nan")] * (c + 1)]
-        allowed = float(thresholds[min(n, len(thresholds) - 1)][c])
-        side = "upwards" if slope > 0 else "downwards"
-        return (f"drifts {side} from its estimate from the other sensors by {abs(slope) * (n - 1):.2g} "
-                f"robust s.d. over {n} cycles, where training windows drift at most "
-                f"{allowed * (n - 1):.2g}; a sensor losing its calibration, or fouling?")  # fmt: skip
-
     def _problem(self, check: str, window: np.ndarray, rows: np.ndarray, column: int, real: int) -> str:
         """The sentence for one check of one column; `rows` are the flagged rows of `window`."""
         values = window[rows, column]
@@ -148,7 +120,10 @@ class QualityExplainer:
         if check == "noisy":
             return self._noisy(window[len(window) - real :], column)
         if check == "drifting":
-            return self._drifting(window[len(window) - real :], column)
+            c = self.checked[column]
+            return continuity_sentences.drifting(
+                self.checks, self._residual(window[len(window) - real :], c), c
+            )
         c, k = self.checked[column], self._condition(window[rows[0]])
         center, scale = self.center[k, c], self.scale[k, c]
         if check == "out_of_range":
@@ -171,10 +146,6 @@ class QualityExplainer:
             z[:, masked] = 0.0
             z[:, masked] = (z @ np.asarray(self.checks.imputation).T)[:, masked]
         return z
-
-    def _health_index(self, real_window: np.ndarray, masked: list[int]) -> np.ndarray:
-        """(n,) the window's linear health index as the graph has it: `_filled_z` times `wear`."""
-        return self._filled_z(real_window, masked) @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
 
     def _spike(self, window: np.ndarray, rows: np.ndarray, column: int, c: int) -> str:
         """The first flagged jump, in the sensor's units where both cycles are in one operating
@@ -201,7 +172,8 @@ class QualityExplainer:
         """The whole window's flag `check` (a window_flags bit); real_window (n, 24) its real
         rows, labels (n,) their cycle labels, masked: the checked columns the graph masked."""
         n = len(real_window)
-        h = self._health_index(real_window, masked)
+        z = self._filled_z(real_window, masked)
+        h = z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))  # the health index
         if check == "out_of_order":
             rms = float(np.sqrt(np.mean(np.diff(h) ** 2))) if n > 1 else 0.0
             thresholds = self.checks.successive_difference or [float("nan")]
@@ -236,42 +208,13 @@ class QualityExplainer:
                        "the window?")  # fmt: skip
             return Flag(None, check, problem, tuple(repeated))
         if check == "discontinuity":
-            problem, junction = self._discontinuity(real_window, masked, labels)
+            condition = self._conditions(real_window.astype(np.float64))
+            problem, junction = continuity_sentences.discontinuity(self.checks, z, condition, labels)
             return Flag(None, check, problem, (junction,))
         full = self.checks.window_length or n
         problem = (f"uses {n} cycles of history; the model reads {full}: the answer rests on less, and its "
                    "interval is the one calibrated for histories of this length")  # fmt: skip
         return Flag(None, check, problem, ())
-
-    def _discontinuity(
-        self, real_window: np.ndarray, masked: list[int], labels: np.ndarray
-    ) -> tuple[str, int]:
-        """Where the window steps and by how much, as the graph's discontinuity check measures
-        it (training/continuity.py); the statistic furthest beyond its threshold is worded. And
-        the first cycle after the step (the flag's `cycles`)."""
-        z = self._filled_z(real_window, masked)
-        condition = self._conditions(real_window.astype(np.float64))
-        h = z @ np.asarray(self.checks.wear or [0.0] * len(self.checked))
-        health_noise = np.asarray(self.checks.health_noise or [1.0])[condition]
-        level_noise = np.asarray(self.checks.level_noise or [[1.0]])[condition]
-        n = len(h)
-        thresholds = (self.checks.step_threshold or [np.nan], self.checks.level_threshold or [np.nan])
-        full = min(n, len(thresholds[0]) - 1)
-        limits = (thresholds[0][full], thresholds[1][full])
-        steps, errors = _steps(np.c_[h / health_noise, z / np.sqrt(level_noise), h])  # (n, 2 + C), (n,)
-        statistics = np.c_[steps[:, 0] ** 2, np.mean(steps[:, 1:-1] ** 2, axis=1)] / np.asarray(limits)
-        row, which = np.unravel_index(int(np.argmax(statistics)), statistics.shape)
-        j = max(int(row), 1)  # row 0 has no step; the graph flags only where a step is measured
-        seen, allowed = np.sqrt(statistics[j, which] * limits[which]), np.sqrt(limits[which])
-        if which == 0:
-            what = f"the sensors' health index moves by {steps[j, -1] * errors[j]:+.3g} cycles of RUL"
-        else:
-            what = f"the {len(self.checked)} sensors' readings move (root mean square over them)"
-        problem = (f"the engine's history steps between cycles {int(labels[j - 1])} and {int(labels[j])}: "
-                   f"{what} against the trend of the rest of the window, {seen:.3g} standard errors where "
-                   f"one engine's windows in training reach at most {allowed:.3g}; are these the cycles of "
-                   "two engines (a join on the wrong key, a tail number reused)?")  # fmt: skip
-        return problem, int(labels[j])
 
     @staticmethod
     def _gap_flag(labels: np.ndarray) -> Flag | None:
