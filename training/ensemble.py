@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from training import stitch_check
 from training.calibration_weights import window_weights
 from training.checkpoint import MembersMean, RawReadingsModel, ServingGraph, load_checkpoint
 from training.constants import PADDING_RULE
@@ -80,11 +81,15 @@ def load_members(
 
 
 def build_graph(
-    checkpoint_paths: list[str], data_dir: str | None, order_fit: OrderFit | None = None, dataset: str = ""
+    checkpoint_paths: list[str],
+    data_dir: str | None,
+    order_fit: OrderFit | None = None,
+    dataset: str = "",
+    stitch_fit: OrderFit | None = None,
 ) -> tuple[ServingGraph, list[dict], Subset]:
     """The graph rul-export exports, from the checkpoints: the members, the input checks fitted
-    on their training units with the learned order check rul-train wrote (`order_fit`, by
-    default the file beside the first checkpoint: order_check.beside), and the interval and
+    on their training units with the learned checks rul-train wrote (`order_fit`, `stitch_fit`;
+    by default the files beside the first checkpoint: training/learned_checks.py), and the interval and
     predictive distribution calibrated here, once, on held-out windows (`calibration_windows`),
     for full windows and each band of shorter history. Nothing is trained here."""
     members, checkpoints, subset = load_members(checkpoint_paths, data_dir, dataset)
@@ -92,8 +97,9 @@ def build_graph(
     window_length, spec = first["window_length"], subset.spec
     checked = first["preprocessing"]["feature_names"]
     order_fit = order_fit or saved_order_check(checkpoint_paths[0])
+    stitch_fit = stitch_fit or saved_stitch_check(checkpoint_paths[0])
     quality = fit_quality(subset.train, spec.operating_conditions, checked, window_length, order_fit,
-                          spec.features, len(spec.settings), first["rul_cap"])  # fmt: skip
+                          spec.features, len(spec.settings), first["rul_cap"], stitch_fit)  # fmt: skip
     held_out = calibration_windows(members, checkpoints, subset)
     bands, quantiles = calibrated(held_out, window_length, first["interval"], first["rul_cap"])
     check = QualityCheck(quality, window_length)
@@ -123,6 +129,17 @@ def saved_order_check(checkpoint: str) -> OrderFit:
     if not path.exists():
         raise ValueError(f"no learned order check at {path}: rul-train writes it beside the checkpoints "
                          "it trains (checkpoints from elsewhere: rul-export --order-check FILE)")  # fmt: skip
+    return read_fit(path)
+
+
+def saved_stitch_check(checkpoint: str) -> OrderFit:
+    """The learned stitch check rul-train wrote beside `checkpoint`."""
+    path = stitch_check.beside(checkpoint)
+    if not path.exists():
+        raise ValueError(f"no learned stitch check at {path}: rul-train writes it beside the checkpoints it "
+                         f"trains; for a checkpoint trained before it existed: python -m "
+                         f"training.learned_checks --checkpoint {checkpoint} (checkpoints from elsewhere: "
+                         "rul-export --stitch-check FILE)")  # fmt: skip
     return read_fit(path)
 
 

@@ -28,13 +28,14 @@ from training.constants import (
     PADDING_RULE,
 )
 from training.data import Subset
-from training.ensemble import build_graph, saved_order_check
+from training.ensemble import build_graph, saved_order_check, saved_stitch_check
 from training.evaluate import evaluate_last_windows, rmse_all_windows, torch_predict_fn
 from training.order_check import beside, read_fit
 from training.parity import check_parity, faulty_copies, onnx_predict_fn
 from training.quality_stats import CHECK_NAMES, WINDOW_CHECK_NAMES, quality_card
 from training.recipes import RECIPES
 from training.static_graph import make_static
+from training.stitch_check import beside as stitch_beside
 from training.triton import write_triton_repo
 from training.windows import last_windows, stack_windows
 
@@ -105,14 +106,18 @@ def export(
     recipe: str = "",
     order_check: Path | None = None,
     dataset: str = "",
+    stitch_check: Path | None = None,
 ) -> dict:
     """Build, check and write `<out_dir>/<name>.onnx` and its card; `recipe`: the name in
     training/recipes.py the checkpoints were trained with, recorded in the card. The learned
-    order check is read from `order_check` (default: the one rul-train wrote beside the first
-    checkpoint), so a re-export builds the same graph on any machine; nothing is trained here."""
+    order and stitch checks are read from `order_check` and `stitch_check` (default: the ones
+    rul-train wrote beside the first checkpoint), so a re-export builds the same graph on any
+    machine; nothing is trained here."""
     order_fit = read_fit(order_check) if order_check else saved_order_check(checkpoint_paths[0])
-    order_check = order_check or beside(checkpoint_paths[0])
-    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, order_fit, dataset)
+    stitch_fit = read_fit(stitch_check) if stitch_check else saved_stitch_check(checkpoint_paths[0])
+    learned = {"order_check": str(order_check or beside(checkpoint_paths[0])),
+               "stitch_check": str(stitch_check or stitch_beside(checkpoint_paths[0]))}  # fmt: skip
+    graph, checkpoints, subset = build_graph(checkpoint_paths, data_dir, order_fit, dataset, stitch_fit)
     first = checkpoints[0]
     window_length = first["window_length"]
     # NaN-padded, as served; a data set without test files: its training units' last windows
@@ -132,7 +137,7 @@ def export(
     parity = check_parity(torch_predict_fn(graph), onnx_fn, parity_windows)
     test_metrics = test_figures(onnx_fn, subset, window_length, first["health_thresholds"], first["rul_cap"])
     card = build_card(name, version, recipe, graph, checkpoints, checkpoint_paths, subset, test_metrics,
-                      order_check, parity)  # fmt: skip
+                      learned, parity)  # fmt: skip
     write_metadata(onnx_path, card)
     card["sha256"] = sha256_of(onnx_path)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
@@ -148,7 +153,7 @@ def build_card(
     checkpoint_paths: list[str],
     subset: Subset,
     test_metrics: dict[str, Any],
-    order_check: Path,
+    learned_checks: dict[str, str],
     parity: dict[str, Any],
 ) -> dict[str, Any]:
     """The model card: what the service and every runtime read (DESIGN.md, "The model artifact")."""
@@ -189,7 +194,7 @@ def build_card(
             "config": config,
             "model_config": first["model_config"],
             "checkpoints": list(checkpoint_paths),
-            "order_check": str(order_check),
+            **learned_checks,  # order_check, stitch_check: the files the graph's learned checks came from
             "training_seconds": [c["training_seconds"] for c in checkpoints],
             "torch_version": torch.__version__,
         },
@@ -292,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--order-check", type=Path,
                         help="the learned order check's weights as rul-train wrote them (default: "
                              "order_check.pt beside the first checkpoint); export never trains")  # fmt: skip
+    parser.add_argument("--stitch-check", type=Path,
+                        help="the learned stitch check's weights as rul-train wrote them (default: "
+                             "stitch_check.pt beside the first checkpoint); export never trains")  # fmt: skip
     parser.add_argument(
         "--triton-repo",
         type=Path,
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                          "overwrite it, or choose another --name or --out-dir")  # fmt: skip
         try:
             card = export(args.checkpoint, args.name, args.version, args.out_dir, args.data_dir,
-                          args.recipe or "", args.order_check, args.dataset)  # fmt: skip
+                          args.recipe or "", args.order_check, args.dataset, args.stitch_check)  # fmt: skip
         except (ValueError, FileNotFoundError) as error:
             parser.error(str(error))
         print(json.dumps({"onnx": str(onnx_path), "sha256": card["sha256"], "parity": card["parity"],

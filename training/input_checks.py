@@ -51,7 +51,10 @@ Per window (the `window_flags` output):
   window has (a latest cycle repeated to fill the window);
 - short_history: fewer real cycles than the window (the interval is that history's own);
 - discontinuity: another engine's cycles inside the window: the health index or the sensors'
-  levels step against their own trend more than validation windows do (training/continuity.py).
+  levels step against their own trend more than validation windows do (training/continuity.py),
+  or, on a history of at least 10 cycles, the learned stitch check (training/stitch_check.py, the
+  order check's network trained against windows stitched from two engines) scores it above
+  every validation window;
 A window flagged `direction` or `out_of_order` is read by the networks in order of wear
 (training/wear_order.py), so its answer errs on the early side instead of calling a worn engine
 healthy.
@@ -59,7 +62,8 @@ A column flagged by any check is masked (replaced by its estimate from the other
 One out-of-distribution score per window: the largest of the settings' distance, the mean
 per-cycle Mahalanobis distance of the (masked, imputed) sensor z-scores over the real cycles,
 the direction slope, the successive differences (or exp(learned order score - its threshold)),
-the repeated-cycle count and the discontinuity statistic, each divided by
+the repeated-cycle count and the discontinuity statistic (or exp(learned stitch score - its
+threshold)), each divided by
 its threshold, so a score above 1 means "not like the training data". The health index of the
 window-level checks is taken with flagged columns imputed, so one faulty sensor (already
 masked) does not make the whole window look out of order.
@@ -91,6 +95,8 @@ from training.quality_stats import (
     UNKNOWN_CONDITION,
     QualityStats,
 )
+from training.stitch_check import MIN_CYCLES as STITCH_MIN_CYCLES
+from training.stitch_check import STITCH_CHECK_FILE
 from training.stuck_runs import StuckRuns, shift_in_zero
 from training.wear_order import WearOrder
 
@@ -114,6 +120,13 @@ class QualityCheck(nn.Module):
             load_detector(fit, len(stats.column_index), window_length) if fit and "state" in fit else None
         )
         self.order_threshold = float(fit["threshold"]) if self.order is not None else 0.0
+        fit = stats.stitch_detector
+        self.stitch = (
+            load_detector(fit, len(stats.column_index), window_length, "stitch check", STITCH_CHECK_FILE)
+            if fit
+            else None
+        )
+        self.stitch_threshold = float(fit["threshold"]) if self.stitch is not None else 0.0
         self._raw_column_maps(stats)
         self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
         self.wear_order = WearOrder(window_length)
@@ -311,6 +324,10 @@ class QualityCheck(nn.Module):
             )
         backwards, jumbled = direction > 1.0, jumps > 1.0  # (B,) either: read in order of wear
         discontinuity = self.continuity.discontinuity(h, z_filled, condition, n)  # (B,)
+        if self.stitch is not None:  # learned stitch check, histories of MIN_CYCLES on: above 1 flags
+            judged = (n >= STITCH_MIN_CYCLES).float()
+            margin = (self.stitch(z_filled) - self.stitch_threshold).clamp(max=10.0)
+            discontinuity = torch.maximum(discontinuity, judged * torch.exp(margin))
         window_flags = (
             DIRECTION * backwards.float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()

@@ -20,7 +20,8 @@ concatenated to the input.
 """
 
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,17 +87,20 @@ def reorder_index(batch: int, window_length: int, generator: torch.Generator) ->
 
 @dataclass
 class OrderFit:
-    """The fitted detector, as plain lists for the checkpoint (not the card: `summary`)."""
+    """A fitted detector (the learned order check's, or the learned stitch check's:
+    training/stitch_check.py), as plain lists for the checkpoint (not the card: `summary`)."""
 
     hidden: int
     state: dict[str, list]  # parameter name -> nested lists
-    threshold: float  # the largest score of a validation window in order
+    threshold: float  # the largest score of a clean validation window
     calibrated_on: str
+    faults_trained_on: list[str] = field(default_factory=lambda: list(ORDER_FAULTS))
 
     def summary(self) -> dict:
         parameters = sum(int(np.asarray(v).size) for v in self.state.values())
         return {"hidden": self.hidden, "parameters": parameters, "threshold": self.threshold,
-                "faults_trained_on": list(ORDER_FAULTS), "calibrated_on": self.calibrated_on}  # fmt: skip
+                "faults_trained_on": list(self.faults_trained_on),
+                "calibrated_on": self.calibrated_on}  # fmt: skip
 
 
 ORDER_CHECK_FILE = "order_check.pt"  # beside the checkpoints it was trained for
@@ -129,12 +133,14 @@ def read_fit(path: Path) -> OrderFit:
     return OrderFit(**{**saved, "state": {k: v.tolist() for k, v in saved["state"].items()}})
 
 
-def load_detector(fit: dict, n_columns: int, window_length: int) -> OrderDetector:
+def load_detector(
+    fit: dict, n_columns: int, window_length: int, what: str = "order check", file: str = ORDER_CHECK_FILE
+) -> OrderDetector:
     sensors, length = np.shape(fit["state"]["first.weight"])[1], np.shape(fit["state"]["position"])[1]
     if (sensors, length) != (n_columns, window_length):
-        raise ValueError(f"the learned order check was trained for {sensors} sensors and windows of "
+        raise ValueError(f"the learned {what} was trained for {sensors} sensors and windows of "
                          f"{length} cycles, not {n_columns} and {window_length}: rul-train writes the right "
-                         f"one ({ORDER_CHECK_FILE}) beside the checkpoints it trains")  # fmt: skip
+                         f"one ({file}) beside the checkpoints it trains")  # fmt: skip
     detector = OrderDetector(n_columns, window_length, fit["hidden"])
     detector.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in fit["state"].items()})
     return detector.eval()
@@ -145,10 +151,12 @@ def scores(detector: OrderDetector, z: torch.Tensor) -> np.ndarray:
         return torch.cat([detector(z[i : i + 4096]) for i in range(0, len(z), 4096)]).numpy()
 
 
-def fit_order_detector(z_train: torch.Tensor, z_val: torch.Tensor, seed: int = 0) -> OrderFit:
-    """Train on z_train (N, W, C), every full window in order of the training units, against
-    reordered copies of them, for EPOCHS passes; threshold on z_val, the validation units' full
-    windows in order."""
+def train_detector(
+    z_train: torch.Tensor, faulty: Callable[[torch.Tensor, torch.Generator], torch.Tensor], seed: int = 0
+) -> tuple[OrderDetector, int]:
+    """Train a detector on z_train (N, W, C), clean windows, against `faulty(pick, generator)`:
+    faulty copies of the windows z_train[pick], for EPOCHS passes of ORDER_BATCH clean and as
+    many faulty windows per step. Returns the detector (eval mode) and the steps taken."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n, w, c = z_train.shape
@@ -158,15 +166,25 @@ def fit_order_detector(z_train: torch.Tensor, z_val: torch.Tensor, seed: int = 0
     labels = torch.cat([torch.zeros(ORDER_BATCH), torch.ones(ORDER_BATCH)])
     for _ in range(steps):
         pick = torch.randint(0, n, (ORDER_BATCH,), generator=generator)
-        in_order = z_train[pick]
-        order = reorder_index(ORDER_BATCH, w, generator)
-        reordered = in_order.gather(1, order.unsqueeze(-1).expand(-1, -1, c))
-        logits = detector(torch.cat([in_order, reordered]))
+        logits = detector(torch.cat([z_train[pick], faulty(pick, generator)]))
         loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    detector.eval()
+    return detector.eval(), steps
+
+
+def fit_order_detector(z_train: torch.Tensor, z_val: torch.Tensor, seed: int = 0) -> OrderFit:
+    """Train on z_train (N, W, C), every full window in order of the training units, against
+    reordered copies of them, for EPOCHS passes; threshold on z_val, the validation units' full
+    windows in order."""
+    n, w, c = z_train.shape
+
+    def reordered(pick: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        order = reorder_index(len(pick), w, generator)
+        return z_train[pick].gather(1, order.unsqueeze(-1).expand(-1, -1, c))
+
+    detector, steps = train_detector(z_train, reordered, seed)
     threshold = float(scores(detector, z_val).max())
     state = {k: v.tolist() for k, v in detector.state_dict().items()}
     note = (f"trained on {n} full windows of the training units in order against reordered copies "

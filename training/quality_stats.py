@@ -62,6 +62,9 @@ class QualityStats:
     # the learned order check (training/order_check.py OrderFit: weights and threshold); the
     # card carries its summary, without the weights
     order_detector: dict | None = None
+    # the learned stitch check (training/stitch_check.py, an OrderFit too); None: not fitted,
+    # only the step checks judge continuity
+    stitch_detector: dict | None = None
     # (W + 1, C) threshold on the mean squared successive difference of each column's residual
     # from its estimate from the others, by real cycles in the window (index n): the noisy check
     noise_mssd: list[list[float]] | None = None
@@ -126,7 +129,9 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "health_noise) on top of a quadratic trend, in standard errors, above step_threshold[cycles "
             "used]; or the largest over j of the mean over the checked sensors of their squared "
             "standardised steps (each cycle divided by the square root of its condition's level_noise) "
-            "above level_threshold[cycles used]: "
+            "above level_threshold[cycles used]; or, on a history of at least 10 cycles, the learned stitch "
+            "check's score above stitch_detector.threshold (the order check's network, trained against "
+            "windows stitched with another engine's cycles: training/stitch_check.py): "
             "the cycles of two engines in one window (window_flags bit; training/continuity.py)",
             "repeated_cycles": "more consecutive real cycles equal in all 24 columns than repeated_allowed "
             "(the most in any training unit) (window_flags bit)",
@@ -136,7 +141,8 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
             "over the real cycles, flagged columns imputed, / mahalanobis_threshold; settings distance / "
             "settings_z; direction slope and successive difference / their thresholds (on a full window at "
             "least exp(order score - order_detector.threshold)); repeated cycles / "
-            "(repeated_allowed + 0.5); the discontinuity statistic / its threshold; the health index with "
+            "(repeated_allowed + 0.5); the discontinuity statistic / its threshold (at least "
+            "exp(stitch score - stitch_detector.threshold)); the health index with "
             "flagged columns imputed",
         },
         "bits": {name: bit for bit, name in CHECK_NAMES.items()},
@@ -153,4 +159,5 @@ def quality_card(stats: QualityStats) -> dict[str, Any]:
         "(training/wear_order.py); every other window as sent",
         **stats.to_dict(),
         "order_detector": OrderFit(**stats.order_detector).summary() if stats.order_detector else None,
+        "stitch_detector": OrderFit(**stats.stitch_detector).summary() if stats.stitch_detector else None,
     }

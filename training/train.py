@@ -6,8 +6,9 @@
 
 Reads top to bottom (`train`): the starting point, the data and its split, the windows, the
 preprocessing, the network, the loop with early stopping on the validation units, the
-checkpoint, and the learned order check beside it. The interval and the predictive
-distribution are calibrated by rul-export, once, on every member's held-out windows.
+checkpoint, and the learned order and stitch checks beside it (training/learned_checks.py).
+The interval and the predictive distribution are calibrated by rul-export, once, on every
+member's held-out windows.
 Every field of TrainConfig and ModelConfig is a flag (`rul-train --help`; training/config.py).
 """
 
@@ -15,7 +16,6 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
@@ -25,15 +25,14 @@ from training.constants import DEFAULT_WINDOW_LENGTHS, OTHER_WINDOW_LENGTH
 from training.data import Subset, Unit, check_training_units, extra_subset_names, load_data, load_subset
 from training.fit import Fitted, Windows, fit
 from training.labels import health_labels
+from training.learned_checks import write_learned_checks
 from training.model import DualTaskModel
-from training.order_check import beside, read_fit, save_fit, trained_for
 from training.preprocessing import (
     PreprocessingStats,
     Preprocessor,
     fit_imputation,
     fit_preprocessing,
 )
-from training.quality_fit import fit_order_check
 from training.recipes import RECIPES
 from training.windows import split_per_source, stack_windows
 
@@ -150,27 +149,9 @@ def checkpoint_facts(config: TrainConfig, data: TrainingData, stats: Preprocessi
     }
 
 
-def write_order_check(config: TrainConfig, data: TrainingData, stats: PreprocessingStats) -> Path:
-    """The learned order check (training/order_check.py) for this data set, window length and
-    sensors, beside the checkpoint, where rul-export reads it: trained once per directory (a
-    recipe's members share it); one already there for other windows or sensors is refused."""
-    path = beside(config.out)
-    columns, window_length = stats.feature_names, data.window_length
-    if path.exists():
-        if trained_for(read_fit(path)) != (len(columns), window_length):
-            raise ValueError(f"{path} holds the learned order check of other sensors or windows than "
-                             f"this run's ({len(columns)} sensors, {window_length} cycles): write the "
-                             "checkpoint to another directory (--out / --out-dir)")  # fmt: skip
-        return path
-    spec = data.subset.spec
-    save_fit(fit_order_check(data.subset.train, spec.operating_conditions, list(columns), window_length,
-                             spec.features, len(spec.settings), spec.rul_cap), path)  # fmt: skip
-    return path
-
-
 def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     """Run one training and return the checkpoint facts (also written to config.out), with the
-    learned order check beside it."""
+    learned checks beside it."""
     started = time.time()
     torch.manual_seed(config.seed)
     if config.threads:
@@ -183,7 +164,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict:
     fitted = fit(config, model, Preprocessor(stats), data.subset, data.window_length, windows)
     facts = checkpoint_facts(config, data, stats, fitted, started)
     save_checkpoint(config.out, fitted.kept, facts)
-    write_order_check(config, data, stats)
+    write_learned_checks(config.out, data.subset, stats.feature_names, data.window_length)
     return facts
 
 

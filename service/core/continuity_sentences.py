@@ -46,10 +46,18 @@ def discontinuity(
         what = f"the sensors' health index moves by {found[j, -1] * errors[j]:+.3g} cycles of RUL"
     else:
         what = f"the {z.shape[1]} sensors' readings move (root mean square over them)"
-    problem = (f"the engine's history steps between cycles {int(labels[j - 1])} and {int(labels[j])}: "
-               f"{what} against the trend of the rest of the window, {seen:.3g} standard errors where "
-               f"one engine's windows in training reach at most {allowed:.3g}; are these the cycles of "
-               "two engines (a join on the wrong key, a tail number reused)?")  # fmt: skip
+    between = f"between cycles {int(labels[j - 1])} and {int(labels[j])}"
+    question = "are these the cycles of two engines (a join on the wrong key, a tail number reused)?"
+    if statistics[j, which] <= 1.0 and checks.stitch_detector:  # the graph's learned stitch check fired
+        problem = (f"the {len(h)} cycles do not follow each other as one engine's do: the learned stitch "
+                   "check (trained against windows stitched from two engines) scores this window above "
+                   f"every validation window, though no step is beyond the step checks' limit (the largest, "
+                   f"{between}: {what}, {seen:.3g} standard errors, where {allowed:.3g} are allowed); "
+                   f"{question}")  # fmt: skip
+        return problem, int(labels[j])
+    problem = (f"the engine's history steps {between}: {what} against the trend of the rest of the "
+               f"window, {seen:.3g} standard errors where one engine's windows in training reach at most "
+               f"{allowed:.3g}; {question}")  # fmt: skip
     return problem, int(labels[j])
 
 

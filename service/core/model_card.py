@@ -89,6 +89,8 @@ class QualityChecks(BaseModel):
     step_threshold: list[float] | None = None
     level_threshold: list[float] | None = None
     drift_slope: list[list[float]] | None = None
+    # the learned stitch check's summary (exports since 2026.12.07.2): it also sets discontinuity
+    stitch_detector: dict | None = None
 
 
 class ModelCard(BaseModel):

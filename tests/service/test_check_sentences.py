@@ -188,6 +188,8 @@ def _breaks_its_limit(check: str, problem: str) -> bool:
     if check == "out_of_order":  # the health index's jumps, or the learned check's score
         found = re.search(rf"changes by {NUMBER} cycles of RUL .* at most {NUMBER}", problem)
         return "learned order check" in problem or float(found.group(1)) >= float(found.group(2)) * 0.95
+    if check == "discontinuity" and "learned stitch check" in problem:  # its score: no number to break
+        return "no step is beyond the step checks' limit" in problem
     numbers = [float(v) for v in re.search(SENTENCE_LIMITS[check], problem).groups() if v is not None]
     if check == "out_of_range":
         *values, low, high = numbers

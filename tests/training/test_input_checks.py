@@ -17,7 +17,7 @@ from training.input_checks import QualityCheck
 from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality_fit import fit_order_check, fit_quality
+from training.quality_fit import fit_order_check, fit_quality, fit_stitch_check
 from training.quality_stats import (
     DIRECTION,
     DISCONTINUITY,
@@ -32,6 +32,7 @@ from training.quality_stats import (
     STUCK,
     UNKNOWN_CONDITION,
 )
+from training.stitch_check import OUTLIER_GAP, threshold_of
 from training.studies.order_errors import every_window
 from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 
@@ -50,8 +51,14 @@ def order_fit(fd001):
 
 
 @pytest.fixture(scope="module")
-def check(fd001, order_fit):
-    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW, order_fit)
+def stitch_fit(fd001):
+    """The learned stitch check, trained once (as rul-train does) for the checks fitted here."""
+    return fit_stitch_check(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+
+
+@pytest.fixture(scope="module")
+def check(fd001, order_fit, stitch_fit):
+    stats = fit_quality(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW, order_fit, stitch_fit=stitch_fit)
     return QualityCheck(stats, WINDOW).eval()
 
 
@@ -317,6 +324,48 @@ def test_another_engines_cycles_inside_the_window_are_a_discontinuity(check, fd0
     assert caught.mean() >= (0.6 if k == 1 else 0.8), caught.mean()
     assert (ood[caught] > 1.0).all()
     assert not (run(check, worn, window_flags=True)[3] & DISCONTINUITY).any()
+
+
+@pytest.mark.parametrize("k", [5, 12])
+def test_the_learned_stitch_check_catches_stitched_windows_the_step_checks_pass(check, fd001, windows, k):
+    """Every full test window with its last k cycles taken from another test engine at a random
+    point of its life (any wear, so many junctions are faint): the learned stitch check
+    (training/stitch_check.py) flags windows the step checks alone pass, and with it most are
+    flagged discontinuity; the clean windows are not (test_clean_test_windows_flag_nothing)."""
+    rng = np.random.default_rng(k)
+    donors = [u.readings for u in fd001.test if len(u.readings) >= 40]
+    stitched = windows.copy()
+    for i in range(len(stitched)):
+        donor = donors[rng.integers(len(donors))]
+        start = rng.integers(len(donor) - k + 1)
+        stitched[i, -k:] = donor[start : start + k]
+    with_it = (run(check, stitched, window_flags=True)[3] & DISCONTINUITY) != 0
+    steps_only = QualityCheck(dataclasses.replace(check.stats, stitch_detector=None), WINDOW).eval()
+    without = (run(steps_only, stitched, window_flags=True)[3] & DISCONTINUITY) != 0
+    assert (with_it & ~without).sum() >= 0.05 * len(stitched), ((with_it & ~without).sum(), len(stitched))
+    assert with_it.mean() >= 0.6, with_it.mean()
+    assert not (without & ~with_it).any()  # the learned check only adds
+
+
+def test_the_stitch_threshold_leaves_out_only_a_unit_far_above_the_others():
+    """The largest validation score, but a unit whose windows score more than OUTLIER_GAP above
+    every other unit's (a step of its own) does not set it. Unit ids as a data set names them
+    (text in the mixed fleet and in a TOML data set)."""
+    owners = np.array(["a/1", "a/1", "b/2", "b/2", "c"])
+    assert threshold_of(np.array([0.5, 2.0, 1.0, 1.5, 0.2]), owners)[0] == 2.0
+    close = np.array([0.5, 2.0 + OUTLIER_GAP - 0.1, 1.0, 2.0, 0.2])
+    assert threshold_of(close, owners)[0] == pytest.approx(2.0 + OUTLIER_GAP - 0.1)
+    far = np.array([0.5, 2.0 + OUTLIER_GAP + 0.1, 1.0, 2.0, 0.2])
+    value, how = threshold_of(far, owners)
+    assert value == 2.0 and "but unit a/1's" in how
+
+
+def test_the_learned_stitch_check_judges_histories_of_ten_cycles_on(check, windows):
+    """A history shorter than the stitch check's MIN_CYCLES is never flagged by it: the
+    step checks alone judge it (as without the learned check)."""
+    short = cut_history(windows, np.full(len(windows), 8))
+    steps_only = QualityCheck(dataclasses.replace(check.stats, stitch_detector=None), WINDOW).eval()
+    np.testing.assert_array_equal(run(check, short, True)[3], run(steps_only, short, True)[3])
 
 
 @pytest.mark.parametrize("direction", [1.0, -1.0])

@@ -32,7 +32,8 @@ def test_shipped_model_matches_its_checkpoints_and_card(card_path, cmapss_dir):
     checkpoints = [str(ROOT / p) for p in card["training"]["checkpoints"]]
     # the order check the model was shipped with: trained again on another CPU it has other weights
     order_fit = read_fit(ROOT / card["training"]["order_check"])
-    graph, _, subset = build_graph(checkpoints, str(cmapss_dir), order_fit)
+    stitch_fit = read_fit(ROOT / card["training"]["stitch_check"])
+    graph, _, subset = build_graph(checkpoints, str(cmapss_dir), order_fit, stitch_fit=stitch_fit)
     # a data set without test files (the mixed fleet): its training units' last windows
     windows, _ = last_windows(subset.test or subset.train, card["window_length"])
     windows = np.concatenate([windows, faulty_copies(windows, card["quality"]["column_index"])])

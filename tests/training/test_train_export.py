@@ -18,7 +18,7 @@ from training.evaluate import evaluate_checkpoint, rmse_all_windows, torch_predi
 from training.export import export, sha256_of
 from training.export import main as export_main
 from training.intervals import IntervalBands, calibrate_uncapped, interval_bounds
-from training.order_check import read_fit
+from training.order_check import read_fit, save_fit
 from training.parity import FAULT_KINDS, PARITY_TOLERANCE_RUL, faulty_copies, max_abs_diff, onnx_predict_fn
 from training.preprocessing import fit_preprocessing
 from training.quality_stats import NOISY, SHORT_HISTORY
@@ -143,6 +143,12 @@ def test_export_writes_card_and_metadata_per_contract(exported):
     saved = read_fit(Path(card["training"]["order_check"]))  # written beside the checkpoint, for re-exports
     assert Path(card["training"]["order_check"]).parent == Path(card["training"]["checkpoints"][0]).parent
     assert saved.summary() == order
+    stitch = quality["stitch_detector"]  # the learned stitch check's, likewise
+    assert set(stitch) == set(order) and "stitched" in stitch["calibrated_on"]
+    assert any("another engine" in fault for fault in stitch["faults_trained_on"])
+    assert "learned stitch check" in quality["checks"]["discontinuity"]
+    assert read_fit(Path(card["training"]["stitch_check"])).summary() == stitch
+    assert Path(card["training"]["stitch_check"]).parent == Path(card["training"]["checkpoints"][0]).parent
     assert (
         card["parity"]["max_abs_diff_quality_flags"] == 0 and card["parity"]["max_abs_diff_window_flags"] == 0
     )
@@ -320,12 +326,12 @@ def test_rul_train_names_a_bad_subset_flag(capsys):
     assert "only subsets with the same conditions can be pooled" in capsys.readouterr().err
 
 
-def test_export_never_trains_and_names_a_missing_order_check(
+def test_export_never_trains_and_names_a_missing_learned_check(
     trained, cmapss_dir, tmp_path, monkeypatch, capsys
 ):
-    """rul-train wrote the learned order check beside its checkpoint; rul-export reads it and
-    trains nothing (training the detector here fails the test); a checkpoint without one is
-    refused naming the file and the way to get it."""
+    """rul-train wrote the learned order and stitch checks beside its checkpoint; rul-export
+    reads them and trains nothing (training a detector here fails the test); a checkpoint
+    without one is refused naming the file and the way to get it."""
     import shutil
 
     import training.quality_fit
@@ -334,6 +340,7 @@ def test_export_never_trains_and_names_a_missing_order_check(
         raise AssertionError("rul-export trained the order check")
 
     monkeypatch.setattr(training.quality_fit, "fit_order_detector", no_training)
+    monkeypatch.setattr(training.quality_fit, "fit_stitch_detector", no_training)
     assert (Path(trained[0]).parent / "order_check.pt").exists()
     export([str(trained[0])], "again", "0", str(tmp_path), str(cmapss_dir))
     alone = tmp_path / "alone" / "tiny.pt"
@@ -345,6 +352,46 @@ def test_export_never_trains_and_names_a_missing_order_check(
     error = capsys.readouterr().err
     assert f"no learned order check at {alone.parent / 'order_check.pt'}" in error
     assert "rul-train writes it beside the checkpoints" in error and "--order-check FILE" in error
+    # with its order check but not the stitch check (a checkpoint from before it): refused
+    # naming the command that writes it
+    shutil.copy(Path(trained[0]).parent / "order_check.pt", alone.parent / "order_check.pt")
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(alone), "--name", "x", "--out-dir", str(tmp_path / "out"),
+                     "--data-dir", str(cmapss_dir)])  # fmt: skip
+    error = capsys.readouterr().err
+    assert f"no learned stitch check at {alone.parent / 'stitch_check.pt'}" in error
+    assert f"python -m training.learned_checks --checkpoint {alone}" in error
+
+
+def test_learned_checks_writes_what_a_checkpoint_lacks_and_refuses_another_shape(
+    trained, cmapss_dir, tmp_path
+):
+    """`python -m training.learned_checks` on a checkpoint with its order check but no stitch
+    check (one trained before it): trains the stitch check beside it, keeps the order check as
+    it was, and the export then goes through; a file for another window length is refused."""
+    import shutil
+
+    from training.learned_checks import main as learned_checks_main
+
+    alone = tmp_path / "old" / "tiny.pt"
+    alone.parent.mkdir()
+    shutil.copy(trained[0], alone)
+    shutil.copy(Path(trained[0]).parent / "order_check.pt", alone.parent / "order_check.pt")
+    order_before = (alone.parent / "order_check.pt").read_bytes()
+    learned_checks_main(["--checkpoint", str(alone), "--data-dir", str(cmapss_dir)])
+    assert (alone.parent / "order_check.pt").read_bytes() == order_before
+    assert read_fit(alone.parent / "stitch_check.pt").summary()["faults_trained_on"]
+    card = export([str(alone)], "old", "0", str(tmp_path / "out"), str(cmapss_dir))
+    assert card["training"]["stitch_check"] == str(alone.parent / "stitch_check.pt")
+    other = tmp_path / "other" / "tiny.pt"
+    other.parent.mkdir()
+    shutil.copy(trained[0], other)
+    shutil.copy(alone.parent / "order_check.pt", other.parent / "order_check.pt")
+    fit = read_fit(alone.parent / "stitch_check.pt")
+    fit.state["position"] = [row[:20] for row in fit.state["position"]]  # as if for 20-cycle windows
+    save_fit(fit, other.parent / "stitch_check.pt")
+    with pytest.raises(ValueError, match="holds a learned check of other sensors or windows"):
+        learned_checks_main(["--checkpoint", str(other), "--data-dir", str(cmapss_dir)])
 
 
 def test_ensemble_export_averages_members_and_recalibrates(trained, cmapss_dir, tmp_path):
