@@ -269,3 +269,43 @@ def test_every_sentence_agrees_with_the_graphs_verdict(model, cmapss_dir):
     expected = {"out_of_range", "direction", "repeated_cycles", "short_history", "discontinuity", "drifting"}
     assert expected <= seen, seen
     assert len(seen) >= 9, seen
+
+
+def test_a_window_the_learned_stitch_check_flags_says_which_check_and_the_largest_step(cmapss_dir):
+    """fd001 as served: the test engines' last windows with their last 5 cycles taken from
+    another test engine at a random point of its life. Every window the graph flags
+    `discontinuity` is out of distribution and worded: as a step beyond its limit where one
+    is, else as the learned stitch check's verdict (training/stitch_check.py), naming the
+    largest step and the limit it stays under; some are of each kind."""
+    import re
+
+    from service.core import pipeline
+    from service.core.predictor import Predictor
+    from service.core.providers import SessionConfig
+    from training.windows import last_windows
+
+    predictor = Predictor.load(MODELS_DIR / "fd001.onnx", SessionConfig("cpu"))
+    w = predictor.window_length
+    units = load_subset("FD001", cmapss_dir).test
+    clean, _ = last_windows(units, w)
+    rng = np.random.default_rng(5)
+    stitched = clean.copy()
+    for i in range(len(stitched)):
+        donor = units[(i + 1 + rng.integers(len(units) - 1)) % len(units)].readings
+        start = rng.integers(len(donor) - 4)
+        stitched[i, -5:] = donor[start : start + 5]
+    answers = pipeline.answer_now(predictor, pipeline.from_tensor(stitched.astype(np.float32)))
+    kinds = []
+    for i, quality in enumerate(answers.quality):
+        if not answers.outputs["window_flags"][i] & predictor.card.quality.window_bits["discontinuity"]:
+            continue
+        assert quality.status == "out_of_distribution"
+        (problem,) = [p for _, check, p, _ in quality.flags if check == "discontinuity"]
+        if "learned stitch check" in problem:
+            found = re.search(rf"{NUMBER} standard errors, where {NUMBER} are allowed", problem)
+            assert float(found.group(1)) <= float(found.group(2)) * 1.01, problem
+            kinds.append("learned")
+        else:
+            assert _breaks_its_limit("discontinuity", problem), problem
+            kinds.append("step")
+    assert {"learned", "step"} <= set(kinds), kinds

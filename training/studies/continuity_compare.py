@@ -1,11 +1,10 @@
-"""Before and after the continuity checks, side by side: two summary.json files of
-training/studies/continuity_eval.py, on the same windows (its draws are seeded per variant),
-one markdown table per model over the faults both measured:
+"""The continuity faults measured on successive versions of the models, side by side: two or
+more summary.json files of training/studies/continuity_eval.py, on the same windows (its draws
+are seeded per variant), one markdown table per model over the faults all of them measured,
+each column named by its file's directory:
 
-    python -m training.studies.continuity_eval --data-dir ../shared/data/cmapss \
-        --models-dir <the 2026.12.04.2 models and cmapss 2026.12.06> --out results/continuity_before
     python -m training.studies.continuity_compare results/continuity_before/summary.json \
-        results/continuity/summary.json
+        results/continuity_steps_only/summary.json results/continuity/summary.json
 """
 
 import json
@@ -22,22 +21,26 @@ def cell(row: dict | None) -> str:
     return f"{row['ok_share']:.0%} / {worse_text} / {row['near_failure_normal_ok']}"
 
 
-def compare(before: dict, after: dict) -> str:
+def compare(summaries: dict[str, dict]) -> str:
+    """summaries: column name -> summary.json; the last one's models and faults lead."""
+    names = list(summaries)
+    *earlier, last = summaries.values()
     lines = []
-    for model, now in after.items():
-        earlier = before.get(model, {})
-        lines += [f"#### {model}", "", "| fault | before: ok / RMSE over clean / RUL ≤ 30 normal ok | now |",
-                  "|---|---|---|"]  # fmt: skip
+    for model, now in last.items():
+        lines += [f"#### {model}", "", "ok / RMSE over clean / RUL ≤ 30 normal and ok:", "",
+                  "| fault | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]  # fmt: skip
         for name, row in now.items():
-            if name.startswith(("stitched", "slow drift")) and name in earlier:
-                lines.append(f"| {name} | {cell(earlier[name])} | {cell(row)} |")
+            if name.startswith(("stitched", "slow drift")) and all(name in e.get(model, {}) for e in earlier):
+                cells = [cell(e[model][name]) for e in earlier] + [cell(row)]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
 def main() -> None:
-    before, after = (json.loads(Path(p).read_text()) for p in sys.argv[1:3])
-    print(compare(before, after))
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    print(compare({Path(p).parent.name: json.loads(Path(p).read_text()) for p in sys.argv[1:]}))
 
 
 if __name__ == "__main__":
