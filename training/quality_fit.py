@@ -19,10 +19,9 @@ from training.continuity import (
 from training.data import Unit
 from training.input_checks import QualityCheck
 from training.labels import rul_per_cycle
-from training.order_check import OrderFit, fit_order_detector
+from training.order_check import OrderFit
 from training.preprocessing import assign_conditions, fit_preprocessing, imputation_weights
 from training.quality_stats import QualityStats
-from training.stitch_check import MIN_CYCLES, fit_stitch_detector
 from training.windows import split_by_unit, stack_windows
 
 MARGIN = 1.25  # threshold = MARGIN x the largest value on validation units
@@ -133,52 +132,17 @@ def fit_quality(
 ) -> QualityStats:
     """Fit the checks on `units` (a subset's training units): statistics on an 80 % split of
     them, thresholds on the other 20 % (QUALITY_SPLIT); `order_fit` and `stitch_fit`: the
-    learned order and stitch checks, trained before by rul-train (`fit_order_check`,
-    `fit_stitch_check`), never here (without a stitch check, only the step checks judge
+    learned order and stitch checks, trained before by rul-train (training/learned_checks.py),
+    never here (without a stitch check, only the step checks judge
     continuity). features: the raw readings' columns (the data set's settings then sensors),
     the first n_settings of them settings."""
-    stats, _, _ = _fitted(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
+    stats, _, _ = fitted_checks(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
     stats.order_detector = asdict(order_fit)
     stats.stitch_detector = asdict(stitch_fit) if stitch_fit else None
     return stats
 
 
-def fit_order_check(
-    units: list[Unit],
-    n_conditions: int,
-    columns: list[str],
-    window_length: int,
-    features: tuple[str, ...] = INPUT_FEATURES,
-    n_settings: int = len(SETTING_NAMES),
-    rul_cap: float = RUL_CAP,
-) -> OrderFit:
-    """Train the learned order check (training/order_check.py) on the checks' split of `units`:
-    the z-scores of the training part's full windows, thresholded on the validation part's."""
-    stats, train, val = _fitted(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
-    in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
-    return fit_order_detector(in_train, in_val)
-
-
-def fit_stitch_check(
-    units: list[Unit],
-    n_conditions: int,
-    columns: list[str],
-    window_length: int,
-    features: tuple[str, ...] = INPUT_FEATURES,
-    n_settings: int = len(SETTING_NAMES),
-    rul_cap: float = RUL_CAP,
-) -> OrderFit:
-    """Train the learned stitch check (training/stitch_check.py) on the checks' split of
-    `units`: the z-scores of the training part's windows with at least MIN_CYCLES real cycles,
-    padded as served, thresholded on the validation part's."""
-    stats, train, val = _fitted(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
-    (z_train, n_train, _), (z_val, _, owners) = (
-        _windows_z(part, window_length, stats) for part in (train, val)
-    )
-    return fit_stitch_detector(z_train, n_train, z_val, owners)
-
-
-def _fitted(
+def fitted_checks(
     units: list[Unit],
     n_conditions: int,
     columns: list[str],
@@ -187,7 +151,7 @@ def _fitted(
     n_settings: int,
     rul_cap: float,
 ) -> tuple[QualityStats, list[Unit], list[Unit]]:
-    """Every check's statistics and thresholds but the order check's, and the split they
+    """Every check's statistics and thresholds but the learned checks', and the split they
     were fitted on (training part, validation part)."""
     val_fraction, seed = QUALITY_SPLIT
     train, val = split_by_unit(units, val_fraction, seed)
@@ -319,38 +283,6 @@ def _continuity_thresholds(
         for c in range(len(stats.columns))
     ]
     stats.drift_slope = np.array(per_column).T.tolist()  # (W + 1, C)
-
-
-def _full_windows_z(units: list[Unit], window_length: int, stats: QualityStats) -> torch.Tensor:
-    """Every full window of `units` as the graph's sensor z-scores (N, W, C)."""
-    check = QualityCheck(stats, window_length).eval()
-    windows = [
-        np.lib.stride_tricks.sliding_window_view(u.readings, window_length, axis=0).transpose(0, 2, 1)
-        for u in units
-        if len(u.readings) >= window_length
-    ]
-    x = torch.from_numpy(np.concatenate(windows).astype(np.float32))
-    with torch.no_grad():
-        condition, _ = check._conditions(x)
-        return check._robust_z(x, condition)
-
-
-def _windows_z(
-    units: list[Unit], window_length: int, stats: QualityStats
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Every window of `units` with at least MIN_CYCLES real cycles, padded as served, as the
-    graph's sensor z-scores (N, W, C), its real cycles (N,) and its unit's id (N,)."""
-    check = QualityCheck(stats, window_length).eval()
-    x, _ = stack_windows(units, window_length, None, MIN_CYCLES, padding=PADDING_RULE)
-    # stack_windows' windows per unit: one ending at each cycle from the MIN_CYCLES-th on
-    counts = [len(u.readings) - min(MIN_CYCLES, window_length, len(u.readings)) + 1 for u in units]
-    owners = np.repeat([u.unit_id for u in units], counts)
-    parts = []
-    with torch.no_grad():
-        for i in range(0, len(x), 4096):
-            _, n, _, _, z, _ = check.window_statistics(torch.from_numpy(x[i : i + 4096].astype(np.float32)))
-            parts.append((z, n.long()))
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), owners
 
 
 def _repeated_rows(readings: np.ndarray) -> int:

@@ -14,10 +14,11 @@ import torch
 from training.constants import INFORMATIVE_SENSORS, INPUT_FEATURES
 from training.data import load_subset
 from training.input_checks import QualityCheck
+from training.learned_checks import fit_order_check, fit_stitch_check
 from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality_fit import fit_order_check, fit_quality, fit_stitch_check
+from training.quality_fit import fit_quality
 from training.quality_stats import (
     DIRECTION,
     DISCONTINUITY,

@@ -334,13 +334,13 @@ def test_export_never_trains_and_names_a_missing_learned_check(
     without one is refused naming the file and the way to get it."""
     import shutil
 
-    import training.quality_fit
+    import training.learned_checks
 
     def no_training(*args, **kwargs):
         raise AssertionError("rul-export trained the order check")
 
-    monkeypatch.setattr(training.quality_fit, "fit_order_detector", no_training)
-    monkeypatch.setattr(training.quality_fit, "fit_stitch_detector", no_training)
+    monkeypatch.setattr(training.learned_checks, "fit_order_detector", no_training)
+    monkeypatch.setattr(training.learned_checks, "fit_stitch_detector", no_training)
     assert (Path(trained[0]).parent / "order_check.pt").exists()
     export([str(trained[0])], "again", "0", str(tmp_path), str(cmapss_dir))
     alone = tmp_path / "alone" / "tiny.pt"

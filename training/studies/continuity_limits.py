@@ -38,7 +38,7 @@ from training import stitch_check
 from training.data import load_subset
 from training.input_checks import QualityCheck
 from training.order_check import load_detector, read_fit, scores
-from training.quality_fit import _fitted
+from training.quality_fit import fitted_checks
 from training.studies import shipped_models
 from training.studies.continuity_eval import STITCH_K, _answers, _rng, stitched
 from training.windows import last_window, stack_windows
@@ -82,7 +82,7 @@ def evaluate(model: str, models_dir: Path, data_dir: str) -> dict:
     w = predictor.window_length
     subset = load_subset(shipped_models.SUBSETS[model], data_dir)
     spec = subset.spec
-    stats, _, val = _fitted(subset.train, spec.operating_conditions, card["quality"]["columns"], w,
+    stats, _, val = fitted_checks(subset.train, spec.operating_conditions, card["quality"]["columns"], w,
                                 spec.features, len(spec.settings), spec.rul_cap)  # fmt: skip
     check = QualityCheck(stats, w).eval()
     _, h_val, n_val = _z(check, stack_windows(val, w, None, w, "nan")[0].astype(np.float32))
