@@ -20,7 +20,7 @@ import torch
 
 from training import order_check, stitch_check
 from training.checkpoint import load_checkpoint
-from training.constants import INPUT_FEATURES, PADDING_RULE, RUL_CAP, SETTING_NAMES
+from training.constants import PADDING_RULE
 from training.data import Subset, Unit, load_data
 from training.input_checks import QualityCheck
 from training.order_check import OrderFit, fit_order_detector, read_fit, save_fit, trained_for
@@ -30,41 +30,26 @@ from training.stitch_check import MIN_CYCLES as STITCH_MIN_CYCLES
 from training.stitch_check import fit_stitch_detector
 from training.windows import stack_windows
 
+# what quality_fit.fitted_checks returns: the statistics, the training part, the validation part
+Split = tuple[QualityStats, list[Unit], list[Unit]]
 
-def fit_order_check(
-    units: list[Unit],
-    n_conditions: int,
-    columns: list[str],
-    window_length: int,
-    features: tuple[str, ...] = INPUT_FEATURES,
-    n_settings: int = len(SETTING_NAMES),
-    rul_cap: float = RUL_CAP,
-) -> OrderFit:
-    """Train the learned order check (training/order_check.py) on the checks' split of `units`:
-    the z-scores of the training part's full windows, thresholded on the validation part's."""
-    split = fitted_checks(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
+
+def fit_order_check(split: Split, window_length: int) -> OrderFit:
+    """Train the learned order check (training/order_check.py) on the checks' split of the
+    units (`fitted_checks`): the z-scores of the training part's full windows, thresholded on
+    the validation part's."""
     stats, train, val = split
     in_train, in_val = (_full_windows_z(part, window_length, stats) for part in (train, val))
     return fit_order_detector(in_train, in_val)
 
 
-def fit_stitch_check(
-    units: list[Unit],
-    n_conditions: int,
-    columns: list[str],
-    window_length: int,
-    features: tuple[str, ...] = INPUT_FEATURES,
-    n_settings: int = len(SETTING_NAMES),
-    rul_cap: float = RUL_CAP,
-) -> OrderFit:
-    """Train the learned stitch check (training/stitch_check.py) on the checks' split of
-    `units`: the z-scores of the training part's windows with at least STITCH_MIN_CYCLES real cycles,
-    padded as served, thresholded on the validation part's."""
-    split = fitted_checks(units, n_conditions, columns, window_length, features, n_settings, rul_cap)
+def fit_stitch_check(split: Split, window_length: int) -> OrderFit:
+    """Train the learned stitch check (training/stitch_check.py) on the checks' split of the
+    units (`fitted_checks`): the z-scores of the training part's windows with at least
+    STITCH_MIN_CYCLES real cycles, padded as served, thresholded on the validation part's."""
     stats, train, val = split
-    (z_train, n_train, _), (z_val, _, owners) = (
-        _windows_z(part, window_length, stats) for part in (train, val)
-    )
+    z_train, n_train, _ = _windows_z(train, window_length, stats)
+    z_val, _, owners = _windows_z(val, window_length, stats)
     return fit_stitch_detector(z_train, n_train, z_val, owners)
 
 
@@ -108,6 +93,7 @@ def write_learned_checks(
     spec = subset.spec
     fits = ((order_check.beside(checkpoint), fit_order_check),
             (stitch_check.beside(checkpoint), fit_stitch_check))  # fmt: skip
+    split: Split | None = None  # fitted once, for the checks not yet written
     for path, fit in fits:
         if path.exists():
             if trained_for(read_fit(path)) != (len(columns), window_length):
@@ -115,8 +101,9 @@ def write_learned_checks(
                                  f"run's ({len(columns)} sensors, {window_length} cycles): write the "
                                  "checkpoint to another directory (--out / --out-dir)")  # fmt: skip
             continue
-        save_fit(fit(subset.train, spec.operating_conditions, list(columns), window_length, spec.features,
-                     len(spec.settings), spec.rul_cap), path)  # fmt: skip
+        split = split or fitted_checks(subset.train, spec.operating_conditions, list(columns), window_length,
+                                       spec.features, len(spec.settings), spec.rul_cap)  # fmt: skip
+        save_fit(fit(split, window_length), path)
 
 
 def main(argv: list[str] | None = None) -> None:

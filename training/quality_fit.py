@@ -147,9 +147,9 @@ def fitted_checks(
     n_conditions: int,
     columns: list[str],
     window_length: int,
-    features: tuple[str, ...],
-    n_settings: int,
-    rul_cap: float,
+    features: tuple[str, ...] = INPUT_FEATURES,
+    n_settings: int = len(SETTING_NAMES),
+    rul_cap: float = RUL_CAP,
 ) -> tuple[QualityStats, list[Unit], list[Unit]]:
     """Every check's statistics and thresholds but the learned checks', and the split they
     were fitted on (training part, validation part)."""

@@ -18,7 +18,7 @@ from training.learned_checks import fit_order_check, fit_stitch_check
 from training.order_check import OrderFit, load_detector, read_fit, reorder_index, save_fit, scores
 from training.padding import fill_padding, real_rows
 from training.preprocessing import Preprocessor, fit_preprocessing
-from training.quality_fit import fit_quality
+from training.quality_fit import fit_quality, fitted_checks
 from training.quality_stats import (
     DIRECTION,
     DISCONTINUITY,
@@ -46,15 +46,21 @@ def fd001(cmapss_dir):
 
 
 @pytest.fixture(scope="module")
-def order_fit(fd001):
-    """The learned order check, trained once (as rul-train does) for the checks fitted here."""
-    return fit_order_check(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+def split(fd001):
+    """The checks' statistics and the split of the units they were fitted on."""
+    return fitted_checks(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
 
 
 @pytest.fixture(scope="module")
-def stitch_fit(fd001):
+def order_fit(split):
+    """The learned order check, trained once (as rul-train does) for the checks fitted here."""
+    return fit_order_check(split, WINDOW)
+
+
+@pytest.fixture(scope="module")
+def stitch_fit(split):
     """The learned stitch check, trained once (as rul-train does) for the checks fitted here."""
-    return fit_stitch_check(fd001.train, 1, list(INFORMATIVE_SENSORS), WINDOW)
+    return fit_stitch_check(split, WINDOW)
 
 
 @pytest.fixture(scope="module")
