@@ -8,7 +8,7 @@ mean level on top of a smooth trend; near failure one engine's own wear accelera
 trend must bend, and a few foreign cycles at the end of a window bend it as well. Measured
 (docs/results/continuity.md; `python -m training.studies.continuity_limits`): of the stitched
 test windows that the step checks alone answered `ok` while their RUL moved more than 15
-cycles, this network flags 1 439 of 2 332 over the five shipped models, at 0.00-0.45 % of the
+cycles, this network flags 1 439 of 2 332 over the five shipped models, at 0.00-0.44 % of the
 clean full test windows.
 
 The network is the learned order check's (training/order_check.py `OrderDetector`, the same
