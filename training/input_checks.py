@@ -78,7 +78,7 @@ import torch
 from torch import nn
 
 from training.continuity import ContinuityCheck, blame_signature
-from training.order_check import load_detector
+from training.order_check import ORDER_CHECK_FILE, LearnedCheck
 from training.padding import fill_padding, real_rows
 from training.quality_stats import (
     DIRECTION,
@@ -115,18 +115,11 @@ class QualityCheck(nn.Module):
         self._per_cycle_statistics(stats)
         self._window_statistics(stats, window_length)
         self.continuity = ContinuityCheck(stats, window_length, self.imputation)
-        fit = stats.order_detector
-        self.order = (
-            load_detector(fit, len(stats.column_index), window_length) if fit and "state" in fit else None
-        )
-        self.order_threshold = float(fit["threshold"]) if self.order is not None else 0.0
-        fit = stats.stitch_detector
-        self.stitch = (
-            load_detector(fit, len(stats.column_index), window_length, "stitch check", STITCH_CHECK_FILE)
-            if fit
-            else None
-        )
-        self.stitch_threshold = float(fit["threshold"]) if self.stitch is not None else 0.0
+        n_checked = len(stats.column_index)  # the learned checks: the order check judges full windows
+        self.order = LearnedCheck.fitted(stats.order_detector, n_checked, window_length, window_length,
+                                         "order check", ORDER_CHECK_FILE)  # fmt: skip
+        self.stitch = LearnedCheck.fitted(stats.stitch_detector, n_checked, window_length, STITCH_MIN_CYCLES,
+                                          "stitch check", STITCH_CHECK_FILE)  # fmt: skip
         self._raw_column_maps(stats)
         self.stuck_runs = StuckRuns(stats.stuck_run, window_length)
         self.wear_order = WearOrder(window_length)
@@ -318,16 +311,11 @@ class QualityCheck(nn.Module):
         direction = self._slope(h, real, n) / self.direction_slope[n.long()]  # (B,)
         jumps = self._mssd(h, real, n) / self.successive_difference[n.long()]  # (B,)
         if self.order is not None:  # learned order check, full windows only: above 1 flags
-            full = (n >= self.window_length).float()
-            jumps = torch.maximum(
-                jumps, full * torch.exp((self.order(z_filled) - self.order_threshold).clamp(max=10.0))
-            )
+            jumps = torch.maximum(jumps, self.order(z_filled, n))
         backwards, jumbled = direction > 1.0, jumps > 1.0  # (B,) either: read in order of wear
         discontinuity = self.continuity.discontinuity(h, z_filled, condition, n)  # (B,)
         if self.stitch is not None:  # learned stitch check, histories of MIN_CYCLES on: above 1 flags
-            judged = (n >= STITCH_MIN_CYCLES).float()
-            margin = (self.stitch(z_filled) - self.stitch_threshold).clamp(max=10.0)
-            discontinuity = torch.maximum(discontinuity, judged * torch.exp(margin))
+            discontinuity = torch.maximum(discontinuity, self.stitch(z_filled, n))
         window_flags = (
             DIRECTION * backwards.float()
             + REPEATED_CYCLES * (repeated_term > 1.0).float()

@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -144,6 +145,27 @@ def load_detector(
     detector = OrderDetector(n_columns, window_length, fit["hidden"])
     detector.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in fit["state"].items()})
     return detector.eval()
+
+
+class LearnedCheck(nn.Module):
+    """A fitted detector in the graph (the order check's, the stitch check's): z (B, W, C) and
+    the real cycles n (B,) -> (B,) exp(score - threshold), above 1 flags, on histories of at
+    least `min_cycles` real cycles; 0 on shorter ones (not judged)."""
+
+    def __init__(self, fit: dict, n_columns: int, window_length: int, min_cycles: int, what: str, file: str):
+        super().__init__()
+        self.detector = load_detector(fit, n_columns, window_length, what, file)
+        self.threshold = float(fit["threshold"])
+        self.min_cycles = min_cycles
+
+    @classmethod
+    def fitted(cls, fit: dict | None, *args: Any) -> "LearnedCheck | None":
+        """The check of `fit` (an OrderFit as a dict), None where statistics have none."""
+        return cls(fit, *args) if fit and "state" in fit else None
+
+    def forward(self, z: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        judged = (n >= self.min_cycles).float()
+        return judged * torch.exp((self.detector(z) - self.threshold).clamp(max=10.0))
 
 
 def scores(detector: OrderDetector, z: torch.Tensor) -> np.ndarray:
