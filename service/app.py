@@ -78,10 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         asyncio.Semaphore(settings.max_concurrent_scores),
         OpenRequests(),
     )
+    # predict first: routes are matched in order, and single-window predict is the hot path
+    app.include_router(predict.api)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=health.STATIC_DIR), name="static")
     app.include_router(models.api)
-    app.include_router(predict.api)
     app.include_router(score_api)
     app.include_router(oip.health)
     app.include_router(oip.api)

@@ -84,6 +84,11 @@ class TrainConfig:
     # Sensor masking (fault tolerance): the graph replaces a faulty sensor by its estimate
     # from the others (Preprocessor); training with masked windows teaches the network that.
     mask_prob: float = setting(0.0, "share of training windows with one random feature masked (0: off)")
+    # Stitched windows (one engine, one history): a block of another training window's cycles,
+    # labelled as the window it went into (training/stitch_check.py: stitched_readings).
+    stitch_prob: float = setting(
+        0.0, "share of training windows given a block of another window's cycles, host's labels (0: off)"
+    )
     init_from: str = setting(
         "", "start from this checkpoint's weights, preprocessing and unit split (fine-tuning)"
     )

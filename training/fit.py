@@ -19,6 +19,7 @@ from training.loss_weighting import LossWeighting
 from training.metrics import phm08_score, rmse
 from training.model import DualTaskModel
 from training.preprocessing import Preprocessor, masked_validation_mask, random_feature_mask
+from training.stitch_check import stitched_training_windows
 from training.windows import last_windows
 
 
@@ -160,7 +161,8 @@ def one_epoch(
             if config.mask_prob
             else None
         )
-        x = preprocessor(xt[idx], mask)  # (B, W, F)
+        raw = stitched_training_windows(xt[idx], config.stitch_prob, generator)  # (0: as it is)
+        x = preprocessor(raw, mask)  # (B, W, F)
         if config.noise_std:
             x = x + config.noise_std * torch.randn(x.shape, generator=generator)
         rul, logits = model(x)  # (B,), (B, 3)

@@ -70,6 +70,32 @@ def stitched(
     return torch.where((t < first).unsqueeze(-1), first_row, out)
 
 
+def stitched_training_windows(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Training windows x (B, W, C) of raw readings, edge-padded as the networks train (the first
+    real cycle repeated in front), a `share` of them stitched as `stitched` does: a block of
+    another window of the batch at the end, in the middle or at the first real cycle, k
+    log-uniform up to half the shorter history, the padding refilled from the new first row.
+    For `--stitch-prob` (training/fit.py): labelled as the window they went into, they teach
+    the network that a few cycles out of line with the rest of a history must not move its
+    answer (docs/results/continuity.md, "Networks trained against stitched windows")."""
+    if share <= 0 or len(x) < 2:  # draws nothing: runs without it stay as they were
+        return x
+    chosen = torch.rand(len(x), generator=generator) < share
+    if not chosen.any():
+        return x
+    # real cycles: the window less its leading rows equal to the row after them (edge padding)
+    same = (x[:, 1:] == x[:, :-1]).all(dim=2).int()
+    n = x.shape[1] - same.cumprod(dim=1).sum(dim=1)
+    # each chosen window's donor: another window of the batch (the next in a random order)
+    order = torch.randperm(len(x), generator=generator)
+    donor = torch.empty_like(order)
+    donor[order] = order.roll(1)
+    host, give = chosen.nonzero().squeeze(1), donor[chosen]
+    out = x.clone()
+    out[host] = stitched(x[host], n[host], x[give], n[give], generator)
+    return out
+
+
 def threshold_of(val_scores: np.ndarray, owners: np.ndarray) -> tuple[float, str]:
     """The largest of `val_scores` (N,), the validation windows', where `owners` (N,) names each
     window's unit: without the highest unit's windows when that unit stands OUTLIER_GAP above

@@ -14,25 +14,25 @@ from service.core.planning import PlanningError, asked
 from service.core.predictor import Predictor
 from service.core.threads import maybe_in_worker
 from service.core.window_input import WindowError
-from service.settings import Settings
+from service.state import service_state
 from service.transport.dependencies import (
     DefaultPredictor,
     NamedPredictor,
-    SettingsDep,
     answer_request,
     check_explained_count,
 )
 from service.transport.fast_json import FastJSONRoute
 from service.transport.schemas import PredictRequest, PredictResponse
 
+# The settings are read from the service state, not as a dependency: each dependency FastAPI
+# solves costs ~10 us on a ~450 us request path (one window, model run excluded; bench/README.md)
 # /v1: needs a key when keys are set (checked before the body: key_gate.py); JSON bodies parsed with orjson
 api = APIRouter(route_class=FastJSONRoute)
 
 
-async def predict_windows(
-    request: Request, predictor: Predictor, body: PredictRequest, settings: Settings
-) -> Response:
+async def predict_windows(request: Request, predictor: Predictor, body: PredictRequest) -> Response:
     """prepare -> run -> explain -> answer (service/core/pipeline.py) -> JSON for a v1 body."""
+    settings = service_state(request.app).settings
     windows = [(w.id, w.readings) for w in body.windows]
     cycles = [w.cycles for w in body.windows]
     n = len(windows)
@@ -70,11 +70,10 @@ async def predict(
     request: Request,
     body: PredictRequest,
     predictor: NamedPredictor,
-    settings: SettingsDep,
 ) -> Response:
     """RUL, interval, health state, failure probabilities within the horizons asked and the RUL
     at the risk asked, for each window, with the named model."""
-    return await predict_windows(request, predictor, body, settings)
+    return await predict_windows(request, predictor, body)
 
 
 @api.post(
@@ -90,7 +89,6 @@ async def predict_default(
     request: Request,
     body: PredictRequest,
     predictor: DefaultPredictor,
-    settings: SettingsDep,
 ) -> Response:
     """As /v1/models/{model}/predict, with the default model (RUL_DEFAULT_MODEL)."""
-    return await predict_windows(request, predictor, body, settings)
+    return await predict_windows(request, predictor, body)

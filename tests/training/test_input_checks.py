@@ -33,7 +33,7 @@ from training.quality_stats import (
     STUCK,
     UNKNOWN_CONDITION,
 )
-from training.stitch_check import OUTLIER_GAP, threshold_of
+from training.stitch_check import OUTLIER_GAP, stitched_training_windows, threshold_of
 from training.studies.order_errors import every_window
 from training.windows import cut_history, last_windows, pad_front, real_cycles, split_by_unit
 
@@ -443,3 +443,34 @@ def test_masking_leaves_clean_features_unchanged_and_imputes_a_masked_one(fd001,
     # the estimate from the other sensors is far closer to the true z-score than 0.0 read raw
     true_z = prep(x)[..., 2]
     assert (imputed[..., 2] - true_z).abs().mean() < 1.0 < (prep(dead)[..., 2] - true_z).abs().mean()
+
+
+def test_stitched_training_windows_take_a_block_of_another_window_and_keep_edge_padding():
+    """`rul-train --stitch-prob`: a chosen window keeps its own cycles but for one block of
+    consecutive cycles of another window of the batch, at most half its real history; its
+    padding stays the first real cycle repeated (as the networks train); the others are
+    untouched; a share of 0 changes nothing and draws nothing."""
+    rng = np.random.default_rng(0)
+    w, c = 20, 3
+    batch = torch.from_numpy(rng.normal(size=(64, w, c)).astype(np.float32))
+    real = torch.from_numpy(rng.integers(4, w + 1, 64))
+    for i, n in enumerate(real.tolist()):
+        batch[i, : w - n] = batch[i, w - n]  # edge padding
+    generator = torch.Generator().manual_seed(0)
+    out = stitched_training_windows(batch, 0.5, generator)
+    changed = (out != batch).any(dim=2)  # (B, W)
+    stitched_rows = changed.any(dim=1)
+    assert 16 < int(stitched_rows.sum()) < 48
+    rows_of = {tuple(r.tolist()): i for i, window in enumerate(batch) for r in window}
+    for i in torch.nonzero(stitched_rows).squeeze(1).tolist():
+        n = int(real[i])
+        first = w - n
+        block = [t for t in range(first, w) if changed[i, t]]
+        assert 1 <= len(block) <= max(n // 2, 1) and block == list(range(block[0], block[-1] + 1))
+        donors = {rows_of[tuple(out[i, t].tolist())] for t in block}
+        assert len(donors) == 1 and donors != {i}
+        assert (out[i, :first] == out[i, first]).all()  # padding: the new first row repeated
+    assert torch.equal(out[~stitched_rows], batch[~stitched_rows])
+    before = generator.get_state()
+    assert stitched_training_windows(batch, 0.0, generator) is batch
+    assert torch.equal(generator.get_state(), before)
