@@ -24,8 +24,8 @@ from service.transport.dependencies import (
 from service.transport.fast_json import FastJSONRoute
 from service.transport.schemas import PredictRequest, PredictResponse
 
-# The settings are read from the service state, not as a dependency: each dependency FastAPI
-# solves costs ~10 us on a ~450 us request path (one window, model run excluded; bench/README.md)
+# The settings are read from the service state, not as a dependency: that dependency cost ~15 us
+# of a ~430 us request path (one window, the model's run left out; bench/README.md, "Fourth look")
 # /v1: needs a key when keys are set (checked before the body: key_gate.py); JSON bodies parsed with orjson
 api = APIRouter(route_class=FastJSONRoute)
 
