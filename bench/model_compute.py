@@ -4,6 +4,7 @@ sgemm peak measured in the same run.
 
     python -m bench.model_compute --data-dir ../shared/data/cmapss [--models fd001] [--rounds 3]
     python -m bench.model_compute --data-dir ../shared/data/cmapss --provider cuda   # on a GPU host
+    python -m bench.model_compute --data-dir ../shared/data/cmapss --models fd001 --intra-op-threads 1
 
 For each shipped model the PyTorch side is the ServingGraph rebuilt from the checkpoints the
 card lists (what `rul-export` exported: preprocessing, every member, the interval), in eval
@@ -24,6 +25,9 @@ the convolution, the BiLSTM gates (input and recurrent), the attention scorer an
 two FLOPs each, times the ensemble's members. Element-wise work (activations, normalisation,
 softmax) is left out, so the GFLOP/s figures are slightly conservative. torch's own
 FlopCounterMode is not used because it does not count the LSTM, which is ~80 % of the work.
+
+`--intra-op-threads N` gives ONNX Runtime N threads (RUL_INTRA_OP_THREADS, as the service
+would) and writes model_compute_intra<N>.json instead.
 
 Writes bench/results/model_compute.json and prints a table.
 """
@@ -118,13 +122,14 @@ def rate(run, batch: np.ndarray, seconds: float) -> float:
 
 
 def bench_model(name: str, data_dir: str, rounds: int, seconds: float, provider: str = "cpu",
-                batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict:  # fmt: skip
+                batch_sizes: tuple[int, ...] = BATCH_SIZES, intra_op_threads: int = 0) -> dict:  # fmt: skip
     card = json.loads((ROOT / "models" / f"{name}.json").read_text())
     checkpoints = [str(ROOT / p) for p in card["training"]["checkpoints"]]
     graph, loaded, subset = build_graph(checkpoints, data_dir)
     device = "cuda" if provider == "cuda" else "cpu"
     graph.eval().to(device)
-    session = create_session(ROOT / "models" / f"{name}.onnx", SessionConfig(providers=provider))
+    session_config = SessionConfig(providers=provider, intra_op_threads=intra_op_threads)
+    session = create_session(ROOT / "models" / f"{name}.onnx", session_config)
     input_name = session.get_inputs()[0].name
     windows, _ = last_windows(load_subset(card["subsets"][0], data_dir).test, card["window_length"])
     config = ModelConfig(**loaded[0]["model_config"])
@@ -169,6 +174,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timing length of one round")
     parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
+    parser.add_argument("--intra-op-threads", type=int, default=0, help="ORT's threads (0: its default)")
     args = parser.parse_args()
     batch_sizes = tuple(args.batch_sizes)
     on_gpu = args.provider == "cuda"
@@ -180,7 +186,8 @@ def main() -> None:
     peaks = [peak_gflops()]
     models = {}
     for name in args.models:
-        models[name] = bench_model(name, args.data_dir, args.rounds, args.seconds, args.provider, batch_sizes)
+        models[name] = bench_model(name, args.data_dir, args.rounds, args.seconds, args.provider, batch_sizes,
+                                   args.intra_op_threads)  # fmt: skip
         peaks.append(peak_gflops())
     peak = max(peaks)
     for entry in models.values():
@@ -206,13 +213,17 @@ def main() -> None:
         "machine": machine(args.provider),
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__},
-        "threads": {"torch": torch.get_num_threads(), "onnxruntime": "default (one per core)"},
+        "threads": {
+            "torch": torch.get_num_threads(),
+            "onnxruntime": args.intra_op_threads or "default (one per core)",
+        },  # fmt: skip
         "sgemm_peak": peak_name,
         "sgemm_peak_gflops": round(peak, 2),
         "sgemm_gflops_all": [round(p, 2) for p in peaks],
         "models": models,
     }
-    write_result("model_compute", args.provider, out)
+    stem = f"model_compute_intra{args.intra_op_threads}" if args.intra_op_threads else "model_compute"
+    write_result(stem, args.provider, out)
 
 
 if __name__ == "__main__":

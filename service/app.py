@@ -48,16 +48,16 @@ def _on_sighup(app: FastAPI) -> None:
         logger.info("SIGHUP reload not available here (%s); use POST /v1/models/reload", exc)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await load_and_install(app)
+    _on_sighup(app)
+    yield
+    await shutdown(app)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await load_and_install(app)
-        _on_sighup(app)
-        yield
-        await shutdown(app)
-
     # FastAPIOffline: /docs with Swagger UI's assets served from the installed package
     # (FastAPI's own page loads them from a CDN: blank without the internet). No /redoc: ReDoc
     # still fetches its logo from its CDN
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="RUL service",
         summary="Remaining useful life and health state of turbofan engines from sensor windows",
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan,
     )
     metrics = Metrics()
     app.state.service = ServiceState(
@@ -78,6 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         asyncio.Semaphore(settings.max_concurrent_scores),
         OpenRequests(),
     )
+    _add_routes(app)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
+    """The routes, the static files and the error handlers (one error shape per protocol)."""
     # predict first: routes are matched in order, and single-window predict is the hot path
     app.include_router(predict.api)
     app.include_router(health.router)
@@ -88,7 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oip.api)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    # add_middleware wraps what is there: the last added runs first on a request
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """The transport's middleware. add_middleware wraps what is there: the last added runs first
+    on a request."""
     memory = BodyBudget(
         settings.max_bodies_in_memory_bytes, "RUL_MAX_BODIES_IN_MEMORY_BYTES", "held in memory"
     )
@@ -108,4 +119,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestId)
     app.add_middleware(ChunkedAnswers, max_bytes=settings.max_buffered_bytes)  # with http_protocol.py
-    return app

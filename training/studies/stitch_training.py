@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.checkpoint import load_checkpoint
-from training.data import load_data
+from training.ensemble import load_members
 from training.evaluate import torch_predict_fn
 from training.labels import rul_per_cycle
 from training.metrics import rmse
@@ -37,9 +36,9 @@ def stitched_windows(units: list, window_length: int, cap: float, k: int, seed: 
     for i, unit in enumerate(units):
         readings = unit.readings
         rul = rul_per_cycle(len(readings), unit.final_rul, cap)
+        others = [j for j in range(len(units)) if j != i]
         for end in range(len(readings), window_length - 1, -EVERY):
             window = readings[end - window_length : end]
-            others = [j for j in range(len(units)) if j != i]
             donor = units[others[rng.integers(len(others))]].readings
             donor_end = int(rng.integers(k, len(donor) + 1))
             mixed = window.copy()
@@ -47,15 +46,16 @@ def stitched_windows(units: list, window_length: int, cap: float, k: int, seed: 
             clean.append(window)
             foreign.append(mixed)
             truth.append(rul[end - 1])
-    as_array = lambda rows: np.ascontiguousarray(np.stack(rows), dtype=np.float32)  # noqa: E731
-    return as_array(clean), as_array(foreign), np.asarray(truth, dtype=np.float64)
+    return _stacked(clean), _stacked(foreign), np.asarray(truth, dtype=np.float64)
+
+
+def _stacked(windows: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(windows), dtype=np.float32)
 
 
 def judge(checkpoint: Path, data_dir: str) -> dict:
     """The clean validation RMSE rul-train recorded, and per k the move and the RMSEs."""
-    model, facts = load_checkpoint(checkpoint)
-    config = facts["train_config"]
-    subset = load_data(config["subset"], config.get("dataset", ""), data_dir)
+    (model,), (facts,), subset = load_members([str(checkpoint)], data_dir)
     val_ids = set(facts["split"]["validation_units"])
     units = [u for u in subset.train if u.unit_id in val_ids]
     predict = torch_predict_fn(model)

@@ -18,12 +18,12 @@ flagged (what `ok` would stop hiding).
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from training.checkpoint import load_checkpoint
-from training.data import load_data
+from training.ensemble import load_members
 from training.evaluate import torch_predict_fn
 from training.studies.stitch_training import KS, stitched_windows
 
@@ -32,16 +32,9 @@ MOVED = 15.0
 QUANTILE = 99.5
 
 
-def ensemble(paths: list[Path]):  # type: ignore[no-untyped-def]
-    members = [load_checkpoint(p) for p in paths]
-    splits = {tuple(facts["split"]["validation_units"]) for _, facts in members}
-    if len(splits) != 1:
-        raise SystemExit("the members validate on different units: use an ensemble of one split")
-    predicts = [torch_predict_fn(model) for model, _ in members]
-    return (lambda x: np.mean([p(x)["rul"] for p in predicts], axis=0)), members[0][1]  # noqa: E731
-
-
-def disagreement(predict, windows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def disagreement(
+    predict: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(answer on the windows, answer minus (answer without the last m cycles, less m)); the
     shorter window is padded in front by its first cycle repeated, as the graph fills padding."""
     full = predict(windows)
@@ -58,9 +51,13 @@ def main() -> None:
     parser.add_argument("--checkpoints", nargs="+", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    predict, facts = ensemble(args.checkpoints)
-    config = facts["train_config"]
-    subset = load_data(config["subset"], config.get("dataset", ""), args.data_dir)
+    # load_members refuses members that do not share one split
+    members, (facts, *_), subset = load_members([str(p) for p in args.checkpoints], args.data_dir)
+    predicts = [torch_predict_fn(member) for member in members]
+
+    def predict(windows: np.ndarray) -> np.ndarray:  # the ensemble's answer
+        return np.mean([p(windows)["rul"] for p in predicts], axis=0)
+
     val_ids = list(facts["split"]["validation_units"])
     order = np.random.default_rng(0).permutation(len(val_ids))
     fit_ids = {val_ids[i] for i in order[: len(order) // 2]}
@@ -75,14 +72,14 @@ def main() -> None:
         "quantile": QUANTILE,
         "m": {},
     }
+    clean_fit = stitched_windows(fit_units, w, cap, 1)[0]
+    judged = {k: stitched_windows(judge_units, w, cap, k)[:2] for k in KS}  # (clean, stitched) per k
     for m in MS:
-        clean_fit = stitched_windows(fit_units, w, cap, 1)[0]
         band = float(np.percentile(np.abs(disagreement(predict, clean_fit, m)[1]), QUANTILE))
+        answer_clean, d_clean = disagreement(predict, judged[KS[0]][0], m)  # the clean windows of every k
         rows = {}
         for k in KS:
-            clean, foreign, _ = stitched_windows(judge_units, w, cap, k)
-            answer_clean, d_clean = disagreement(predict, clean, m)
-            answer, d = disagreement(predict, foreign, m)
+            answer, d = disagreement(predict, judged[k][1], m)
             flagged, moved = np.abs(d) > band, np.abs(answer - answer_clean) > MOVED
             rows[str(k)] = {
                 "windows": len(d),
